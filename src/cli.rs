@@ -1,0 +1,69 @@
+//! The command line: the clap command tree, and the options every subcommand
+//! shares (kubectl's cluster flags and the two namespaces the runbook spans).
+//! Only parsing lives here; what each command does lives in `commands`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::version::VersionArgs;
+use crate::duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl kms-sts",
+    bin_name = "kubectl kms-sts",
+    version,
+    about = "Enable a Key Management Service to accept Secure Token Service calls on an Istio mesh",
+    long_about = "Enable a Key Management Service (KMS) to accept calls brokered by the Secure \
+                  Token Service (STS) on an Istio-meshed cluster.\n\nEach subcommand replaces a \
+                  part of the manual runbook and can be re-run safely.",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the plugin's version and the API server's version.
+    Version(VersionArgs),
+}
+
+/// How to reach the cluster, with kubectl's flag names and meanings.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Cluster options")]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig file to use (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The kubeconfig cluster to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// The kubeconfig user to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// How long to wait for one API request before giving up; 0 waits forever.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
+    pub request_timeout: Duration,
+
+    /// Namespace of the Key Management Service.
+    #[arg(long, global = true, value_name = "NAMESPACE", default_value = "kube-system")]
+    pub kms_namespace: String,
+
+    /// Namespace of Istio and the Secure Token Service.
+    #[arg(long, global = true, value_name = "NAMESPACE", default_value = "istio-system")]
+    pub istio_namespace: String,
+}

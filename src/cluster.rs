@@ -1,0 +1,193 @@
+//! The one place that turns the global cluster flags into a kube client, the
+//! way kubectl does: `--kubeconfig`, else every file in `KUBECONFIG` merged
+//! (first to set a value wins), else `~/.kube/config`, else the in-cluster
+//! service account; then `--context`, `--cluster` and `--user` select within it.
+//!
+//! Every API request goes through `Cluster::call`, which bounds it by
+//! `--request-timeout` and classifies failures (unreachable, unauthorized,
+//! forbidden) so each command reports them the same way.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::{Client, Config};
+
+use crate::cli::ClusterArgs;
+use crate::duration;
+use crate::error::{Error, Result};
+
+/// The User-Agent every request carries, so audit logs can tell the plugin's
+/// requests apart: `kubectl-kms-sts/<version>`.
+pub const USER_AGENT: &str = concat!("kubectl-kms-sts/", env!("CARGO_PKG_VERSION"));
+
+/// A connected client plus what error messages need to say about it.
+pub struct Cluster {
+    client: Client,
+    server: String,
+    request_timeout: Option<Duration>,
+}
+
+impl Cluster {
+    /// Loads the configuration the flags select and builds a client for it.
+    /// Nothing is sent to the server yet.
+    pub async fn connect(args: &ClusterArgs) -> Result<Cluster> {
+        let mut config = load_config(args).await?;
+        if config.accept_invalid_certs {
+            eprintln!(
+                "warning: the kubeconfig turns off TLS verification for {}; \
+                 the server's identity is not checked",
+                config.cluster_url
+            );
+        }
+        let request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
+        config.connect_timeout = request_timeout;
+        config.read_timeout = request_timeout;
+        config.write_timeout = request_timeout;
+        config.headers.push((
+            HeaderName::from_static("user-agent"),
+            HeaderValue::from_static(USER_AGENT),
+        ));
+        let server = config.cluster_url.to_string().trim_end_matches('/').to_owned();
+        let client = Client::try_from(config).map_err(|source| Error::ClientSetup {
+            server: server.clone(),
+            source,
+        })?;
+        Ok(Cluster {
+            client,
+            server,
+            request_timeout,
+        })
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The API server's URL, for messages.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Awaits one API request, bounded by the request timeout; failures are
+    /// classified, with `action` saying what was being attempted.
+    pub async fn call<T>(
+        &self,
+        action: &str,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T> {
+        let outcome = match self.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, request)
+                .await
+                .map_err(|_| Error::Timeout {
+                    server: self.server.clone(),
+                    timeout: duration::display(limit),
+                })?,
+            None => request.await,
+        };
+        outcome.map_err(|source| Error::from_api(action, &self.server, source))
+    }
+}
+
+async fn load_config(args: &ClusterArgs) -> Result<Config> {
+    let Some(kubeconfig) = read_kubeconfig(args.kubeconfig.as_deref())? else {
+        return Config::incluster().map_err(|_| Error::NoConfiguration);
+    };
+    check_selection(&kubeconfig, args)?;
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        cluster: args.cluster.clone(),
+        user: args.user.clone(),
+    };
+    Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(Error::ClientConfig)
+}
+
+/// The kubeconfig kubectl would use, or `None` when there is none at all.
+fn read_kubeconfig(explicit: Option<&Path>) -> Result<Option<Kubeconfig>> {
+    if let Some(path) = explicit {
+        return read_file(path).map(Some);
+    }
+    let candidates: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
+        Some(list) => std::env::split_paths(&list)
+            .filter(|path| !path.as_os_str().is_empty())
+            .collect(),
+        None => home_kubeconfig().into_iter().collect(),
+    };
+    // Like kubectl, files listed in KUBECONFIG that do not exist are skipped.
+    let mut merged: Option<Kubeconfig> = None;
+    for path in candidates.iter().filter(|path| path.exists()) {
+        let next = read_file(path)?;
+        merged = Some(match merged {
+            None => next,
+            Some(first) => first.merge(next).map_err(|source| Error::KubeconfigInvalid {
+                path: path.clone(),
+                source,
+            })?,
+        });
+    }
+    Ok(merged)
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"))?;
+    Some(PathBuf::from(home).join(".kube").join("config"))
+}
+
+fn read_file(path: &Path) -> Result<Kubeconfig> {
+    if !path.exists() {
+        return Err(Error::KubeconfigMissing {
+            path: path.to_owned(),
+        });
+    }
+    Kubeconfig::read_from(path).map_err(|source| match source {
+        KubeconfigError::ReadConfig(io, _) => Error::KubeconfigUnreadable {
+            path: path.to_owned(),
+            source: io,
+        },
+        source => Error::KubeconfigInvalid {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// Rejects a `--context`, `--cluster` or `--user` the kubeconfig lacks,
+/// listing the names it has.
+fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<()> {
+    let context = args
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone().filter(|name| !name.is_empty()));
+    let contexts: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+    if let Some(name) = context
+        && !contexts.contains(&name)
+    {
+        return Err(Error::UnknownContext {
+            name,
+            available: contexts,
+        });
+    }
+    if let Some(name) = &args.cluster {
+        let clusters: Vec<String> = kubeconfig.clusters.iter().map(|c| c.name.clone()).collect();
+        if !clusters.contains(name) {
+            return Err(Error::UnknownCluster {
+                name: name.clone(),
+                available: clusters,
+            });
+        }
+    }
+    if let Some(name) = &args.user {
+        let users: Vec<String> = kubeconfig.auth_infos.iter().map(|u| u.name.clone()).collect();
+        if !users.contains(name) {
+            return Err(Error::UnknownUser {
+                name: name.clone(),
+                available: users,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! One module per subcommand. `run` dispatches a parsed command line to it.
+
+pub mod version;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Version(args) => version::run(&cli.cluster, &args).await,
+    }
+}

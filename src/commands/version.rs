@@ -1,0 +1,68 @@
+//! `version`: the plugin's version and, unless `--client`, the API server's,
+//! which also proves the kubeconfig and credentials work.
+
+use serde::Serialize;
+
+use crate::cli::ClusterArgs;
+use crate::cluster::Cluster;
+use crate::error::Result;
+use crate::output::{self, Format};
+
+#[derive(Debug, clap::Args)]
+pub struct VersionArgs {
+    /// Print the plugin's version only; do not contact the cluster.
+    #[arg(long)]
+    pub client: bool,
+
+    /// Print as JSON or YAML instead of text.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub output: Option<Format>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Versions {
+    client_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_version: Option<ServerVersion>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerVersion {
+    git_version: String,
+    major: String,
+    minor: String,
+    platform: String,
+}
+
+pub async fn run(cluster_args: &ClusterArgs, args: &VersionArgs) -> Result<()> {
+    let server_version = if args.client {
+        None
+    } else {
+        let cluster = Cluster::connect(cluster_args).await?;
+        let info = cluster
+            .call("read the server version", cluster.client().apiserver_version())
+            .await?;
+        Some(ServerVersion {
+            git_version: info.git_version,
+            major: info.major,
+            minor: info.minor,
+            platform: info.platform,
+        })
+    };
+    let versions = Versions {
+        client_version: format!("v{}", env!("CARGO_PKG_VERSION")),
+        server_version,
+    };
+    match args.output {
+        Some(format) => print!("{}", output::render(&versions, format)),
+        None => {
+            println!("Client Version: {}", versions.client_version);
+            if let Some(server) = &versions.server_version {
+                println!("Server Version: {}", server.git_version);
+            }
+        }
+    }
+    Ok(())
+}

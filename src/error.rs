@@ -1,0 +1,224 @@
+//! Every way the plugin can fail, as one typed enum. Each failure belongs to a
+//! class with its own documented exit code (see `ExitStatus` and the README),
+//! and carries a hint saying what the user can type to fix it, so `main`
+//! can print one readable chain instead of a debug dump.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The process exit codes. They are part of the plugin's interface: scripts
+/// branch on them, so values never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success = 0,
+    /// Something failed that fits no narrower class.
+    Failure = 1,
+    /// The command line, a kubeconfig or another input is invalid.
+    Usage = 2,
+    /// The API server could not be reached in time.
+    Unreachable = 3,
+    /// The API server rejected the credentials.
+    Unauthorized = 4,
+    /// RBAC forbids a request the command needs.
+    Forbidden = 5,
+    /// Something the command relies on is missing in the cluster.
+    MissingPrerequisite = 6,
+    /// The run was interrupted (SIGINT).
+    Interrupted = 130,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(status as u8)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid value for {flag}: {reason}")]
+    InvalidFlag { flag: &'static str, reason: String },
+
+    #[error("kubeconfig file {} does not exist", path.display())]
+    KubeconfigMissing { path: PathBuf },
+
+    #[error("cannot read kubeconfig file {}", path.display())]
+    KubeconfigUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("kubeconfig file {} is not a valid kubeconfig", path.display())]
+    KubeconfigInvalid {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+
+    #[error("no cluster configured: no kubeconfig was found and this is not running inside a pod")]
+    NoConfiguration,
+
+    #[error("context \"{name}\" does not exist in the kubeconfig (contexts: {})", list_or_none(.available))]
+    UnknownContext { name: String, available: Vec<String> },
+
+    #[error("cluster \"{name}\" does not exist in the kubeconfig (clusters: {})", list_or_none(.available))]
+    UnknownCluster { name: String, available: Vec<String> },
+
+    #[error("user \"{name}\" does not exist in the kubeconfig (users: {})", list_or_none(.available))]
+    UnknownUser { name: String, available: Vec<String> },
+
+    #[error("cannot use the kubeconfig's settings for this cluster")]
+    ClientConfig(#[source] kube::config::KubeconfigError),
+
+    #[error("cannot create a client for {server}")]
+    ClientSetup {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("cannot reach the API server at {server}")]
+    Unreachable {
+        server: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("the API server at {server} did not answer within {timeout}")]
+    Timeout { server: String, timeout: String },
+
+    #[error("the API server at {server} rejected the credentials of the current user")]
+    Unauthorized {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("forbidden: {action}")]
+    Forbidden {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("{action} failed")]
+    Api {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+impl Error {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Error::InvalidFlag { .. }
+            | Error::KubeconfigMissing { .. }
+            | Error::KubeconfigUnreadable { .. }
+            | Error::KubeconfigInvalid { .. }
+            | Error::NoConfiguration
+            | Error::UnknownContext { .. }
+            | Error::UnknownCluster { .. }
+            | Error::UnknownUser { .. }
+            | Error::ClientConfig(_) => ExitStatus::Usage,
+            Error::Unreachable { .. } | Error::Timeout { .. } => ExitStatus::Unreachable,
+            Error::Unauthorized { .. } => ExitStatus::Unauthorized,
+            Error::Forbidden { .. } => ExitStatus::Forbidden,
+            Error::ClientSetup { .. } | Error::Api { .. } => ExitStatus::Failure,
+            Error::Interrupted => ExitStatus::Interrupted,
+        }
+    }
+
+    /// What the user can do about it, when there is something to do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::KubeconfigMissing { .. } => Some(
+                "pass an existing file with --kubeconfig, or fix the KUBECONFIG variable".into(),
+            ),
+            Error::KubeconfigInvalid { .. } => {
+                Some("check the file with `kubectl config view --kubeconfig FILE`".into())
+            }
+            Error::NoConfiguration => Some(
+                "point --kubeconfig or KUBECONFIG at a kubeconfig, or create ~/.kube/config".into(),
+            ),
+            Error::UnknownContext { .. } => {
+                Some("pick one with --context NAME; `kubectl config get-contexts` lists them".into())
+            }
+            Error::UnknownCluster { .. } => {
+                Some("pick one with --cluster NAME; `kubectl config get-clusters` lists them".into())
+            }
+            Error::UnknownUser { .. } => {
+                Some("pick one with --user NAME; `kubectl config get-users` lists them".into())
+            }
+            Error::Unreachable { .. } | Error::Timeout { .. } => Some(
+                "check that the cluster is running and that the kubeconfig's server URL is right; \
+                 `--request-timeout 60s` allows a slower server more time"
+                    .into(),
+            ),
+            Error::Unauthorized { .. } => Some(
+                "your credentials may have expired: log in again, or pick another user with --user"
+                    .into(),
+            ),
+            Error::Forbidden { .. } => Some(
+                "ask a cluster administrator for this permission; `kubectl kms-sts status` \
+                 lists every permission the plugin needs"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Classifies an API error from `action` by what the user can do about it.
+    pub fn from_api(action: impl Into<String>, server: &str, source: kube::Error) -> Error {
+        let action = action.into();
+        match &source {
+            kube::Error::Api(status) if status.code == 401 => Error::Unauthorized {
+                server: server.to_owned(),
+                source,
+            },
+            kube::Error::Api(status) if status.code == 403 => Error::Forbidden { action, source },
+            kube::Error::HyperError(_) | kube::Error::Service(_) => Error::Unreachable {
+                server: server.to_owned(),
+                source: Box::new(source),
+            },
+            _ => Error::Api { action, source },
+        }
+    }
+}
+
+/// Renders an error as `error: ...`, its causes one per line, then its hint.
+pub struct Report<'a>(pub &'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.0)?;
+        let mut cause = std::error::Error::source(self.0);
+        let mut previous = self.0.to_string();
+        while let Some(err) = cause {
+            let text = err.to_string();
+            // Wrapped errors often repeat their inner message; print each once.
+            if !previous.contains(&text) {
+                write!(f, "\n  caused by: {text}")?;
+            }
+            previous = text;
+            cause = err.source();
+        }
+        if let Some(hint) = self.0.hint() {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,55 @@
+//! kubectl-kms-sts: the library behind the `kubectl kms-sts` plugin.
+//!
+//! `run_from_env` is the whole program: parse the command line, connect as
+//! kubectl would, run one subcommand, and map its outcome to a documented exit
+//! code. The executable is a one-line wrapper so that tests and the binary run
+//! exactly the same code.
+
+pub mod cli;
+pub mod cluster;
+pub mod commands;
+pub mod duration;
+pub mod error;
+pub mod output;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::error::{Error, ExitStatus, Report};
+
+/// Runs the plugin with the process's arguments and returns its exit code.
+pub fn run_from_env() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout, usage errors to stderr.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitStatus::Usage.into()
+            } else {
+                ExitStatus::Success.into()
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitStatus::Failure.into();
+        }
+    };
+    match runtime.block_on(run_until_interrupted(cli)) {
+        Ok(()) => ExitStatus::Success.into(),
+        Err(err) => {
+            eprintln!("{}", Report(&err));
+            err.exit_status().into()
+        }
+    }
+}
+
+async fn run_until_interrupted(cli: Cli) -> Result<(), Error> {
+    tokio::select! {
+        result = commands::run(cli) => result,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+    }
+}

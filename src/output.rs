@@ -1,0 +1,30 @@
+//! Machine-readable output: the `-o json|yaml` flag and the printers behind
+//! it. Everything printed here goes to stdout; diagnostics go to stderr.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+/// Serialises `value` in `format`, ending with a newline.
+pub fn render<T: Serialize>(value: &T, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(value)
+                .expect("plugin output types serialise to JSON");
+            text.push('\n');
+            text
+        }
+        Format::Yaml => {
+            let mut text =
+                serde_saphyr::to_string(value).expect("plugin output types serialise to YAML");
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text
+        }
+    }
+}

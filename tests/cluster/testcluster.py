@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""The local test cluster: a real control plane on 127.0.0.1, seeded to look
+like the runbook's environment.
+
+etcd, kube-apiserver (TLS, client-certificate authentication, RBAC, audit log),
+kube-controller-manager and kube-scheduler run as plain processes; KWOK
+simulates a node and makes its pods Running and Ready. Every binary is built
+from its published Go module by `build-tools` and cached outside the repo.
+
+Profiles differ in the APIs they serve:
+  modern  cert-manager.io/v1 (with the real cert-manager controller),
+          Istio networking v1/v1beta1/v1alpha3
+  legacy  only certmanager.k8s.io/v1alpha1, Istio networking only v1alpha3
+
+Commands (see `up`, `down` and `user` beside this file):
+  up [--profile P]          start and seed; last stdout line: kubeconfig path
+  down [--profile P|--all]  stop; no process is left behind
+  user NAME [--group G]     a client certificate and kubeconfig for NAME
+  seed-namespaces KMS ISTIO the runbook's workloads in a fresh namespace pair
+"""
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SEED = HERE / "seed"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kubectl-kms-sts"
+CLUSTER_ROOT = Path(os.environ.get("KMS_STS_CLUSTER_DIR", CACHE / "cluster"))
+
+# Each profile gets its own ports so both can run at once.
+PORT_BASE = {"modern": 36000, "legacy": 37000}
+PROFILES = tuple(PORT_BASE)
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+              "kwok", "cert-manager")
+FAKE_NODE = "kwok-node-0"
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def tool_dirs(groups):
+    """Builds (or finds cached) binaries; returns {group: directory}."""
+    out = subprocess.run([str(HERE / "build-tools"), *groups], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout.split()
+    return dict(zip(groups, (Path(p) for p in out)))
+
+
+class Cluster:
+    def __init__(self, profile):
+        if profile not in PORT_BASE:
+            sys.exit(f"error: unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+        self.profile = profile
+        self.dir = CLUSTER_ROOT / profile
+        self.pki = self.dir / "pki"
+        base = PORT_BASE[profile]
+        self.ports = {"apiserver": base + 443, "etcd": base + 379, "etcd-peer": base + 380,
+                      "kcm": base + 257, "scheduler": base + 259, "kwok": base + 247}
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.audit_log = self.dir / "audit.log"
+
+    # ---- processes -------------------------------------------------------
+
+    def pid_file(self, name):
+        return self.dir / "run" / f"{name}.pid"
+
+    def running(self, name):
+        try:
+            pid = int(self.pid_file(name).read_text())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def start(self, name, argv):
+        (self.dir / "run").mkdir(parents=True, exist_ok=True)
+        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        logf = open(self.dir / "logs" / f"{name}.log", "ab")
+        proc = subprocess.Popen([str(a) for a in argv], stdout=logf, stderr=logf,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid_file(name).write_text(str(proc.pid))
+
+    def stop(self):
+        for name in reversed(COMPONENTS):
+            pid = self.running(name)
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGTERM)
+                for _ in range(100):
+                    if not self.running(name):
+                        break
+                    time.sleep(0.1)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            self.pid_file(name).unlink(missing_ok=True)
+
+    def healthy(self):
+        if not self.kubeconfig.exists() or not self.running("kube-apiserver"):
+            return False
+        return subprocess.run([self.kubectl, "--kubeconfig", self.kubeconfig, "get", "--raw",
+                               "/readyz"], capture_output=True).returncode == 0
+
+    # ---- PKI ---------------------------------------------------------------
+
+    def openssl(self, *args, stdin=None):
+        subprocess.run(["openssl", *map(str, args)], check=True, input=stdin,
+                       capture_output=True)
+
+    def make_pki(self):
+        p = self.pki
+        if (p / "complete").exists():
+            return
+        p.mkdir(parents=True, exist_ok=True)
+        self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                     "-keyout", p / "ca.key", "-out", p / "ca.crt",
+                     "-subj", f"/CN=kms-sts-test-ca-{self.profile}")
+        self.sign(p / "apiserver", "/CN=kube-apiserver", "serverAuth",
+                  "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
+                  "DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1")
+        self.sign(p / "admin", "/O=system:masters/CN=kms-sts-admin", "clientAuth")
+        self.openssl("genrsa", "-out", p / "sa.key", "2048")
+        self.openssl("rsa", "-in", p / "sa.key", "-pubout", "-out", p / "sa.pub")
+        # The issuing CA behind the icp-ca-issuer ClusterIssuer.
+        self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                     "-keyout", p / "issuer-ca.key", "-out", p / "issuer-ca.crt",
+                     "-subj", "/CN=icp-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        (p / "complete").touch()
+
+    def sign(self, stem, subject, usage, extra=None, ca=None):
+        ca = ca or self.pki / "ca"
+        ext = stem.with_suffix(".ext")
+        ext.write_text(f"extendedKeyUsage={usage}\n" + (extra + "\n" if extra else ""))
+        self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", stem.with_suffix(".key"),
+                     "-out", stem.with_suffix(".csr"), "-subj", subject)
+        self.openssl("x509", "-req", "-in", stem.with_suffix(".csr"), "-days", "3650",
+                     "-CA", ca.with_suffix(".crt"), "-CAkey", ca.with_suffix(".key"),
+                     "-CAcreateserial", "-out", stem.with_suffix(".crt"), "-extfile", ext)
+        stem.with_suffix(".key").chmod(0o600)
+
+    def write_kubeconfig(self, path, user, stem):
+        config = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": f"kms-sts-{self.profile}", "cluster": {
+                "server": f"https://127.0.0.1:{self.ports['apiserver']}",
+                "certificate-authority": str(self.pki / "ca.crt")}}],
+            "users": [{"name": user, "user": {
+                "client-certificate": str(stem.with_suffix(".crt")),
+                "client-key": str(stem.with_suffix(".key"))}}],
+            "contexts": [{"name": f"{user}@kms-sts-{self.profile}", "context": {
+                "cluster": f"kms-sts-{self.profile}", "user": user}}],
+            "current-context": f"{user}@kms-sts-{self.profile}",
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+
+    # ---- control plane -----------------------------------------------------
+
+    def up(self):
+        tools = tool_dirs(["kubernetes", "etcd", "kwok", "istioctl"]
+                          + (["certmanager"] if self.profile == "modern" else []))
+        self.tools = tools
+        self.kubectl = str(tools["kubernetes"] / "kubectl")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self.locked():
+            if not self.healthy():
+                started = time.monotonic()
+                self.stop()
+                self.make_pki()
+                self.write_kubeconfig(self.kubeconfig, "kms-sts-admin", self.pki / "admin")
+                self.start_control_plane()
+                log(f"cluster {self.profile}: control plane ready in "
+                    f"{time.monotonic() - started:.1f}s")
+            self.seed()
+        print(self.kubeconfig)
+
+    @contextlib.contextmanager
+    def locked(self):
+        with open(self.dir / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def start_control_plane(self):
+        k8s = self.tools["kubernetes"]
+        p, ports = self.pki, self.ports
+        (self.dir / "audit-policy.yaml").write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+            "rules:\n- level: Metadata\n")
+        self.start("etcd", [
+            self.tools["etcd"] / "etcd", "--name", "default",
+            "--data-dir", self.dir / "etcd-data",
+            "--listen-client-urls", f"http://127.0.0.1:{ports['etcd']}",
+            "--advertise-client-urls", f"http://127.0.0.1:{ports['etcd']}",
+            "--listen-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
+            "--initial-cluster", f"default=http://127.0.0.1:{ports['etcd-peer']}",
+            "--unsafe-no-fsync", "--quota-backend-bytes", str(2 << 30),
+            "--log-level", "warn"])
+        self.start("kube-apiserver", [
+            k8s / "kube-apiserver",
+            "--etcd-servers", f"http://127.0.0.1:{ports['etcd']}",
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--secure-port", ports["apiserver"],
+            "--tls-cert-file", p / "apiserver.crt", "--tls-private-key-file", p / "apiserver.key",
+            "--client-ca-file", p / "ca.crt",
+            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file", p / "sa.pub",
+            "--service-account-signing-key-file", p / "sa.key",
+            "--service-cluster-ip-range", "10.96.0.0/16",
+            "--authorization-mode", "Node,RBAC",
+            "--audit-policy-file", self.dir / "audit-policy.yaml",
+            "--audit-log-path", self.audit_log, "--audit-log-format", "json",
+            "--allow-privileged", "--profiling=false"])
+        self.wait_for("/readyz", 90)
+        shared = ["--kubeconfig", self.kubeconfig,
+                  "--authentication-kubeconfig", self.kubeconfig,
+                  "--authorization-kubeconfig", self.kubeconfig,
+                  "--bind-address", "127.0.0.1", "--leader-elect=false"]
+        self.start("kube-controller-manager", [
+            k8s / "kube-controller-manager", *shared, "--secure-port", ports["kcm"],
+            "--root-ca-file", p / "ca.crt",
+            "--service-account-private-key-file", p / "sa.key",
+            "--cluster-signing-cert-file", p / "ca.crt",
+            "--cluster-signing-key-file", p / "ca.key",
+            "--use-service-account-credentials=false",
+            "--controllers", "*,-nodeipam,-service-lb-controller,-node-route-controller,"
+                             "-cloud-node-lifecycle-controller"])
+        self.start("kube-scheduler", [
+            k8s / "kube-scheduler", *shared, "--secure-port", ports["scheduler"]])
+        kwok = self.tools["kwok"]
+        self.start("kwok", [
+            kwok / "kwok", "--kubeconfig", self.kubeconfig,
+            "--config", kwok / "stages.yaml",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
+            "--cidr", "10.244.0.0/16", "--node-ip", "10.0.0.1",
+            "--server-address", f"127.0.0.1:{ports['kwok']}"])
+        self.apply_objects([{
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": FAKE_NODE, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                         "labels": {"kubernetes.io/hostname": FAKE_NODE,
+                                    "kubernetes.io/os": "linux", "type": "kwok"}},
+            "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+                       "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}}}])
+        self.kubectl_run("wait", "--for=condition=Ready", f"node/{FAKE_NODE}", "--timeout=60s")
+        # The default ServiceAccount must exist before pods can be created.
+        self.wait_until(lambda: self.kubectl_run("get", "serviceaccount", "default", "-n",
+                                                 "default", check=False).returncode == 0, 60,
+                        "the default ServiceAccount")
+
+    def wait_for(self, path, seconds):
+        self.wait_until(lambda: subprocess.run(
+            [self.kubectl, "--kubeconfig", self.kubeconfig, "get", "--raw", path],
+            capture_output=True).returncode == 0, seconds, f"the API server's {path}")
+
+    def wait_until(self, condition, seconds, what):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.25)
+        sys.exit(f"error: {what} not ready after {seconds}s; logs in {self.dir / 'logs'}")
+
+    def kubectl_run(self, *args, check=True, input=None):
+        result = subprocess.run([self.kubectl, "--kubeconfig", self.kubeconfig, *map(str, args)],
+                                capture_output=True, text=True, input=input)
+        if check and result.returncode != 0:
+            sys.exit(f"error: kubectl {' '.join(map(str, args))} failed:\n{result.stderr}")
+        return result
+
+    def apply_objects(self, objects):
+        text = "\n---\n".join(json.dumps(o) for o in objects)
+        self.kubectl_run("apply", "--server-side", "--force-conflicts",
+                         "--field-manager", "kms-sts-test-seed", "-f", "-", input=text)
+
+    # ---- seed ------------------------------------------------------------------
+
+    def seed(self):
+        """Makes the cluster look like the runbook's environment. Idempotent;
+        skipped when the same seed inputs were already applied."""
+        inputs = hashlib.sha256()
+        for path in sorted(SEED.glob("*")) + [Path(__file__)]:
+            inputs.update(path.read_bytes())
+        for tool in self.tools.values():
+            inputs.update(str(tool).encode())
+        stamp = self.dir / "seeded"
+        if stamp.exists() and stamp.read_text() == inputs.hexdigest():
+            return
+        started = time.monotonic()
+        istio = self.istio_seed()
+        crds = [o for o in istio if o["kind"] == "CustomResourceDefinition"]
+        crds += load_yaml(SEED / "identitymappingpolicy-crd.yaml")
+        if self.profile == "modern":
+            crds += self.cert_manager_crds()
+        else:
+            crds += load_yaml(SEED / "certmanager-legacy-crds.yaml")
+        self.apply_objects(crds)
+        for crd in crds:
+            self.kubectl_run("wait", "--for=condition=Established", "--timeout=60s",
+                             f"crd/{crd['metadata']['name']}")
+        seed_namespaces(self, "kube-system", "istio-system")
+        self.apply_objects([o for o in istio if o["kind"] == "ConfigMap"])
+        self.seed_issuer()
+        stamp.write_text(inputs.hexdigest())
+        log(f"cluster {self.profile}: seeded in {time.monotonic() - started:.1f}s")
+
+    def istio_seed(self):
+        """Istio's CRDs and its injector ConfigMaps, generated by istioctl."""
+        generated = subprocess.run(
+            [self.tools["istioctl"] / "istioctl", "manifest", "generate",
+             "--set", "values.global.istioNamespace=istio-system"],
+            check=True, capture_output=True, text=True).stdout
+        wanted = []
+        for obj in yaml.safe_load_all(generated):
+            if not obj:
+                continue
+            if obj["kind"] == "CustomResourceDefinition":
+                if self.profile == "legacy" and obj["spec"]["group"] == "networking.istio.io":
+                    serve_only(obj, "v1alpha3")
+                wanted.append(obj)
+            elif obj["kind"] == "ConfigMap" and obj["metadata"]["name"] in (
+                    "istio", "istio-sidecar-injector"):
+                obj["metadata"]["namespace"] = "istio-system"
+                wanted.append(obj)
+        return wanted
+
+    def cert_manager_crds(self):
+        crds = []
+        for path in sorted((self.tools["certmanager"] / "crds").glob("*.yaml")):
+            crds += load_yaml(path)
+        return crds
+
+    def seed_issuer(self):
+        p = self.pki
+        if self.profile == "modern":
+            api, namespace = "cert-manager.io/v1", "kube-system"
+            self.start_cert_manager()
+        else:
+            api, namespace = "certmanager.k8s.io/v1alpha1", "kube-system"
+        self.apply_objects([
+            {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+             "metadata": {"name": "icp-ca-key-pair", "namespace": namespace},
+             "data": {"tls.crt": b64((p / "issuer-ca.crt").read_bytes()),
+                      "tls.key": b64((p / "issuer-ca.key").read_bytes())}},
+            {"apiVersion": api, "kind": "ClusterIssuer", "metadata": {"name": "icp-ca-issuer"},
+             "spec": {"ca": {"secretName": "icp-ca-key-pair"}}}])
+
+    def start_cert_manager(self):
+        if self.running("cert-manager"):
+            return
+        self.start("cert-manager", [
+            self.tools["certmanager"] / "cert-manager-controller",
+            "--kubeconfig", self.kubeconfig, "--leader-elect=false",
+            "--cluster-resource-namespace", "kube-system"])
+
+
+def serve_only(crd, version):
+    """Serves a CRD at one version only, stored there too."""
+    kept = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    for v in kept:
+        v["served"] = v["storage"] = True
+    crd["spec"]["versions"] = kept
+
+
+def load_yaml(path):
+    return [o for o in yaml.safe_load_all(Path(path).read_text()) if o]
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def seed_namespaces(cluster, kms_namespace, istio_namespace):
+    """The runbook's workloads in a namespace pair, and waits for them."""
+    text = (SEED / "workloads.yaml").read_text()
+    text = text.replace("${KMS_NAMESPACE}", kms_namespace)
+    text = text.replace("${ISTIO_NAMESPACE}", istio_namespace)
+    objects = load_yaml_text(text)
+    if kms_namespace == "kube-system":
+        objects = [o for o in objects if o["kind"] != "Namespace"
+                   or o["metadata"]["name"] != "kube-system"]
+    cluster.apply_objects(objects)
+    for ns, name in ((kms_namespace, "key-management-api"), (istio_namespace, "tokenadapter"),
+                     (istio_namespace, "istio-ingressgateway")):
+        cluster.kubectl_run("rollout", "status", f"deployment/{name}", "-n", ns,
+                            "--timeout=120s")
+
+
+def load_yaml_text(text):
+    return [o for o in yaml.safe_load_all(text) if o]
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="testcluster")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up")
+    up.add_argument("--profile", default="modern", choices=PROFILES)
+    down = sub.add_parser("down")
+    down.add_argument("--profile", choices=PROFILES)
+    down.add_argument("--purge", action="store_true", help="also delete the cluster's data")
+    user = sub.add_parser("user")
+    user.add_argument("name")
+    user.add_argument("--group", action="append", default=[])
+    user.add_argument("--profile", default="modern", choices=PROFILES)
+    ns = sub.add_parser("seed-namespaces")
+    ns.add_argument("kms_namespace")
+    ns.add_argument("istio_namespace")
+    ns.add_argument("--profile", default="modern", choices=PROFILES)
+    args = parser.parse_args()
+
+    if args.command == "up":
+        Cluster(args.profile).up()
+    elif args.command == "down":
+        for profile in [args.profile] if args.profile else PROFILES:
+            cluster = Cluster(profile)
+            cluster.stop()
+            if args.purge:
+                shutil.rmtree(cluster.dir, ignore_errors=True)
+    elif args.command == "user":
+        cluster = Cluster(args.profile)
+        users = cluster.dir / "users"
+        users.mkdir(parents=True, exist_ok=True)
+        stem = users / args.name
+        subject = "".join(f"/O={g}" for g in args.group) + f"/CN={args.name}"
+        cluster.sign(stem, subject, "clientAuth")
+        path = users / f"{args.name}.kubeconfig"
+        cluster.write_kubeconfig(path, args.name, stem)
+        print(path)
+    elif args.command == "seed-namespaces":
+        cluster = Cluster(args.profile)
+        cluster.tools = tool_dirs(["kubernetes"])
+        cluster.kubectl = str(cluster.tools["kubernetes"] / "kubectl")
+        seed_namespaces(cluster, args.kms_namespace, args.istio_namespace)
+
+
+if __name__ == "__main__":
+    main()
