@@ -60,10 +60,20 @@ pub struct ClusterArgs {
     pub request_timeout: Duration,
 
     /// Namespace of the Key Management Service.
-    #[arg(long, global = true, value_name = "NAMESPACE", default_value = "kube-system")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAMESPACE",
+        default_value = "kube-system"
+    )]
     pub kms_namespace: String,
 
     /// Namespace of Istio and the Secure Token Service.
-    #[arg(long, global = true, value_name = "NAMESPACE", default_value = "istio-system")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAMESPACE",
+        default_value = "istio-system"
+    )]
     pub istio_namespace: String,
 }

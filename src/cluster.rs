@@ -50,7 +50,11 @@ impl Cluster {
             HeaderName::from_static("user-agent"),
             HeaderValue::from_static(USER_AGENT),
         ));
-        let server = config.cluster_url.to_string().trim_end_matches('/').to_owned();
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
         let client = Client::try_from(config).map_err(|source| Error::ClientSetup {
             server: server.clone(),
             source,
@@ -79,12 +83,14 @@ impl Cluster {
         request: impl Future<Output = kube::Result<T>>,
     ) -> Result<T> {
         let outcome = match self.request_timeout {
-            Some(limit) => tokio::time::timeout(limit, request)
-                .await
-                .map_err(|_| Error::Timeout {
-                    server: self.server.clone(),
-                    timeout: duration::display(limit),
-                })?,
+            Some(limit) => {
+                tokio::time::timeout(limit, request)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        server: self.server.clone(),
+                        timeout: duration::display(limit),
+                    })?
+            }
             None => request.await,
         };
         outcome.map_err(|source| Error::from_api(action, &self.server, source))
@@ -123,10 +129,12 @@ fn read_kubeconfig(explicit: Option<&Path>) -> Result<Option<Kubeconfig>> {
         let next = read_file(path)?;
         merged = Some(match merged {
             None => next,
-            Some(first) => first.merge(next).map_err(|source| Error::KubeconfigInvalid {
-                path: path.clone(),
-                source,
-            })?,
+            Some(first) => first
+                .merge(next)
+                .map_err(|source| Error::KubeconfigInvalid {
+                    path: path.clone(),
+                    source,
+                })?,
         });
     }
     Ok(merged)
@@ -158,10 +166,12 @@ fn read_file(path: &Path) -> Result<Kubeconfig> {
 /// Rejects a `--context`, `--cluster` or `--user` the kubeconfig lacks,
 /// listing the names it has.
 fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<()> {
-    let context = args
-        .context
-        .clone()
-        .or_else(|| kubeconfig.current_context.clone().filter(|name| !name.is_empty()));
+    let context = args.context.clone().or_else(|| {
+        kubeconfig
+            .current_context
+            .clone()
+            .filter(|name| !name.is_empty())
+    });
     let contexts: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
     if let Some(name) = context
         && !contexts.contains(&name)
@@ -181,7 +191,11 @@ fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<()> {
         }
     }
     if let Some(name) = &args.user {
-        let users: Vec<String> = kubeconfig.auth_infos.iter().map(|u| u.name.clone()).collect();
+        let users: Vec<String> = kubeconfig
+            .auth_infos
+            .iter()
+            .map(|u| u.name.clone())
+            .collect();
         if !users.contains(name) {
             return Err(Error::UnknownUser {
                 name: name.clone(),

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 /// Parses a kubectl-style duration; the error says what is accepted.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("\"{text}\" is not a duration: use a number with a unit, like 30s, 2m or 1h30m");
+    let invalid =
+        || format!("\"{text}\" is not a duration: use a number with a unit, like 30s, 2m or 1h30m");
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -22,7 +23,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .ok_or_else(invalid)?;
         let number: f64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -42,7 +45,7 @@ pub fn display(duration: Duration) -> String {
     if millis == 0 {
         return "0s".into();
     }
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         return format!("{millis}ms");
     }
     let secs = duration.as_secs();

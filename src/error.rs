@@ -59,13 +59,22 @@ pub enum Error {
     NoConfiguration,
 
     #[error("context \"{name}\" does not exist in the kubeconfig (contexts: {})", list_or_none(.available))]
-    UnknownContext { name: String, available: Vec<String> },
+    UnknownContext {
+        name: String,
+        available: Vec<String>,
+    },
 
     #[error("cluster \"{name}\" does not exist in the kubeconfig (clusters: {})", list_or_none(.available))]
-    UnknownCluster { name: String, available: Vec<String> },
+    UnknownCluster {
+        name: String,
+        available: Vec<String>,
+    },
 
     #[error("user \"{name}\" does not exist in the kubeconfig (users: {})", list_or_none(.available))]
-    UnknownUser { name: String, available: Vec<String> },
+    UnknownUser {
+        name: String,
+        available: Vec<String>,
+    },
 
     #[error("cannot use the kubeconfig's settings for this cluster")]
     ClientConfig(#[source] kube::config::KubeconfigError),
@@ -152,12 +161,12 @@ impl Error {
             Error::NoConfiguration => Some(
                 "point --kubeconfig or KUBECONFIG at a kubeconfig, or create ~/.kube/config".into(),
             ),
-            Error::UnknownContext { .. } => {
-                Some("pick one with --context NAME; `kubectl config get-contexts` lists them".into())
-            }
-            Error::UnknownCluster { .. } => {
-                Some("pick one with --cluster NAME; `kubectl config get-clusters` lists them".into())
-            }
+            Error::UnknownContext { .. } => Some(
+                "pick one with --context NAME; `kubectl config get-contexts` lists them".into(),
+            ),
+            Error::UnknownCluster { .. } => Some(
+                "pick one with --cluster NAME; `kubectl config get-clusters` lists them".into(),
+            ),
             Error::UnknownUser { .. } => {
                 Some("pick one with --user NAME; `kubectl config get-users` lists them".into())
             }

@@ -13,8 +13,8 @@ pub enum Format {
 pub fn render<T: Serialize>(value: &T, format: Format) -> String {
     match format {
         Format::Json => {
-            let mut text = serde_json::to_string_pretty(value)
-                .expect("plugin output types serialise to JSON");
+            let mut text =
+                serde_json::to_string_pretty(value).expect("plugin output types serialise to JSON");
             text.push('\n');
             text
         }

@@ -42,7 +42,10 @@ pub async fn run(cluster_args: &ClusterArgs, args: &VersionArgs) -> Result<()> {
     } else {
         let cluster = Cluster::connect(cluster_args).await?;
         let info = cluster
-            .call("read the server version", cluster.client().apiserver_version())
+            .call(
+                "read the server version",
+                cluster.client().apiserver_version(),
+            )
             .await?;
         Some(ServerVersion {
             git_version: info.git_version,

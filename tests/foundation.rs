@@ -1,0 +1,380 @@
+//! The foundation every subcommand stands on: the binary as kubectl runs it,
+//! kubeconfig handling with kubectl's flags and rules, authentication, and the
+//! error classes with their exit codes. Cluster cases run against the real
+//! local test cluster.
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::{assert_exit, cluster, plugin, run, scratch_dir, stderr, stdout};
+
+const USAGE: i32 = 2;
+const UNREACHABLE: i32 = 3;
+const UNAUTHORIZED: i32 = 4;
+
+/// The cluster and CA of the test cluster's kubeconfig, with another user.
+fn kubeconfig_with_user(dir: &Path, name: &str, user_yaml: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(&cluster("modern").kubeconfig).unwrap();
+    let server = yaml_field(&admin, "server:");
+    let ca = yaml_field(&admin, "certificate-authority:");
+    let path = dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
+             users:\n- name: {name}\n  user:\n{user_yaml}\
+             contexts:\n- name: {name}\n  context:\n    cluster: test\n    user: {name}\ncurrent-context: {name}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn yaml_field(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} in kubeconfig"))
+        .trim()
+        .trim_matches('\'')
+        .to_owned()
+}
+
+#[test]
+fn version_client_needs_no_cluster() {
+    let out = run(plugin().args(["version", "--client"]));
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        format!("Client Version: v{}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn version_prints_the_server_version_of_the_test_cluster() {
+    let out = run(cluster("modern").plugin().arg("version"));
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("Client Version: v{}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("Server Version: v1.36."), "{text}");
+
+    let out = run(cluster("modern").plugin().args(["version", "-o", "json"]));
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["serverVersion"]["major"], "1");
+    assert_eq!(json["serverVersion"]["minor"], "36");
+}
+
+#[test]
+fn missing_kubeconfig_file_is_named() {
+    let out = run(plugin().args(["version", "--kubeconfig", "/nonexistent/kms.kubeconfig"]));
+    assert_exit(&out, USAGE);
+    let err = stderr(&out);
+    assert!(
+        err.contains("kubeconfig file /nonexistent/kms.kubeconfig does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn kubeconfig_that_is_not_yaml_is_named() {
+    let dir = scratch_dir("bad-yaml");
+    let path = dir.join("broken.kubeconfig");
+    std::fs::write(&path, "apiVersion: v1\nclusters: [ {name: a\n  - : :\n").unwrap();
+    let out = run(plugin().arg("version").env("KUBECONFIG", &path));
+    assert_exit(&out, USAGE);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "kubeconfig file {} is not a valid kubeconfig",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("caused by:"), "{err}");
+}
+
+#[test]
+fn unknown_context_lists_the_existing_ones() {
+    let out = run(cluster("modern")
+        .plugin()
+        .args(["version", "--context", "prod-east"]));
+    assert_exit(&out, USAGE);
+    let err = stderr(&out);
+    assert!(
+        err.contains("context \"prod-east\" does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(contexts: kms-sts-admin@kms-sts-modern)"),
+        "{err}"
+    );
+    assert!(err.contains("--context NAME"), "{err}");
+}
+
+#[test]
+fn unknown_user_and_cluster_are_refused() {
+    let out = run(cluster("modern")
+        .plugin()
+        .args(["version", "--user", "nobody"]));
+    assert_exit(&out, USAGE);
+    assert!(
+        stderr(&out)
+            .contains("user \"nobody\" does not exist in the kubeconfig (users: kms-sts-admin)")
+    );
+    let out = run(cluster("modern")
+        .plugin()
+        .args(["version", "--cluster", "elsewhere"]));
+    assert_exit(&out, USAGE);
+    assert!(stderr(&out).contains(
+        "cluster \"elsewhere\" does not exist in the kubeconfig (clusters: kms-sts-modern)"
+    ));
+}
+
+#[test]
+fn refused_connection_names_the_server() {
+    // A port that was just free: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = scratch_dir("refused");
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
+    assert_exit(&out, UNREACHABLE);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot reach the API server at https://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn silent_server_fails_within_the_request_timeout() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = scratch_dir("silent");
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = run(plugin()
+        .args(["version", "--request-timeout", "2s"])
+        .arg("--kubeconfig")
+        .arg(&path));
+    let elapsed = started.elapsed();
+    assert_exit(&out, UNREACHABLE);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("https://127.0.0.1:{port}")), "{err}");
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+}
+
+#[test]
+fn invalid_request_timeout_is_a_usage_error() {
+    let out = run(plugin().args(["version", "--request-timeout", "soon"]));
+    assert_exit(&out, USAGE);
+    assert!(stderr(&out).contains("\"soon\" is not a duration"));
+}
+
+#[test]
+fn rejected_credentials_are_reported_as_such() {
+    // A client certificate from a CA the API server does not trust.
+    let dir = scratch_dir("rogue");
+    let key = dir.join("rogue.key");
+    let crt = dir.join("rogue.crt");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/O=system:masters/CN=rogue",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let user = format!(
+        "    client-certificate: {}\n    client-key: {}\n",
+        crt.display(),
+        key.display()
+    );
+    let path = kubeconfig_with_user(&dir, "rogue", &user);
+    let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
+    assert_exit(&out, UNAUTHORIZED);
+    assert!(
+        stderr(&out).contains("rejected the credentials"),
+        "{}",
+        stderr(&out)
+    );
+
+    let path = kubeconfig_with_user(&dir, "badtoken", "    token: not-a-real-token\n");
+    let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
+    assert_exit(&out, UNAUTHORIZED);
+}
+
+/// A ServiceAccount token for bearer-token and exec-plugin authentication.
+fn service_account_token() -> String {
+    let test = cluster("modern");
+    let _ = run(test.kubectl().args([
+        "create",
+        "serviceaccount",
+        "kms-sts-token-test",
+        "-n",
+        "default",
+    ]));
+    let out = run(test.kubectl().args([
+        "create",
+        "token",
+        "kms-sts-token-test",
+        "-n",
+        "default",
+        "--duration",
+        "1h",
+    ]));
+    assert_exit(&out, 0);
+    stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn bearer_token_and_exec_plugin_authenticate() {
+    let token = service_account_token();
+    let dir = scratch_dir("token");
+    let path = kubeconfig_with_user(&dir, "sa", &format!("    token: {token}\n"));
+    let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Server Version: v1.36."));
+
+    let script = dir.join("credential-helper.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exec = format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
+        script.display()
+    );
+    let path = kubeconfig_with_user(&dir, "exec", &exec);
+    let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("Server Version: v1.36."),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kubeconfig_files_are_merged_like_kubectl() {
+    // The first file sets current-context and a decoy context of the same
+    // name as the second file's; the first to set a value wins.
+    let dir = scratch_dir("merge");
+    let first = dir.join("first");
+    std::fs::write(
+        &first,
+        "apiVersion: v1\nkind: Config\ncurrent-context: kms-sts-admin@kms-sts-modern\n",
+    )
+    .unwrap();
+    let missing = dir.join("does-not-exist");
+    let list = std::env::join_paths([
+        first.as_path(),
+        missing.as_path(),
+        cluster("modern").kubeconfig.as_path(),
+    ])
+    .unwrap();
+    let out = run(plugin().arg("version").env("KUBECONFIG", &list));
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("Server Version: v1.36."),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn insecure_kubeconfig_is_warned_about() {
+    let dir = scratch_dir("insecure");
+    let admin = std::fs::read_to_string(&cluster("modern").kubeconfig).unwrap();
+    let ca = yaml_field(&admin, "certificate-authority:");
+    let insecure = admin.replace(
+        &format!("certificate-authority: {ca}"),
+        "insecure-skip-tls-verify: true",
+    );
+    assert_ne!(insecure, admin);
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, insecure).unwrap();
+    let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("warning: the kubeconfig turns off TLS verification"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn no_panic_or_debug_dump_in_errors() {
+    let out = run(plugin().args(["version", "--kubeconfig", "/nonexistent"]));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("panicked") && !err.contains("{ ") && !err.contains("Error {"),
+        "{err}"
+    );
+    let mut lines = err.lines();
+    assert!(lines.next().unwrap().starts_with("error: "));
+    assert!(lines.all(|line| line.starts_with("  ")));
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let out = run(plugin().arg("frobnicate"));
+    assert_exit(&out, USAGE);
+    assert!(stderr(&out).contains("unrecognized subcommand 'frobnicate'"));
+    let mut buf = String::new();
+    let _ = out.stdout.as_slice().read_to_string(&mut buf);
+    assert!(buf.is_empty());
+}

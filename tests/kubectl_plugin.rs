@@ -1,0 +1,115 @@
+//! The plugin as operators run it: through a real kubectl (the test
+//! cluster's), found on PATH as `kubectl-kms_sts`, and the same under any name.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{
+    assert_exit, cluster, kubernetes_bin, plugin_binary, run, scratch_dir, stderr, stdout,
+};
+
+/// A PATH holding only the plugin, installed as `name`, and kubectl.
+fn path_with_plugin_as(name: &str) -> std::ffi::OsString {
+    let dir = scratch_dir("path");
+    std::fs::copy(plugin_binary(), dir.join(name)).unwrap();
+    std::env::join_paths([
+        dir.as_path(),
+        kubernetes_bin(),
+        Path::new("/usr/bin"),
+        Path::new("/bin"),
+    ])
+    .unwrap()
+}
+
+fn kubectl(path: &std::ffi::OsString) -> Command {
+    let mut command = Command::new(kubernetes_bin().join("kubectl"));
+    command.env("PATH", path).env_remove("KUBECONFIG");
+    command
+}
+
+#[test]
+fn kubectl_runs_the_plugin_by_its_underscore_name() {
+    let path = path_with_plugin_as("kubectl-kms_sts");
+    let out = run(kubectl(&path).args(["kms-sts", "--help"]));
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("Usage: kubectl kms-sts"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(kubectl(&path).args(["plugin", "list"]));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("kubectl-kms_sts"), "{}", stdout(&out));
+    assert!(
+        !stderr(&out).to_lowercase().contains("warning"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kubectl_kms_sts_version_reports_plugin_and_server() {
+    let path = path_with_plugin_as("kubectl-kms_sts");
+    let out = run(kubectl(&path)
+        .args(["kms-sts", "version", "--kubeconfig"])
+        .arg(&cluster("modern").kubeconfig));
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("Client Version: v{}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("Server Version: v1.36."), "{text}");
+}
+
+#[test]
+fn the_binary_behaves_the_same_under_any_name() {
+    let canonical = run(Command::new(plugin_binary()).arg("--help"));
+    let dir = scratch_dir("renamed");
+    let renamed = dir.join("kms-sts-renamed");
+    std::fs::copy(plugin_binary(), &renamed).unwrap();
+    let other = run(Command::new(&renamed).arg("--help"));
+    assert_exit(&other, 0);
+    assert_eq!(canonical.stdout, other.stdout);
+}
+
+#[test]
+fn harness_kubectl_and_deployments_work_on_the_test_cluster() {
+    let test = cluster("modern");
+    let out = run(test.kubectl().args(["version", "-o", "json"]));
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["serverVersion"]["gitVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.36.")
+    );
+    assert!(
+        json["clientVersion"]["gitVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.36.")
+    );
+
+    // The seeded KMS deployment rolled out: every replica Ready on the KWOK node.
+    let out = run(test.kubectl().args([
+        "rollout",
+        "status",
+        "deployment/key-management-api",
+        "-n",
+        "kube-system",
+        "--timeout=60s",
+    ]));
+    assert_exit(&out, 0);
+    let out = run(test.kubectl().args([
+        "get", "pods", "-n", "kube-system", "-l", "app=key-management-api", "-o",
+        "jsonpath={range .items[*]}{.spec.nodeName} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+    ]));
+    assert_exit(&out, 0);
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines, vec!["kwok-node-0 True".to_owned(); 2]);
+}

@@ -1,0 +1,136 @@
+//! Shared by the integration tests: the real local test cluster (started on
+//! first use through `tests/cluster/up`, reused afterwards), the plugin binary
+//! and the harness's kubectl. A test that needs the cluster fails when it
+//! cannot have one; it never skips.
+
+#![allow(dead_code)] // each test crate uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub struct TestCluster {
+    pub profile: &'static str,
+    pub kubeconfig: PathBuf,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_harness(args: &[&str]) -> String {
+    let output = Command::new(repo().join("tests/cluster").join(args[0]))
+        .args(&args[1..])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run tests/cluster/{}: {err}", args[0]));
+    assert!(
+        output.status.success(),
+        "tests/cluster/{} failed ({}); the test cluster is required, see README",
+        args.join(" "),
+        output.status
+    );
+    String::from_utf8(output.stdout).expect("harness output is UTF-8")
+}
+
+fn last_line(text: &str) -> PathBuf {
+    PathBuf::from(text.lines().last().expect("harness printed a path").trim())
+}
+
+/// The cluster of a profile (`modern` or `legacy`), started if needed.
+pub fn cluster(profile: &'static str) -> &'static TestCluster {
+    static MODERN: OnceLock<TestCluster> = OnceLock::new();
+    static LEGACY: OnceLock<TestCluster> = OnceLock::new();
+    let cell = match profile {
+        "modern" => &MODERN,
+        "legacy" => &LEGACY,
+        other => panic!("unknown test cluster profile {other}"),
+    };
+    cell.get_or_init(|| TestCluster {
+        profile,
+        kubeconfig: last_line(&run_harness(&["up", "--profile", profile])),
+    })
+}
+
+/// The directory of the harness's Kubernetes binaries (kubectl among them).
+pub fn kubernetes_bin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| last_line(&run_harness(&["build-tools", "kubernetes"])))
+}
+
+pub fn plugin_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_kubectl-kms_sts"))
+}
+
+/// The plugin, with no ambient kubeconfig: tests pass what they mean.
+pub fn plugin() -> Command {
+    let mut command = Command::new(plugin_binary());
+    command
+        .env_remove("KUBECONFIG")
+        .env("HOME", scratch_dir("home"));
+    command
+}
+
+impl TestCluster {
+    /// The plugin pointed at this cluster.
+    pub fn plugin(&self) -> Command {
+        let mut command = plugin();
+        command.arg("--kubeconfig").arg(&self.kubeconfig);
+        command
+    }
+
+    /// The harness's kubectl pointed at this cluster.
+    pub fn kubectl(&self) -> Command {
+        let mut command = Command::new(kubernetes_bin().join("kubectl"));
+        command.arg("--kubeconfig").arg(&self.kubeconfig);
+        command
+    }
+
+    /// A kubeconfig for a new user whose client certificate the cluster's CA
+    /// signed; the user has no permissions until a test grants some.
+    pub fn user_kubeconfig(&self, name: &str) -> PathBuf {
+        last_line(&run_harness(&["user", name, "--profile", self.profile]))
+    }
+}
+
+/// Runs a command to completion, capturing its output.
+pub fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .expect("command starts")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing both streams when it differs.
+#[track_caller]
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// A fresh empty directory under the target directory, unique per call.
+pub fn scratch_dir(label: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{label}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
