@@ -363,13 +363,16 @@ class Cluster:
             return
         self.start("cert-manager", [
             self.tools["certmanager"] / "cert-manager-controller",
-            "--kubeconfig", self.kubeconfig, "--leader-elect=false",
+            "--kubeconfig", self.kubeconfig,
             "--cluster-resource-namespace", "kube-system"])
 
 
 def serve_only(crd, version):
-    """Serves a CRD at one version only, stored there too."""
+    """Serves a CRD at one version only, stored there too; a CRD that never
+    had that version (Istio's ProxyConfig) stays as it is."""
     kept = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    if not kept:
+        return
     for v in kept:
         v["served"] = v["storage"] = True
     crd["spec"]["versions"] = kept
