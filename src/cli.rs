@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::set_apikey::SetApikeyArgs;
 use crate::commands::version::VersionArgs;
 use crate::duration;
+use crate::output::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +33,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Store the STS API key in its Secret and restart the token adapter.
+    SetApikey(SetApikeyArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
 }
@@ -76,4 +80,40 @@ pub struct ClusterArgs {
         default_value = "istio-system"
     )]
     pub istio_namespace: String,
+}
+
+/// How a command that writes to the cluster reports, or only previews, its writes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WriteArgs {
+    /// Only show what would be written: `client` sends nothing, `server` has
+    /// the API server validate the writes without persisting them.
+    #[arg(long, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "client")]
+    pub dry_run: Option<DryRun>,
+
+    /// Print the objects written (or that would be) as JSON or YAML; secret
+    /// values are always redacted.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub output: Option<Format>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRun {
+    Client,
+    Server,
+}
+
+impl WriteArgs {
+    /// Whether requests that write are sent as server-side dry runs.
+    pub fn server_dry_run(&self) -> bool {
+        self.dry_run == Some(DryRun::Server)
+    }
+
+    /// A suffix for result lines, like kubectl's `(dry run)`.
+    pub fn dry_run_note(&self) -> &'static str {
+        match self.dry_run {
+            None => "",
+            Some(DryRun::Client) => " (dry run)",
+            Some(DryRun::Server) => " (server dry run)",
+        }
+    }
 }

@@ -117,6 +117,54 @@ pub enum Error {
         source: kube::Error,
     },
 
+    #[error("invalid API key: {reason}")]
+    InvalidApiKey { reason: String },
+
+    #[error("no API key given, and no terminal to prompt for one")]
+    NoKeySource,
+
+    #[error("cannot read the API key from {source_name}")]
+    KeyRead {
+        source_name: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{kind} {namespace}/{name} does not exist")]
+    Missing {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        hint: String,
+    },
+
+    #[error(
+        "{kind} {namespace}/{name} was changed by someone else {attempts} times while being updated"
+    )]
+    Conflict {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        attempts: u32,
+    },
+
+    #[error("rollout of {kind} {namespace}/{name} did not finish within {timeout}: {progress}")]
+    RolloutTimeout {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        timeout: String,
+        progress: String,
+    },
+
+    #[error("rollout of {kind} {namespace}/{name} failed: {reason}")]
+    RolloutFailed {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -140,7 +188,14 @@ impl Error {
             | Error::UnknownContext { .. }
             | Error::UnknownCluster { .. }
             | Error::UnknownUser { .. }
-            | Error::ClientConfig(_) => ExitStatus::Usage,
+            | Error::ClientConfig(_)
+            | Error::InvalidApiKey { .. }
+            | Error::NoKeySource
+            | Error::KeyRead { .. } => ExitStatus::Usage,
+            Error::Missing { .. } => ExitStatus::MissingPrerequisite,
+            Error::Conflict { .. } | Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => {
+                ExitStatus::Failure
+            }
             Error::Unreachable { .. } | Error::Timeout { .. } => ExitStatus::Unreachable,
             Error::Unauthorized { .. } => ExitStatus::Unauthorized,
             Error::Forbidden { .. } => ExitStatus::Forbidden,
@@ -184,6 +239,27 @@ impl Error {
                  lists every permission the plugin needs"
                     .into(),
             ),
+            Error::InvalidApiKey { .. } => Some(
+                "give the key exactly as it was issued: no spaces, newlines or control characters"
+                    .into(),
+            ),
+            Error::NoKeySource => {
+                Some("pass the key with --from-stdin, --from-file PATH or --from-env VAR".into())
+            }
+            Error::Missing { hint, .. } => Some(hint.clone()),
+            Error::Conflict { .. } => {
+                Some("run the command again once the other writer is done".into())
+            }
+            Error::RolloutTimeout {
+                kind,
+                namespace,
+                name,
+                ..
+            } => Some(format!(
+                "check `kubectl rollout status {} {name} -n {namespace}` and the pods' events; \
+                 --timeout allows longer",
+                kind.to_lowercase()
+            )),
             _ => None,
         }
     }

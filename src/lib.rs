@@ -5,12 +5,15 @@
 //! code. The executable is a one-line wrapper so that tests and the binary run
 //! exactly the same code.
 
+pub mod apikey;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod duration;
 pub mod error;
 pub mod output;
+pub mod progress;
+pub mod rollout;
 
 use clap::Parser;
 

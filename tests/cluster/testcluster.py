@@ -185,6 +185,8 @@ class Cluster:
                 log(f"cluster {self.profile}: control plane ready in "
                     f"{time.monotonic() - started:.1f}s")
             self.seed()
+            if self.profile == "modern":
+                self.start_cert_manager()
         print(self.kubeconfig)
 
     @contextlib.contextmanager
@@ -347,7 +349,6 @@ class Cluster:
         p = self.pki
         if self.profile == "modern":
             api, namespace = "cert-manager.io/v1", "kube-system"
-            self.start_cert_manager()
         else:
             api, namespace = "certmanager.k8s.io/v1alpha1", "kube-system"
         self.apply_objects([

@@ -134,3 +134,49 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
+
+/// A fresh pair of namespaces (KMS, Istio) holding the runbook's workloads,
+/// so a test that writes owns everything it writes to.
+pub fn fresh_namespaces(test: &TestCluster, label: &str) -> (String, String) {
+    let suffix = format!("{}-{}", std::process::id(), label);
+    let kms = format!("kms-{suffix}");
+    let istio = format!("istio-{suffix}");
+    run_harness(&["seed-namespaces", &kms, &istio, "--profile", test.profile]);
+    (kms, istio)
+}
+
+/// The plugin pointed at a cluster and a namespace pair.
+pub fn plugin_in(test: &TestCluster, namespaces: &(String, String)) -> Command {
+    let mut command = test.plugin();
+    command
+        .arg("--kms-namespace")
+        .arg(&namespaces.0)
+        .arg("--istio-namespace")
+        .arg(&namespaces.1);
+    command
+}
+
+/// Runs a command with `input` on its standard input.
+pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+impl TestCluster {
+    /// `kubectl get` of one field, by JSONPath.
+    pub fn jsonpath(&self, namespace: &str, object: &str, path: &str) -> String {
+        let out = run(self
+            .kubectl()
+            .args(["get", object, "-n", namespace, "-o"])
+            .arg(format!("jsonpath={path}")));
+        assert_exit(&out, 0);
+        stdout(&out)
+    }
+}

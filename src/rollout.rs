@@ -1,0 +1,188 @@
+//! Restarting a Deployment the way `kubectl rollout restart` does (a new
+//! `restartedAt` annotation on the pod template, so the Deployment replaces
+//! its pods as a rolling update) and waiting, like `kubectl rollout status`,
+//! until every replica runs the new template and is available.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::cluster::Cluster;
+use crate::duration;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+pub const FIELD_MANAGER: &str = "kubectl-kms-sts";
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Where a Deployment's rollout stands, computed from its status alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutState {
+    /// Still going; the text says how far.
+    InProgress(String),
+    /// Every replica updated and available, no old replica left.
+    Complete { ready: i32 },
+    /// The Deployment controller gave up (progress deadline exceeded).
+    Failed(String),
+}
+
+/// The rollout state of `deployment`, by the rules `kubectl rollout status` uses.
+pub fn rollout_state(deployment: &Deployment) -> RolloutState {
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.replicas)
+        .unwrap_or(1);
+    let Some(status) = &deployment.status else {
+        return RolloutState::InProgress("waiting for the deployment controller".into());
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return RolloutState::InProgress("waiting for the deployment controller".into());
+    }
+    if let Some(condition) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")
+        && condition.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    {
+        return RolloutState::Failed(condition.message.clone().unwrap_or_default());
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        RolloutState::InProgress(format!("{updated} of {desired} replicas updated"))
+    } else if total > updated {
+        RolloutState::InProgress(format!(
+            "{} old replicas pending termination",
+            total - updated
+        ))
+    } else if available < updated {
+        RolloutState::InProgress(format!(
+            "{available} of {updated} updated replicas available"
+        ))
+    } else {
+        RolloutState::Complete { ready: available }
+    }
+}
+
+/// Triggers a rolling restart of a Deployment, as `kubectl rollout restart`.
+pub async fn restart(cluster: &Cluster, namespace: &str, name: &str, dry_run: bool) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
+    let params = PatchParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    cluster
+        .call(
+            &format!("restart deployment {namespace}/{name}"),
+            api.patch(name, &params, &Patch::Strategic(&patch)),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Waits until the Deployment's rollout is complete; returns its ready replicas.
+pub async fn wait(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<i32> {
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let mut progress = Progress::start(&format!("waiting for deployment {namespace}/{name}"));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let action = format!("read deployment {namespace}/{name}");
+    loop {
+        let deployment = cluster.call(&action, api.get(name)).await?;
+        match rollout_state(&deployment) {
+            RolloutState::Complete { ready } => return Ok(ready),
+            RolloutState::Failed(reason) => {
+                return Err(Error::RolloutFailed {
+                    kind: "Deployment",
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    reason,
+                });
+            }
+            RolloutState::InProgress(text) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::RolloutTimeout {
+                        kind: "Deployment",
+                        namespace: namespace.into(),
+                        name: name.into(),
+                        timeout: duration::display(timeout),
+                        progress: text,
+                    });
+                }
+                progress.update(&format!("deployment {namespace}/{name}: {text}"));
+            }
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(value: serde_json::Value) -> Deployment {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn complete_when_all_replicas_updated_and_available() {
+        let d = deployment(json!({
+            "metadata": {"generation": 3},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+        }));
+        assert_eq!(rollout_state(&d), RolloutState::Complete { ready: 2 });
+    }
+
+    #[test]
+    fn in_progress_until_controller_observes_the_change() {
+        let d = deployment(json!({
+            "metadata": {"generation": 4},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+        }));
+        assert!(matches!(rollout_state(&d), RolloutState::InProgress(_)));
+    }
+
+    #[test]
+    fn in_progress_while_old_replicas_remain() {
+        let d = deployment(json!({
+            "metadata": {"generation": 4},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 4, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}
+        }));
+        assert_eq!(
+            rollout_state(&d),
+            RolloutState::InProgress("1 old replicas pending termination".into())
+        );
+    }
+
+    #[test]
+    fn failed_when_progress_deadline_exceeded() {
+        let d = deployment(json!({
+            "metadata": {"generation": 4},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 4, "replicas": 3, "updatedReplicas": 1,
+                       "conditions": [{"type": "Progressing", "status": "False",
+                                       "reason": "ProgressDeadlineExceeded", "message": "too slow"}]}
+        }));
+        assert_eq!(rollout_state(&d), RolloutState::Failed("too slow".into()));
+    }
+}
