@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::inject::InjectArgs;
 use crate::commands::set_apikey::SetApikeyArgs;
 use crate::commands::version::VersionArgs;
 use crate::duration;
@@ -35,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Store the STS API key in its Secret and restart the token adapter.
     SetApikey(SetApikeyArgs),
+    /// Add the Istio sidecar to the KMS Deployment, in place, with a backup.
+    Inject(InjectArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
 }

@@ -27,6 +27,7 @@ pub const USER_AGENT: &str = concat!("kubectl-kms-sts/", env!("CARGO_PKG_VERSION
 pub struct Cluster {
     client: Client,
     server: String,
+    context: String,
     request_timeout: Option<Duration>,
 }
 
@@ -34,7 +35,7 @@ impl Cluster {
     /// Loads the configuration the flags select and builds a client for it.
     /// Nothing is sent to the server yet.
     pub async fn connect(args: &ClusterArgs) -> Result<Cluster> {
-        let mut config = load_config(args).await?;
+        let (mut config, context) = load_config(args).await?;
         if config.accept_invalid_certs {
             eprintln!(
                 "warning: the kubeconfig turns off TLS verification for {}; \
@@ -62,6 +63,7 @@ impl Cluster {
         Ok(Cluster {
             client,
             server,
+            context,
             request_timeout,
         })
     }
@@ -73,6 +75,11 @@ impl Cluster {
     /// The API server's URL, for messages.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// The kubeconfig context in use (`in-cluster` inside a pod).
+    pub fn context(&self) -> &str {
+        &self.context
     }
 
     /// Awaits one API request, bounded by the request timeout; failures are
@@ -97,19 +104,22 @@ impl Cluster {
     }
 }
 
-async fn load_config(args: &ClusterArgs) -> Result<Config> {
+/// The client configuration and the name of the context it came from.
+async fn load_config(args: &ClusterArgs) -> Result<(Config, String)> {
     let Some(kubeconfig) = read_kubeconfig(args.kubeconfig.as_deref())? else {
-        return Config::incluster().map_err(|_| Error::NoConfiguration);
+        let config = Config::incluster().map_err(|_| Error::NoConfiguration)?;
+        return Ok((config, "in-cluster".to_owned()));
     };
-    check_selection(&kubeconfig, args)?;
+    let context = check_selection(&kubeconfig, args)?;
     let options = KubeConfigOptions {
         context: args.context.clone(),
         cluster: args.cluster.clone(),
         user: args.user.clone(),
     };
-    Config::from_custom_kubeconfig(kubeconfig, &options)
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(Error::ClientConfig)
+        .map_err(Error::ClientConfig)?;
+    Ok((config, context.unwrap_or_default()))
 }
 
 /// The kubeconfig kubectl would use, or `None` when there is none at all.
@@ -164,8 +174,8 @@ fn read_file(path: &Path) -> Result<Kubeconfig> {
 }
 
 /// Rejects a `--context`, `--cluster` or `--user` the kubeconfig lacks,
-/// listing the names it has.
-fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<()> {
+/// listing the names it has; returns the selected context's name.
+fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<Option<String>> {
     let context = args.context.clone().or_else(|| {
         kubeconfig
             .current_context
@@ -173,11 +183,11 @@ fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<()> {
             .filter(|name| !name.is_empty())
     });
     let contexts: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
-    if let Some(name) = context
-        && !contexts.contains(&name)
+    if let Some(name) = &context
+        && !contexts.contains(name)
     {
         return Err(Error::UnknownContext {
-            name,
+            name: name.clone(),
             available: contexts,
         });
     }
@@ -203,5 +213,5 @@ fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<()> {
             });
         }
     }
-    Ok(())
+    Ok(context)
 }

@@ -165,6 +165,27 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("{tool} is needed: {detail}")]
+    ToolMissing { tool: &'static str, detail: String },
+
+    #[error("{tool} failed: {detail}")]
+    ToolFailed { tool: &'static str, detail: String },
+
+    #[error("cannot {action} {}", path.display())]
+    LocalFile {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{what}; the previous version was restored")]
+    RolledBack {
+        what: String,
+        #[source]
+        cause: Box<Error>,
+    },
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -192,7 +213,9 @@ impl Error {
             | Error::InvalidApiKey { .. }
             | Error::NoKeySource
             | Error::KeyRead { .. } => ExitStatus::Usage,
-            Error::Missing { .. } => ExitStatus::MissingPrerequisite,
+            Error::Missing { .. } | Error::ToolMissing { .. } => ExitStatus::MissingPrerequisite,
+            Error::ToolFailed { .. } | Error::LocalFile { .. } => ExitStatus::Failure,
+            Error::RolledBack { cause, .. } => cause.exit_status(),
             Error::Conflict { .. } | Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => {
                 ExitStatus::Failure
             }
@@ -247,6 +270,10 @@ impl Error {
                 Some("pass the key with --from-stdin, --from-file PATH or --from-env VAR".into())
             }
             Error::Missing { hint, .. } => Some(hint.clone()),
+            Error::ToolMissing { tool, .. } => Some(format!(
+                "install {tool} and put it on PATH, or name it with --{tool} PATH"
+            )),
+            Error::RolledBack { cause, .. } => cause.hint(),
             Error::Conflict { .. } => {
                 Some("run the command again once the other writer is done".into())
             }

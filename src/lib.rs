@@ -6,14 +6,17 @@
 //! exactly the same code.
 
 pub mod apikey;
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod duration;
 pub mod error;
+pub mod istioctl;
 pub mod output;
 pub mod progress;
 pub mod rollout;
+pub mod sidecar;
 
 use clap::Parser;
 

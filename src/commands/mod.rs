@@ -1,5 +1,6 @@
 //! One module per subcommand. `run` dispatches a parsed command line to it.
 
+pub mod inject;
 pub mod set_apikey;
 pub mod version;
 
@@ -8,6 +9,7 @@ use crate::error::Result;
 
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Inject(args) => inject::run(&cli.cluster, &args).await,
         Command::SetApikey(args) => set_apikey::run(&cli.cluster, &args).await,
         Command::Version(args) => version::run(&cli.cluster, &args).await,
     }

@@ -396,6 +396,14 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace):
     if kms_namespace == "kube-system":
         objects = [o for o in objects if o["kind"] != "Namespace"
                    or o["metadata"]["name"] != "kube-system"]
+    if istio_namespace != "istio-system":
+        # The injector configuration Istio keeps in its own namespace.
+        for name in ("istio", "istio-sidecar-injector"):
+            cm = json.loads(cluster.kubectl_run("get", "configmap", name, "-n", "istio-system",
+                                                "-o", "json").stdout)
+            objects.append({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": name, "namespace": istio_namespace},
+                            "data": cm["data"]})
     cluster.apply_objects(objects)
     for ns, name in ((kms_namespace, "key-management-api"), (istio_namespace, "tokenadapter"),
                      (istio_namespace, "istio-ingressgateway")):

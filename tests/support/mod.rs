@@ -180,3 +180,10 @@ impl TestCluster {
         stdout(&out)
     }
 }
+
+/// The harness's istioctl, built from Istio's published module.
+pub fn istioctl_binary() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| last_line(&run_harness(&["build-tools", "istioctl"])))
+        .join("istioctl")
+}

@@ -1,0 +1,72 @@
+//! Backups of objects the plugin is about to change, so an operator can always
+//! restore by hand with `kubectl apply -f BACKUP`. They live in a per-context
+//! directory, `$XDG_STATE_HOME/kubectl-kms-sts/backups/<context>/` (default
+//! `~/.local/state/...`), readable by the current user only (0700/0600).
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The default backup directory for a kubeconfig context.
+pub fn default_dir(context: &str) -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    // Context names may hold '/' or ':' (e.g. EKS ARNs); keep them one path segment.
+    let segment: String = context
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    state.join("kubectl-kms-sts/backups").join(segment)
+}
+
+/// Writes `content` as `<namespace>.<kind>.<name>.<UTC time>.yaml` in `dir`
+/// and returns its path. Never overwrites an existing file.
+pub fn save(dir: &Path, kind: &str, namespace: &str, name: &str, content: &str) -> Result<PathBuf> {
+    let local = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::LocalFile {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(local("create", dir))?;
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.fZ");
+    let path = dir.join(format!(
+        "{namespace}.{}.{name}.{stamp}.yaml",
+        kind.to_lowercase()
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(content.as_bytes()))
+        .map_err(local("write", &path))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_names_become_one_safe_segment() {
+        let dir = default_dir("arn:aws:eks:us-east-1:1:cluster/prod");
+        assert!(dir.ends_with("kubectl-kms-sts/backups/arn_aws_eks_us-east-1_1_cluster_prod"));
+    }
+}

@@ -1,0 +1,304 @@
+//! `inject`: the runbook's steps 1-4 without the downtime. The runbook saves
+//! the KMS Deployment, runs `istioctl kube-inject`, deletes the Deployment and
+//! re-creates it; here the injected pod template replaces the old one in
+//! place, so the Deployment rolls its pods over as usual and is never absent.
+//!
+//! Before the write the original is saved to a backup file. After it, the
+//! rollout is awaited and every new pod checked for the sidecar; a rollout
+//! that fails or times out is undone by restoring the original template.
+//! A Deployment that already carries the sidecar is left alone, since
+//! kube-inject would add a second one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+
+use crate::backup;
+use crate::cli::{ClusterArgs, DryRun, WriteArgs};
+use crate::cluster::Cluster;
+use crate::duration;
+use crate::error::{Error, Result};
+use crate::istioctl::{self, InjectorConfig};
+use crate::output;
+use crate::rollout::{self, FIELD_MANAGER};
+use crate::sidecar;
+
+#[derive(Debug, clap::Args)]
+pub struct InjectArgs {
+    /// Deployment of the Key Management Service API, in the KMS namespace.
+    #[arg(long, value_name = "NAME", default_value = "key-management-api")]
+    pub deployment: String,
+
+    /// istioctl to run (default: the first on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub istioctl: Option<PathBuf>,
+
+    /// Where to save the original Deployment
+    /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// How long to wait for the injected pods to roll out.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
+    if args.timeout.is_zero() {
+        return Err(Error::InvalidFlag {
+            flag: "--timeout",
+            reason: "must be longer than 0s".into(),
+        });
+    }
+    let namespace = &cluster_args.kms_namespace;
+    let name = &args.deployment;
+    let cluster = Cluster::connect(cluster_args).await?;
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+
+    let original = cluster
+        .call(
+            &format!("read deployment {namespace}/{name}"),
+            deployments.get_opt(name),
+        )
+        .await?
+        .ok_or_else(|| Error::Missing {
+            kind: "Deployment",
+            namespace: namespace.clone(),
+            name: name.clone(),
+            hint:
+                "name the KMS Deployment with --deployment, or its namespace with --kms-namespace"
+                    .into(),
+        })?;
+    let original_template = pod_template(&original);
+    if sidecar::template_is_injected(&original_template) {
+        eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");
+        return Ok(());
+    }
+
+    let istioctl = istioctl::locate(args.istioctl.as_deref())?;
+    let config = injector_config(&cluster, &cluster_args.istio_namespace).await?;
+    let injected = istioctl::kube_inject(
+        &istioctl,
+        cluster_args,
+        &sidecar::injection_input(&original),
+        &config,
+    )?;
+    let injected_template = pod_template(&injected);
+    if !sidecar::template_is_injected(&injected_template) {
+        return Err(Error::ToolFailed {
+            tool: "istioctl",
+            detail: "kube-inject returned the Deployment without an istio-proxy container".into(),
+        });
+    }
+
+    let mut updated = original.clone();
+    set_pod_template(&mut updated, injected_template);
+    updated.metadata.managed_fields = None;
+    updated.status = None;
+    let note = args.write.dry_run_note();
+
+    if args.write.dry_run == Some(DryRun::Client) {
+        print_object(&updated, args);
+        eprintln!("deployment/{name} injected{note}");
+        return Ok(());
+    }
+
+    let backup_path = if args.write.dry_run.is_none() {
+        let mut saved = original.clone();
+        saved.metadata.managed_fields = None;
+        saved.status = None;
+        let yaml = output::render(&saved, output::Format::Yaml);
+        let dir = args
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| backup::default_dir(cluster.context()));
+        Some(backup::save(&dir, "Deployment", namespace, name, &yaml)?)
+    } else {
+        None
+    };
+    if let Some(path) = &backup_path {
+        eprintln!("original deployment/{name} saved to {}", path.display());
+    }
+
+    let params = PostParams {
+        dry_run: args.write.server_dry_run(),
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let applied = match deployments.replace(name, &params, &updated).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            return Err(Error::Conflict {
+                kind: "Deployment",
+                namespace: namespace.clone(),
+                name: name.clone(),
+                attempts: 1,
+            });
+        }
+        outcome => {
+            cluster
+                .call(
+                    &format!("update deployment {namespace}/{name}"),
+                    std::future::ready(outcome),
+                )
+                .await?
+        }
+    };
+    if args.write.dry_run.is_some() {
+        print_object(&applied, args);
+        eprintln!("deployment/{name} injected{note}");
+        return Ok(());
+    }
+
+    let verified = match rollout::wait(&cluster, namespace, name, args.timeout).await {
+        Ok(_) => verify_sidecars(&cluster, namespace, &applied).await,
+        Err(err) => Err(err),
+    };
+    match verified {
+        Ok(pods) => {
+            print_object(&applied, args);
+            eprintln!("deployment/{name} injected: {pods} pods run the istio-proxy sidecar");
+            Ok(())
+        }
+        Err(cause) => {
+            restore_template(&cluster, &deployments, namespace, name, original_template).await?;
+            Err(Error::RolledBack {
+                what: format!("injecting deployment {namespace}/{name} failed"),
+                cause: Box::new(cause),
+            })
+        }
+    }
+}
+
+fn print_object(deployment: &Deployment, args: &InjectArgs) {
+    if let Some(format) = args.write.output {
+        let mut shown = deployment.clone();
+        shown.metadata.managed_fields = None;
+        print!("{}", output::render(&shown, format));
+    }
+}
+
+fn pod_template(deployment: &Deployment) -> PodTemplateSpec {
+    deployment
+        .spec
+        .as_ref()
+        .map(|spec| spec.template.clone())
+        .unwrap_or_default()
+}
+
+fn set_pod_template(deployment: &mut Deployment, template: PodTemplateSpec) {
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.template = template;
+    }
+}
+
+/// The cluster's injector configuration; both ConfigMaps come with Istio.
+async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<InjectorConfig> {
+    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
+    let read = async |name: &str, keys: &[&str]| -> Result<Vec<String>> {
+        let found = cluster
+            .call(
+                &format!("read configmap {namespace}/{name}"),
+                configmaps.get_opt(name),
+            )
+            .await?;
+        let data = found.and_then(|cm| cm.data).unwrap_or_default();
+        keys.iter()
+            .map(|key| {
+                data.get(*key).cloned().ok_or_else(|| Error::Missing {
+                    kind: "ConfigMap",
+                    namespace: namespace.to_owned(),
+                    name: format!("{name} (key {key})"),
+                    hint: "Istio's injector configuration is missing: is Istio installed in \
+                           --istio-namespace?"
+                        .into(),
+                })
+            })
+            .collect()
+    };
+    let injector = read("istio-sidecar-injector", &["config", "values"]).await?;
+    let mesh = read("istio", &["mesh"]).await?;
+    let [template, values] = <[String; 2]>::try_from(injector).expect("two keys asked");
+    let [mesh] = <[String; 1]>::try_from(mesh).expect("one key asked");
+    Ok(InjectorConfig {
+        template,
+        values,
+        mesh,
+    })
+}
+
+/// Counts the Deployment's live pods, failing if any lacks the sidecar.
+async fn verify_sidecars(
+    cluster: &Cluster,
+    namespace: &str,
+    deployment: &Deployment,
+) -> Result<usize> {
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
+    let list = cluster
+        .call(
+            &format!("list pods {selector} in {namespace}"),
+            pods.list(&ListParams::default().labels(&selector)),
+        )
+        .await?;
+    let live: Vec<&Pod> = list
+        .items
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .collect();
+    let missing: Vec<String> = live
+        .iter()
+        .filter(|pod| !sidecar::pod_has_sidecar(pod))
+        .filter_map(|pod| pod.metadata.name.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::RolloutFailed {
+            kind: "Deployment",
+            namespace: namespace.to_owned(),
+            name: deployment.metadata.name.clone().unwrap_or_default(),
+            reason: format!(
+                "pods without the istio-proxy sidecar: {}",
+                missing.join(", ")
+            ),
+        });
+    }
+    Ok(live.len())
+}
+
+/// Puts the original pod template back (a rollback by the same rolling update).
+async fn restore_template(
+    cluster: &Cluster,
+    deployments: &Api<Deployment>,
+    namespace: &str,
+    name: &str,
+    template: PodTemplateSpec,
+) -> Result<()> {
+    let action = format!("restore deployment {namespace}/{name}");
+    let mut current = cluster.call(&action, deployments.get(name)).await?;
+    set_pod_template(&mut current, template);
+    current.metadata.managed_fields = None;
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    cluster
+        .call(&action, deployments.replace(name, &params, &current))
+        .await?;
+    Ok(())
+}

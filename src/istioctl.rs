@@ -1,0 +1,156 @@
+//! Running `istioctl kube-inject`: the one external program the plugin needs.
+//! It is fed the cluster's own injector configuration (the ConfigMaps
+//! `istio-sidecar-injector` and `istio`), written to a private temporary
+//! directory, so the sidecar matches the mesh that runs there.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+use crate::cli::ClusterArgs;
+use crate::error::{Error, Result};
+
+/// The injector configuration, as the cluster's ConfigMaps hold it.
+pub struct InjectorConfig {
+    /// `istio-sidecar-injector` ConfigMap, key `config`.
+    pub template: String,
+    /// `istio-sidecar-injector` ConfigMap, key `values`.
+    pub values: String,
+    /// `istio` ConfigMap, key `mesh`.
+    pub mesh: String,
+}
+
+/// The istioctl to run: `--istioctl`, else the first on PATH.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(path.to_owned());
+        }
+        return Err(Error::ToolMissing {
+            tool: "istioctl",
+            detail: format!("{} does not exist", path.display()),
+        });
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("istioctl"))
+        .find(|candidate| candidate.is_file())
+        .ok_or(Error::ToolMissing {
+            tool: "istioctl",
+            detail: "it is not on PATH".into(),
+        })
+}
+
+/// A directory only the current user can read, removed when dropped.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn create() -> Result<PrivateDir> {
+        let path = std::env::temp_dir().join(format!(
+            "kubectl-kms-sts-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| Error::LocalFile {
+                action: "create",
+                path: path.clone(),
+                source,
+            })?;
+        Ok(PrivateDir(path))
+    }
+
+    fn write(&self, name: &str, content: &str) -> Result<PathBuf> {
+        let path = self.0.join(name);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(content.as_bytes()));
+        written.map_err(|source| Error::LocalFile {
+            action: "write",
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `istioctl kube-inject` on `deployment` and returns the injected one.
+/// istioctl is pointed at the same kubeconfig and context as the plugin.
+pub fn kube_inject(
+    istioctl: &Path,
+    cluster_args: &ClusterArgs,
+    deployment: &Deployment,
+    config: &InjectorConfig,
+) -> Result<Deployment> {
+    let dir = PrivateDir::create()?;
+    let manifest = serde_json::to_string(deployment).expect("a Deployment serialises");
+    let input = dir.write("deployment.json", &manifest)?;
+    let template = dir.write("inject-config.yaml", &config.template)?;
+    let values = dir.write("values.json", &config.values)?;
+    let mesh = dir.write("mesh.yaml", &config.mesh)?;
+
+    let mut command = Command::new(istioctl);
+    command
+        .arg("kube-inject")
+        .arg("-f")
+        .arg(&input)
+        .arg("--injectConfigFile")
+        .arg(&template)
+        .arg("--valuesFile")
+        .arg(&values)
+        .arg("--meshConfigFile")
+        .arg(&mesh)
+        .arg("--istioNamespace")
+        .arg(&cluster_args.istio_namespace);
+    if let Some(path) = &cluster_args.kubeconfig {
+        command.arg("--kubeconfig").arg(path);
+    }
+    if let Some(context) = &cluster_args.context {
+        command.arg("--context").arg(context);
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::ToolFailed {
+            tool: "istioctl",
+            detail: source.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(Error::ToolFailed {
+            tool: "istioctl",
+            detail: format!(
+                "kube-inject exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        });
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let not_a_deployment = |detail: String| Error::ToolFailed {
+        tool: "istioctl",
+        detail: format!("kube-inject printed something that is not one Deployment: {detail}"),
+    };
+    // kube-inject ends its output with a document separator: one document
+    // and an empty one.
+    let mut documents: Vec<Deployment> =
+        serde_saphyr::from_multiple(&text).map_err(|err| not_a_deployment(err.to_string()))?;
+    match documents.len() {
+        1 => Ok(documents.remove(0)),
+        n => Err(not_a_deployment(format!("{n} documents"))),
+    }
+}

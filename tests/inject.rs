@@ -1,0 +1,211 @@
+//! `inject` against the real test cluster and the real istioctl: the KMS
+//! Deployment gains the sidecar in place (same object, rolling update), the
+//! original is backed up privately, re-runs do nothing, dry runs and bad
+//! input change nothing, and a failed rollout is rolled back.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::{
+    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin_in, run,
+    scratch_dir, stderr, stdout,
+};
+
+const FAILURE: i32 = 1;
+const MISSING: i32 = 6;
+
+fn containers(test: &TestCluster, kms: &str) -> String {
+    test.jsonpath(
+        kms,
+        "deployment/key-management-api",
+        "{.spec.template.spec.containers[*].name} {.spec.template.spec.initContainers[*].name}",
+    )
+    .trim()
+    .to_owned()
+}
+
+fn inject(test: &TestCluster, ns: &(String, String)) -> std::process::Command {
+    let mut command = plugin_in(test, ns);
+    command
+        .arg("inject")
+        .arg("--istioctl")
+        .arg(istioctl_binary());
+    command
+}
+
+#[test]
+fn injects_in_place_with_a_private_backup_and_is_idempotent() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-ok");
+    let uid = test.jsonpath(&ns.0, "deployment/key-management-api", "{.metadata.uid}");
+    let backups = scratch_dir("inject-backups");
+
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("deployment/key-management-api injected: 2 pods run the istio-proxy sidecar"),
+        "{err}"
+    );
+
+    // The same object, never deleted, now carrying the sidecar.
+    assert_eq!(
+        test.jsonpath(&ns.0, "deployment/key-management-api", "{.metadata.uid}"),
+        uid
+    );
+    assert!(
+        containers(test, &ns.0).contains("istio-proxy"),
+        "{}",
+        containers(test, &ns.0)
+    );
+    let pods = test.jsonpath(
+        &ns.0,
+        "pods",
+        "{range .items[*]}{.spec.containers[*].name}|{.status.phase}{\"\\n\"}{end}",
+    );
+    let live: Vec<&str> = pods
+        .lines()
+        .filter(|line| line.ends_with("|Running"))
+        .collect();
+    assert_eq!(live.len(), 2, "{pods}");
+    assert!(
+        live.iter().all(|line| line.contains("istio-proxy")),
+        "{pods}"
+    );
+
+    // The backup: the original manifest, readable by the owner only.
+    let files: Vec<_> = std::fs::read_dir(&backups).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let backup = files[0].path();
+    assert!(
+        err.contains(&backup.display().to_string()),
+        "backup path printed: {err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let saved = std::fs::read_to_string(&backup).unwrap();
+    assert!(
+        saved.contains("name: key-management-api") && !saved.contains("istio-proxy"),
+        "{saved}"
+    );
+
+    // Again: already injected, nothing written.
+    let generation = test.jsonpath(
+        &ns.0,
+        "deployment/key-management-api",
+        "{.metadata.generation}",
+    );
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("already carries the Istio sidecar"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "deployment/key-management-api",
+            "{.metadata.generation}"
+        ),
+        generation
+    );
+    assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 1);
+}
+
+#[test]
+fn dry_runs_print_the_injected_deployment_and_change_nothing() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-dry");
+    for mode in ["--dry-run=client", "--dry-run=server"] {
+        let out = run(inject(test, &ns).args([mode, "-o", "yaml"]));
+        assert_exit(&out, 0);
+        let text = stdout(&out);
+        assert!(
+            text.contains("kind: Deployment") && text.contains("istio-proxy"),
+            "{text}"
+        );
+        assert!(stderr(&out).contains("dry run"));
+    }
+    assert_eq!(containers(test, &ns.0), "key-management-api");
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "deployment/key-management-api",
+            "{.metadata.generation}"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn missing_istioctl_deployment_or_injector_config_changes_nothing() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-missing");
+
+    let out = run(plugin_in(test, &ns).args(["inject", "--istioctl", "/nonexistent/istioctl"]));
+    assert_exit(&out, MISSING);
+    assert!(
+        stderr(&out).contains("istioctl is needed: /nonexistent/istioctl does not exist"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(inject(test, &ns).args(["--deployment", "absent"]));
+    assert_exit(&out, MISSING);
+    assert!(stderr(&out).contains(&format!("Deployment {}/absent does not exist", ns.0)));
+
+    let deleted =
+        run(test
+            .kubectl()
+            .args(["delete", "configmap", "istio-sidecar-injector", "-n", &ns.1]));
+    assert_exit(&deleted, 0);
+    let out = run(&mut inject(test, &ns));
+    assert_exit(&out, MISSING);
+    assert!(
+        stderr(&out).contains("istio-sidecar-injector"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_eq!(containers(test, &ns.0), "key-management-api");
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "deployment/key-management-api",
+            "{.metadata.generation}"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn a_rollout_that_cannot_finish_is_rolled_back() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-rollback");
+    // A quota that admits no extra pod: the rolling update cannot surge.
+    let quota =
+        run(test
+            .kubectl()
+            .args(["create", "quota", "no-surge", "--hard=pods=2", "-n", &ns.0]));
+    assert_exit(&quota, 0);
+    let backups = scratch_dir("inject-rollback-backups");
+
+    let out = run(inject(test, &ns)
+        .args(["--timeout", "3s"])
+        .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, FAILURE);
+    let err = stderr(&out);
+    assert!(err.contains("the previous version was restored"), "{err}");
+    assert!(err.contains("did not finish within 3s"), "{err}");
+    assert_eq!(containers(test, &ns.0), "key-management-api");
+    assert_eq!(
+        std::fs::read_dir(&backups).unwrap().count(),
+        1,
+        "backup kept"
+    );
+}
