@@ -60,6 +60,32 @@ pub fn save(dir: &Path, kind: &str, namespace: &str, name: &str, content: &str) 
     Ok(path)
 }
 
+/// The most recently written backup of an object in `dir`, if any.
+pub fn newest(dir: &Path, kind: &str, namespace: &str, name: &str) -> Result<Option<PathBuf>> {
+    let prefix = format!("{namespace}.{}.{name}.", kind.to_lowercase());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::LocalFile {
+                action: "read",
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let newest = entries
+        .flatten()
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file.starts_with(&prefix) && file.ends_with(".yaml")
+        })
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .max();
+    Ok(newest.map(|(_, path)| path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,6 +193,7 @@ fn a_rollout_that_cannot_finish_is_rolled_back() {
             .args(["create", "quota", "no-surge", "--hard=pods=2", "-n", &ns.0]));
     assert_exit(&quota, 0);
     let backups = scratch_dir("inject-rollback-backups");
+    let template = test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}");
 
     let out = run(inject(test, &ns)
         .args(["--timeout", "3s"])
@@ -204,8 +205,49 @@ fn a_rollout_that_cannot_finish_is_rolled_back() {
     assert!(err.contains("did not finish within 3s"), "{err}");
     assert_eq!(containers(test, &ns.0), "key-management-api");
     assert_eq!(
+        test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}"),
+        template
+    );
+    assert_eq!(
         std::fs::read_dir(&backups).unwrap().count(),
         1,
         "backup kept"
     );
+}
+
+#[test]
+fn undo_restores_the_backed_up_template_in_both_profiles() {
+    for profile in ["modern", "legacy"] {
+        let test = cluster(profile);
+        let ns = fresh_namespaces(test, "inject-undo");
+        let backups = scratch_dir("inject-undo-backups");
+        let template = test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}");
+
+        let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+        assert_exit(&out, 0);
+        assert!(containers(test, &ns.0).contains("istio-proxy"), "{profile}");
+
+        let out = run(plugin_in(test, &ns)
+            .args(["inject", "--undo"])
+            .arg("--backup-dir")
+            .arg(&backups));
+        assert_exit(&out, 0);
+        assert!(
+            stderr(&out).contains("deployment/key-management-api restored from"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(containers(test, &ns.0), "key-management-api", "{profile}");
+        assert_eq!(
+            test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}"),
+            template
+        );
+
+        let out = run(plugin_in(test, &ns)
+            .args(["inject", "--undo"])
+            .arg("--backup-dir")
+            .arg(&backups));
+        assert_exit(&out, 0);
+        assert!(stderr(&out).contains("nothing to undo"));
+    }
 }

@@ -260,3 +260,18 @@ fn missing_secret_or_deployment_is_a_missing_prerequisite() {
         b"created-key"
     );
 }
+
+#[test]
+fn legacy_profile_stores_and_restarts_too() {
+    let test = cluster("legacy");
+    let ns = fresh_namespaces(test, "apikey-legacy");
+    let key = "sentinel-legacy-key";
+    let out = run_with_stdin(
+        plugin_in(test, &ns).args(["set-apikey", "--from-stdin"]),
+        key.as_bytes(),
+    );
+    assert_exit(&out, 0);
+    assert_not_leaked(&out, key);
+    assert_eq!(stored_key(test, &ns.1), key.as_bytes());
+    assert!(stderr(&out).contains("deployment/tokenadapter restarted, 1 ready"));
+}

@@ -46,6 +46,14 @@ pub struct InjectArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
     pub timeout: Duration,
 
+    /// Leave a failed rollout as it is instead of restoring the previous spec.
+    #[arg(long)]
+    pub no_rollback: bool,
+
+    /// Remove the sidecar again: restore the pod template from the newest backup.
+    #[arg(long, conflicts_with = "istioctl")]
+    pub undo: bool,
+
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -77,6 +85,13 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
                     .into(),
         })?;
     let original_template = pod_template(&original);
+    let backup_dir = args
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| backup::default_dir(cluster.context()));
+    if args.undo {
+        return undo(&cluster, &deployments, &original, &backup_dir, args).await;
+    }
     if sidecar::template_is_injected(&original_template) {
         eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");
         return Ok(());
@@ -115,11 +130,13 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         saved.metadata.managed_fields = None;
         saved.status = None;
         let yaml = output::render(&saved, output::Format::Yaml);
-        let dir = args
-            .backup_dir
-            .clone()
-            .unwrap_or_else(|| backup::default_dir(cluster.context()));
-        Some(backup::save(&dir, "Deployment", namespace, name, &yaml)?)
+        Some(backup::save(
+            &backup_dir,
+            "Deployment",
+            namespace,
+            name,
+            &yaml,
+        )?)
     } else {
         None
     };
@@ -165,6 +182,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
             eprintln!("deployment/{name} injected: {pods} pods run the istio-proxy sidecar");
             Ok(())
         }
+        Err(cause) if args.no_rollback => Err(cause),
         Err(cause) => {
             restore_template(&cluster, &deployments, namespace, name, original_template).await?;
             Err(Error::RolledBack {
@@ -173,6 +191,76 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
             })
         }
     }
+}
+
+/// `--undo`: puts back the pod template of the newest backup and waits for
+/// the rollout, so the sidecar is removed by the same rolling update.
+async fn undo(
+    cluster: &Cluster,
+    deployments: &Api<Deployment>,
+    current: &Deployment,
+    backup_dir: &std::path::Path,
+    args: &InjectArgs,
+) -> Result<()> {
+    let namespace = current.metadata.namespace.clone().unwrap_or_default();
+    let name = &args.deployment;
+    if !sidecar::template_is_injected(&pod_template(current)) {
+        eprintln!("deployment/{name} carries no Istio sidecar; nothing to undo");
+        return Ok(());
+    }
+    let path = backup::newest(backup_dir, "Deployment", &namespace, name)?.ok_or_else(|| {
+        Error::Missing {
+            kind: "backup of Deployment",
+            namespace: namespace.clone(),
+            name: name.clone(),
+            hint: format!(
+                "no backup in {}; name the directory with --backup-dir",
+                backup_dir.display()
+            ),
+        }
+    })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::LocalFile {
+        action: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let saved: Deployment = serde_saphyr::from_str(&text).map_err(|err| Error::InvalidFlag {
+        flag: "--backup-dir",
+        reason: format!("{} is not a Deployment manifest: {err}", path.display()),
+    })?;
+    let template = pod_template(&saved);
+    if sidecar::template_is_injected(&template) {
+        return Err(Error::InvalidFlag {
+            flag: "--backup-dir",
+            reason: format!(
+                "the newest backup {} carries the sidecar too",
+                path.display()
+            ),
+        });
+    }
+    let mut restored = current.clone();
+    set_pod_template(&mut restored, template);
+    restored.metadata.managed_fields = None;
+    restored.status = None;
+    let note = args.write.dry_run_note();
+    if args.write.dry_run != Some(DryRun::Client) {
+        let params = PostParams {
+            dry_run: args.write.server_dry_run(),
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        restored = cluster
+            .call(
+                &format!("restore deployment {namespace}/{name}"),
+                deployments.replace(name, &params, &restored),
+            )
+            .await?;
+    }
+    if args.write.dry_run.is_none() {
+        rollout::wait(cluster, &namespace, name, args.timeout).await?;
+    }
+    print_object(&restored, args);
+    eprintln!("deployment/{name} restored from {}{note}", path.display());
+    Ok(())
 }
 
 fn print_object(deployment: &Deployment, args: &InjectArgs) {
