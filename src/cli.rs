@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::expose::ExposeArgs;
 use crate::commands::inject::InjectArgs;
+use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::SetApikeyArgs;
 use crate::commands::version::VersionArgs;
 use crate::duration;
@@ -38,6 +40,10 @@ pub enum Command {
     SetApikey(SetApikeyArgs),
     /// Add the Istio sidecar to the KMS Deployment, in place, with a backup.
     Inject(InjectArgs),
+    /// Expose the KMS API through a Certificate, Gateway, VirtualService and DestinationRule.
+    Expose(ExposeArgs),
+    /// Map the STS source identity to KMS with an IdentityMappingPolicy.
+    MapIdentity(MapIdentityArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
 }
@@ -119,4 +125,17 @@ impl WriteArgs {
             Some(DryRun::Server) => " (server dry run)",
         }
     }
+}
+
+/// How objects are written, for commands that create custom objects.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// `server-side` apply, or `update` (get, then create or replace) for
+    /// servers that cannot apply.
+    #[arg(long, value_name = "STRATEGY", default_value = "server-side")]
+    pub apply_strategy: crate::apply::Strategy,
+
+    /// Take over fields another field manager owns instead of failing.
+    #[arg(long)]
+    pub force_conflicts: bool,
 }

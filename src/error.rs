@@ -23,6 +23,8 @@ pub enum ExitStatus {
     Forbidden = 5,
     /// Something the command relies on is missing in the cluster.
     MissingPrerequisite = 6,
+    /// Another client owns or changed what the command would write.
+    Conflict = 7,
     /// The run was interrupted (SIGINT).
     Interrupted = 130,
 }
@@ -186,6 +188,23 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    #[error("{object} has fields owned by another manager: {message}")]
+    ApplyConflict { object: String, message: String },
+
+    #[error("invalid {flag}: {source}")]
+    InvalidCrn {
+        flag: &'static str,
+        source: crate::crn::CrnError,
+    },
+
+    #[error("stopped part-way; done: {}; not done: {}", list_or_none(.done), list_or_none(.not_done))]
+    Incomplete {
+        done: Vec<String>,
+        not_done: Vec<String>,
+        #[source]
+        cause: Box<Error>,
+    },
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -212,13 +231,16 @@ impl Error {
             | Error::ClientConfig(_)
             | Error::InvalidApiKey { .. }
             | Error::NoKeySource
+            | Error::InvalidCrn { .. }
             | Error::KeyRead { .. } => ExitStatus::Usage,
             Error::Missing { .. } | Error::ToolMissing { .. } => ExitStatus::MissingPrerequisite,
             Error::ToolFailed { .. } | Error::LocalFile { .. } => ExitStatus::Failure,
-            Error::RolledBack { cause, .. } => cause.exit_status(),
-            Error::Conflict { .. } | Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => {
-                ExitStatus::Failure
+            Error::ApplyConflict { .. } => ExitStatus::Conflict,
+            Error::RolledBack { cause, .. } | Error::Incomplete { cause, .. } => {
+                cause.exit_status()
             }
+            Error::Conflict { .. } => ExitStatus::Conflict,
+            Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => ExitStatus::Failure,
             Error::Unreachable { .. } | Error::Timeout { .. } => ExitStatus::Unreachable,
             Error::Unauthorized { .. } => ExitStatus::Unauthorized,
             Error::Forbidden { .. } => ExitStatus::Forbidden,
@@ -274,9 +296,23 @@ impl Error {
                 "install {tool} and put it on PATH, or name it with --{tool} PATH"
             )),
             Error::RolledBack { cause, .. } => cause.hint(),
+            Error::Incomplete { cause, .. } => cause
+                .hint()
+                .map(|hint| format!("{hint}; then run the same command again to finish"))
+                .or_else(|| Some("run the same command again to finish".into())),
             Error::Conflict { .. } => {
                 Some("run the command again once the other writer is done".into())
             }
+            Error::ApplyConflict { .. } => Some(
+                "check who else manages it (`kubectl get -o yaml --show-managed-fields`); \
+                 --force-conflicts takes the fields over"
+                    .into(),
+            ),
+            Error::InvalidCrn { .. } => Some(
+                "give the CRN exactly as issued, with all ten fields: \
+                 crn:v1:CNAME:CTYPE:SERVICE-NAME:LOCATION:SCOPE:SERVICE-INSTANCE:RESOURCE-TYPE:RESOURCE"
+                    .into(),
+            ),
             Error::RolloutTimeout {
                 kind,
                 namespace,

@@ -6,13 +6,17 @@
 //! exactly the same code.
 
 pub mod apikey;
+pub mod apply;
 pub mod backup;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod crn;
+pub mod discovery;
 pub mod duration;
 pub mod error;
 pub mod istioctl;
+pub mod manifests;
 pub mod output;
 pub mod progress;
 pub mod rollout;

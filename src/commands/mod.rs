@@ -1,6 +1,8 @@
 //! One module per subcommand. `run` dispatches a parsed command line to it.
 
+pub mod expose;
 pub mod inject;
+pub mod map_identity;
 pub mod set_apikey;
 pub mod version;
 
@@ -9,6 +11,8 @@ use crate::error::Result;
 
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Expose(args) => expose::run(&cli.cluster, &args).await,
+        Command::MapIdentity(args) => map_identity::run(&cli.cluster, &args).await,
         Command::Inject(args) => inject::run(&cli.cluster, &args).await,
         Command::SetApikey(args) => set_apikey::run(&cli.cluster, &args).await,
         Command::Version(args) => version::run(&cli.cluster, &args).await,

@@ -1,0 +1,196 @@
+//! `expose`: the runbook's steps 5-12. Checks everything the four objects
+//! depend on first (the CRDs, at the versions served; the `kms-api` Service
+//! and its port; the issuer), then applies the Certificate, Gateway,
+//! VirtualService and DestinationRule idempotently.
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+use kube::api::DynamicObject;
+use kube::core::{ApiResource, GroupVersionKind};
+
+use crate::apply::{self, ApplyOptions};
+use crate::cli::{ApplyArgs, ClusterArgs, DryRun, WriteArgs};
+use crate::cluster::Cluster;
+use crate::discovery::{self, CertManagerApi};
+use crate::error::{Error, Result};
+use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE};
+
+#[derive(Debug, clap::Args)]
+pub struct ExposeArgs {
+    /// An address clients use to reach the gateway: an IP address or a DNS
+    /// name. Repeat for several.
+    #[arg(long = "host", value_name = "HOST", required = true, value_parser = exposure::parse_host)]
+    pub hosts: Vec<Host>,
+
+    /// The cert-manager issuer that signs the gateway's certificate.
+    #[arg(long, value_name = "NAME", default_value = "icp-ca-issuer")]
+    pub issuer: String,
+
+    /// Kind of the issuer.
+    #[arg(long, value_name = "KIND", default_value = "ClusterIssuer", value_parser = ["ClusterIssuer", "Issuer"])]
+    pub issuer_kind: String,
+
+    /// The certificate's common name.
+    #[arg(long, value_name = "NAME", default_value = "istio-service", value_parser = parse_common_name)]
+    pub common_name: String,
+
+    /// Serve the certificate from this secret through the gateway's
+    /// credentialName instead of the files mounted into the gateway.
+    #[arg(long, value_name = "SECRET")]
+    pub tls_credential_name: Option<String>,
+
+    /// Request path prefix routed to KMS.
+    #[arg(long, value_name = "PATH", default_value = "/kms/api", value_parser = parse_path)]
+    pub path_prefix: String,
+
+    /// What the prefix is rewritten to before it reaches KMS.
+    #[arg(long, value_name = "PATH", default_value = "/api", value_parser = parse_path)]
+    pub rewrite: String,
+
+    /// Port of the kms-api Service to route to (default: read from the Service).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(i32).range(1..=65535))]
+    pub port: Option<i32>,
+
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+fn parse_common_name(text: &str) -> std::result::Result<String, String> {
+    exposure::check_common_name(text).map(|()| text.to_owned())
+}
+
+fn parse_path(text: &str) -> std::result::Result<String, String> {
+    exposure::check_path(text).map(|()| text.to_owned())
+}
+
+pub async fn run(cluster_args: &ClusterArgs, args: &ExposeArgs) -> Result<()> {
+    let cluster = Cluster::connect(cluster_args).await?;
+    let exposure = plan(&cluster, cluster_args, args).await?;
+    let objects = exposure.objects();
+    if let Some(format) = args.write.output {
+        print!(
+            "{}",
+            apply::render(&objects.iter().collect::<Vec<_>>(), format)
+        );
+    }
+    if args.write.dry_run == Some(DryRun::Client) {
+        for desired in &objects {
+            eprintln!("{} would be applied (dry run)", desired.display_name());
+        }
+        return Ok(());
+    }
+    let options = ApplyOptions {
+        strategy: args.apply.apply_strategy,
+        server_dry_run: args.write.server_dry_run(),
+        force_conflicts: args.apply.force_conflicts,
+    };
+    apply::apply_all(&cluster, &objects, options, args.write.dry_run_note()).await?;
+    Ok(())
+}
+
+/// Reads what the objects depend on; fails before any write if something is missing.
+async fn plan(
+    cluster: &Cluster,
+    cluster_args: &ClusterArgs,
+    args: &ExposeArgs,
+) -> Result<Exposure> {
+    let served = discovery::discover(cluster).await?;
+    let cert_manager = served.cert_manager().ok_or_else(|| Error::Missing {
+        kind: "API",
+        namespace: "cluster".into(),
+        name: "cert-manager.io/v1 or certmanager.k8s.io/v1alpha1".into(),
+        hint: "install cert-manager: the cluster serves neither of its Certificate APIs".into(),
+    })?;
+    let istio_version = served.istio_networking().ok_or_else(|| Error::Missing {
+        kind: "API",
+        namespace: "cluster".into(),
+        name: "networking.istio.io (v1, v1beta1 or v1alpha3)".into(),
+        hint: "install Istio: the cluster does not serve its networking API".into(),
+    })?;
+
+    let kms_namespace = &cluster_args.kms_namespace;
+    let services: Api<Service> = Api::namespaced(cluster.client(), kms_namespace);
+    let service = cluster
+        .call(
+            &format!("read service {kms_namespace}/{KMS_SERVICE}"),
+            services.get_opt(KMS_SERVICE),
+        )
+        .await?
+        .ok_or_else(|| Error::Missing {
+            kind: "Service",
+            namespace: kms_namespace.clone(),
+            name: KMS_SERVICE.into(),
+            hint: "KMS must be installed first; check --kms-namespace".into(),
+        })?;
+    let port =
+        exposure::service_port(&service, args.port).map_err(|reason| Error::InvalidFlag {
+            flag: "--port",
+            reason,
+        })?;
+
+    check_issuer(cluster, cert_manager, &cluster_args.istio_namespace, args).await?;
+    Ok(Exposure {
+        kms_namespace: kms_namespace.clone(),
+        istio_namespace: cluster_args.istio_namespace.clone(),
+        cert_manager,
+        istio_version,
+        issuer: args.issuer.clone(),
+        issuer_kind: args.issuer_kind.clone(),
+        common_name: args.common_name.clone(),
+        hosts: args.hosts.clone(),
+        tls_credential_name: args.tls_credential_name.clone(),
+        path_prefix: args.path_prefix.clone(),
+        rewrite: args.rewrite.clone(),
+        port,
+    })
+}
+
+/// The issuer must exist: an Issuer in the namespace of the Certificate, or a ClusterIssuer.
+async fn check_issuer(
+    cluster: &Cluster,
+    api: CertManagerApi,
+    istio_namespace: &str,
+    args: &ExposeArgs,
+) -> Result<()> {
+    let kind = args.issuer_kind.as_str();
+    let plural = if kind == "Issuer" {
+        "issuers"
+    } else {
+        "clusterissuers"
+    };
+    let gvk = GroupVersionKind::gvk(api.group(), api.version(), kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let (issuers, namespace): (Api<DynamicObject>, &str) = if kind == "Issuer" {
+        (
+            Api::namespaced_with(cluster.client(), istio_namespace, &resource),
+            istio_namespace,
+        )
+    } else {
+        (Api::all_with(cluster.client(), &resource), "cluster")
+    };
+    let found = cluster
+        .call(
+            &format!("read {plural} {}", args.issuer),
+            issuers.get_opt(&args.issuer),
+        )
+        .await?;
+    if found.is_none() {
+        return Err(Error::Missing {
+            kind: if kind == "Issuer" {
+                "Issuer"
+            } else {
+                "ClusterIssuer"
+            },
+            namespace: namespace.into(),
+            name: args.issuer.clone(),
+            hint: format!(
+                "name an existing one with --issuer and --issuer-kind; `kubectl get {plural}.{}` lists them",
+                api.group()
+            ),
+        });
+    }
+    Ok(())
+}

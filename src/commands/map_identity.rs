@@ -1,0 +1,149 @@
+//! `map-identity`: the runbook's steps 13-14. Validates the CRNs before
+//! anything is sent, checks the API-key secret the policy will reference, and
+//! applies the IdentityMappingPolicy idempotently.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::apply::{self, ApplyOptions};
+use crate::cli::{ApplyArgs, ClusterArgs, DryRun, WriteArgs};
+use crate::cluster::Cluster;
+use crate::crn::{self, Crn};
+use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
+use crate::error::{Error, Result};
+use crate::manifests::identity::IdentityMapping;
+
+#[derive(Debug, clap::Args)]
+pub struct MapIdentityArgs {
+    /// CRN of the source identity on IBM Cloud (the STS service's CRN).
+    #[arg(long, value_name = "CRN", required = true)]
+    pub source_crn: String,
+
+    /// CRN of a Key Management Service instance the source may reach; repeat for several.
+    #[arg(long = "target-crn", value_name = "CRN", required = true)]
+    pub target_crns: Vec<String>,
+
+    /// Name of the IdentityMappingPolicy.
+    #[arg(long, value_name = "NAME", default_value = "stspolicy")]
+    pub name: String,
+
+    /// Secret holding the API key the policy refers to, in the Istio namespace.
+    #[arg(long, value_name = "NAME", default_value = "sts-apikey")]
+    pub secret: String,
+
+    /// Data key of that Secret.
+    #[arg(long, value_name = "KEY", default_value = "apikey")]
+    pub secret_key: String,
+
+    /// Fail, instead of warning, when the referenced secret or key is missing.
+    #[arg(long)]
+    pub strict: bool,
+
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// Parses every CRN, naming the flag of the first bad one.
+pub fn parse_crns(args: &MapIdentityArgs) -> Result<(Crn, Vec<Crn>)> {
+    let source = crn::parse(&args.source_crn).map_err(|source| Error::InvalidCrn {
+        flag: "--source-crn",
+        source,
+    })?;
+    let targets = args
+        .target_crns
+        .iter()
+        .map(|text| {
+            crn::parse_kms_target(text).map_err(|source| Error::InvalidCrn {
+                flag: "--target-crn",
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((source, targets))
+}
+
+pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<()> {
+    let (source, targets) = parse_crns(args)?;
+    let namespace = &cluster_args.istio_namespace;
+    let cluster = Cluster::connect(cluster_args).await?;
+    let served = discovery::discover(&cluster).await?;
+    if !served.identity_policy() {
+        return Err(Error::Missing {
+            kind: "API",
+            namespace: "cluster".into(),
+            name: format!(
+                "{IDENTITY_POLICY_GROUP}/{IDENTITY_POLICY_VERSION} IdentityMappingPolicy"
+            ),
+            hint: "install STS first: its IdentityMappingPolicy CRD comes with it".into(),
+        });
+    }
+    check_secret_reference(&cluster, namespace, args).await?;
+
+    let policy = IdentityMapping {
+        namespace,
+        name: &args.name,
+        source: &source,
+        targets: &targets,
+        secret: &args.secret,
+        secret_key: &args.secret_key,
+    }
+    .policy();
+    if let Some(format) = args.write.output {
+        print!("{}", apply::render(&[&policy], format));
+    }
+    if args.write.dry_run == Some(DryRun::Client) {
+        eprintln!("{} would be applied (dry run)", policy.display_name());
+        return Ok(());
+    }
+    let options = ApplyOptions {
+        strategy: args.apply.apply_strategy,
+        server_dry_run: args.write.server_dry_run(),
+        force_conflicts: args.apply.force_conflicts,
+    };
+    apply::apply_all(&cluster, &[policy], options, args.write.dry_run_note()).await?;
+    Ok(())
+}
+
+/// The policy names a secret and key; their absence is a warning (an error with --strict).
+async fn check_secret_reference(
+    cluster: &Cluster,
+    namespace: &str,
+    args: &MapIdentityArgs,
+) -> Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
+    let secret = cluster
+        .call(
+            &format!("read secret {namespace}/{}", args.secret),
+            secrets.get_opt(&args.secret),
+        )
+        .await?;
+    let has_key = secret
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .is_some_and(|data| data.get(&args.secret_key).is_some_and(|v| !v.0.is_empty()));
+    if has_key {
+        return Ok(());
+    }
+    let problem = match secret {
+        None => format!("secret {namespace}/{} does not exist", args.secret),
+        Some(_) => format!(
+            "secret {namespace}/{} has no non-empty key {}",
+            args.secret, args.secret_key
+        ),
+    };
+    if args.strict {
+        return Err(Error::Missing {
+            kind: "Secret",
+            namespace: namespace.to_owned(),
+            name: format!("{} (key {})", args.secret, args.secret_key),
+            hint: "store the key first with `kubectl kms-sts set-apikey`".into(),
+        });
+    }
+    eprintln!(
+        "warning: {problem}; the policy refers to it. Store the key with `kubectl kms-sts set-apikey`"
+    );
+    Ok(())
+}
