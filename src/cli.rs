@@ -11,6 +11,7 @@ use crate::commands::expose::ExposeArgs;
 use crate::commands::inject::InjectArgs;
 use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::SetApikeyArgs;
+use crate::commands::status::StatusArgs;
 use crate::commands::version::VersionArgs;
 use crate::duration;
 use crate::output::Format;
@@ -44,6 +45,8 @@ pub enum Command {
     Expose(ExposeArgs),
     /// Map the STS source identity to KMS with an IdentityMappingPolicy.
     MapIdentity(MapIdentityArgs),
+    /// Check every step of the setup, with a hint for each problem.
+    Status(StatusArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
 }

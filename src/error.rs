@@ -25,6 +25,8 @@ pub enum ExitStatus {
     MissingPrerequisite = 6,
     /// Another client owns or changed what the command would write.
     Conflict = 7,
+    /// `status` ran and at least one check failed.
+    ChecksFailed = 8,
     /// The run was interrupted (SIGINT).
     Interrupted = 130,
 }
@@ -205,6 +207,9 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    #[error("status found failed checks: {failed}")]
+    ChecksFailed { failed: usize },
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -236,6 +241,7 @@ impl Error {
             Error::Missing { .. } | Error::ToolMissing { .. } => ExitStatus::MissingPrerequisite,
             Error::ToolFailed { .. } | Error::LocalFile { .. } => ExitStatus::Failure,
             Error::ApplyConflict { .. } => ExitStatus::Conflict,
+            Error::ChecksFailed { .. } => ExitStatus::ChecksFailed,
             Error::RolledBack { cause, .. } | Error::Incomplete { cause, .. } => {
                 cause.exit_status()
             }

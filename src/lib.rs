@@ -8,6 +8,7 @@
 pub mod apikey;
 pub mod apply;
 pub mod backup;
+pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod istioctl;
 pub mod manifests;
 pub mod output;
+pub mod permissions;
 pub mod progress;
 pub mod rollout;
 pub mod sidecar;

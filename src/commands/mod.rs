@@ -4,6 +4,7 @@ pub mod expose;
 pub mod inject;
 pub mod map_identity;
 pub mod set_apikey;
+pub mod status;
 pub mod version;
 
 use crate::cli::{Cli, Command};
@@ -13,6 +14,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Expose(args) => expose::run(&cli.cluster, &args).await,
         Command::MapIdentity(args) => map_identity::run(&cli.cluster, &args).await,
+        Command::Status(args) => status::run(&cli.cluster, &args).await,
         Command::Inject(args) => inject::run(&cli.cluster, &args).await,
         Command::SetApikey(args) => set_apikey::run(&cli.cluster, &args).await,
         Command::Version(args) => version::run(&cli.cluster, &args).await,

@@ -1,0 +1,271 @@
+//! `status`: checks every step of the runbook, which the runbook never does.
+//! Reachability is checked first, so an unreachable cluster gives one error;
+//! then every object the checks need is read concurrently into a snapshot,
+//! and `checks::evaluate` turns the snapshot into the report.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+
+use crate::checks::Report;
+use crate::checks::evaluate::{self, Names, Snapshot};
+use crate::cli::ClusterArgs;
+use crate::cluster::Cluster;
+use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
+use crate::duration;
+use crate::error::{Error, Result};
+use crate::manifests::exposure::{
+    CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
+};
+use crate::output::{self, Format};
+use crate::permissions::{self, Scope};
+use crate::progress::Progress;
+
+const WAIT_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Deployment of the Key Management Service API.
+    #[arg(long, value_name = "NAME", default_value = "key-management-api")]
+    pub deployment: String,
+
+    /// Deployment of the token adapter.
+    #[arg(long, value_name = "NAME", default_value = "tokenadapter")]
+    pub token_adapter: String,
+
+    /// Secret holding the API key.
+    #[arg(long, value_name = "NAME", default_value = "sts-apikey")]
+    pub secret: String,
+
+    /// Data key of that Secret.
+    #[arg(long, value_name = "KEY", default_value = "apikey")]
+    pub secret_key: String,
+
+    /// Name of the IdentityMappingPolicy.
+    #[arg(long, value_name = "NAME", default_value = "stspolicy")]
+    pub policy: String,
+
+    /// Keep checking until every check passes or this much time has passed.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub wait: Option<Duration>,
+
+    /// Print the report as JSON or YAML.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub output: Option<Format>,
+}
+
+pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
+    let names = Names {
+        kms_namespace: cluster_args.kms_namespace.clone(),
+        istio_namespace: cluster_args.istio_namespace.clone(),
+        deployment: args.deployment.clone(),
+        token_adapter: args.token_adapter.clone(),
+        secret: args.secret.clone(),
+        secret_key: args.secret_key.clone(),
+        policy: args.policy.clone(),
+    };
+    let cluster = Cluster::connect(cluster_args).await?;
+    let report = match args.wait {
+        None => check(&cluster, &names).await?,
+        Some(limit) => {
+            let deadline = tokio::time::Instant::now() + limit;
+            let mut progress = Progress::start("checking");
+            loop {
+                let report = check(&cluster, &names).await?;
+                let summary = report.summary;
+                if report.all_pass() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
+                    break report;
+                }
+                progress.update(&format!(
+                    "waiting: {} warnings, {} failed",
+                    summary.warnings, summary.failed
+                ));
+                tokio::time::sleep(WAIT_INTERVAL).await;
+            }
+        }
+    };
+    match args.output {
+        Some(format) => print!("{}", output::render(&report, format)),
+        None => print!("{}", report.render_text()),
+    }
+    if report.success {
+        Ok(())
+    } else {
+        Err(Error::ChecksFailed {
+            failed: report.summary.failed,
+        })
+    }
+}
+
+/// One round of checks.
+pub async fn check(cluster: &Cluster, names: &Names) -> Result<Report> {
+    let snapshot = snapshot(cluster, names).await?;
+    Ok(evaluate::report(&snapshot, names))
+}
+
+fn custom(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// Reads everything the checks look at: the version first (an unreachable
+/// server ends the run with one error), then the rest concurrently.
+async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
+    let client = cluster.client();
+    let version = cluster
+        .call("read the server version", client.apiserver_version())
+        .await?;
+    let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
+    let served = discovery::discover(cluster).await?;
+
+    let get = |api: Api<DynamicObject>, name: &str| {
+        let name = name.to_owned();
+        async move {
+            let action = format!("read {name}");
+            cluster.call(&action, api.get_opt(&name)).await
+        }
+    };
+    let cert_api = served.cert_manager();
+    let istio = served.istio_networking();
+    let certificate = async {
+        let Some(api) = cert_api else { return Ok(None) };
+        let resource = custom(api.group(), api.version(), "Certificate", "certificates");
+        get(
+            Api::namespaced_with(client.clone(), istio_ns, &resource),
+            CERTIFICATE,
+        )
+        .await
+    };
+    let networking = |kind: &'static str, plural: &'static str, name: &'static str| {
+        let client = client.clone();
+        async move {
+            let Some(version) = istio else {
+                return Ok(None);
+            };
+            let resource = custom(ISTIO_NETWORKING, version, kind, plural);
+            get(Api::namespaced_with(client, kms_ns, &resource), name).await
+        }
+    };
+    let policy = async {
+        if !served.identity_policy() {
+            return Ok(None);
+        }
+        let resource = custom(
+            IDENTITY_POLICY_GROUP,
+            IDENTITY_POLICY_VERSION,
+            "IdentityMappingPolicy",
+            "identitymappingpolicies",
+        );
+        get(
+            Api::namespaced_with(client.clone(), istio_ns, &resource),
+            &names.policy,
+        )
+        .await
+    };
+    let scope = Scope {
+        kms: kms_ns,
+        istio: istio_ns,
+        cert_manager: cert_api,
+    };
+    let needs = permissions::for_everything(&scope);
+    let services: Api<Service> = Api::namespaced(client.clone(), kms_ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
+    let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
+    let read_secret = format!("read secret {istio_ns}/{}", names.secret);
+    let (
+        missing_permissions,
+        kms_service,
+        apikey_secret,
+        (token_adapter, token_adapter_pods),
+        (kms, kms_pods),
+        certificate,
+        gateway,
+        virtual_service,
+        destination_rule,
+        policy,
+    ) = tokio::try_join!(
+        permissions::missing(cluster, &needs),
+        cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
+        cluster.call(&read_secret, secrets.get_opt(&names.secret)),
+        deployment_and_pods(cluster, istio_ns, &names.token_adapter),
+        deployment_and_pods(cluster, kms_ns, &names.deployment),
+        certificate,
+        networking("Gateway", "gateways", GATEWAY),
+        networking("VirtualService", "virtualservices", VIRTUAL_SERVICE),
+        networking("DestinationRule", "destinationrules", DESTINATION_RULE),
+        policy,
+    )?;
+    let certificate_secret = match certificate
+        .as_ref()
+        .and_then(|cert| cert.data["spec"]["secretName"].as_str())
+    {
+        Some(secret) => {
+            cluster
+                .call(
+                    &format!("read secret {istio_ns}/{secret}"),
+                    secrets.get_opt(secret),
+                )
+                .await?
+        }
+        None => None,
+    };
+    Ok(Snapshot {
+        server: cluster.server().to_owned(),
+        server_version: version.git_version,
+        permissions_needed: needs.len(),
+        missing_permissions,
+        served,
+        kms_service,
+        apikey_secret,
+        token_adapter,
+        token_adapter_pods,
+        kms,
+        kms_pods,
+        certificate,
+        certificate_secret,
+        gateway,
+        virtual_service,
+        destination_rule,
+        policy,
+    })
+}
+
+/// A Deployment and the pods its selector matches.
+async fn deployment_and_pods(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<(Option<Deployment>, Vec<Pod>)> {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let Some(deployment) = cluster
+        .call(
+            &format!("read deployment {namespace}/{name}"),
+            deployments.get_opt(name),
+        )
+        .await?
+    else {
+        return Ok((None, Vec::new()));
+    };
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
+    let list = cluster
+        .call(
+            &format!("list pods of {namespace}/{name}"),
+            pods.list(&ListParams::default().labels(&selector)),
+        )
+        .await?;
+    Ok((Some(deployment), list.items))
+}

@@ -1,0 +1,293 @@
+//! The RBAC permissions each part of the runbook needs, and which of them the
+//! current user lacks. One SelfSubjectRulesReview per namespace lists what the
+//! user may do there (cluster-wide grants included), and the needs are matched
+//! against it locally; only where the server says its list is incomplete (a
+//! webhook authorizer) is each need asked with a SelfSubjectAccessReview.
+
+use std::fmt;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+};
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::cluster::Cluster;
+use crate::discovery::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Permission {
+    pub verb: &'static str,
+    pub group: String,
+    pub resource: &'static str,
+    /// `None` for cluster-scoped resources.
+    pub namespace: Option<String>,
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let resource = if self.group.is_empty() {
+            self.resource.to_owned()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        };
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {resource} in {ns}", self.verb),
+            None => write!(f, "{} {resource} (cluster-wide)", self.verb),
+        }
+    }
+}
+
+fn need(
+    verbs: &[&'static str],
+    group: &str,
+    resource: &'static str,
+    ns: Option<&str>,
+) -> Vec<Permission> {
+    verbs
+        .iter()
+        .map(|verb| Permission {
+            verb,
+            group: group.to_owned(),
+            resource,
+            namespace: ns.map(str::to_owned),
+        })
+        .collect()
+}
+
+/// The namespaces the runbook spans.
+pub struct Scope<'a> {
+    pub kms: &'a str,
+    pub istio: &'a str,
+    pub cert_manager: Option<CertManagerApi>,
+}
+
+pub fn for_set_apikey(scope: &Scope) -> Vec<Permission> {
+    let mut needs = need(
+        &["get", "patch", "create"],
+        "",
+        "secrets",
+        Some(scope.istio),
+    );
+    needs.extend(need(
+        &["get", "patch"],
+        "apps",
+        "deployments",
+        Some(scope.istio),
+    ));
+    needs
+}
+
+pub fn for_inject(scope: &Scope) -> Vec<Permission> {
+    let mut needs = need(&["get", "update"], "apps", "deployments", Some(scope.kms));
+    needs.extend(need(&["list"], "", "pods", Some(scope.kms)));
+    needs.extend(need(&["get"], "", "configmaps", Some(scope.istio)));
+    needs
+}
+
+pub fn for_expose(scope: &Scope) -> Vec<Permission> {
+    let mut needs = need(&["get"], "", "services", Some(scope.kms));
+    if let Some(api) = scope.cert_manager {
+        needs.extend(need(
+            &["get", "create", "patch"],
+            api.group(),
+            "certificates",
+            Some(scope.istio),
+        ));
+        needs.extend(need(&["get"], api.group(), "clusterissuers", None));
+    }
+    for resource in ["gateways", "virtualservices", "destinationrules"] {
+        needs.extend(need(
+            &["get", "create", "patch"],
+            ISTIO_NETWORKING,
+            resource,
+            Some(scope.kms),
+        ));
+    }
+    needs
+}
+
+pub fn for_map_identity(scope: &Scope) -> Vec<Permission> {
+    let mut needs = need(
+        &["get", "create", "patch"],
+        IDENTITY_POLICY_GROUP,
+        "identitymappingpolicies",
+        Some(scope.istio),
+    );
+    needs.extend(need(&["get"], "", "secrets", Some(scope.istio)));
+    needs
+}
+
+/// Everything the four writing subcommands need, without repeats.
+pub fn for_everything(scope: &Scope) -> Vec<Permission> {
+    let mut needs: Vec<Permission> = [for_set_apikey, for_inject, for_expose, for_map_identity]
+        .iter()
+        .flat_map(|part| part(scope))
+        .collect();
+    needs.sort();
+    needs.dedup();
+    needs
+}
+
+/// Whether a rule grants a permission.
+pub fn rule_allows(rule: &ResourceRule, permission: &Permission) -> bool {
+    let has = |list: &Option<Vec<String>>, wanted: &str| {
+        list.iter()
+            .flatten()
+            .any(|item| item == "*" || item == wanted)
+    };
+    (rule.verbs.iter().any(|v| v == "*" || v == permission.verb))
+        && has(&rule.api_groups, &permission.group)
+        && has(&rule.resources, permission.resource)
+        && rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+}
+
+/// The permissions in `needs` the current user does not have.
+pub async fn missing(cluster: &Cluster, needs: &[Permission]) -> Result<Vec<Permission>> {
+    let mut namespaces: Vec<Option<String>> = needs.iter().map(|p| p.namespace.clone()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let reviews: Api<SelfSubjectRulesReview> = Api::all(cluster.client());
+    let mut lacking = Vec::new();
+    // Cluster-scoped needs are checked against the rules of any namespace:
+    // cluster-wide grants appear in every namespace's review.
+    let review_namespace = |ns: &Option<String>| {
+        ns.clone()
+            .or_else(|| needs.iter().find_map(|p| p.namespace.clone()))
+            .unwrap_or_else(|| "default".into())
+    };
+    let mut reviewed: Vec<(String, Vec<ResourceRule>, bool)> = Vec::new();
+    for ns in &namespaces {
+        let name = review_namespace(ns);
+        if reviewed.iter().any(|(n, _, _)| *n == name) {
+            continue;
+        }
+        let review = SelfSubjectRulesReview {
+            spec: SelfSubjectRulesReviewSpec {
+                namespace: Some(name.clone()),
+            },
+            ..Default::default()
+        };
+        let answer = cluster
+            .call(
+                &format!("review the current user's permissions in {name}"),
+                reviews.create(&PostParams::default(), &review),
+            )
+            .await?;
+        let status = answer.status.unwrap_or_default();
+        reviewed.push((name, status.resource_rules, status.incomplete));
+    }
+    for permission in needs {
+        let name = review_namespace(&permission.namespace);
+        let (_, rules, incomplete) = reviewed
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .expect("every namespace was reviewed");
+        if rules.iter().any(|rule| rule_allows(rule, permission)) {
+            continue;
+        }
+        if *incomplete && access_review(cluster, permission).await? {
+            continue;
+        }
+        lacking.push(permission.clone());
+    }
+    Ok(lacking)
+}
+
+async fn access_review(cluster: &Cluster, permission: &Permission) -> Result<bool> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(cluster.client());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(permission.verb.to_owned()),
+                group: Some(permission.group.clone()),
+                resource: Some(permission.resource.to_owned()),
+                namespace: permission.namespace.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = cluster
+        .call(
+            &format!("ask whether the current user may {permission}"),
+            reviews.create(&PostParams::default(), &review),
+        )
+        .await?;
+    Ok(answer.status.is_some_and(|status| status.allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> ResourceRule {
+        ResourceRule {
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+            resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+            resource_names: None,
+        }
+    }
+
+    fn permission(verb: &'static str, group: &str, resource: &'static str) -> Permission {
+        Permission {
+            verb,
+            group: group.into(),
+            resource,
+            namespace: Some("istio-system".into()),
+        }
+    }
+
+    #[test]
+    fn rules_match_by_verb_group_and_resource() {
+        let p = permission("patch", "", "secrets");
+        assert!(rule_allows(
+            &rule(&["get", "patch"], &[""], &["secrets"]),
+            &p
+        ));
+        assert!(rule_allows(&rule(&["*"], &["*"], &["*"]), &p));
+        assert!(!rule_allows(&rule(&["get"], &[""], &["secrets"]), &p));
+        assert!(!rule_allows(&rule(&["patch"], &["apps"], &["secrets"]), &p));
+        assert!(!rule_allows(&rule(&["patch"], &[""], &["configmaps"]), &p));
+    }
+
+    #[test]
+    fn rules_limited_to_names_do_not_count() {
+        let mut limited = rule(&["patch"], &[""], &["secrets"]);
+        limited.resource_names = Some(vec!["other".into()]);
+        assert!(!rule_allows(&limited, &permission("patch", "", "secrets")));
+    }
+
+    #[test]
+    fn everything_covers_each_subcommand_once() {
+        let scope = Scope {
+            kms: "kube-system",
+            istio: "istio-system",
+            cert_manager: Some(CertManagerApi::Current),
+        };
+        let all = for_everything(&scope);
+        for part in [
+            for_set_apikey(&scope),
+            for_inject(&scope),
+            for_expose(&scope),
+            for_map_identity(&scope),
+        ] {
+            assert!(part.iter().all(|p| all.contains(p)));
+        }
+        let mut deduped = all.clone();
+        deduped.dedup();
+        assert_eq!(all, deduped);
+        assert!(
+            all.iter()
+                .any(|p| p.to_string() == "get clusterissuers.cert-manager.io (cluster-wide)")
+        );
+        assert!(
+            all.iter()
+                .any(|p| p.to_string() == "patch secrets in istio-system")
+        );
+    }
+}

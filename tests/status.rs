@@ -1,0 +1,260 @@
+//! `status` against the real test cluster: a fresh setup fails with hints,
+//! the full chain of subcommands makes every check pass, drift is found, a
+//! user without a permission is told which, and an unreachable cluster gives
+//! one error.
+
+mod support;
+
+use support::{
+    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin, plugin_in, run,
+    run_with_stdin, scratch_dir, stderr, stdout,
+};
+
+const UNREACHABLE: i32 = 3;
+const CHECKS_FAILED: i32 = 8;
+const SOURCE: &str = "crn:v1:staging:public:sts:us-south:a/1234:123456789::";
+const TARGET: &str =
+    "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::";
+
+/// Runs the four writing subcommands in order.
+fn set_up(test: &TestCluster, ns: &(String, String)) {
+    let backups = scratch_dir("status-backups");
+    let out = run_with_stdin(
+        plugin_in(test, ns).args(["set-apikey", "--from-stdin"]),
+        b"status-test-key",
+    );
+    assert_exit(&out, 0);
+    let out = run(plugin_in(test, ns)
+        .arg("inject")
+        .arg("--istioctl")
+        .arg(istioctl_binary())
+        .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, 0);
+    let out = run(plugin_in(test, ns).args(["expose", "--host", "10.20.30.40"]));
+    assert_exit(&out, 0);
+    let out = run(plugin_in(test, ns).args([
+        "map-identity",
+        "--source-crn",
+        SOURCE,
+        "--target-crn",
+        TARGET,
+    ]));
+    assert_exit(&out, 0);
+}
+
+fn json_status(command: &mut std::process::Command) -> (i32, serde_json::Value) {
+    let out = run(command.args(["-o", "json"]));
+    let code = out.status.code().unwrap();
+    (
+        code,
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}\n{}", stdout(&out), stderr(&out))),
+    )
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}"))
+}
+
+#[test]
+fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
+    for profile in ["modern", "legacy"] {
+        let test = cluster(profile);
+        let ns = fresh_namespaces(test, "status-chain");
+        let (code, report) = json_status(plugin_in(test, &ns).arg("status"));
+        assert_eq!(code, CHECKS_FAILED);
+        assert_eq!(report["success"], false);
+        for name in [
+            "API key secret",
+            "sidecar",
+            "Gateway",
+            "IdentityMappingPolicy",
+        ] {
+            assert_eq!(check(&report, name)["result"], "fail", "{name}");
+            assert!(
+                check(&report, name)["hint"]
+                    .as_str()
+                    .unwrap()
+                    .contains("kubectl kms-sts"),
+                "{name}"
+            );
+        }
+        assert_eq!(check(&report, "API server")["result"], "pass");
+        assert_eq!(check(&report, "permissions")["result"], "pass");
+
+        set_up(test, &ns);
+        if profile == "legacy" {
+            // No controller serves the legacy API here: mark the Certificate
+            // issued and create its secret, as the old controller would.
+            let status = r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
+            let out = run(test.kubectl().args([
+                "patch",
+                "certificates.certmanager.k8s.io",
+                "istio-ingressgateway-certs",
+                "-n",
+                &ns.1,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                status,
+            ]));
+            assert_exit(&out, 0);
+            let out = run(test.kubectl().args([
+                "create",
+                "secret",
+                "generic",
+                "istio-ingressgateway-certs",
+                "-n",
+                &ns.1,
+                "--from-literal=tls.crt=x",
+                "--from-literal=tls.key=y",
+            ]));
+            assert_exit(&out, 0);
+        }
+        let (code, report) = json_status(plugin_in(test, &ns).args(["status", "--wait", "60s"]));
+        assert_eq!(code, 0, "{report:#}");
+        assert_eq!(report["success"], true);
+        assert_eq!(report["summary"]["failed"], 0);
+        assert_eq!(report["summary"]["warnings"], 0, "{report:#}");
+
+        let out = run(plugin_in(test, &ns).arg("status"));
+        assert_exit(&out, 0);
+        assert!(
+            stdout(&out).contains("√ sidecar: all 2 ready pods run istio-proxy"),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn drift_is_found() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "status-drift");
+    set_up(test, &ns);
+
+    // The route no longer matches the Service's port.
+    let out = run(test.kubectl().args([
+        "patch",
+        "virtualservices.networking.istio.io",
+        "kmsvservice",
+        "-n",
+        &ns.0,
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/http/0/route/0/destination/port/number","value":9999}]"#,
+    ]));
+    assert_exit(&out, 0);
+    // The key changed behind the token adapter's back.
+    let out = run(test.kubectl().args([
+        "patch",
+        "secret",
+        "sts-apikey",
+        "-n",
+        &ns.1,
+        "--type=merge",
+        "-p",
+        r#"{"data":{"apikey":"Y2hhbmdlZA=="}}"#,
+    ]));
+    assert_exit(&out, 0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    let (code, report) = json_status(plugin_in(test, &ns).arg("status"));
+    assert_eq!(code, CHECKS_FAILED);
+    let vs = check(&report, "VirtualService");
+    assert_eq!(vs["result"], "fail");
+    assert_eq!(
+        vs["message"],
+        "routes to port 9999, but kms-api serves 28674"
+    );
+    let adapter = check(&report, "token adapter");
+    assert_eq!(adapter["result"], "warn", "{adapter}");
+    assert!(
+        adapter["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("restart needed")
+    );
+}
+
+#[test]
+fn a_missing_permission_is_named() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "status-rbac");
+    let user = format!("status-rbac-{}", std::process::id());
+    let kubeconfig = test.user_kubeconfig(&user);
+    // Everything the plugin needs but patch.
+    for namespace in [&ns.0, &ns.1] {
+        let out = run(test.kubectl().args([
+            "create", "role", "kms-sts-no-patch", "-n", namespace,
+            "--verb=get,list,create,update",
+            "--resource=secrets,deployments.apps,pods,configmaps,services,certificates.cert-manager.io,gateways.networking.istio.io,virtualservices.networking.istio.io,destinationrules.networking.istio.io,identitymappingpolicies.policy.ibm.com",
+        ]));
+        assert_exit(&out, 0);
+        let out = run(test.kubectl().args([
+            "create",
+            "rolebinding",
+            "kms-sts-no-patch",
+            "-n",
+            namespace,
+            "--role=kms-sts-no-patch",
+            &format!("--user={user}"),
+        ]));
+        assert_exit(&out, 0);
+    }
+    let (code, report) = json_status(plugin().arg("--kubeconfig").arg(&kubeconfig).args([
+        "--kms-namespace",
+        &ns.0,
+        "--istio-namespace",
+        &ns.1,
+        "status",
+    ]));
+    assert_eq!(code, CHECKS_FAILED);
+    let permissions = check(&report, "permissions");
+    assert_eq!(permissions["result"], "fail");
+    let message = permissions["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("patch secrets in {}", ns.1)),
+        "{message}"
+    );
+    assert!(
+        message.contains("get clusterissuers.cert-manager.io (cluster-wide)"),
+        "{message}"
+    );
+    assert!(!message.contains("get secrets"), "{message}");
+}
+
+#[test]
+fn an_unreachable_cluster_gives_one_error() {
+    let dir = scratch_dir("status-unreachable");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let out = run(plugin().arg("--kubeconfig").arg(&path).arg("status"));
+    assert_exit(&out, UNREACHABLE);
+    assert_eq!(
+        stderr(&out).matches("error:").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+}
