@@ -13,6 +13,7 @@ use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::SetApikeyArgs;
 use crate::commands::status::StatusArgs;
 use crate::commands::version::VersionArgs;
+use crate::commands::wizard::WizardArgs;
 use crate::duration;
 use crate::output::Format;
 
@@ -47,6 +48,8 @@ pub enum Command {
     MapIdentity(MapIdentityArgs),
     /// Check every step of the setup, with a hint for each problem.
     Status(StatusArgs),
+    /// Walk through the whole setup interactively, or replay saved answers.
+    Wizard(WizardArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
 }

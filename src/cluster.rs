@@ -122,6 +122,16 @@ async fn load_config(args: &ClusterArgs) -> Result<(Config, String)> {
     Ok((config, context.unwrap_or_default()))
 }
 
+/// The kubeconfig's context names and the one the flags select.
+pub fn contexts(args: &ClusterArgs) -> Result<(Vec<String>, Option<String>)> {
+    let Some(kubeconfig) = read_kubeconfig(args.kubeconfig.as_deref())? else {
+        return Ok((Vec::new(), None));
+    };
+    let selected = check_selection(&kubeconfig, args)?;
+    let names = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+    Ok((names, selected))
+}
+
 /// The kubeconfig kubectl would use, or `None` when there is none at all.
 fn read_kubeconfig(explicit: Option<&Path>) -> Result<Option<Kubeconfig>> {
     if let Some(path) = explicit {

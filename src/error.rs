@@ -207,6 +207,15 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    #[error("invalid answers: {field}: {reason}")]
+    InvalidAnswers { field: String, reason: String },
+
+    #[error("cancelled; nothing was changed")]
+    Cancelled,
+
+    #[error("the wizard needs a terminal")]
+    NeedsTerminal,
+
     #[error("status found failed checks: {failed}")]
     ChecksFailed { failed: usize },
 
@@ -237,6 +246,8 @@ impl Error {
             | Error::InvalidApiKey { .. }
             | Error::NoKeySource
             | Error::InvalidCrn { .. }
+            | Error::InvalidAnswers { .. }
+            | Error::NeedsTerminal
             | Error::KeyRead { .. } => ExitStatus::Usage,
             Error::Missing { .. } | Error::ToolMissing { .. } => ExitStatus::MissingPrerequisite,
             Error::ToolFailed { .. } | Error::LocalFile { .. } => ExitStatus::Failure,
@@ -251,7 +262,7 @@ impl Error {
             Error::Unauthorized { .. } => ExitStatus::Unauthorized,
             Error::Forbidden { .. } => ExitStatus::Forbidden,
             Error::ClientSetup { .. } | Error::Api { .. } => ExitStatus::Failure,
-            Error::Interrupted => ExitStatus::Interrupted,
+            Error::Interrupted | Error::Cancelled => ExitStatus::Interrupted,
         }
     }
 
@@ -292,6 +303,11 @@ impl Error {
             ),
             Error::InvalidApiKey { .. } => Some(
                 "give the key exactly as it was issued: no spaces, newlines or control characters"
+                    .into(),
+            ),
+            Error::NeedsTerminal => Some(
+                "replay saved answers with `kubectl kms-sts wizard --answers FILE --yes` \
+                 (the key with --apikey-from-stdin, --apikey-from-file or --apikey-from-env)"
                     .into(),
             ),
             Error::NoKeySource => {

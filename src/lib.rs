@@ -5,6 +5,7 @@
 //! code. The executable is a one-line wrapper so that tests and the binary run
 //! exactly the same code.
 
+pub mod answers;
 pub mod apikey;
 pub mod apply;
 pub mod backup;

@@ -6,6 +6,7 @@ pub mod map_identity;
 pub mod set_apikey;
 pub mod status;
 pub mod version;
+pub mod wizard;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -15,6 +16,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Expose(args) => expose::run(&cli.cluster, &args).await,
         Command::MapIdentity(args) => map_identity::run(&cli.cluster, &args).await,
         Command::Status(args) => status::run(&cli.cluster, &args).await,
+        Command::Wizard(args) => wizard::run(&cli.cluster, &args).await,
         Command::Inject(args) => inject::run(&cli.cluster, &args).await,
         Command::SetApikey(args) => set_apikey::run(&cli.cluster, &args).await,
         Command::Version(args) => version::run(&cli.cluster, &args).await,

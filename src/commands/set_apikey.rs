@@ -133,6 +133,11 @@ pub async fn run(cluster_args: &ClusterArgs, args: &SetApikeyArgs) -> Result<()>
         });
     }
     let key = apikey::read(&args.key_source())?;
+    store(cluster_args, args, &key).await
+}
+
+/// Stores an already-read key and restarts the token adapter as `args` say.
+pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKey) -> Result<()> {
     let namespace = &cluster_args.istio_namespace;
     let cluster = Cluster::connect(cluster_args).await?;
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
@@ -144,7 +149,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &SetApikeyArgs) -> Result<()>
             secrets.get_opt(&args.secret),
         )
         .await?;
-    let change = secret_change(existing.as_ref(), &args.secret_key, &key);
+    let change = secret_change(existing.as_ref(), &args.secret_key, key);
     if change == SecretChange::Create && !args.create {
         return Err(Error::Missing {
             kind: "Secret",
@@ -182,17 +187,15 @@ pub async fn run(cluster_args: &ClusterArgs, args: &SetApikeyArgs) -> Result<()>
     if args.write.dry_run != Some(DryRun::Client) {
         match &change {
             SecretChange::Unchanged => {}
-            SecretChange::Create => {
-                create_secret(&cluster, &secrets, namespace, args, &key).await?
-            }
+            SecretChange::Create => create_secret(&cluster, &secrets, namespace, args, key).await?,
             SecretChange::Update { .. } => {
-                update_secret(&cluster, &secrets, namespace, args, &key, existing).await?
+                update_secret(&cluster, &secrets, namespace, args, key, existing).await?
             }
         }
     }
 
     if let Some(format) = args.write.output {
-        let shown = redacted_secret(namespace, &args.secret, &args.secret_key, &key);
+        let shown = redacted_secret(namespace, &args.secret, &args.secret_key, key);
         print!("{}", output::render(&shown, format));
     }
     let note = args.write.dry_run_note();

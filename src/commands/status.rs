@@ -70,22 +70,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
     let cluster = Cluster::connect(cluster_args).await?;
     let report = match args.wait {
         None => check(&cluster, &names).await?,
-        Some(limit) => {
-            let deadline = tokio::time::Instant::now() + limit;
-            let mut progress = Progress::start("checking");
-            loop {
-                let report = check(&cluster, &names).await?;
-                let summary = report.summary;
-                if report.all_pass() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
-                    break report;
-                }
-                progress.update(&format!(
-                    "waiting: {} warnings, {} failed",
-                    summary.warnings, summary.failed
-                ));
-                tokio::time::sleep(WAIT_INTERVAL).await;
-            }
-        }
+        Some(limit) => check_until_passing(&cluster, &names, limit).await?,
     };
     match args.output {
         Some(format) => print!("{}", output::render(&report, format)),
@@ -97,6 +82,29 @@ pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
         Err(Error::ChecksFailed {
             failed: report.summary.failed,
         })
+    }
+}
+
+/// Checks again every two seconds until every check passes or `limit` has
+/// passed; returns the last report.
+pub async fn check_until_passing(
+    cluster: &Cluster,
+    names: &Names,
+    limit: Duration,
+) -> Result<Report> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut progress = Progress::start("checking");
+    loop {
+        let report = check(cluster, names).await?;
+        let summary = report.summary;
+        if report.all_pass() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
+            return Ok(report);
+        }
+        progress.update(&format!(
+            "waiting for every check to pass: {} warnings, {} failed",
+            summary.warnings, summary.failed
+        ));
+        tokio::time::sleep(WAIT_INTERVAL).await;
     }
 }
 

@@ -1,0 +1,380 @@
+//! `wizard`: the whole runbook for a person at a terminal, or replayed from an
+//! answers file. It shows what `status` finds, asks only for what is missing,
+//! shows the plan and asks once; then it fills the same argument structs the
+//! subcommands take and runs their code. It never writes to the cluster by
+//! itself, and nothing is written before the confirmation: cancelling any
+//! prompt leaves the cluster as it was.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dialoguer::{Confirm, Input, Password, Select};
+
+use crate::answers::Answers;
+use crate::apikey::{self, ApiKey, KeySource};
+use crate::apply::Strategy;
+use crate::checks::evaluate::Names;
+use crate::checks::{Outcome, Report};
+use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
+use crate::cluster::{self, Cluster};
+use crate::commands::expose::ExposeArgs;
+use crate::commands::inject::InjectArgs;
+use crate::commands::map_identity::MapIdentityArgs;
+use crate::commands::set_apikey::{self, SetApikeyArgs};
+use crate::commands::{expose, inject, map_identity, status};
+use crate::crn;
+use crate::duration;
+use crate::error::{Error, Result};
+use crate::manifests::exposure;
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("apikey-source").multiple(false))]
+pub struct WizardArgs {
+    /// Replay the answers in FILE instead of asking (no terminal needed).
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+
+    /// Apply the plan without asking for confirmation (with --answers).
+    #[arg(long, requires = "answers")]
+    pub yes: bool,
+
+    /// Save the answers (never the API key) to FILE for a later --answers run.
+    #[arg(long, value_name = "FILE")]
+    pub save_answers: Option<PathBuf>,
+
+    /// With --answers: read the API key from standard input.
+    #[arg(long, group = "apikey-source")]
+    pub apikey_from_stdin: bool,
+
+    /// With --answers: read the API key from a file.
+    #[arg(long, value_name = "PATH", group = "apikey-source")]
+    pub apikey_from_file: Option<PathBuf>,
+
+    /// With --answers: read the API key from an environment variable.
+    #[arg(long, value_name = "VAR", group = "apikey-source")]
+    pub apikey_from_env: Option<String>,
+
+    /// istioctl to run for the sidecar injection (default: the first on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub istioctl: Option<PathBuf>,
+
+    /// Where `inject` saves the original Deployment.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// How long to wait for each rollout.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    pub timeout: Duration,
+}
+
+impl WizardArgs {
+    fn key_source(&self) -> Option<KeySource> {
+        if self.apikey_from_stdin {
+            Some(KeySource::Stdin)
+        } else if let Some(path) = &self.apikey_from_file {
+            Some(KeySource::File(path.clone()))
+        } else {
+            self.apikey_from_env.clone().map(KeySource::Env)
+        }
+    }
+}
+
+fn on_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// A prompt's outcome: Esc, Ctrl-C or a closed terminal cancel the wizard.
+fn answered<T>(result: dialoguer::Result<Option<T>>) -> Result<T> {
+    match result {
+        Ok(Some(value)) => Ok(value),
+        _ => {
+            let _ = console::Term::stderr().show_cursor();
+            Err(Error::Cancelled)
+        }
+    }
+}
+
+fn check_failed(report: &Report, name: &str) -> bool {
+    report
+        .categories
+        .iter()
+        .flat_map(|c| &c.checks)
+        .any(|c| c.name == name && c.result != Outcome::Pass)
+}
+
+pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
+    let interactive = args.answers.is_none();
+    if interactive && !on_terminal() {
+        return Err(Error::NeedsTerminal);
+    }
+    if !interactive && !args.yes && !on_terminal() {
+        return Err(Error::InvalidFlag {
+            flag: "--yes",
+            reason: "without a terminal the plan cannot be confirmed; pass --yes to apply it"
+                .into(),
+        });
+    }
+    let mut cluster_args = cluster_args.clone();
+    let loaded = args.answers.as_deref().map(Answers::load).transpose()?;
+    if let Some(answers) = &loaded {
+        cluster_args.context = answers.context.clone().or(cluster_args.context);
+        cluster_args.kms_namespace = answers.kms_namespace.clone();
+        cluster_args.istio_namespace = answers.istio_namespace.clone();
+    } else {
+        choose_context(&mut cluster_args)?;
+    }
+
+    let cluster = Cluster::connect(&cluster_args).await?;
+    let names = Names {
+        kms_namespace: cluster_args.kms_namespace.clone(),
+        istio_namespace: cluster_args.istio_namespace.clone(),
+        deployment: "key-management-api".into(),
+        token_adapter: "tokenadapter".into(),
+        secret: "sts-apikey".into(),
+        secret_key: "apikey".into(),
+        policy: "stspolicy".into(),
+    };
+    let before = status::check(&cluster, &names).await?;
+    eprintln!("{}", before.render_text());
+
+    let key_missing = check_failed(&before, "API key secret");
+    let (answers, key) = match loaded {
+        Some(answers) => {
+            let key = match args.key_source() {
+                Some(source) => Some(apikey::read(&source)?),
+                None if key_missing => return Err(Error::NoKeySource),
+                None => None,
+            };
+            (answers, key)
+        }
+        None => ask(&cluster_args, key_missing)?,
+    };
+    if let Some(path) = &args.save_answers {
+        let mut saved = answers.clone();
+        saved.context = Some(cluster.context().to_owned());
+        saved.save(path)?;
+        eprintln!("answers saved to {}", path.display());
+    }
+
+    let inject_needed = check_failed(&before, "sidecar");
+    eprintln!("Plan for context {}:", cluster.context());
+    eprintln!(
+        "{}",
+        plan_text(&answers, key.as_ref(), inject_needed, &names)
+    );
+    if !args.yes {
+        let go = answered(
+            Confirm::new()
+                .with_prompt("Apply this plan?")
+                .default(false)
+                .interact_opt(),
+        )?;
+        if !go {
+            return Err(Error::Cancelled);
+        }
+    }
+
+    if let Some(key) = &key {
+        let set_args = SetApikeyArgs {
+            from_stdin: false,
+            from_file: None,
+            from_env: None,
+            secret: names.secret.clone(),
+            secret_key: names.secret_key.clone(),
+            create: false,
+            token_adapter: names.token_adapter.clone(),
+            no_restart: false,
+            restart: false,
+            timeout: args.timeout,
+            write: WriteArgs::default(),
+        };
+        set_apikey::store(&cluster_args, &set_args, key).await?;
+    }
+    if inject_needed {
+        let inject_args = InjectArgs {
+            deployment: names.deployment.clone(),
+            istioctl: args.istioctl.clone(),
+            backup_dir: args.backup_dir.clone(),
+            timeout: args.timeout,
+            no_rollback: false,
+            undo: false,
+            write: WriteArgs::default(),
+        };
+        inject::run(&cluster_args, &inject_args).await?;
+    }
+    let apply = ApplyArgs {
+        apply_strategy: Strategy::ServerSide,
+        force_conflicts: false,
+    };
+    let expose_args = ExposeArgs {
+        hosts: answers
+            .hosts
+            .iter()
+            .map(|h| exposure::parse_host(h).expect("validated answers"))
+            .collect(),
+        issuer: answers.issuer.clone(),
+        issuer_kind: answers.issuer_kind.clone(),
+        common_name: answers.common_name.clone(),
+        tls_credential_name: None,
+        path_prefix: "/kms/api".into(),
+        rewrite: "/api".into(),
+        port: None,
+        apply: apply.clone(),
+        write: WriteArgs::default(),
+    };
+    expose::run(&cluster_args, &expose_args).await?;
+    let map_args = MapIdentityArgs {
+        source_crn: answers.source_crn.clone(),
+        target_crns: answers.target_crns.clone(),
+        name: names.policy.clone(),
+        secret: names.secret.clone(),
+        secret_key: names.secret_key.clone(),
+        strict: false,
+        apply,
+        write: WriteArgs::default(),
+    };
+    map_identity::run(&cluster_args, &map_args).await?;
+
+    let after = status::check_until_passing(&cluster, &names, args.timeout).await?;
+    print!("{}", after.render_text());
+    if after.success {
+        Ok(())
+    } else {
+        Err(Error::ChecksFailed {
+            failed: after.summary.failed,
+        })
+    }
+}
+
+fn plan_text(
+    answers: &Answers,
+    key: Option<&ApiKey>,
+    inject_needed: bool,
+    names: &Names,
+) -> String {
+    let (kms, istio) = (&names.kms_namespace, &names.istio_namespace);
+    let mut lines = Vec::new();
+    lines.push(match key {
+        Some(key) => format!(
+            "  1. set-apikey: store key sha256:{} in secret {istio}/{}, restart deployment {istio}/{}",
+            key.fingerprint(),
+            names.secret,
+            names.token_adapter
+        ),
+        None => "  1. set-apikey: keep the stored key".to_owned(),
+    });
+    lines.push(if inject_needed {
+        format!(
+            "  2. inject: add the istio-proxy sidecar to deployment {kms}/{} (rolling update, original backed up)",
+            names.deployment
+        )
+    } else {
+        "  2. inject: already done".to_owned()
+    });
+    lines.push(format!(
+        "  3. expose: certificate {istio}/{} for {} issued by {} {}; gateway, virtualservice and destinationrule in {kms}",
+        exposure::CERTIFICATE,
+        answers.hosts.join(", "),
+        answers.issuer_kind,
+        answers.issuer
+    ));
+    lines.push(format!(
+        "  4. map-identity: policy {istio}/{} mapping {} to {}",
+        names.policy,
+        answers.source_crn,
+        answers.target_crns.join(", ")
+    ));
+    lines.join("\n")
+}
+
+/// Lets the user pick among the kubeconfig's contexts.
+fn choose_context(cluster_args: &mut ClusterArgs) -> Result<()> {
+    let (contexts, selected) = cluster::contexts(cluster_args)?;
+    if contexts.len() < 2 {
+        return Ok(());
+    }
+    let current = selected
+        .as_ref()
+        .and_then(|name| contexts.iter().position(|c| c == name))
+        .unwrap_or(0);
+    let index = answered(
+        Select::new()
+            .with_prompt("Kubernetes context")
+            .items(&contexts)
+            .default(current)
+            .interact_opt(),
+    )?;
+    cluster_args.context = Some(contexts[index].clone());
+    Ok(())
+}
+
+/// Asks for every answer, validating as the user types.
+fn ask(cluster_args: &ClusterArgs, key_missing: bool) -> Result<(Answers, Option<ApiKey>)> {
+    let key = if key_missing {
+        let text = Password::new()
+            .with_prompt("STS API key")
+            .validate_with(|text: &String| {
+                ApiKey::new(text.as_bytes().to_vec())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .interact()
+            .map_err(|_| Error::Cancelled)?;
+        Some(ApiKey::new(text.into_bytes())?)
+    } else {
+        None
+    };
+    let hosts: String = prompt_text(
+        "Gateway addresses (IPs or DNS names, comma-separated)",
+        None,
+        |text| {
+            text.split(',')
+                .map(str::trim)
+                .try_for_each(|host| exposure::parse_host(host).map(|_| ()))
+        },
+    )?;
+    let issuer = prompt_text("cert-manager ClusterIssuer", Some("icp-ca-issuer"), |_| {
+        Ok(())
+    })?;
+    let source_crn = prompt_text("Source CRN (STS)", None, |text| {
+        crn::parse(text).map(|_| ()).map_err(|e| e.to_string())
+    })?;
+    let target_crn = prompt_text("Target CRN (KMS)", None, |text| {
+        crn::parse_kms_target(text)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })?;
+    let answers = Answers {
+        context: cluster_args.context.clone(),
+        kms_namespace: cluster_args.kms_namespace.clone(),
+        istio_namespace: cluster_args.istio_namespace.clone(),
+        hosts: hosts.split(',').map(|h| h.trim().to_owned()).collect(),
+        issuer,
+        issuer_kind: "ClusterIssuer".into(),
+        common_name: "istio-service".into(),
+        source_crn,
+        target_crns: vec![target_crn],
+    };
+    answers.validate()?;
+    Ok((answers, key))
+}
+
+fn prompt_text(
+    prompt: &str,
+    default: Option<&str>,
+    check: impl Fn(&str) -> std::result::Result<(), String>,
+) -> Result<String> {
+    let mut input = Input::<String>::new().with_prompt(prompt);
+    if let Some(default) = default {
+        input = input.default(default.to_owned());
+    }
+    input
+        .validate_with(|text: &String| check(text.trim()))
+        .interact_text()
+        .map(|text| text.trim().to_owned())
+        .map_err(|_| {
+            let _ = console::Term::stderr().show_cursor();
+            Error::Cancelled
+        })
+}

@@ -1,0 +1,166 @@
+//! `wizard` replayed from an answers file on the real test cluster: it runs
+//! the whole chain and ends with a passing status, a replay changes nothing,
+//! bad answers are refused with the field named, and neither the saved
+//! answers nor any output holds the key.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use base64::Engine;
+use support::{
+    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin, plugin_in, run,
+    run_with_stdin, scratch_dir, stderr, stdout,
+};
+
+const USAGE: i32 = 2;
+
+fn answers(ns: &(String, String)) -> String {
+    format!(
+        "kmsNamespace: {}\nistioNamespace: {}\nhosts: [10.9.8.7, kms.example.com]\n\
+         sourceCrn: 'crn:v1:staging:public:sts:us-south:a/1234:123456789::'\n\
+         targetCrns: ['crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::']\n",
+        ns.0, ns.1
+    )
+}
+
+fn wizard(test: &TestCluster, file: &std::path::Path) -> std::process::Command {
+    let mut command = test.plugin();
+    command
+        .args(["wizard", "--yes", "--apikey-from-stdin", "--answers"])
+        .arg(file)
+        .arg("--istioctl")
+        .arg(istioctl_binary())
+        .arg("--backup-dir")
+        .arg(scratch_dir("wizard-backups"));
+    command
+}
+
+#[test]
+fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-replay");
+    let dir = scratch_dir("wizard-answers");
+    let file = dir.join("answers.yaml");
+    std::fs::write(&file, answers(&ns)).unwrap();
+    let saved = dir.join("saved.yaml");
+    let key = "sentinel-wizard-Qm4x9";
+
+    let out = run_with_stdin(
+        wizard(test, &file).arg("--save-answers").arg(&saved),
+        key.as_bytes(),
+    );
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("Status: 18 passed, 0 warnings, 0 failed"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("Plan for context"), "{err}");
+    for form in [
+        key.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(key),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
+    ] {
+        assert!(!text.contains(&form) && !err.contains(&form));
+        assert!(!std::fs::read_to_string(&saved).unwrap().contains(&form));
+    }
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&saved)
+            .unwrap()
+            .contains("context: kms-sts-admin@kms-sts-modern")
+    );
+
+    // The saved answers replay, and change nothing the second time.
+    let generation = test.jsonpath(
+        &ns.0,
+        "deployment/key-management-api",
+        "{.metadata.generation}",
+    );
+    let out = run_with_stdin(&mut wizard(test, &saved), key.as_bytes());
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("secret/sts-apikey unchanged"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("nothing changed"), "{}", stderr(&out));
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "deployment/key-management-api",
+            "{.metadata.generation}"
+        ),
+        generation
+    );
+}
+
+#[test]
+fn without_a_terminal_it_names_the_answers_flag() {
+    let test = cluster("modern");
+    let out = run(test.plugin().arg("wizard"));
+    assert_exit(&out, USAGE);
+    let err = stderr(&out);
+    assert!(err.contains("the wizard needs a terminal"), "{err}");
+    assert!(err.contains("--answers FILE --yes"), "{err}");
+
+    let out = run(plugin().args(["wizard", "--yes"]));
+    assert_exit(&out, USAGE);
+}
+
+#[test]
+fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-bad");
+    let dir = scratch_dir("wizard-bad");
+    let cases = [
+        (
+            format!("{}apiKey: plain-text-key\n", answers(&ns)),
+            "unknown field `apiKey`",
+        ),
+        (answers(&ns).replace("10.9.8.7", "10.9.8"), "hosts[0]"),
+        (answers(&ns).replace(":kms:", ":sts:"), "targetCrns[0]"),
+        (
+            answers(&ns).replace("hosts: [10.9.8.7, kms.example.com]", "hosts: {a: 1}"),
+            "invalid answers",
+        ),
+    ];
+    for (index, (text, field)) in cases.iter().enumerate() {
+        let file = dir.join(format!("answers-{index}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        let out = run_with_stdin(&mut wizard(test, &file), b"some-key");
+        assert_exit(&out, USAGE);
+        assert!(stderr(&out).contains(field), "{field}: {}", stderr(&out));
+    }
+    // A missing key when the secret is empty.
+    let file = dir.join("answers-ok.yaml");
+    std::fs::write(&file, answers(&ns)).unwrap();
+    let out = run(plugin_in(test, &ns)
+        .args(["wizard", "--yes", "--answers"])
+        .arg(&file));
+    assert_exit(&out, USAGE);
+    assert!(
+        stderr(&out).contains("no API key given"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_eq!(
+        test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.apikey}"),
+        ""
+    );
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "deployment/key-management-api",
+            "{.metadata.generation}"
+        ),
+        "1"
+    );
+}
