@@ -187,3 +187,9 @@ pub fn istioctl_binary() -> PathBuf {
     DIR.get_or_init(|| last_line(&run_harness(&["build-tools", "istioctl"])))
         .join("istioctl")
 }
+
+/// The directory of the harness's krew binaries (krew, validate-krew-manifest).
+pub fn krew_bin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| last_line(&run_harness(&["build-tools", "krew"])))
+}
