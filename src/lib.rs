@@ -13,6 +13,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod completion;
 pub mod crn;
 pub mod discovery;
 pub mod duration;
@@ -32,6 +33,11 @@ use crate::error::{Error, ExitStatus, Report};
 
 /// Runs the plugin with the process's arguments and returns its exit code.
 pub fn run_from_env() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(completion::REQUEST) {
+        print!("{}", completion::answer(&args[1..]));
+        return ExitStatus::Success.into();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -113,3 +113,30 @@ fn harness_kubectl_and_deployments_work_on_the_test_cluster() {
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines, vec!["kwok-node-0 True".to_owned(); 2]);
 }
+
+#[test]
+fn kubectl_completes_the_plugin_through_its_helper() {
+    let dir = scratch_dir("completion");
+    std::fs::copy(plugin_binary(), dir.join("kubectl-kms_sts")).unwrap();
+    let helper = dir.join("kubectl_complete-kms_sts");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nexec kubectl kms-sts __complete \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths([
+        dir.as_path(),
+        kubernetes_bin(),
+        Path::new("/usr/bin"),
+        Path::new("/bin"),
+    ])
+    .unwrap();
+
+    let out = run(kubectl(&path).args(["__complete", "kms-sts", "ma"]));
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.starts_with("map-identity\t"), "{text}");
+    let out = run(kubectl(&path).args(["__complete", "kms-sts", "status", "-o", ""]));
+    assert!(stdout(&out).starts_with("json\nyaml\n"), "{}", stdout(&out));
+}
