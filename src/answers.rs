@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::crn;
 use crate::error::{Error, Result};
 use crate::manifests::exposure;
+use crate::private_files::{self, Existing};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -128,21 +129,8 @@ impl Answers {
 
     /// Writes the answers as YAML, readable by the owner only.
     pub fn save(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_saphyr::to_string(self).expect("answers serialise");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .and_then(|mut file| file.write_all(text.as_bytes()))
-            .map_err(|source| Error::LocalFile {
-                action: "write",
-                path: path.to_owned(),
-                source,
-            })
+        private_files::write(path, text.as_bytes(), Existing::Replace)
     }
 }
 

@@ -111,6 +111,14 @@ pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) 
     let existing = cluster
         .call(&format!("read {shown}"), api.get_opt(name))
         .await?;
+    // Nothing to send when every field we want is already there: a re-run
+    // makes no write at all.
+    if let Some(current) = &existing {
+        let current = serde_json::to_value(current).expect("objects serialise");
+        if contains(&current, &desired.object) {
+            return Ok(Outcome::Unchanged);
+        }
+    }
     let before = existing
         .as_ref()
         .and_then(|object| object.metadata.resource_version.clone());
@@ -149,7 +157,6 @@ pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) 
                         .call(&format!("create {shown}"), api.create(&params, &object))
                         .await?
                 }
-                Some(current) if same_content(current, &object) => return Ok(Outcome::Unchanged),
                 Some(current) => {
                     object.metadata.resource_version = current.metadata.resource_version.clone();
                     match api.replace(name, &params, &object).await {
@@ -174,23 +181,22 @@ pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) 
         Some(version) if Some(&version) == written.metadata.resource_version.as_ref() => {
             Outcome::Unchanged
         }
-        Some(_) if options.server_dry_run && same_content(existing.as_ref().unwrap(), &written) => {
-            Outcome::Unchanged
-        }
         Some(_) => Outcome::Configured,
     })
 }
 
-/// Whether two objects carry the same content outside metadata and status.
-fn same_content(a: &DynamicObject, b: &DynamicObject) -> bool {
-    let content = |object: &DynamicObject| {
-        let mut data = object.data.clone();
-        if let Value::Object(map) = &mut data {
-            map.remove("status");
+/// Whether `have` holds every field of `want` with the same value (lists
+/// must match element by element).
+pub fn contains(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(have), Value::Object(want)) => want
+            .iter()
+            .all(|(key, value)| have.get(key).is_some_and(|h| contains(h, value))),
+        (Value::Array(have), Value::Array(want)) => {
+            have.len() == want.len() && have.iter().zip(want).all(|(h, w)| contains(h, w))
         }
-        data
-    };
-    content(a) == content(b)
+        _ => have == want,
+    }
 }
 
 /// Applies objects in order, printing one kubectl-style line per object on
@@ -274,6 +280,24 @@ mod tests {
             desired.display_name(),
             "gateway.networking.istio.io/kmsgateway"
         );
+    }
+
+    #[test]
+    fn contains_is_a_deep_subset_check() {
+        let have = json!({"metadata": {"name": "a", "uid": "u"}, "spec": {"ports": [{"number": 1, "name": "x"}]}});
+        assert!(contains(
+            &have,
+            &json!({"metadata": {"name": "a"}, "spec": {"ports": [{"number": 1}]}})
+        ));
+        assert!(!contains(
+            &have,
+            &json!({"spec": {"ports": [{"number": 2}]}})
+        ));
+        assert!(!contains(
+            &have,
+            &json!({"spec": {"ports": [{"number": 1}, {"number": 1}]}})
+        ));
+        assert!(!contains(&have, &json!({"spec": {"missing": true}})));
     }
 
     #[test]

@@ -3,11 +3,10 @@
 //! directory, `$XDG_STATE_HOME/kubectl-kms-sts/backups/<context>/` (default
 //! `~/.local/state/...`), readable by the current user only (0700/0600).
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::private_files::{self, Existing};
 
 /// The default backup directory for a kubeconfig context.
 pub fn default_dir(context: &str) -> PathBuf {
@@ -32,31 +31,13 @@ pub fn default_dir(context: &str) -> PathBuf {
 /// Writes `content` as `<namespace>.<kind>.<name>.<UTC time>.yaml` in `dir`
 /// and returns its path. Never overwrites an existing file.
 pub fn save(dir: &Path, kind: &str, namespace: &str, name: &str, content: &str) -> Result<PathBuf> {
-    let local = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::LocalFile {
-            action,
-            path,
-            source,
-        }
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(local("create", dir))?;
+    private_files::create_dir(dir)?;
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.fZ");
     let path = dir.join(format!(
         "{namespace}.{}.{name}.{stamp}.yaml",
         kind.to_lowercase()
     ));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut file| file.write_all(content.as_bytes()))
-        .map_err(local("write", &path))?;
+    private_files::write(&path, content.as_bytes(), Existing::Refuse)?;
     Ok(path)
 }
 

@@ -216,6 +216,9 @@ pub enum Error {
     #[error("the wizard needs a terminal")]
     NeedsTerminal,
 
+    #[error("the current user lacks permissions this command needs: {}", .missing.join(", "))]
+    MissingPermissions { missing: Vec<String> },
+
     #[error("status found failed checks: {failed}")]
     ChecksFailed { failed: usize },
 
@@ -260,7 +263,7 @@ impl Error {
             Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => ExitStatus::Failure,
             Error::Unreachable { .. } | Error::Timeout { .. } => ExitStatus::Unreachable,
             Error::Unauthorized { .. } => ExitStatus::Unauthorized,
-            Error::Forbidden { .. } => ExitStatus::Forbidden,
+            Error::Forbidden { .. } | Error::MissingPermissions { .. } => ExitStatus::Forbidden,
             Error::ClientSetup { .. } | Error::Api { .. } => ExitStatus::Failure,
             Error::Interrupted | Error::Cancelled => ExitStatus::Interrupted,
         }
@@ -296,7 +299,7 @@ impl Error {
                 "your credentials may have expired: log in again, or pick another user with --user"
                     .into(),
             ),
-            Error::Forbidden { .. } => Some(
+            Error::Forbidden { .. } | Error::MissingPermissions { .. } => Some(
                 "ask a cluster administrator for this permission; `kubectl kms-sts status` \
                  lists every permission the plugin needs"
                     .into(),

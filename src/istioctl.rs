@@ -3,8 +3,6 @@
 //! `istio-sidecar-injector` and `istio`), written to a private temporary
 //! directory, so the sidecar matches the mesh that runs there.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -12,6 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 
 use crate::cli::ClusterArgs;
 use crate::error::{Error, Result};
+use crate::private_files::{self, Existing};
 
 /// The injector configuration, as the cluster's ConfigMaps hold it.
 pub struct InjectorConfig {
@@ -55,30 +54,13 @@ impl PrivateDir {
             std::process::id(),
             jiff::Timestamp::now().as_nanosecond()
         ));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|source| Error::LocalFile {
-                action: "create",
-                path: path.clone(),
-                source,
-            })?;
+        private_files::create_dir(&path)?;
         Ok(PrivateDir(path))
     }
 
     fn write(&self, name: &str, content: &str) -> Result<PathBuf> {
         let path = self.0.join(name);
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut file| file.write_all(content.as_bytes()));
-        written.map_err(|source| Error::LocalFile {
-            action: "write",
-            path: path.clone(),
-            source,
-        })?;
+        private_files::write(&path, content.as_bytes(), Existing::Refuse)?;
         Ok(path)
     }
 }

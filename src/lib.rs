@@ -22,6 +22,7 @@ pub mod istioctl;
 pub mod manifests;
 pub mod output;
 pub mod permissions;
+pub mod private_files;
 pub mod progress;
 pub mod rollout;
 pub mod sidecar;

@@ -196,6 +196,19 @@ pub async fn missing(cluster: &Cluster, needs: &[Permission]) -> Result<Vec<Perm
     Ok(lacking)
 }
 
+/// Fails, naming each missing permission, unless the user has all of `needs`.
+/// Commands call this before their first write, so a user who lacks one
+/// permission changes nothing.
+pub async fn require(cluster: &Cluster, needs: &[Permission]) -> Result<()> {
+    let lacking = missing(cluster, needs).await?;
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::MissingPermissions {
+        missing: lacking.iter().map(ToString::to_string).collect(),
+    })
+}
+
 async fn access_review(cluster: &Cluster, permission: &Permission) -> Result<bool> {
     let reviews: Api<SelfSubjectAccessReview> = Api::all(cluster.client());
     let review = SelfSubjectAccessReview {

@@ -14,6 +14,7 @@ use crate::cluster::Cluster;
 use crate::discovery::{self, CertManagerApi};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE};
+use crate::permissions::{self, Scope};
 
 #[derive(Debug, clap::Args)]
 pub struct ExposeArgs {
@@ -112,6 +113,12 @@ async fn plan(
     })?;
 
     let kms_namespace = &cluster_args.kms_namespace;
+    let scope = Scope {
+        kms: kms_namespace,
+        istio: &cluster_args.istio_namespace,
+        cert_manager: Some(cert_manager),
+    };
+    permissions::require(cluster, &permissions::for_expose(&scope)).await?;
     let services: Api<Service> = Api::namespaced(cluster.client(), kms_namespace);
     let service = cluster
         .call(

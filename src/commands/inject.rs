@@ -24,6 +24,7 @@ use crate::duration;
 use crate::error::{Error, Result};
 use crate::istioctl::{self, InjectorConfig};
 use crate::output;
+use crate::permissions::{self, Scope};
 use crate::rollout::{self, FIELD_MANAGER};
 use crate::sidecar;
 
@@ -68,6 +69,12 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
     let namespace = &cluster_args.kms_namespace;
     let name = &args.deployment;
     let cluster = Cluster::connect(cluster_args).await?;
+    let scope = Scope {
+        kms: namespace,
+        istio: &cluster_args.istio_namespace,
+        cert_manager: None,
+    };
+    permissions::require(&cluster, &permissions::for_inject(&scope)).await?;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 
     let original = cluster

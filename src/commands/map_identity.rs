@@ -12,6 +12,7 @@ use crate::crn::{self, Crn};
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
 use crate::error::{Error, Result};
 use crate::manifests::identity::IdentityMapping;
+use crate::permissions::{self, Scope};
 
 #[derive(Debug, clap::Args)]
 pub struct MapIdentityArgs {
@@ -80,6 +81,12 @@ pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<(
             hint: "install STS first: its IdentityMappingPolicy CRD comes with it".into(),
         });
     }
+    let scope = Scope {
+        kms: &cluster_args.kms_namespace,
+        istio: namespace,
+        cert_manager: None,
+    };
+    permissions::require(&cluster, &permissions::for_map_identity(&scope)).await?;
     check_secret_reference(&cluster, namespace, args).await?;
 
     let policy = IdentityMapping {

@@ -24,6 +24,7 @@ use crate::cluster::Cluster;
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::output;
+use crate::permissions::{self, Scope};
 use crate::rollout::{self, FIELD_MANAGER};
 
 /// How many times a write is retried when another client changed the Secret
@@ -140,6 +141,12 @@ pub async fn run(cluster_args: &ClusterArgs, args: &SetApikeyArgs) -> Result<()>
 pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKey) -> Result<()> {
     let namespace = &cluster_args.istio_namespace;
     let cluster = Cluster::connect(cluster_args).await?;
+    let scope = Scope {
+        kms: &cluster_args.kms_namespace,
+        istio: namespace,
+        cert_manager: None,
+    };
+    permissions::require(&cluster, &permissions::for_set_apikey(&scope)).await?;
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 

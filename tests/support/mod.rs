@@ -193,3 +193,37 @@ pub fn krew_bin() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| last_line(&run_harness(&["build-tools", "krew"])))
 }
+
+impl TestCluster {
+    /// The API server's audit log (JSON lines, metadata level).
+    pub fn audit_log(&self) -> PathBuf {
+        self.kubeconfig.with_file_name("audit.log")
+    }
+
+    /// Audit events written after `offset` bytes, once the server has had
+    /// time to flush them.
+    pub fn audit_events_since(&self, offset: u64) -> Vec<serde_json::Value> {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let bytes = std::fs::read(self.audit_log()).expect("audit log");
+        bytes[offset as usize..]
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .filter_map(|line| serde_json::from_slice(line).ok())
+            .collect()
+    }
+
+    pub fn audit_offset(&self) -> u64 {
+        std::fs::metadata(self.audit_log())
+            .expect("audit log")
+            .len()
+    }
+}
+
+/// Whether an audit event is a write (reviews of one's own permissions are
+/// sent as creates but change nothing, and are not counted).
+pub fn is_mutating(event: &serde_json::Value) -> bool {
+    let verb = event["verb"].as_str().unwrap_or_default();
+    let resource = event["objectRef"]["resource"].as_str().unwrap_or_default();
+    ["create", "update", "patch", "delete", "deletecollection"].contains(&verb)
+        && !resource.starts_with("selfsubject")
+}
