@@ -127,22 +127,12 @@ pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) 
             let mut params = PatchParams::apply(FIELD_MANAGER);
             params.dry_run = options.server_dry_run;
             params.force = options.force_conflicts;
-            match api
-                .patch(name, &params, &Patch::Apply(&desired.object))
-                .await
-            {
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    return Err(Error::ApplyConflict {
-                        object: shown,
-                        message: status.message,
-                    });
-                }
-                outcome => {
-                    cluster
-                        .call(&format!("apply {shown}"), std::future::ready(outcome))
-                        .await?
-                }
-            }
+            cluster
+                .write(
+                    &format!("apply {shown}"),
+                    api.patch(name, &params, &Patch::Apply(&desired.object)),
+                )
+                .await?
         }
         Strategy::Update => {
             let params = PostParams {
@@ -154,28 +144,25 @@ pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) 
             match &existing {
                 None => {
                     cluster
-                        .call(&format!("create {shown}"), api.create(&params, &object))
+                        .write(&format!("create {shown}"), api.create(&params, &object))
                         .await?
                 }
                 Some(current) => {
                     object.metadata.resource_version = current.metadata.resource_version.clone();
-                    match api.replace(name, &params, &object).await {
-                        Err(kube::Error::Api(status)) if status.code == 409 => {
-                            return Err(Error::ApplyConflict {
-                                object: shown,
-                                message: status.message,
-                            });
-                        }
-                        outcome => {
-                            cluster
-                                .call(&format!("replace {shown}"), std::future::ready(outcome))
-                                .await?
-                        }
-                    }
+                    cluster
+                        .write(
+                            &format!("replace {shown}"),
+                            api.replace(name, &params, &object),
+                        )
+                        .await?
                 }
             }
         }
     };
+    let written = written.map_err(|message| Error::ApplyConflict {
+        object: shown,
+        message,
+    })?;
     Ok(match before {
         None => Outcome::Created,
         Some(version) if Some(&version) == written.metadata.resource_version.as_ref() => {

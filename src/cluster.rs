@@ -89,18 +89,39 @@ impl Cluster {
         action: &str,
         request: impl Future<Output = kube::Result<T>>,
     ) -> Result<T> {
-        let outcome = match self.request_timeout {
-            Some(limit) => {
-                tokio::time::timeout(limit, request)
-                    .await
-                    .map_err(|_| Error::Timeout {
-                        server: self.server.clone(),
-                        timeout: duration::display(limit),
-                    })?
-            }
-            None => request.await,
-        };
-        outcome.map_err(|source| Error::from_api(action, &self.server, source))
+        self.bounded(request)
+            .await?
+            .map_err(|source| Error::from_api(action, &self.server, source))
+    }
+
+    /// Like `call` for a write that carries a precondition (a resourceVersion,
+    /// or field ownership under server-side apply): a 409 Conflict comes back
+    /// as `Ok(Err(message))`, for the caller to retry or report.
+    pub async fn write<T>(
+        &self,
+        action: &str,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<std::result::Result<T, String>> {
+        match self.bounded(request).await? {
+            Ok(value) => Ok(Ok(value)),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Err(status.message)),
+            Err(source) => Err(Error::from_api(action, &self.server, source)),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<kube::Result<T>> {
+        match self.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, request)
+                .await
+                .map_err(|_| Error::Timeout {
+                    server: self.server.clone(),
+                    timeout: duration::display(limit),
+                }),
+            None => Ok(request.await),
+        }
     }
 }
 

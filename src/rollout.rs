@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::cluster::Cluster;
@@ -131,6 +132,30 @@ pub async fn wait(
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// The pods a Deployment's selector matches, terminating ones included.
+pub async fn pods(cluster: &Cluster, namespace: &str, deployment: &Deployment) -> Result<Vec<Pod>> {
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(cluster.client(), namespace);
+    let list = cluster
+        .call(
+            &format!("list pods {selector} in {namespace}"),
+            api.list(&ListParams::default().labels(&selector)),
+        )
+        .await?;
+    Ok(list.items)
 }
 
 #[cfg(test)]

@@ -10,7 +10,10 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{assert_exit, cluster, plugin, run, scratch_dir, stderr, stdout};
+use support::{
+    assert_exit, closed_port, cluster, kubeconfig_for_port, plugin, run, scratch_dir, stderr,
+    stdout,
+};
 
 const USAGE: i32 = 2;
 const UNREACHABLE: i32 = 3;
@@ -141,22 +144,8 @@ fn unknown_user_and_cluster_are_refused() {
 
 #[test]
 fn refused_connection_names_the_server() {
-    // A port that was just free: nothing listens there.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = scratch_dir("refused");
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
-             users:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
-        ),
-    )
-    .unwrap();
+    let port = closed_port();
+    let path = kubeconfig_for_port(port);
     let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
     assert_exit(&out, UNREACHABLE);
     let err = stderr(&out);
@@ -179,16 +168,7 @@ fn silent_server_fails_within_the_request_timeout() {
             held.push(stream);
         }
     });
-    let dir = scratch_dir("silent");
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
-             users:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
-        ),
-    )
-    .unwrap();
+    let path = kubeconfig_for_port(port);
     let started = Instant::now();
     let out = run(plugin()
         .args(["version", "--request-timeout", "2s"])
@@ -310,8 +290,8 @@ fn bearer_token_and_exec_plugin_authenticate() {
 
 #[test]
 fn kubeconfig_files_are_merged_like_kubectl() {
-    // The first file sets current-context and a decoy context of the same
-    // name as the second file's; the first to set a value wins.
+    // The first file sets only current-context, the last one defines that
+    // context; the missing file between them is skipped, as kubectl does.
     let dir = scratch_dir("merge");
     let first = dir.join("first");
     std::fs::write(

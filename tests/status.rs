@@ -6,8 +6,8 @@
 mod support;
 
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin, plugin_in, run,
-    run_with_stdin, scratch_dir, stderr, stdout,
+    TestCluster, assert_exit, closed_port, cluster, fresh_namespaces, istioctl_binary,
+    kubeconfig_for_port, plugin, plugin_in, run, run_with_stdin, scratch_dir, stderr, stdout,
 };
 
 const UNREACHABLE: i32 = 3;
@@ -233,21 +233,7 @@ fn a_missing_permission_is_named() {
 
 #[test]
 fn an_unreachable_cluster_gives_one_error() {
-    let dir = scratch_dir("status-unreachable");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
-             users:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
-        ),
-    )
-    .unwrap();
+    let path = kubeconfig_for_port(closed_port());
     let out = run(plugin().arg("--kubeconfig").arg(&path).arg("status"));
     assert_exit(&out, UNREACHABLE);
     assert_eq!(

@@ -15,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 
 use crate::backup;
 use crate::cli::{ClusterArgs, DryRun, WriteArgs};
@@ -34,14 +34,8 @@ pub struct InjectArgs {
     #[arg(long, value_name = "NAME", default_value = "key-management-api")]
     pub deployment: String,
 
-    /// istioctl to run (default: the first on PATH).
-    #[arg(long, value_name = "PATH")]
-    pub istioctl: Option<PathBuf>,
-
-    /// Where to save the original Deployment
-    /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub tools: InjectTools,
 
     /// How long to wait for the injected pods to roll out.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
@@ -52,11 +46,24 @@ pub struct InjectArgs {
     pub no_rollback: bool,
 
     /// Remove the sidecar again: restore the pod template from the newest backup.
-    #[arg(long, conflicts_with = "istioctl")]
+    #[arg(long)]
     pub undo: bool,
 
     #[command(flatten)]
     pub write: WriteArgs,
+}
+
+/// Where injection finds istioctl and keeps its backups; shared with `wizard`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InjectTools {
+    /// istioctl to run (default: the first on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub istioctl: Option<PathBuf>,
+
+    /// Where to save the original Deployment
+    /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
@@ -93,6 +100,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         })?;
     let original_template = pod_template(&original);
     let backup_dir = args
+        .tools
         .backup_dir
         .clone()
         .unwrap_or_else(|| backup::default_dir(cluster.context()));
@@ -104,7 +112,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         return Ok(());
     }
 
-    let istioctl = istioctl::locate(args.istioctl.as_deref())?;
+    let istioctl = istioctl::locate(args.tools.istioctl.as_deref())?;
     let config = injector_config(&cluster, &cluster_args.istio_namespace).await?;
     let injected = istioctl::kube_inject(
         &istioctl,
@@ -155,24 +163,18 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         dry_run: args.write.server_dry_run(),
         field_manager: Some(FIELD_MANAGER.into()),
     };
-    let applied = match deployments.replace(name, &params, &updated).await {
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            return Err(Error::Conflict {
-                kind: "Deployment",
-                namespace: namespace.clone(),
-                name: name.clone(),
-                attempts: 1,
-            });
-        }
-        outcome => {
-            cluster
-                .call(
-                    &format!("update deployment {namespace}/{name}"),
-                    std::future::ready(outcome),
-                )
-                .await?
-        }
-    };
+    let applied = cluster
+        .write(
+            &format!("update deployment {namespace}/{name}"),
+            deployments.replace(name, &params, &updated),
+        )
+        .await?
+        .map_err(|_| Error::Conflict {
+            kind: "Deployment",
+            namespace: namespace.clone(),
+            name: name.clone(),
+            attempts: 1,
+        })?;
     if args.write.dry_run.is_some() {
         print_object(&applied, args);
         eprintln!("deployment/{name} injected{note}");
@@ -333,27 +335,8 @@ async fn verify_sidecars(
     namespace: &str,
     deployment: &Deployment,
 ) -> Result<usize> {
-    let selector = deployment
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.selector.match_labels.as_ref())
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(key, value)| format!("{key}={value}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
-    let list = cluster
-        .call(
-            &format!("list pods {selector} in {namespace}"),
-            pods.list(&ListParams::default().labels(&selector)),
-        )
-        .await?;
-    let live: Vec<&Pod> = list
-        .items
+    let pods = rollout::pods(cluster, namespace, deployment).await?;
+    let live: Vec<&Pod> = pods
         .iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .collect();

@@ -318,23 +318,21 @@ async fn update_secret(
             )])),
             ..Secret::default()
         };
-        match secrets
-            .patch(&args.secret, &params, &Patch::Merge(&patch))
-            .await
-        {
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                current = cluster
-                    .call(
-                        &format!("read secret {namespace}/{}", args.secret),
-                        secrets.get_opt(&args.secret),
-                    )
-                    .await?;
-            }
-            outcome => {
-                cluster.call(&action, std::future::ready(outcome)).await?;
-                return Ok(());
-            }
+        let written = cluster
+            .write(
+                &action,
+                secrets.patch(&args.secret, &params, &Patch::Merge(&patch)),
+            )
+            .await?;
+        if written.is_ok() {
+            return Ok(());
         }
+        current = cluster
+            .call(
+                &format!("read secret {namespace}/{}", args.secret),
+                secrets.get_opt(&args.secret),
+            )
+            .await?;
     }
     Err(Error::Conflict {
         kind: "Secret",

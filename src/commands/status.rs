@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::checks::Report;
@@ -23,6 +23,7 @@ use crate::manifests::exposure::{
 use crate::output::{self, Format};
 use crate::permissions::{self, Scope};
 use crate::progress::Progress;
+use crate::rollout;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -256,24 +257,6 @@ async fn deployment_and_pods(
     else {
         return Ok((None, Vec::new()));
     };
-    let selector = deployment
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.selector.match_labels.as_ref())
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(cluster.client(), namespace);
-    let list = cluster
-        .call(
-            &format!("list pods of {namespace}/{name}"),
-            pods.list(&ListParams::default().labels(&selector)),
-        )
-        .await?;
-    Ok((Some(deployment), list.items))
+    let pods = rollout::pods(cluster, namespace, &deployment).await?;
+    Ok((Some(deployment), pods))
 }

@@ -19,7 +19,7 @@ use crate::checks::{Outcome, Report};
 use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::{self, Cluster};
 use crate::commands::expose::ExposeArgs;
-use crate::commands::inject::InjectArgs;
+use crate::commands::inject::{InjectArgs, InjectTools};
 use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::{self, SetApikeyArgs};
 use crate::commands::{expose, inject, map_identity, status};
@@ -55,13 +55,8 @@ pub struct WizardArgs {
     #[arg(long, value_name = "VAR", group = "apikey-source")]
     pub apikey_from_env: Option<String>,
 
-    /// istioctl to run for the sidecar injection (default: the first on PATH).
-    #[arg(long, value_name = "PATH")]
-    pub istioctl: Option<PathBuf>,
-
-    /// Where `inject` saves the original Deployment.
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub inject_tools: InjectTools,
 
     /// How long to wait for each rollout.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
@@ -194,8 +189,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     if inject_needed {
         let inject_args = InjectArgs {
             deployment: names.deployment.clone(),
-            istioctl: args.istioctl.clone(),
-            backup_dir: args.backup_dir.clone(),
+            tools: args.inject_tools.clone(),
             timeout: args.timeout,
             no_rollback: false,
             undo: false,

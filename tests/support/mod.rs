@@ -227,3 +227,26 @@ pub fn is_mutating(event: &serde_json::Value) -> bool {
     ["create", "update", "patch", "delete", "deletecollection"].contains(&verb)
         && !resource.starts_with("selfsubject")
 }
+
+/// A kubeconfig pointing at `https://127.0.0.1:PORT` with a dummy token, for
+/// servers that refuse or never answer.
+pub fn kubeconfig_for_port(port: u16) -> PathBuf {
+    let path = scratch_dir("raw-server").join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user:\n    token: abc\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    path
+}
+
+/// A loopback port nothing listens on (it was free a moment ago).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
