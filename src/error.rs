@@ -222,7 +222,7 @@ pub enum Error {
     #[error("status found failed checks: {failed}")]
     ChecksFailed { failed: usize },
 
-    #[error("interrupted")]
+    #[error("interrupted; what was already sent stays in the cluster")]
     Interrupted,
 }
 
@@ -306,6 +306,10 @@ impl Error {
             ),
             Error::InvalidApiKey { .. } => Some(
                 "give the key exactly as it was issued: no spaces, newlines or control characters"
+                    .into(),
+            ),
+            Error::Interrupted => Some(
+                "run `kubectl kms-sts status` to see where things stand; every command can be run again"
                     .into(),
             ),
             Error::NeedsTerminal => Some(

@@ -251,3 +251,64 @@ fn undo_restores_the_backed_up_template_in_both_profiles() {
         assert!(stderr(&out).contains("nothing to undo"));
     }
 }
+
+#[test]
+fn ctrl_c_during_the_rollout_wait_exits_promptly_and_status_describes_the_state() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-sigint");
+    let quota =
+        run(test
+            .kubectl()
+            .args(["create", "quota", "no-surge", "--hard=pods=2", "-n", &ns.0]));
+    assert_exit(&quota, 0);
+    let mut child = inject(test, &ns)
+        .args(["--timeout", "120s"])
+        .arg("--backup-dir")
+        .arg(scratch_dir("inject-sigint-backups"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the Deployment was updated and the wait has begun.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !containers(test, &ns.0).contains("istio-proxy") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "inject never updated the deployment"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    let kill = run(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]));
+    assert_exit(&kill, 0);
+    let status = child.wait().unwrap();
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("interrupted; what was already sent stays in the cluster"),
+        "{err}"
+    );
+    assert!(err.contains("kubectl kms-sts status"), "{err}");
+
+    let out = run(plugin_in(test, &ns).args(["status", "-o", "json"]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kms = report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["name"] == "KMS deployment")
+        .unwrap();
+    assert_eq!(kms["result"], "warn", "{kms}");
+    assert!(
+        kms["message"].as_str().unwrap().contains("is rolling out"),
+        "{kms}"
+    );
+}

@@ -275,3 +275,36 @@ fn legacy_profile_stores_and_restarts_too() {
     assert_eq!(stored_key(test, &ns.1), key.as_bytes());
     assert!(stderr(&out).contains("deployment/tokenadapter restarted, 1 ready"));
 }
+
+#[test]
+fn the_key_is_never_on_the_command_line() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "apikey-cmdline");
+    let key = "sentinel-cmdline-Zr8w";
+    let mut child = plugin_in(test, &ns)
+        .args(["set-apikey", "--from-env", "KMS_CMDLINE_KEY", "--restart"])
+        .env("KMS_CMDLINE_KEY", key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cmdline_path = format!("/proc/{}/cmdline", child.id());
+    let mut samples = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(cmdline) = std::fs::read(&cmdline_path) {
+            samples += 1;
+            let text = String::from_utf8_lossy(&cmdline);
+            assert!(!text.contains(key), "{text}");
+            assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode(key)));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        samples > 0,
+        "the command line was read while the process ran"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_not_leaked(&out, key);
+    assert_eq!(stored_key(test, &ns.1), key.as_bytes());
+}

@@ -17,6 +17,7 @@ Commands (see `up`, `down` and `user` beside this file):
   down [--profile P|--all]  stop; no process is left behind
   user NAME [--group G]     a client certificate and kubeconfig for NAME
   seed-namespaces KMS ISTIO the runbook's workloads in a fresh namespace pair
+  clean [--profile P]       delete the namespaces earlier test runs seeded
 """
 
 import argparse
@@ -46,6 +47,8 @@ PROFILES = tuple(PORT_BASE)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
               "kwok", "cert-manager")
 FAKE_NODE = "kwok-node-0"
+# Namespaces that tests seed carry this label, so `clean` can remove them.
+SCRATCH_LABEL = "kms-sts.test/scratch"
 
 
 def log(message):
@@ -250,13 +253,17 @@ class Cluster:
             "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
             "--cidr", "10.244.0.0/16", "--node-ip", "10.0.0.1",
             "--server-address", f"127.0.0.1:{ports['kwok']}"])
+        capacity = {"cpu": "640", "memory": "2560Gi", "pods": "5000"}
         self.apply_objects([{
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": FAKE_NODE, "annotations": {"kwok.x-k8s.io/node": "fake"},
                          "labels": {"kubernetes.io/hostname": FAKE_NODE,
                                     "kubernetes.io/os": "linux", "type": "kwok"}},
-            "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
-                       "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}}}])
+            "status": {"allocatable": capacity, "capacity": capacity}}])
+        # Status is only taken on create; a node kept from an earlier start
+        # gets its capacity through the status subresource.
+        self.kubectl_run("patch", "node", FAKE_NODE, "--subresource=status", "--type=merge",
+                         "-p", json.dumps({"status": {"allocatable": capacity, "capacity": capacity}}))
         self.kubectl_run("wait", "--for=condition=Ready", f"node/{FAKE_NODE}", "--timeout=60s")
         # The default ServiceAccount must exist before pods can be created.
         self.wait_until(lambda: self.kubectl_run("get", "serviceaccount", "default", "-n",
@@ -396,6 +403,9 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace):
     if kms_namespace == "kube-system":
         objects = [o for o in objects if o["kind"] != "Namespace"
                    or o["metadata"]["name"] != "kube-system"]
+    for obj in objects:
+        if obj["kind"] == "Namespace" and obj["metadata"]["name"] not in ("kube-system", "istio-system"):
+            obj["metadata"]["labels"] = {SCRATCH_LABEL: "true"}
     if istio_namespace != "istio-system":
         # The injector configuration Istio keeps in its own namespace.
         for name in ("istio", "istio-sidecar-injector"):
@@ -427,6 +437,8 @@ def main():
     user.add_argument("name")
     user.add_argument("--group", action="append", default=[])
     user.add_argument("--profile", default="modern", choices=PROFILES)
+    clean = sub.add_parser("clean")
+    clean.add_argument("--profile", default="modern", choices=PROFILES)
     ns = sub.add_parser("seed-namespaces")
     ns.add_argument("kms_namespace")
     ns.add_argument("istio_namespace")
@@ -451,6 +463,10 @@ def main():
         path = users / f"{args.name}.kubeconfig"
         cluster.write_kubeconfig(path, args.name, stem)
         print(path)
+    elif args.command == "clean":
+        cluster = Cluster(args.profile)
+        cluster.kubectl = str(tool_dirs(["kubernetes"])["kubernetes"] / "kubectl")
+        cluster.kubectl_run("delete", "namespace", "-l", f"{SCRATCH_LABEL}=true", "--wait=false")
     elif args.command == "seed-namespaces":
         cluster = Cluster(args.profile)
         cluster.tools = tool_dirs(["kubernetes"])

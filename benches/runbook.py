@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Measures the plugin against the runbook it replaces, on the local test
+cluster, and writes benches/RESULTS.md.
+
+    benches/runbook.py [--profile modern] [--runs 5]
+
+Each side starts from the same fresh seed (a new namespace pair holding the
+runbook's workloads). The runbook side runs the runbook's commands in order,
+as an operator would script them (`kubectl patch` for the interactive
+`kubectl edit`; the runbook's YAML with only what would not apply corrected),
+then waits until everything is ready. The plugin side runs set-apikey, inject,
+expose and map-identity, which end ready by themselves. Requests are counted
+from the API server's audit log by User-Agent.
+"""
+
+import argparse
+import base64
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_CRN = "crn:v1:staging:public:sts:us-south:a/1234:123456789::"
+TARGET_CRN = "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::"
+MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def sh(*args, input=None, env=None, check=True):
+    result = subprocess.run([str(a) for a in args], input=input, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        sys.exit(f"error: {' '.join(map(str, args))} failed:\n{result.stderr}")
+    return result
+
+
+def last_line(text):
+    return text.strip().splitlines()[-1]
+
+
+class Harness:
+    def __init__(self, profile):
+        self.profile = profile
+        self.kubeconfig = Path(last_line(sh(ROOT / "tests/cluster/up", "--profile", profile).stdout))
+        self.kube_bin = Path(last_line(sh(ROOT / "tests/cluster/build-tools", "kubernetes").stdout))
+        self.istio_bin = Path(last_line(sh(ROOT / "tests/cluster/build-tools", "istioctl").stdout))
+        self.audit = self.kubeconfig.with_name("audit.log")
+        sh("cargo", "build", "--release", "--locked", "--quiet", check=True)
+        self.plugin = ROOT / "target/release/kubectl-kms_sts"
+        self.env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
+                        PATH=f"{ROOT / 'target/release'}:{self.kube_bin}:{self.istio_bin}:{os.environ['PATH']}")
+        self.processes = 0
+        self.counter = 0
+
+    def fresh_namespaces(self, label):
+        self.counter += 1
+        kms, istio = f"bench-kms-{label}-{os.getpid()}-{self.counter}", f"bench-istio-{label}-{os.getpid()}-{self.counter}"
+        sh(ROOT / "tests/cluster/seed-namespaces", kms, istio, "--profile", self.profile)
+        return kms, istio
+
+    def run(self, *args, input=None):
+        self.processes += 1
+        return sh(*args, input=input, env=self.env)
+
+    def audit_offset(self):
+        return self.audit.stat().st_size
+
+    def audit_events(self, offset, agents):
+        time.sleep(1.5)
+        with open(self.audit, "rb") as f:
+            f.seek(offset)
+            lines = f.read().splitlines()
+        events = [json.loads(line) for line in lines if line.strip()]
+        return [e for e in events if e.get("userAgent", "").startswith(agents)]
+
+
+def counts(events):
+    by_verb = Counter(e["verb"] for e in events)
+    mutating = sum(n for verb, n in by_verb.items() if verb in MUTATING)
+    reviews = sum(1 for e in events if e["verb"] == "create"
+                  and e.get("objectRef", {}).get("resource", "").startswith("selfsubject"))
+    return {"total": len(events), "by_verb": dict(sorted(by_verb.items())),
+            "mutating": mutating - reviews, "reviews": reviews}
+
+
+def runbook(h, kms, istio, workdir):
+    """The runbook's commands, in order, then waits until ready."""
+    key = base64.b64encode(b"bench-api-key").decode()
+    kubectl = ["kubectl", "--kubeconfig", h.kubeconfig]
+    h.run(*kubectl, "patch", "secret", "sts-apikey", "-n", istio, "-p", json.dumps({"data": {"apikey": key}}))
+    pods = h.run(*kubectl, "get", "pods", "-n", istio, "-o", "name").stdout.split()
+    for pod in pods:
+        if pod.startswith("pod/tokenadapter"):
+            h.run(*kubectl, "delete", pod, "-n", istio)
+    saved = workdir / "kms-api-deployment.yaml"
+    saved.write_text(h.run(*kubectl, "get", "deployment", "key-management-api", "-n", kms, "-o", "yaml").stdout)
+    injected = workdir / "kms-api-deployment-injected.yaml"
+    injected.write_text(h.run("istioctl", "kube-inject", "--kubeconfig", h.kubeconfig, "-i", istio,
+                              "-f", saved).stdout)
+    h.run(*kubectl, "delete", "deployment", "key-management-api", "-n", kms)
+    h.run(*kubectl, "apply", "-f", injected, "-n", kms)
+    # The runbook's YAML: the certificate on the API this cluster serves, the
+    # IP in ipAddresses and no typographic quotes (both would be rejected or
+    # produce a useless certificate); everything else as written.
+    files = {
+        "certificate.yaml": f"""apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: istio-ingressgateway-certs
+  namespace: {istio}
+spec:
+  secretName: istio-ingressgateway-certs
+  issuerRef:
+    name: icp-ca-issuer
+    kind: ClusterIssuer
+  commonName: "istio-service"
+  ipAddresses:
+  - 9.42.136.50
+""",
+        "gateway.yaml": f"""apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata:
+  name: kmsgateway
+  namespace: {kms}
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      name: https
+      number: 443
+      protocol: HTTPS
+    tls:
+      mode: SIMPLE
+      serverCertificate: /etc/istio/ingressgateway-certs/tls.crt
+      privateKey: /etc/istio/ingressgateway-certs/tls.key
+    hosts:
+    - "*"
+""",
+        "virtualservice.yaml": f"""apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: kmsvservice
+  namespace: {kms}
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - kmsgateway
+  http:
+  - match:
+    - uri:
+        prefix: /kms/api
+    rewrite:
+        uri: /api
+    route:
+    - destination:
+        host: kms-api
+        port:
+          number: 28674
+""",
+        "destinationrule.yaml": f"""apiVersion: "networking.istio.io/v1alpha3"
+kind: "DestinationRule"
+metadata:
+  namespace: "{kms}"
+  name: "kms-api-tls"
+spec:
+  host: kms-api
+  trafficPolicy:
+    tls:
+      mode: SIMPLE
+""",
+        "sample-policy.yaml": f"""apiVersion: policy.ibm.com/v1alpha1
+kind: IdentityMappingPolicy
+metadata:
+  name: stspolicy
+  namespace: {istio}
+spec:
+  identityMapping:
+    sourceIdentity: '{SOURCE_CRN}'
+    targetCredentials:
+      apiKeyRef:
+        propertyName: apikey
+        secretName: sts-apikey
+  mappingType: inbound
+  sourceAuthority: ibm-cloud-iam
+  targetResources:
+  - '{TARGET_CRN}'
+""",
+    }
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+        h.run(*kubectl, "apply", "-f", workdir / name)
+    h.run(*kubectl, "rollout", "status", "deployment/tokenadapter", "-n", istio, "--timeout=120s")
+    h.run(*kubectl, "rollout", "status", "deployment/key-management-api", "-n", kms, "--timeout=120s")
+    h.run(*kubectl, "wait", "--for=condition=Ready", "certificates.cert-manager.io/istio-ingressgateway-certs",
+          "-n", istio, "--timeout=120s")
+
+
+def plugin_chain(h, kms, istio, workdir):
+    ns = ["--kms-namespace", kms, "--istio-namespace", istio]
+    h.run(h.plugin, *ns, "set-apikey", "--from-stdin", input="bench-api-key")
+    h.run(h.plugin, *ns, "inject", "--backup-dir", workdir / "backups")
+    h.run(h.plugin, *ns, "expose", "--host", "9.42.136.50")
+    h.run(h.plugin, *ns, "map-identity", "--source-crn", SOURCE_CRN, "--target-crn", TARGET_CRN)
+    # The chain ends ready except for the certificate, which cert-manager
+    # issues asynchronously; wait for it exactly as the runbook side does.
+    h.run("kubectl", "--kubeconfig", h.kubeconfig, "wait", "--for=condition=Ready",
+          "certificates.cert-manager.io/istio-ingressgateway-certs", "-n", istio, "--timeout=120s")
+
+
+def measure(h, side, runs):
+    results = []
+    for index in range(runs):
+        kms, istio = h.fresh_namespaces(side)
+        workdir = Path(sh("mktemp", "-d").stdout.strip())
+        h.processes = 0
+        offset = h.audit_offset()
+        started = time.monotonic()
+        (runbook if side == "runbook" else plugin_chain)(h, kms, istio, workdir)
+        wall = time.monotonic() - started
+        # kubectl's and istioctl's requests count on both sides (the plugin
+        # side runs istioctl inside inject, and kubectl wait at the end).
+        agents = ("kubectl/", "istioctl/", "kubectl-kms-sts/")
+        events = h.audit_events(offset, agents)
+        results.append({"wall": wall, "processes": h.processes, **counts(events)})
+        print(f"{side} run {index + 1}: {wall:.2f}s, {len(events)} requests", file=sys.stderr)
+    return results
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def startup(h, args, runs=21):
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([h.plugin, *args], capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return median(times) * 1000
+
+
+def status_cost(h, runs=5):
+    kms, istio = h.fresh_namespaces("status")
+    workdir = Path(sh("mktemp", "-d").stdout.strip())
+    plugin_chain(h, kms, istio, workdir)
+    walls, requests = [], []
+    for _ in range(runs):
+        offset = h.audit_offset()
+        started = time.perf_counter()
+        sh(h.plugin, "--kms-namespace", kms, "--istio-namespace", istio, "status", env=h.env)
+        walls.append(time.perf_counter() - started)
+        requests.append(len(h.audit_events(offset, ("kubectl-kms-sts/",))))
+    return median(walls), median(requests)
+
+
+def peak_rss_of_chain(h):
+    kms, istio = h.fresh_namespaces("rss")
+    workdir = Path(sh("mktemp", "-d").stdout.strip())
+    ns = ["--kms-namespace", kms, "--istio-namespace", istio]
+    peaks = {}
+    for name, args, stdin in [
+        ("set-apikey", ["set-apikey", "--from-stdin"], "bench-api-key"),
+        ("inject", ["inject", "--backup-dir", str(workdir / "b")], None),
+        ("expose", ["expose", "--host", "9.42.136.50"], None),
+        ("map-identity", ["map-identity", "--source-crn", SOURCE_CRN, "--target-crn", TARGET_CRN], None),
+    ]:
+        # ru_maxrss of a fresh child process, via a wrapper that reports its own children.
+        code = ("import resource,subprocess,sys;"
+                "subprocess.run(sys.argv[1:],input=%r,text=True,capture_output=True,check=True);"
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)") % stdin
+        out = sh(sys.executable, "-c", code, h.plugin, *ns, *args, env=h.env).stdout
+        peaks[name] = int(out.strip()) / 1024
+    return peaks
+
+
+def size_mb(path):
+    return Path(path).stat().st_size / 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="modern")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", default=str(ROOT / "benches/RESULTS.md"))
+    args = parser.parse_args()
+    h = Harness(args.profile)
+
+    runbook_results = measure(h, "runbook", args.runs)
+    plugin_results = measure(h, "plugin", args.runs)
+    help_ms = startup(h, ["--help"])
+    version_ms = startup(h, ["version", "--client"])
+    status_wall, status_requests = status_cost(h)
+    rss = peak_rss_of_chain(h)
+
+    def row(name, key, fmt="{:.0f}"):
+        r = median([x[key] for x in runbook_results])
+        p = median([x[key] for x in plugin_results])
+        ratio = p / r if r else float("nan")
+        return f"| {name} | {fmt.format(r)} | {fmt.format(p)} | {ratio:.2f} |"
+
+    def verbs(results):
+        total = Counter()
+        for r in results:
+            total.update(r["by_verb"])
+        return ", ".join(f"{verb} {n / len(results):g}" for verb, n in sorted(total.items()))
+
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    kubectl_version = sh(h.kube_bin / "kubectl", "version", "--client", "-o", "json").stdout
+    lines = [
+        "# Benchmark: the plugin against the runbook",
+        "",
+        f"Generated by `benches/runbook.py` on {time.strftime('%Y-%m-%d')}, profile `{args.profile}`, "
+        f"median of {args.runs} runs per side, each from a fresh seed.",
+        f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
+        f"test cluster Kubernetes {json.loads(kubectl_version)['clientVersion']['gitVersion']}.",
+        "",
+        "| measure | runbook | plugin | plugin/runbook |",
+        "|---|---|---|---|",
+        row("API requests (audit log)", "total"),
+        row("mutating requests (create, update, patch, delete)", "mutating"),
+        row("permission reviews (SelfSubjectRulesReview)", "reviews"),
+        row("wall time to fully ready (s)", "wall", "{:.2f}"),
+        row("processes started", "processes"),
+        "",
+        f"Requests by verb, runbook (mean per run): {verbs(runbook_results)}.",
+        "",
+        f"Requests by verb, plugin (mean per run): {verbs(plugin_results)}.",
+        "",
+        "## The plugin's own costs",
+        "",
+        "| measure | figure | target |",
+        "|---|---|---|",
+        f"| `kubectl-kms_sts --help` start-up, median of 21 | {help_ms:.1f} ms | < 10 ms |",
+        f"| `version --client` start-up, median of 21 | {version_ms:.1f} ms | |",
+        f"| `status` on a set-up cluster, wall time (median of 5) | {status_wall * 1000:.0f} ms | < 300 ms |",
+        f"| `status` on a set-up cluster, API requests | {status_requests:.0f} | < 40 |",
+        f"| peak RSS of the chain (largest subcommand) | {max(rss.values()):.1f} MB "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in rss.items())}) | < 40 MB |",
+        f"| release binary | {size_mb(h.plugin):.1f} MB | < 15 MB |",
+        f"| harness kubectl / istioctl binaries | {size_mb(h.kube_bin / 'kubectl'):.1f} MB / "
+        f"{size_mb(h.istio_bin / 'istioctl'):.1f} MB | |",
+        "",
+    ]
+    notes = ROOT / "benches/NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text()]
+    Path(args.out).write_text("\n".join(lines))
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
