@@ -332,8 +332,8 @@ def main():
     def row(name, key, fmt="{:.0f}"):
         r = median([x[key] for x in runbook_results])
         p = median([x[key] for x in plugin_results])
-        ratio = p / r if r else float("nan")
-        return f"| {name} | {fmt.format(r)} | {fmt.format(p)} | {ratio:.2f} |"
+        ratio = f"{p / r:.2f}" if r else "–"
+        return f"| {name} | {fmt.format(r)} | {fmt.format(p)} | {ratio} |"
 
     def verbs(results, key="by_verb"):
         total = Counter()
