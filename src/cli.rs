@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::completion::CompletionArgs;
 use crate::commands::expose::ExposeArgs;
 use crate::commands::inject::InjectArgs;
 use crate::commands::map_identity::MapIdentityArgs;
@@ -52,6 +53,8 @@ pub enum Command {
     Wizard(WizardArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
+    /// Print a shell completion script, or kubectl's completion helper.
+    Completion(CompletionArgs),
 }
 
 /// How to reach the cluster, with kubectl's flag names and meanings.

@@ -1,7 +1,8 @@
 //! Shell completion through kubectl. kubectl (1.26+) completes a plugin's
 //! arguments by running `kubectl_complete-<plugin>` with the words typed so
 //! far; the README's helper of that name calls `kubectl kms-sts __complete
-//! WORDS...`, answered here in kubectl's own protocol: one candidate per line
+//! WORDS...` (`kubectl kms-sts completion kubectl` prints it), answered here
+//! in kubectl's own protocol: one candidate per line
 //! (a tab before its description), then `:4` (complete no file names).
 
 use clap::CommandFactory;

@@ -119,11 +119,9 @@ fn kubectl_completes_the_plugin_through_its_helper() {
     let dir = scratch_dir("completion");
     std::fs::copy(plugin_binary(), dir.join("kubectl-kms_sts")).unwrap();
     let helper = dir.join("kubectl_complete-kms_sts");
-    std::fs::write(
-        &helper,
-        "#!/bin/sh\nexec kubectl kms-sts __complete \"$@\"\n",
-    )
-    .unwrap();
+    let printed = run(Command::new(plugin_binary()).args(["completion", "kubectl"]));
+    assert_exit(&printed, 0);
+    std::fs::write(&helper, &printed.stdout).unwrap();
     std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = std::env::join_paths([
         dir.as_path(),
@@ -139,4 +137,28 @@ fn kubectl_completes_the_plugin_through_its_helper() {
     assert!(text.starts_with("map-identity\t"), "{text}");
     let out = run(kubectl(&path).args(["__complete", "kms-sts", "status", "-o", ""]));
     assert!(stdout(&out).starts_with("json\nyaml\n"), "{}", stdout(&out));
+
+    // --context offers the kubeconfig's contexts.
+    let out = run(kubectl(&path)
+        .env("KUBECONFIG", &cluster("modern").kubeconfig)
+        .args(["__complete", "kms-sts", "status", "--context", ""]));
+    assert!(
+        stdout(&out).starts_with("kms-sts-admin@kms-sts-modern\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn shell_completion_scripts_are_printed() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef"),
+        ("fish", "complete -c"),
+    ] {
+        let out = run(Command::new(plugin_binary()).args(["completion", shell]));
+        assert_exit(&out, 0);
+        assert!(stdout(&out).contains(marker), "{shell}: {}", stdout(&out));
+        assert!(stdout(&out).contains("set-apikey"), "{shell}");
+    }
 }

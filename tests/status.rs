@@ -7,7 +7,7 @@ mod support;
 
 use support::{
     TestCluster, assert_exit, closed_port, cluster, fresh_namespaces, istioctl_binary,
-    kubeconfig_for_port, plugin, plugin_in, run, run_with_stdin, scratch_dir, stderr, stdout,
+    kubeconfig_for_port, plugin, plugin_in, run, run_with_stdin, stderr, stdout,
 };
 
 const UNREACHABLE: i32 = 3;
@@ -16,9 +16,14 @@ const SOURCE: &str = "crn:v1:staging:public:sts:us-south:a/1234:123456789::";
 const TARGET: &str =
     "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::";
 
+/// Where `set_up` keeps the inject backup of a namespace pair.
+fn backups(ns: &(String, String)) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("status-backups-{}", ns.0))
+}
+
 /// Runs the four writing subcommands in order.
 fn set_up(test: &TestCluster, ns: &(String, String)) {
-    let backups = scratch_dir("status-backups");
+    let backups = backups(ns);
     let out = run_with_stdin(
         plugin_in(test, ns).args(["set-apikey", "--from-stdin"]),
         b"status-test-key",

@@ -1,5 +1,6 @@
 //! One module per subcommand. `run` dispatches a parsed command line to it.
 
+pub mod completion;
 pub mod expose;
 pub mod inject;
 pub mod map_identity;
@@ -16,6 +17,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Expose(args) => expose::run(&cli.cluster, &args).await,
         Command::MapIdentity(args) => map_identity::run(&cli.cluster, &args).await,
         Command::Status(args) => status::run(&cli.cluster, &args).await,
+        Command::Completion(args) => completion::run(&args),
         Command::Wizard(args) => wizard::run(&cli.cluster, &args).await,
         Command::Inject(args) => inject::run(&cli.cluster, &args).await,
         Command::SetApikey(args) => set_apikey::run(&cli.cluster, &args).await,

@@ -1,0 +1,50 @@
+//! `completion`: shell completion scripts for `kubectl-kms_sts` called
+//! directly (bash, zsh, fish), and the `kubectl_complete-kms_sts` helper
+//! through which kubectl 1.26+ completes `kubectl kms-sts ...` (answered by
+//! `crate::completion`).
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    /// The `kubectl_complete-kms_sts` helper for kubectl's plugin completion.
+    Kubectl,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionArgs {
+    /// Which script to print.
+    #[arg(value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+/// The helper kubectl runs to complete the plugin's arguments.
+pub const KUBECTL_HELPER: &str = "#!/bin/sh\n\
+# Save as kubectl_complete-kms_sts somewhere on PATH and make it executable.\n\
+exec kubectl kms-sts __complete \"$@\"\n";
+
+pub fn run(args: &CompletionArgs) -> Result<()> {
+    let shell = match args.shell {
+        Shell::Kubectl => {
+            print!("{KUBECTL_HELPER}");
+            return Ok(());
+        }
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut command = Cli::command();
+    clap_complete::generate(
+        shell,
+        &mut command,
+        "kubectl-kms_sts",
+        &mut std::io::stdout(),
+    );
+    Ok(())
+}
