@@ -167,3 +167,40 @@ fn confirming_runs_the_whole_chain() {
         .contains("istio-proxy")
     );
 }
+
+#[test]
+fn a_second_run_asks_only_for_what_is_missing() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-again");
+    let first = Terminal::start(test, &ns, "first");
+    answer_everything(&first);
+    first.send(&["y"]);
+    assert!(first.wait_for("EXIT=").contains("EXIT=0"));
+    drop(first);
+
+    let again = Terminal::start(test, &ns, "again");
+    let screen = again.wait_for("Apply this plan?");
+    assert!(
+        !screen.contains("STS API key:"),
+        "the stored key is kept:\n{screen}"
+    );
+    assert!(
+        screen.contains("keeping the exposure: hosts 10.1.1.1, issuer icp-ca-issuer"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "keeping the identity mapping: {SOURCE} to {TARGET}"
+        )),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1. set-apikey: keep the stored key"),
+        "{screen}"
+    );
+    assert!(screen.contains("2. inject: already done"), "{screen}");
+    again.send(&["y"]);
+    let screen = again.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("nothing changed"), "{screen}");
+}

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dialoguer::{Confirm, Input, Password, Select};
+use kube::Api;
+use kube::api::DynamicObject;
+use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::answers::Answers;
 use crate::apikey::{self, ApiKey, KeySource};
@@ -24,6 +27,7 @@ use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::{self, SetApikeyArgs};
 use crate::commands::{expose, inject, map_identity, status};
 use crate::crn;
+use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::manifests::exposure;
@@ -143,7 +147,10 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             };
             (answers, key)
         }
-        None => ask(&cluster_args, key_missing)?,
+        None => {
+            let existing = existing_setup(&cluster, &names).await?;
+            ask(&cluster_args, key_missing, &before, &existing)?
+        }
     };
     if let Some(path) = &args.save_answers {
         let mut saved = answers.clone();
@@ -303,8 +310,82 @@ fn choose_context(cluster_args: &mut ClusterArgs) -> Result<()> {
     Ok(())
 }
 
-/// Asks for every answer, validating as the user types.
-fn ask(cluster_args: &ClusterArgs, key_missing: bool) -> Result<(Answers, Option<ApiKey>)> {
+/// What an earlier setup left in the cluster, offered as defaults.
+#[derive(Debug, Default)]
+struct Existing {
+    hosts: Option<String>,
+    issuer: Option<String>,
+    source_crn: Option<String>,
+    target_crn: Option<String>,
+}
+
+/// Reads the Certificate and the policy an earlier run created, if any.
+async fn existing_setup(cluster: &Cluster, names: &Names) -> Result<Existing> {
+    let served = discovery::discover(cluster).await?;
+    let get = |group: &str, version: &str, kind: &str, plural: &str, name: &str| {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client(), &names.istio_namespace, &resource);
+        let (name, action) = (name.to_owned(), format!("read {plural} {name}"));
+        async move { cluster.call(&action, api.get_opt(&name)).await }
+    };
+    let mut existing = Existing::default();
+    if let Some(api) = served.cert_manager()
+        && let Some(cert) = get(
+            api.group(),
+            api.version(),
+            "Certificate",
+            "certificates",
+            exposure::CERTIFICATE,
+        )
+        .await?
+    {
+        let spec = &cert.data["spec"];
+        let hosts: Vec<&str> = ["ipAddresses", "dnsNames"]
+            .iter()
+            .flat_map(|field| spec[field].as_array().into_iter().flatten())
+            .filter_map(|value| value.as_str())
+            .collect();
+        existing.hosts = (!hosts.is_empty()).then(|| hosts.join(", "));
+        existing.issuer = spec["issuerRef"]["name"].as_str().map(str::to_owned);
+    }
+    if served.identity_policy()
+        && let Some(policy) = get(
+            IDENTITY_POLICY_GROUP,
+            IDENTITY_POLICY_VERSION,
+            "IdentityMappingPolicy",
+            "identitymappingpolicies",
+            &names.policy,
+        )
+        .await?
+    {
+        let spec = &policy.data["spec"];
+        existing.source_crn = spec["identityMapping"]["sourceIdentity"]
+            .as_str()
+            .map(str::to_owned);
+        existing.target_crn = spec["targetResources"][0].as_str().map(str::to_owned);
+    }
+    Ok(existing)
+}
+
+fn category_passes(report: &Report, category: &str) -> bool {
+    report
+        .categories
+        .iter()
+        .filter(|c| c.name == category)
+        .flat_map(|c| &c.checks)
+        .all(|c| c.result == Outcome::Pass)
+}
+
+/// Asks for what is missing, validating as the user types; what an earlier
+/// run set up correctly is kept (and said so), the rest offered as defaults.
+fn ask(
+    cluster_args: &ClusterArgs,
+    key_missing: bool,
+    report: &Report,
+    existing: &Existing,
+) -> Result<(Answers, Option<ApiKey>)> {
     let key = if key_missing {
         let text = Password::new()
             .with_prompt("STS API key")
@@ -319,26 +400,48 @@ fn ask(cluster_args: &ClusterArgs, key_missing: bool) -> Result<(Answers, Option
     } else {
         None
     };
-    let hosts: String = prompt_text(
-        "Gateway addresses (IPs or DNS names, comma-separated)",
-        None,
-        |text| {
-            text.split(',')
-                .map(str::trim)
-                .try_for_each(|host| exposure::parse_host(host).map(|_| ()))
-        },
-    )?;
-    let issuer = prompt_text("cert-manager ClusterIssuer", Some("icp-ca-issuer"), |_| {
-        Ok(())
-    })?;
-    let source_crn = prompt_text("Source CRN (STS)", None, |text| {
-        crn::parse(text).map(|_| ()).map_err(|e| e.to_string())
-    })?;
-    let target_crn = prompt_text("Target CRN (KMS)", None, |text| {
-        crn::parse_kms_target(text)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })?;
+    let exposed = category_passes(report, "exposure");
+    let (hosts, issuer) = match (exposed, &existing.hosts, &existing.issuer) {
+        (true, Some(hosts), Some(issuer)) => {
+            eprintln!("keeping the exposure: hosts {hosts}, issuer {issuer}");
+            (hosts.clone(), issuer.clone())
+        }
+        _ => {
+            let hosts = prompt_text(
+                "Gateway addresses (IPs or DNS names, comma-separated)",
+                existing.hosts.as_deref(),
+                |text| {
+                    text.split(',')
+                        .map(str::trim)
+                        .try_for_each(|host| exposure::parse_host(host).map(|_| ()))
+                },
+            )?;
+            let issuer = prompt_text(
+                "cert-manager ClusterIssuer",
+                Some(existing.issuer.as_deref().unwrap_or("icp-ca-issuer")),
+                |_| Ok(()),
+            )?;
+            (hosts, issuer)
+        }
+    };
+    let mapped = category_passes(report, "identity");
+    let (source_crn, target_crn) = match (mapped, &existing.source_crn, &existing.target_crn) {
+        (true, Some(source), Some(target)) => {
+            eprintln!("keeping the identity mapping: {source} to {target}");
+            (source.clone(), target.clone())
+        }
+        _ => {
+            let source = prompt_text("Source CRN (STS)", existing.source_crn.as_deref(), |text| {
+                crn::parse(text).map(|_| ()).map_err(|e| e.to_string())
+            })?;
+            let target = prompt_text("Target CRN (KMS)", existing.target_crn.as_deref(), |text| {
+                crn::parse_kms_target(text)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })?;
+            (source, target)
+        }
+    };
     let answers = Answers {
         context: cluster_args.context.clone(),
         kms_namespace: cluster_args.kms_namespace.clone(),
