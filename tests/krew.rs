@@ -91,6 +91,12 @@ fn committed_manifest_follows_krew_rules() {
     seen.dedup();
     assert_eq!(seen.len(), platforms.len(), "one platform per os/arch");
     assert!(seen.contains(&"linux/amd64".to_owned()), "{seen:?}");
+
+    let validate = run(Command::new(krew_bin().join("validate-krew-manifest"))
+        .arg("-manifest")
+        .arg(repo().join("krew/kms-sts.yaml"))
+        .arg("-skip-install"));
+    assert_exit(&validate, 0);
 }
 
 #[test]
