@@ -91,7 +91,28 @@ impl Cluster {
     ) -> Result<T> {
         self.bounded(request)
             .await?
-            .map_err(|source| Error::from_api(action, &self.server, source))
+            .map_err(|source| self.classify(action, source))
+    }
+
+    /// Classifies a failed request; the client's own connect and read
+    /// timeouts (set to the request timeout) read as the timeout they are.
+    pub fn classify(&self, action: &str, source: kube::Error) -> Error {
+        if let (Some(limit), kube::Error::HyperError(_) | kube::Error::Service(_)) =
+            (self.request_timeout, &source)
+        {
+            let mut cause: Option<&dyn std::error::Error> = Some(&source);
+            while let Some(err) = cause {
+                let text = err.to_string();
+                if text.contains("timed out") || text.contains("deadline has elapsed") {
+                    return Error::Timeout {
+                        server: self.server.clone(),
+                        timeout: duration::display(limit),
+                    };
+                }
+                cause = err.source();
+            }
+        }
+        Error::from_api(action, &self.server, source)
     }
 
     /// Like `call` for a write that carries a precondition (a resourceVersion,
@@ -105,11 +126,13 @@ impl Cluster {
         match self.bounded(request).await? {
             Ok(value) => Ok(Ok(value)),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Err(status.message)),
-            Err(source) => Err(Error::from_api(action, &self.server, source)),
+            Err(source) => Err(self.classify(action, source)),
         }
     }
 
-    async fn bounded<T>(
+    /// Awaits a request bounded by the request timeout, leaving its own
+    /// failure to the caller (see `classify`).
+    pub async fn bounded<T>(
         &self,
         request: impl Future<Output = kube::Result<T>>,
     ) -> Result<kube::Result<T>> {

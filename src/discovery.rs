@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::cluster::Cluster;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The cert-manager API a cluster serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub async fn discover(cluster: &Cluster) -> Result<ServedApis> {
     let client = cluster.client();
     let action = "discover the served APIs";
     let mut triples: Vec<(String, String, String)> = Vec::new();
-    match client.list_api_groups_aggregated().await {
+    match cluster.bounded(client.list_api_groups_aggregated()).await? {
         Ok(list) if !list.items.is_empty() => {
             for group in &list.items {
                 let name = group
@@ -113,15 +113,12 @@ pub async fn discover(cluster: &Cluster) -> Result<ServedApis> {
                 }
             }
         }
+        // Servers without aggregated discovery answer 404 or 406, or an empty list.
         Err(kube::Error::Api(status)) if ![406, 404].contains(&status.code) => {
-            return Err(Error::from_api(
-                action,
-                cluster.server(),
-                kube::Error::Api(status),
-            ));
+            return Err(cluster.classify(action, kube::Error::Api(status)));
         }
         Err(err @ (kube::Error::HyperError(_) | kube::Error::Service(_))) => {
-            return Err(Error::from_api(action, cluster.server(), err));
+            return Err(cluster.classify(action, err));
         }
         _ => {
             let groups = cluster.call(action, client.list_api_groups()).await?;

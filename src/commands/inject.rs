@@ -108,7 +108,15 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         return undo(&cluster, &deployments, &original, &backup_dir, args).await;
     }
     if sidecar::template_is_injected(&original_template) {
-        eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");
+        // Nothing to write; an earlier run may have been cut off during its
+        // rollout, so see that one through (reads only).
+        if args.write.dry_run.is_none() {
+            rollout::wait(&cluster, namespace, name, args.timeout).await?;
+            let pods = verify_sidecars(&cluster, namespace, &original).await?;
+            eprintln!("deployment/{name} already carries the Istio sidecar: {pods} pods run it");
+        } else {
+            eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");
+        }
         return Ok(());
     }
 
@@ -193,11 +201,31 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         }
         Err(cause) if args.no_rollback => Err(cause),
         Err(cause) => {
-            restore_template(&cluster, &deployments, namespace, name, original_template).await?;
-            Err(Error::RolledBack {
-                what: format!("injecting deployment {namespace}/{name} failed"),
-                cause: Box::new(cause),
-            })
+            let restored =
+                restore_template(&cluster, &deployments, namespace, name, original_template).await;
+            match restored {
+                Ok(()) => Err(Error::RolledBack {
+                    what: format!("injecting deployment {namespace}/{name} failed"),
+                    cause: Box::new(cause),
+                }),
+                Err(_) => Err(Error::Incomplete {
+                    done: vec![
+                        format!(
+                            "original saved to {}",
+                            backup_path
+                                .as_deref()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_default()
+                        ),
+                        format!("deployment {namespace}/{name} updated with the sidecar"),
+                    ],
+                    not_done: vec![
+                        "rollout confirmed".into(),
+                        "rollback to the original".into(),
+                    ],
+                    cause: Box::new(cause),
+                }),
+            }
         }
     }
 }

@@ -250,3 +250,34 @@ pub fn closed_port() -> u16 {
         .expect("bind a loopback port")
         .port()
 }
+
+/// Freezes the test cluster's API server (SIGSTOP) until dropped (SIGCONT),
+/// so a test can see how the plugin behaves when the server stops answering.
+pub struct PausedApiServer {
+    pid: String,
+}
+
+impl TestCluster {
+    pub fn pause_api_server(&self) -> PausedApiServer {
+        let pid = std::fs::read_to_string(
+            self.kubeconfig
+                .with_file_name("run")
+                .join("kube-apiserver.pid"),
+        )
+        .expect("the API server's pid file")
+        .trim()
+        .to_owned();
+        let status = Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        PausedApiServer { pid }
+    }
+}
+
+impl Drop for PausedApiServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
+    }
+}
