@@ -35,6 +35,19 @@ fn policy_count(test: &TestCluster, ns: &str) -> usize {
     stdout(&out).lines().count()
 }
 
+/// `map-identity` with the corrected runbook CRNs, for further flags.
+fn map_identity(test: &TestCluster, ns: &(String, String)) -> std::process::Command {
+    let mut command = plugin_in(test, ns);
+    command.args([
+        "map-identity",
+        "--source-crn",
+        SOURCE,
+        "--target-crn",
+        TARGET,
+    ]);
+    command
+}
+
 fn set_key(test: &TestCluster, ns: &(String, String)) {
     let out = run_with_stdin(
         plugin_in(test, ns).args(["set-apikey", "--from-stdin", "--no-restart"]),
@@ -49,13 +62,7 @@ fn creates_the_policy_and_rerun_changes_nothing_in_both_profiles() {
         let test = cluster(profile);
         let ns = fresh_namespaces(test, "map-create");
         set_key(test, &ns);
-        let out = run(plugin_in(test, &ns).args([
-            "map-identity",
-            "--source-crn",
-            SOURCE,
-            "--target-crn",
-            TARGET,
-        ]));
+        let out = run(&mut map_identity(test, &ns));
         assert_exit(&out, 0);
         assert!(
             stderr(&out).contains("identitymappingpolicy.policy.ibm.com/stspolicy created"),
@@ -87,13 +94,7 @@ fn creates_the_policy_and_rerun_changes_nothing_in_both_profiles() {
         );
         let version = test.jsonpath(&ns.1, object, "{.metadata.resourceVersion}");
 
-        let out = run(plugin_in(test, &ns).args([
-            "map-identity",
-            "--source-crn",
-            SOURCE,
-            "--target-crn",
-            TARGET,
-        ]));
+        let out = run(&mut map_identity(test, &ns));
         assert_exit(&out, 0);
         assert!(
             stderr(&out).contains("stspolicy unchanged"),
@@ -181,13 +182,7 @@ fn a_missing_secret_reference_warns_or_fails_with_strict() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "map-secret");
     // The seeded secret holds an empty key: a warning, and the policy is written.
-    let out = run(plugin_in(test, &ns).args([
-        "map-identity",
-        "--source-crn",
-        SOURCE,
-        "--target-crn",
-        TARGET,
-    ]));
+    let out = run(&mut map_identity(test, &ns));
     assert_exit(&out, 0);
     assert!(
         stderr(&out).contains(&format!(
@@ -199,12 +194,7 @@ fn a_missing_secret_reference_warns_or_fails_with_strict() {
     );
     assert_eq!(policy_count(test, &ns.1), 1);
 
-    let out = run(plugin_in(test, &ns).args([
-        "map-identity",
-        "--source-crn",
-        SOURCE,
-        "--target-crn",
-        TARGET,
+    let out = run(map_identity(test, &ns).args([
         "--name",
         "strict-policy",
         "--secret",
@@ -224,12 +214,7 @@ fn a_missing_secret_reference_warns_or_fails_with_strict() {
 fn yaml_output_is_accepted_by_kubectl_apply() {
     let test = cluster("legacy");
     let ns = fresh_namespaces(test, "map-yaml");
-    let out = run(plugin_in(test, &ns).args([
-        "map-identity",
-        "--source-crn",
-        SOURCE,
-        "--target-crn",
-        TARGET,
+    let out = run(map_identity(test, &ns).args([
         "--target-crn",
         "crn:v1:icp:private:kms:other:n/kube-system:1111::",
         "--dry-run=client",
