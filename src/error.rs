@@ -143,7 +143,8 @@ pub enum Error {
     },
 
     #[error(
-        "{kind} {namespace}/{name} was changed by someone else {attempts} times while being updated"
+        "{kind} {namespace}/{name} was changed by another client while being updated \
+         (attempts: {attempts}); nothing was overwritten"
     )]
     Conflict {
         kind: &'static str,

@@ -312,3 +312,56 @@ fn ctrl_c_during_the_rollout_wait_exits_promptly_and_status_describes_the_state(
         "{kms}"
     );
 }
+
+#[test]
+fn a_change_by_another_client_between_read_and_write_is_not_overwritten() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-race");
+    // An istioctl that lets another client change the Deployment first: the
+    // change lands exactly between the plugin's read and its write.
+    let dir = scratch_dir("inject-race");
+    let racing = dir.join("istioctl");
+    std::fs::write(
+        &racing,
+        format!(
+            "#!/bin/sh\n{} --kubeconfig {} annotate deployment key-management-api -n {} other-writer=was-here >/dev/null\nexec {} \"$@\"\n",
+            support::kubernetes_bin().join("kubectl").display(),
+            test.kubeconfig.display(),
+            ns.0,
+            istioctl_binary().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&racing, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = run(plugin_in(test, &ns)
+        .arg("inject")
+        .arg("--istioctl")
+        .arg(&racing)
+        .arg("--backup-dir")
+        .arg(dir.join("backups")));
+    assert_exit(&out, 7);
+    let err = stderr(&out);
+    assert!(
+        err.contains("was changed by another client while being updated"),
+        "{err}"
+    );
+    assert!(err.contains("run the command again"), "{err}");
+    assert_eq!(containers(test, &ns.0), "key-management-api");
+    let annotation = "{.metadata.annotations.other-writer}";
+    assert_eq!(
+        test.jsonpath(&ns.0, "deployment/key-management-api", annotation),
+        "was-here"
+    );
+
+    // Run again: the plugin reads the other client's version and keeps it.
+    let out = run(inject(test, &ns)
+        .arg("--backup-dir")
+        .arg(dir.join("backups")));
+    assert_exit(&out, 0);
+    assert!(containers(test, &ns.0).contains("istio-proxy"));
+    assert_eq!(
+        test.jsonpath(&ns.0, "deployment/key-management-api", annotation),
+        "was-here"
+    );
+}
