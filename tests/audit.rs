@@ -7,14 +7,11 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, is_mutating, istioctl_binary, plugin, run,
-    run_with_stdin, scratch_dir, stderr,
+    SOURCE_CRN, TARGET_CRN, TestCluster, assert_exit, cluster, fresh_namespaces, is_mutating,
+    istioctl_binary, plugin, run, run_chain, run_with_stdin, scratch_dir, stderr,
 };
 
 const FORBIDDEN: i32 = 5;
-const SOURCE: &str = "crn:v1:staging:public:sts:us-south:a/1234:123456789::";
-const TARGET: &str =
-    "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::";
 
 fn plugin_as(kubeconfig: &std::path::Path, ns: &(String, String)) -> std::process::Command {
     let mut command = plugin();
@@ -25,36 +22,6 @@ fn plugin_as(kubeconfig: &std::path::Path, ns: &(String, String)) -> std::proces
         &ns.1,
     ]);
     command
-}
-
-/// set-apikey, inject, expose and map-identity; each must succeed.
-fn chain(kubeconfig: &std::path::Path, ns: &(String, String)) {
-    let out = run_with_stdin(
-        plugin_as(kubeconfig, ns).args(["set-apikey", "--from-stdin"]),
-        b"audit-key",
-    );
-    assert_exit(&out, 0);
-    let out = run(plugin_as(kubeconfig, ns)
-        .arg("inject")
-        .arg("--istioctl")
-        .arg(istioctl_binary())
-        .arg("--backup-dir")
-        .arg(scratch_dir("audit-backups")));
-    assert_exit(&out, 0);
-    assert_exit(
-        &run(plugin_as(kubeconfig, ns).args(["expose", "--host", "10.3.3.3"])),
-        0,
-    );
-    assert_exit(
-        &run(plugin_as(kubeconfig, ns).args([
-            "map-identity",
-            "--source-crn",
-            SOURCE,
-            "--target-crn",
-            TARGET,
-        ])),
-        0,
-    );
 }
 
 fn plugin_events<'a>(events: &'a [Value], ns: &(String, String)) -> Vec<&'a Value> {
@@ -78,7 +45,7 @@ fn a_second_run_of_the_chain_writes_nothing() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "audit-idem");
     let first = test.audit_offset();
-    chain(&test.kubeconfig, &ns);
+    run_chain(test, &ns, &scratch_dir("audit-backups"));
     let events = test.audit_events_since(first);
     let writes = plugin_events(&events, &ns)
         .into_iter()
@@ -90,7 +57,7 @@ fn a_second_run_of_the_chain_writes_nothing() {
     );
 
     let second = test.audit_offset();
-    chain(&test.kubeconfig, &ns);
+    run_chain(test, &ns, &scratch_dir("audit-backups"));
     let events = test.audit_events_since(second);
     let mine = plugin_events(&events, &ns);
     assert!(
@@ -211,9 +178,9 @@ fn a_missing_permission_is_named_before_any_write() {
             vec![
                 "map-identity",
                 "--source-crn",
-                SOURCE,
+                SOURCE_CRN,
                 "--target-crn",
-                TARGET,
+                TARGET_CRN,
             ],
             "create identitymappingpolicies.policy.ibm.com in {istio}".into(),
         ),

@@ -93,11 +93,7 @@ fn injects_in_place_with_a_private_backup_and_is_idempotent() {
     );
 
     // Again: already injected, nothing written.
-    let generation = test.jsonpath(
-        &ns.0,
-        "deployment/key-management-api",
-        "{.metadata.generation}",
-    );
+    let generation = test.kms_generation(&ns.0);
     let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
     assert_exit(&out, 0);
     assert!(
@@ -105,14 +101,7 @@ fn injects_in_place_with_a_private_backup_and_is_idempotent() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(
-        test.jsonpath(
-            &ns.0,
-            "deployment/key-management-api",
-            "{.metadata.generation}"
-        ),
-        generation
-    );
+    assert_eq!(test.kms_generation(&ns.0), generation);
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 1);
 }
 
@@ -131,14 +120,7 @@ fn dry_runs_print_the_injected_deployment_and_change_nothing() {
         assert!(stderr(&out).contains("dry run"));
     }
     assert_eq!(containers(test, &ns.0), "key-management-api");
-    assert_eq!(
-        test.jsonpath(
-            &ns.0,
-            "deployment/key-management-api",
-            "{.metadata.generation}"
-        ),
-        "1"
-    );
+    assert_eq!(test.kms_generation(&ns.0), "1");
 }
 
 #[test]
@@ -172,14 +154,7 @@ fn missing_istioctl_deployment_or_injector_config_changes_nothing() {
     );
 
     assert_eq!(containers(test, &ns.0), "key-management-api");
-    assert_eq!(
-        test.jsonpath(
-            &ns.0,
-            "deployment/key-management-api",
-            "{.metadata.generation}"
-        ),
-        "1"
-    );
+    assert_eq!(test.kms_generation(&ns.0), "1");
 }
 
 #[test]

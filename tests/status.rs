@@ -6,46 +6,16 @@
 mod support;
 
 use support::{
-    TestCluster, assert_exit, closed_port, cluster, fresh_namespaces, istioctl_binary,
-    kubeconfig_for_port, plugin, plugin_in, run, run_with_stdin, stderr, stdout,
+    assert_exit, closed_port, cluster, fresh_namespaces, kubeconfig_for_port, plugin, plugin_in,
+    run, run_chain, stderr, stdout,
 };
 
 const UNREACHABLE: i32 = 3;
 const CHECKS_FAILED: i32 = 8;
-const SOURCE: &str = "crn:v1:staging:public:sts:us-south:a/1234:123456789::";
-const TARGET: &str =
-    "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::";
 
-/// Where `set_up` keeps the inject backup of a namespace pair.
+/// Where `run_chain` keeps the inject backup of a namespace pair.
 fn backups(ns: &(String, String)) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("status-backups-{}", ns.0))
-}
-
-/// Runs the four writing subcommands in order.
-fn set_up(test: &TestCluster, ns: &(String, String)) {
-    let backups = backups(ns);
-    let out = run_with_stdin(
-        plugin_in(test, ns).args(["set-apikey", "--from-stdin"]),
-        b"status-test-key",
-    );
-    assert_exit(&out, 0);
-    let out = run(plugin_in(test, ns)
-        .arg("inject")
-        .arg("--istioctl")
-        .arg(istioctl_binary())
-        .arg("--backup-dir")
-        .arg(&backups));
-    assert_exit(&out, 0);
-    let out = run(plugin_in(test, ns).args(["expose", "--host", "10.20.30.40"]));
-    assert_exit(&out, 0);
-    let out = run(plugin_in(test, ns).args([
-        "map-identity",
-        "--source-crn",
-        SOURCE,
-        "--target-crn",
-        TARGET,
-    ]));
-    assert_exit(&out, 0);
 }
 
 fn json_status(command: &mut std::process::Command) -> (i32, serde_json::Value) {
@@ -94,7 +64,7 @@ fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
         assert_eq!(check(&report, "API server")["result"], "pass");
         assert_eq!(check(&report, "permissions")["result"], "pass");
 
-        set_up(test, &ns);
+        run_chain(test, &ns, &backups(&ns));
         if profile == "legacy" {
             // No controller serves the legacy API here: mark the Certificate
             // issued and create its secret, as the old controller would.
@@ -143,7 +113,7 @@ fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
 fn drift_is_found() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "status-drift");
-    set_up(test, &ns);
+    run_chain(test, &ns, &backups(&ns));
 
     // The route no longer matches the Service's port.
     let out = run(test.kubectl().args([

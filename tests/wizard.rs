@@ -78,11 +78,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     );
 
     // The saved answers replay, and change nothing the second time.
-    let generation = test.jsonpath(
-        &ns.0,
-        "deployment/key-management-api",
-        "{.metadata.generation}",
-    );
+    let generation = test.kms_generation(&ns.0);
     let out = run_with_stdin(&mut wizard(test, &saved), key.as_bytes());
     assert_exit(&out, 0);
     assert!(
@@ -91,14 +87,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("nothing changed"), "{}", stderr(&out));
-    assert_eq!(
-        test.jsonpath(
-            &ns.0,
-            "deployment/key-management-api",
-            "{.metadata.generation}"
-        ),
-        generation
-    );
+    assert_eq!(test.kms_generation(&ns.0), generation);
 }
 
 #[test]
@@ -155,12 +144,5 @@ fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
         test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.apikey}"),
         ""
     );
-    assert_eq!(
-        test.jsonpath(
-            &ns.0,
-            "deployment/key-management-api",
-            "{.metadata.generation}"
-        ),
-        "1"
-    );
+    assert_eq!(test.kms_generation(&ns.0), "1");
 }

@@ -134,14 +134,7 @@ fn ctrl_c_at_the_plan_changes_nothing() {
         test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.apikey}"),
         ""
     );
-    assert_eq!(
-        test.jsonpath(
-            &ns.0,
-            "deployment/key-management-api",
-            "{.metadata.generation}"
-        ),
-        "1"
-    );
+    assert_eq!(test.kms_generation(&ns.0), "1");
 }
 
 #[test]

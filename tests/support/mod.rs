@@ -281,3 +281,46 @@ impl Drop for PausedApiServer {
         let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
     }
 }
+
+/// The runbook's source CRN and a KMS target CRN, corrected to be valid.
+pub const SOURCE_CRN: &str = "crn:v1:staging:public:sts:us-south:a/1234:123456789::";
+pub const TARGET_CRN: &str =
+    "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::";
+
+/// Runs set-apikey, inject, expose and map-identity in order as the
+/// cluster's admin, each of which must succeed; inject backs up to `backups`.
+pub fn run_chain(test: &TestCluster, namespaces: &(String, String), backups: &Path) {
+    let out = run_with_stdin(
+        plugin_in(test, namespaces).args(["set-apikey", "--from-stdin"]),
+        b"chain-test-key",
+    );
+    assert_exit(&out, 0);
+    let out = run(plugin_in(test, namespaces)
+        .arg("inject")
+        .arg("--istioctl")
+        .arg(istioctl_binary())
+        .arg("--backup-dir")
+        .arg(backups));
+    assert_exit(&out, 0);
+    let out = run(plugin_in(test, namespaces).args(["expose", "--host", "10.20.30.40"]));
+    assert_exit(&out, 0);
+    let out = run(plugin_in(test, namespaces).args([
+        "map-identity",
+        "--source-crn",
+        SOURCE_CRN,
+        "--target-crn",
+        TARGET_CRN,
+    ]));
+    assert_exit(&out, 0);
+}
+
+impl TestCluster {
+    /// The KMS Deployment's generation: unchanged means never written.
+    pub fn kms_generation(&self, kms_namespace: &str) -> String {
+        self.jsonpath(
+            kms_namespace,
+            "deployment/key-management-api",
+            "{.metadata.generation}",
+        )
+    }
+}
