@@ -1,5 +1,7 @@
 //! Faults on the real test cluster: the API server stops answering in the
-//! middle of `inject` (during its rollout wait) and before `expose` writes.
+//! middle of `inject` (during its rollout wait), before `expose` writes, and
+//! between two of `expose`'s objects (frozen by `tests/cluster/interpose`
+//! right after the first write).
 //! The plugin fails within its request timeout saying what happened, nothing
 //! is left deleted, and once the server is back a re-run converges. These
 //! tests freeze the shared API server, so they run one at a time in their
@@ -149,5 +151,62 @@ fn expose_against_a_silent_server_writes_nothing_and_a_rerun_completes() {
         4,
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn expose_cut_off_between_objects_says_what_was_done_and_a_rerun_completes() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "fault-expose-between");
+    // The API server is stopped right after it answered the first write.
+    let proxy = test.interpose("PATCH ^/apis/cert-manager\\.io/", &["--freeze"]);
+    let started = Instant::now();
+    let out = run(support::plugin()
+        .arg("--kubeconfig")
+        .arg(&proxy.kubeconfig)
+        .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
+        .args(["--request-timeout", "2s", "expose", "--host", "10.7.7.7"]));
+    let took = started.elapsed();
+    drop(proxy);
+    assert_exit(&out, UNREACHABLE);
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "stopped part-way; done: certificate.cert-manager.io/istio-ingressgateway-certs; \
+             not done: gateway.networking.istio.io/kmsgateway, \
+             virtualservice.networking.istio.io/kmsvservice, \
+             destinationrule.networking.istio.io/kms-api-tls"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("did not answer within 2s"), "{err}");
+    assert!(
+        err.contains("run the same command again to finish"),
+        "{err}"
+    );
+    let certificate_uid = test.jsonpath(
+        &ns.1,
+        "certificates.cert-manager.io/istio-ingressgateway-certs",
+        "{.metadata.uid}",
+    );
+    assert!(!certificate_uid.is_empty());
+
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.7.7.7"]));
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("certificate.cert-manager.io/istio-ingressgateway-certs unchanged"),
+        "{err}"
+    );
+    assert_eq!(err.matches(" created").count(), 3, "{err}");
+    assert_eq!(
+        test.jsonpath(
+            &ns.1,
+            "certificates.cert-manager.io/istio-ingressgateway-certs",
+            "{.metadata.uid}",
+        ),
+        certificate_uid
     );
 }

@@ -308,3 +308,110 @@ fn the_key_is_never_on_the_command_line() {
     assert_not_leaked(&out, key);
     assert_eq!(stored_key(test, &ns.1), key.as_bytes());
 }
+
+/// Response codes of the plugin's writes to the Secret, from the audit log.
+fn plugin_secret_write_codes(test: &TestCluster, offset: u64, istio: &str) -> Vec<i64> {
+    test.audit_events_since(offset)
+        .iter()
+        .filter(|event| event["stage"] == "ResponseComplete")
+        .filter(|event| event["objectRef"]["namespace"] == istio)
+        .filter(|event| event["objectRef"]["name"] == "sts-apikey")
+        .filter(|event| {
+            event["userAgent"]
+                .as_str()
+                .is_some_and(|agent| agent.starts_with("kubectl-kms-sts/"))
+        })
+        .filter(|event| support::is_mutating(event))
+        .map(|event| event["responseStatus"]["code"].as_i64().unwrap_or_default())
+        .collect()
+}
+
+/// Another client's change; `{n}` makes each of its writes a real change.
+const OTHER_WRITERS_CHANGE: &str = r#"{"metadata":{"annotations":{"rotated-by":"other-operator","write":"{n}"}},"data":{"other":"b3RoZXI="}}"#;
+
+#[test]
+fn another_writer_between_read_and_write_is_retried_and_its_change_kept() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "apikey-race");
+    let key = "sentinel-race-Tq2m";
+    let proxy = test.interpose(
+        &format!("GET ^/api/v1/namespaces/{}/secrets/sts-apikey$", ns.1),
+        &["--merge-patch", OTHER_WRITERS_CHANGE],
+    );
+    let offset = test.audit_offset();
+    let out = run_with_stdin(
+        support::plugin()
+            .arg("--kubeconfig")
+            .arg(&proxy.kubeconfig)
+            .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
+            .args(["set-apikey", "--from-stdin", "--no-restart"]),
+        key.as_bytes(),
+    );
+    drop(proxy);
+    assert_exit(&out, 0);
+    assert_not_leaked(&out, key);
+    assert!(
+        stderr(&out).contains("was changed by another client since it was read; reading it again"),
+        "{}",
+        stderr(&out)
+    );
+    // The first write carried the stale resourceVersion and was refused; the
+    // second was made on what the other client left.
+    assert_eq!(plugin_secret_write_codes(test, offset, &ns.1), [409, 200]);
+    assert_eq!(stored_key(test, &ns.1), key.as_bytes());
+    assert_eq!(
+        test.jsonpath(
+            &ns.1,
+            "secret/sts-apikey",
+            "{.metadata.annotations.rotated-by}"
+        ),
+        "other-operator"
+    );
+    assert_eq!(
+        test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.other}"),
+        "b3RoZXI="
+    );
+}
+
+#[test]
+fn a_writer_that_never_stops_is_reported_and_nothing_is_overwritten() {
+    const CONFLICT: i32 = 7;
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "apikey-race-lost");
+    let key = "sentinel-race-lost-Wd4p";
+    let proxy = test.interpose(
+        &format!("GET ^/api/v1/namespaces/{}/secrets/sts-apikey$", ns.1),
+        &["--merge-patch", OTHER_WRITERS_CHANGE, "--times", "0"],
+    );
+    let offset = test.audit_offset();
+    let out = run_with_stdin(
+        support::plugin()
+            .arg("--kubeconfig")
+            .arg(&proxy.kubeconfig)
+            .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
+            .args(["set-apikey", "--from-stdin"]),
+        key.as_bytes(),
+    );
+    drop(proxy);
+    assert_exit(&out, CONFLICT);
+    assert_not_leaked(&out, key);
+    assert!(
+        stderr(&out).contains(&format!(
+            "Secret {}/sts-apikey was changed by another client while being updated (attempts: 5); nothing was overwritten",
+            ns.1
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(plugin_secret_write_codes(test, offset, &ns.1), [409; 5]);
+    assert_eq!(stored_key(test, &ns.1), b"");
+    assert_eq!(
+        test.jsonpath(
+            &ns.1,
+            "secret/sts-apikey",
+            "{.metadata.annotations.rotated-by}"
+        ),
+        "other-operator"
+    );
+    assert_eq!(adapter_generation(test, &ns.1), "1");
+}

@@ -327,6 +327,10 @@ async fn update_secret(
         if written.is_ok() {
             return Ok(());
         }
+        eprintln!(
+            "secret/{} was changed by another client since it was read; reading it again",
+            args.secret
+        );
         current = cluster
             .call(
                 &format!("read secret {namespace}/{}", args.secret),

@@ -259,14 +259,7 @@ pub struct PausedApiServer {
 
 impl TestCluster {
     pub fn pause_api_server(&self) -> PausedApiServer {
-        let pid = std::fs::read_to_string(
-            self.kubeconfig
-                .with_file_name("run")
-                .join("kube-apiserver.pid"),
-        )
-        .expect("the API server's pid file")
-        .trim()
-        .to_owned();
+        let pid = self.api_server_pid();
         let status = Command::new("kill")
             .args(["-STOP", &pid])
             .status()
@@ -279,6 +272,63 @@ impl TestCluster {
 impl Drop for PausedApiServer {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-CONT", &self.pid]).status();
+    }
+}
+
+/// `tests/cluster/interpose` in front of a test cluster: a proxy that acts
+/// right after one request (another client's write, or freezing the API
+/// server), so a fault lands at an exact point of the plugin's conversation.
+/// Dropping it stops the proxy and resumes the API server.
+pub struct Interposer {
+    child: std::process::Child,
+    pub kubeconfig: PathBuf,
+    api_server_pid: String,
+}
+
+impl TestCluster {
+    /// Starts the proxy, acting with `action` (`--merge-patch JSON`,
+    /// `--freeze`, `--times N`) after each request matching `after`
+    /// (`METHOD PATH-REGEX`).
+    pub fn interpose(&self, after: &str, action: &[&str]) -> Interposer {
+        use std::io::BufRead;
+        let mut child = Command::new(repo().join("tests/cluster/interpose"))
+            .args(["--profile", self.profile, "--after", after])
+            .args(action)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tests/cluster/interpose starts");
+        let mut first_line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first_line)
+            .expect("interpose prints its kubeconfig");
+        assert!(!first_line.is_empty(), "tests/cluster/interpose failed");
+        Interposer {
+            child,
+            kubeconfig: PathBuf::from(first_line.trim()),
+            api_server_pid: self.api_server_pid(),
+        }
+    }
+
+    fn api_server_pid(&self) -> String {
+        std::fs::read_to_string(
+            self.kubeconfig
+                .with_file_name("run")
+                .join("kube-apiserver.pid"),
+        )
+        .expect("the API server's pid file")
+        .trim()
+        .to_owned()
+    }
+}
+
+impl Drop for Interposer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.api_server_pid])
+            .status();
     }
 }
 
