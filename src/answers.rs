@@ -127,10 +127,14 @@ impl Answers {
         })
     }
 
+    /// The answers as YAML, as `from_yaml` reads them.
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("answers serialise")
+    }
+
     /// Writes the answers as YAML, readable by the owner only.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_saphyr::to_string(self).expect("answers serialise");
-        private_files::write(path, text.as_bytes(), Existing::Replace)
+        private_files::write(path, self.to_yaml().as_bytes(), Existing::Replace)
     }
 }
 
@@ -152,7 +156,7 @@ mod tests {
         assert_eq!(answers.kms_namespace, "kube-system");
         assert_eq!(answers.issuer, "icp-ca-issuer");
         assert_eq!(answers.hosts.len(), 2);
-        let again = Answers::from_yaml(&serde_saphyr::to_string(&answers).unwrap()).unwrap();
+        let again = Answers::from_yaml(&answers.to_yaml()).unwrap();
         assert_eq!(again, answers);
     }
 
