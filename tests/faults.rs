@@ -162,11 +162,10 @@ fn expose_cut_off_between_objects_says_what_was_done_and_a_rerun_completes() {
     // The API server is stopped right after it answered the first write.
     let proxy = test.interpose("PATCH ^/apis/cert-manager\\.io/", &["--freeze"]);
     let started = Instant::now();
-    let out = run(support::plugin()
-        .arg("--kubeconfig")
-        .arg(&proxy.kubeconfig)
-        .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
-        .args(["--request-timeout", "2s", "expose", "--host", "10.7.7.7"]));
+    let out =
+        run(proxy
+            .plugin_in(&ns)
+            .args(["--request-timeout", "2s", "expose", "--host", "10.7.7.7"]));
     let took = started.elapsed();
     drop(proxy);
     assert_exit(&out, UNREACHABLE);

@@ -329,27 +329,54 @@ fn plugin_secret_write_codes(test: &TestCluster, offset: u64, istio: &str) -> Ve
 /// Another client's change; `{n}` makes each of its writes a real change.
 const OTHER_WRITERS_CHANGE: &str = r#"{"metadata":{"annotations":{"rotated-by":"other-operator","write":"{n}"}},"data":{"other":"b3RoZXI="}}"#;
 
+/// Runs `set-apikey --from-stdin` with `args` while another client changes
+/// the Secret right after each of the plugin's first `times` reads of it (0:
+/// every read). Returns the output and the response codes of the plugin's
+/// writes to the Secret.
+fn set_apikey_racing(
+    test: &TestCluster,
+    ns: &(String, String),
+    key: &str,
+    times: &str,
+    args: &[&str],
+) -> (std::process::Output, Vec<i64>) {
+    let proxy = test.interpose(
+        &format!("GET ^/api/v1/namespaces/{}/secrets/sts-apikey$", ns.1),
+        &["--merge-patch", OTHER_WRITERS_CHANGE, "--times", times],
+    );
+    let offset = test.audit_offset();
+    let out = run_with_stdin(
+        proxy
+            .plugin_in(ns)
+            .args(["set-apikey", "--from-stdin"])
+            .args(args),
+        key.as_bytes(),
+    );
+    drop(proxy);
+    assert_not_leaked(&out, key);
+    assert_eq!(
+        test.jsonpath(
+            &ns.1,
+            "secret/sts-apikey",
+            "{.metadata.annotations.rotated-by}"
+        ),
+        "other-operator",
+        "the other client's change is kept"
+    );
+    assert_eq!(
+        test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.other}"),
+        "b3RoZXI="
+    );
+    (out, plugin_secret_write_codes(test, offset, &ns.1))
+}
+
 #[test]
 fn another_writer_between_read_and_write_is_retried_and_its_change_kept() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "apikey-race");
     let key = "sentinel-race-Tq2m";
-    let proxy = test.interpose(
-        &format!("GET ^/api/v1/namespaces/{}/secrets/sts-apikey$", ns.1),
-        &["--merge-patch", OTHER_WRITERS_CHANGE],
-    );
-    let offset = test.audit_offset();
-    let out = run_with_stdin(
-        support::plugin()
-            .arg("--kubeconfig")
-            .arg(&proxy.kubeconfig)
-            .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
-            .args(["set-apikey", "--from-stdin", "--no-restart"]),
-        key.as_bytes(),
-    );
-    drop(proxy);
+    let (out, write_codes) = set_apikey_racing(test, &ns, key, "1", &["--no-restart"]);
     assert_exit(&out, 0);
-    assert_not_leaked(&out, key);
     assert!(
         stderr(&out).contains("was changed by another client since it was read; reading it again"),
         "{}",
@@ -357,20 +384,8 @@ fn another_writer_between_read_and_write_is_retried_and_its_change_kept() {
     );
     // The first write carried the stale resourceVersion and was refused; the
     // second was made on what the other client left.
-    assert_eq!(plugin_secret_write_codes(test, offset, &ns.1), [409, 200]);
+    assert_eq!(write_codes, [409, 200]);
     assert_eq!(stored_key(test, &ns.1), key.as_bytes());
-    assert_eq!(
-        test.jsonpath(
-            &ns.1,
-            "secret/sts-apikey",
-            "{.metadata.annotations.rotated-by}"
-        ),
-        "other-operator"
-    );
-    assert_eq!(
-        test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.other}"),
-        "b3RoZXI="
-    );
 }
 
 #[test]
@@ -378,23 +393,8 @@ fn a_writer_that_never_stops_is_reported_and_nothing_is_overwritten() {
     const CONFLICT: i32 = 7;
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "apikey-race-lost");
-    let key = "sentinel-race-lost-Wd4p";
-    let proxy = test.interpose(
-        &format!("GET ^/api/v1/namespaces/{}/secrets/sts-apikey$", ns.1),
-        &["--merge-patch", OTHER_WRITERS_CHANGE, "--times", "0"],
-    );
-    let offset = test.audit_offset();
-    let out = run_with_stdin(
-        support::plugin()
-            .arg("--kubeconfig")
-            .arg(&proxy.kubeconfig)
-            .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
-            .args(["set-apikey", "--from-stdin"]),
-        key.as_bytes(),
-    );
-    drop(proxy);
+    let (out, write_codes) = set_apikey_racing(test, &ns, "sentinel-race-lost-Wd4p", "0", &[]);
     assert_exit(&out, CONFLICT);
-    assert_not_leaked(&out, key);
     assert!(
         stderr(&out).contains(&format!(
             "Secret {}/sts-apikey was changed by another client while being updated (attempts: 5); nothing was overwritten",
@@ -403,15 +403,7 @@ fn a_writer_that_never_stops_is_reported_and_nothing_is_overwritten() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(plugin_secret_write_codes(test, offset, &ns.1), [409; 5]);
+    assert_eq!(write_codes, [409; 5]);
     assert_eq!(stored_key(test, &ns.1), b"");
-    assert_eq!(
-        test.jsonpath(
-            &ns.1,
-            "secret/sts-apikey",
-            "{.metadata.annotations.rotated-by}"
-        ),
-        "other-operator"
-    );
     assert_eq!(adapter_generation(test, &ns.1), "1");
 }

@@ -322,6 +322,22 @@ impl TestCluster {
     }
 }
 
+impl Interposer {
+    /// The plugin talking to the cluster through this proxy, in a namespace
+    /// pair.
+    pub fn plugin_in(&self, namespaces: &(String, String)) -> Command {
+        let mut command = plugin();
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--kms-namespace")
+            .arg(&namespaces.0)
+            .arg("--istio-namespace")
+            .arg(&namespaces.1);
+        command
+    }
+}
+
 impl Drop for Interposer {
     fn drop(&mut self) {
         let _ = self.child.kill();
