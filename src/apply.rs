@@ -3,8 +3,12 @@
 //! manager owns is reported as a conflict, never silently taken over. For
 //! servers that cannot apply, a get-then-create/replace strategy.
 //!
-//! Each write reports whether it created, changed or left the object as it
-//! was, by comparing resourceVersions, so a second run can say "unchanged".
+//! An object is written only when it lacks a wanted field, holds another
+//! value, or still holds a field this plugin set earlier and no longer wants
+//! (read from `managedFields`): a re-run sends no write, and a dropped value
+//! is really dropped. The same comparison gives the wizard's field-level
+//! plan. Each write reports whether it created, changed or left the object
+//! as it was, by comparing resourceVersions.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -103,21 +107,87 @@ impl Outcome {
     }
 }
 
+/// One field whose live value is not the wanted one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    /// Where the field is, as `spec.servers[0].hosts`.
+    pub path: String,
+    /// The live value; `None` when the field is absent.
+    pub live: Option<Value>,
+    /// The wanted value; `None` when a field this plugin set earlier is no
+    /// longer wanted and applying removes it.
+    pub wanted: Option<Value>,
+}
+
+impl std::fmt::Display for FieldChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |value: &Value| {
+            let text = value.to_string();
+            match text.char_indices().nth(MAX_SHOWN_VALUE) {
+                Some((cut, _)) => format!("{}...", &text[..cut]),
+                None => text,
+            }
+        };
+        let live = self.live.as_ref().map_or("(absent)".into(), shown);
+        let wanted = self.wanted.as_ref().map_or("(removed)".into(), shown);
+        write!(f, "{}: {live} -> {wanted}", self.path)
+    }
+}
+
+const MAX_SHOWN_VALUE: usize = 100;
+
+/// What applying an object would do, from its live state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preview {
+    Create,
+    Unchanged,
+    Update(Vec<FieldChange>),
+}
+
+/// Reads the live object and lists the wanted fields it lacks or holds
+/// with other values.
+async fn compare(
+    cluster: &Cluster,
+    desired: &Desired,
+) -> Result<(Option<DynamicObject>, Vec<FieldChange>)> {
+    let shown = desired.display_name();
+    let existing = cluster
+        .call(
+            &format!("read {shown}"),
+            desired.api(cluster).get_opt(&desired.name),
+        )
+        .await?;
+    let changes = match &existing {
+        Some(current) => {
+            let current = serde_json::to_value(current).expect("objects serialise");
+            let mut changes = differences(&current, &desired.object);
+            changes.extend(no_longer_wanted(&current, &desired.object));
+            changes
+        }
+        None => Vec::new(),
+    };
+    Ok((existing, changes))
+}
+
+/// What `apply` would do to `desired`, field by field, without writing.
+pub async fn preview(cluster: &Cluster, desired: &Desired) -> Result<Preview> {
+    Ok(match compare(cluster, desired).await? {
+        (None, _) => Preview::Create,
+        (Some(_), changes) if changes.is_empty() => Preview::Unchanged,
+        (Some(_), changes) => Preview::Update(changes),
+    })
+}
+
 /// Makes `desired` exist as described.
 pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) -> Result<Outcome> {
     let api = desired.api(cluster);
     let name = &desired.name;
     let shown = desired.display_name();
-    let existing = cluster
-        .call(&format!("read {shown}"), api.get_opt(name))
-        .await?;
+    let (existing, changes) = compare(cluster, desired).await?;
     // Nothing to send when every field we want is already there: a re-run
     // makes no write at all.
-    if let Some(current) = &existing {
-        let current = serde_json::to_value(current).expect("objects serialise");
-        if contains(&current, &desired.object) {
-            return Ok(Outcome::Unchanged);
-        }
+    if existing.is_some() && changes.is_empty() {
+        return Ok(Outcome::Unchanged);
     }
     let before = existing
         .as_ref()
@@ -172,17 +242,101 @@ pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) 
     })
 }
 
-/// Whether `have` holds every field of `want` with the same value (lists
-/// must match element by element).
-pub fn contains(have: &Value, want: &Value) -> bool {
+/// The fields of `want` that `have` lacks or holds with another value; none
+/// when `have` holds all of `want` (a deep subset: lists must match element
+/// by element, and a list of another length is one change).
+fn differences(have: &Value, want: &Value) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    collect_differences(have, want, String::new(), &mut changes);
+    changes
+}
+
+fn collect_differences(have: &Value, want: &Value, path: String, changes: &mut Vec<FieldChange>) {
     match (have, want) {
-        (Value::Object(have), Value::Object(want)) => want
-            .iter()
-            .all(|(key, value)| have.get(key).is_some_and(|h| contains(h, value))),
-        (Value::Array(have), Value::Array(want)) => {
-            have.len() == want.len() && have.iter().zip(want).all(|(h, w)| contains(h, w))
+        (Value::Object(have), Value::Object(want)) => {
+            for (key, wanted) in want {
+                let path = field_path(&path, key);
+                match have.get(key) {
+                    Some(live) => collect_differences(live, wanted, path, changes),
+                    None => changes.push(FieldChange {
+                        path,
+                        live: None,
+                        wanted: Some(wanted.clone()),
+                    }),
+                }
+            }
         }
-        _ => have == want,
+        (Value::Array(live), Value::Array(wanted)) if live.len() == wanted.len() => {
+            for (index, (live, wanted)) in live.iter().zip(wanted).enumerate() {
+                collect_differences(live, wanted, format!("{path}[{index}]"), changes);
+            }
+        }
+        _ if have != want => changes.push(FieldChange {
+            path,
+            live: Some(have.clone()),
+            wanted: Some(want.clone()),
+        }),
+        _ => {}
+    }
+}
+
+/// The fields this plugin set on `live` earlier (its entries in
+/// `metadata.managedFields`) that `want` no longer has: applying `want`
+/// removes them, so an object that holds all of `want` may still need a
+/// write. Fields inside lists count with the list, which `differences`
+/// compares whole.
+fn no_longer_wanted(live: &Value, want: &Value) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    let entries = live["metadata"]["managedFields"].as_array();
+    for entry in entries.into_iter().flatten() {
+        if entry["manager"] == FIELD_MANAGER
+            && let Some(owned) = entry["fieldsV1"].as_object()
+        {
+            collect_unwanted(owned, live, want, String::new(), &mut changes);
+        }
+    }
+    changes
+}
+
+fn collect_unwanted(
+    owned: &serde_json::Map<String, Value>,
+    live: &Value,
+    want: &Value,
+    path: String,
+    changes: &mut Vec<FieldChange>,
+) {
+    for (key, owned_below) in owned {
+        let Some(name) = key.strip_prefix("f:") else {
+            continue;
+        };
+        let Some(live_value) = live.get(name) else {
+            continue;
+        };
+        let path = field_path(&path, name);
+        match (want.get(name), owned_below.as_object()) {
+            (None, _) => changes.push(FieldChange {
+                path,
+                live: Some(live_value.clone()),
+                wanted: None,
+            }),
+            (Some(wanted @ Value::Object(_)), Some(owned_below)) => {
+                collect_unwanted(owned_below, live_value, wanted, path, changes);
+            }
+            (Some(_), _) => {}
+        }
+    }
+}
+
+/// `parent.key`, or `parent["key"]` for keys such as annotation names.
+fn field_path(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (parent.is_empty(), plain) {
+        (true, true) => key.to_owned(),
+        (false, true) => format!("{parent}.{key}"),
+        (_, false) => format!("{parent}[{key:?}]"),
     }
 }
 
@@ -270,21 +424,85 @@ mod tests {
     }
 
     #[test]
-    fn contains_is_a_deep_subset_check() {
+    fn differences_are_the_wanted_fields_not_held() {
         let have = json!({"metadata": {"name": "a", "uid": "u"}, "spec": {"ports": [{"number": 1, "name": "x"}]}});
-        assert!(contains(
-            &have,
-            &json!({"metadata": {"name": "a"}, "spec": {"ports": [{"number": 1}]}})
-        ));
-        assert!(!contains(
-            &have,
-            &json!({"spec": {"ports": [{"number": 2}]}})
-        ));
-        assert!(!contains(
-            &have,
-            &json!({"spec": {"ports": [{"number": 1}, {"number": 1}]}})
-        ));
-        assert!(!contains(&have, &json!({"spec": {"missing": true}})));
+        assert_eq!(
+            differences(
+                &have,
+                &json!({"metadata": {"name": "a"}, "spec": {"ports": [{"number": 1}]}})
+            ),
+            []
+        );
+        let shown = |want: Value| {
+            differences(&have, &want)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shown(json!({"spec": {"ports": [{"number": 2}]}})),
+            ["spec.ports[0].number: 1 -> 2"]
+        );
+        assert_eq!(
+            shown(json!({"spec": {"ports": [{"number": 1}, {"number": 1}]}})),
+            [r#"spec.ports: [{"name":"x","number":1}] -> [{"number":1},{"number":1}]"#]
+        );
+        assert_eq!(
+            shown(json!({"spec": {"missing": true}, "metadata": {"annotations": {"a.io/b": "c"}}})),
+            [
+                r#"metadata.annotations: (absent) -> {"a.io/b":"c"}"#,
+                "spec.missing: (absent) -> true"
+            ]
+        );
+        assert_eq!(
+            shown(json!({"metadata": {"uid": "v"}, "spec": {"ports": "x".repeat(200)}})),
+            [
+                r#"metadata.uid: "u" -> "v""#.to_owned(),
+                format!(
+                    r#"spec.ports: [{{"name":"x","number":1}}] -> "{}..."#,
+                    "x".repeat(99)
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_this_plugin_set_and_no_longer_wants_are_removals() {
+        let live = json!({
+            "metadata": {"name": "c", "managedFields": [
+                {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {
+                    "f:dnsNames": {}, "f:ipAddresses": {}, "f:issuerRef": {"f:kind": {}, "f:name": {}}}}},
+                {"manager": "someone-else", "operation": "Update", "fieldsV1": {"f:spec": {"f:duration": {}}}}
+            ]},
+            "spec": {"dnsNames": ["kms.example.com"], "ipAddresses": ["10.1.1.1"], "duration": "1h",
+                     "issuerRef": {"kind": "ClusterIssuer", "name": "ca"}}
+        });
+        let want = json!({"spec": {"ipAddresses": ["10.1.1.1"], "issuerRef": {"name": "ca"}}});
+        assert_eq!(differences(&live, &want), []);
+        let removed: Vec<String> = no_longer_wanted(&live, &want)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                r#"spec.dnsNames: ["kms.example.com"] -> (removed)"#,
+                r#"spec.issuerRef.kind: "ClusterIssuer" -> (removed)"#
+            ]
+        );
+        let everything = json!({"spec": {"dnsNames": ["kms.example.com"], "ipAddresses": ["10.1.1.1"],
+                                         "issuerRef": {"kind": "ClusterIssuer", "name": "ca"}}});
+        assert_eq!(no_longer_wanted(&live, &everything), []);
+    }
+
+    #[test]
+    fn keys_that_are_not_plain_names_are_quoted_in_paths() {
+        assert_eq!(field_path("", "spec"), "spec");
+        assert_eq!(field_path("spec", "tls-mode"), "spec.tls-mode");
+        assert_eq!(
+            field_path("metadata.annotations", "a.io/b"),
+            r#"metadata.annotations["a.io/b"]"#
+        );
     }
 
     #[test]

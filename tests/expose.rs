@@ -356,3 +356,34 @@ fn bad_input_and_missing_prerequisites_write_nothing() {
     ]));
     assert_eq!(stdout(&get), "");
 }
+
+#[test]
+fn a_host_dropped_from_the_command_is_removed_from_the_certificate() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "expose-drop-host");
+    assert_exit(&run(&mut expose(test, &ns)), 0);
+    let certificate = "certificates.cert-manager.io/istio-ingressgateway-certs";
+    assert_eq!(
+        test.jsonpath(&ns.1, certificate, "{.spec.dnsNames}"),
+        r#"["kms.example.com"]"#
+    );
+
+    // Every field still wanted is already there; the one no longer wanted
+    // is what makes the write.
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", "9.42.136.50"]));
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("certificate.cert-manager.io/istio-ingressgateway-certs configured"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(test.jsonpath(&ns.1, certificate, "{.spec.dnsNames}"), "");
+    assert_eq!(
+        test.jsonpath(&ns.1, certificate, "{.spec.ipAddresses}"),
+        r#"["9.42.136.50"]"#
+    );
+
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", "9.42.136.50"]));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("nothing changed"), "{}", stderr(&out));
+}

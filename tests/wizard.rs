@@ -91,6 +91,88 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
 }
 
 #[test]
+fn the_plan_shows_each_field_that_changes_before_anything_is_written() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-plan-diff");
+    let dir = scratch_dir("wizard-plan-diff");
+    let first = dir.join("first.yaml");
+    std::fs::write(&first, answers(&ns)).unwrap();
+    let key = "sentinel-plan-diff-Hk2";
+    let out = run_with_stdin(&mut wizard(test, &first), key.as_bytes());
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    for object in [
+        "certificate.cert-manager.io/istio-ingressgateway-certs: create",
+        "gateway.networking.istio.io/kmsgateway: create",
+        "identitymappingpolicy.policy.ibm.com/stspolicy: create",
+    ] {
+        assert!(err.contains(object), "{err}");
+    }
+    assert!(
+        err.contains(&format!(
+            "1. set-apikey: store key sha256:{} in secret {}/sts-apikey (was empty)",
+            &sha256_hex(key)[..8],
+            ns.1
+        )),
+        "{err}"
+    );
+
+    // One host fewer and another target: the plan names exactly those
+    // fields, and the run changes exactly them.
+    let second = dir.join("second.yaml");
+    std::fs::write(
+        &second,
+        answers(&ns)
+            .replace("[10.9.8.7, kms.example.com]", "[10.9.8.7]")
+            .replace("0d705d95", "1e816e06"),
+    )
+    .unwrap();
+    let gateway_version = test.jsonpath(
+        &ns.0,
+        "gateways.networking.istio.io/kmsgateway",
+        "{.metadata.resourceVersion}",
+    );
+    let out = run_with_stdin(&mut wizard(test, &second), key.as_bytes());
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    let plan = &err[err.find("Plan for context").expect("a plan")..];
+    for line in [
+        "1. set-apikey: key sha256:",
+        "is already stored in secret",
+        "certificate.cert-manager.io/istio-ingressgateway-certs: update\n       spec.dnsNames: [\"kms.example.com\"] -> (removed)",
+        "gateway.networking.istio.io/kmsgateway: unchanged",
+        "identitymappingpolicy.policy.ibm.com/stspolicy: update\n       spec.targetResources[0]: \"crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-",
+        "-> \"crn:v1:icp:private:kms:mycluster:n/kube-system:1e816e06-",
+    ] {
+        assert!(plan.contains(line), "{line}\n{plan}");
+    }
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "gateways.networking.istio.io/kmsgateway",
+            "{.metadata.resourceVersion}",
+        ),
+        gateway_version
+    );
+    assert_eq!(
+        test.jsonpath(
+            &ns.1,
+            "certificates.cert-manager.io/istio-ingressgateway-certs",
+            "{.spec.dnsNames}",
+        ),
+        ""
+    );
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[test]
 fn without_a_terminal_it_names_the_answers_flag() {
     let test = cluster("modern");
     let out = run(test.plugin().arg("wizard"));

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 
-use crate::apply::{self, ApplyOptions};
+use crate::apply::{self, ApplyOptions, Desired};
 use crate::cli::{ApplyArgs, ClusterArgs, DryRun, WriteArgs};
 use crate::cluster::Cluster;
 use crate::discovery::{self, CertManagerApi};
@@ -69,8 +69,7 @@ fn parse_path(text: &str) -> std::result::Result<String, String> {
 
 pub async fn run(cluster_args: &ClusterArgs, args: &ExposeArgs) -> Result<()> {
     let cluster = Cluster::connect(cluster_args).await?;
-    let exposure = plan(&cluster, cluster_args, args).await?;
-    let objects = exposure.objects();
+    let objects = desired_objects(&cluster, cluster_args, args).await?;
     if let Some(format) = args.write.output {
         print!(
             "{}",
@@ -92,12 +91,13 @@ pub async fn run(cluster_args: &ClusterArgs, args: &ExposeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads what the objects depend on; fails before any write if something is missing.
-async fn plan(
+/// The four objects as they should be. Reads what they depend on first and
+/// fails, before any write, if something is missing.
+pub async fn desired_objects(
     cluster: &Cluster,
     cluster_args: &ClusterArgs,
     args: &ExposeArgs,
-) -> Result<Exposure> {
+) -> Result<Vec<Desired>> {
     let served = discovery::discover(cluster).await?;
     let cert_manager = served.cert_manager().ok_or_else(|| Error::Missing {
         kind: "API",
@@ -152,7 +152,8 @@ async fn plan(
         path_prefix: args.path_prefix.clone(),
         rewrite: args.rewrite.clone(),
         port,
-    })
+    }
+    .objects())
 }
 
 /// The issuer must exist: an Issuer in the namespace of the Certificate, or a ClusterIssuer.

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::apply::{self, ApplyOptions};
+use crate::apply::{self, ApplyOptions, Desired};
 use crate::cli::{ApplyArgs, ClusterArgs, DryRun, WriteArgs};
 use crate::cluster::Cluster;
 use crate::crn::{self, Crn};
@@ -67,10 +67,37 @@ pub fn parse_crns(args: &MapIdentityArgs) -> Result<(Crn, Vec<Crn>)> {
 }
 
 pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<()> {
+    // Bad CRNs are refused before anything is sent.
+    parse_crns(args)?;
+    let cluster = Cluster::connect(cluster_args).await?;
+    let policy = desired_policy(&cluster, cluster_args, args).await?;
+    check_secret_reference(&cluster, &cluster_args.istio_namespace, args).await?;
+    if let Some(format) = args.write.output {
+        print!("{}", apply::render(&[&policy], format));
+    }
+    if args.write.dry_run == Some(DryRun::Client) {
+        eprintln!("{} would be applied (dry run)", policy.display_name());
+        return Ok(());
+    }
+    let options = ApplyOptions {
+        strategy: args.apply.apply_strategy,
+        server_dry_run: args.write.server_dry_run(),
+        force_conflicts: args.apply.force_conflicts,
+    };
+    apply::apply_all(&cluster, &[policy], options, args.write.dry_run_note()).await?;
+    Ok(())
+}
+
+/// The IdentityMappingPolicy as it should be. Checks that the cluster
+/// serves its API and that the user may write it, before any write.
+pub async fn desired_policy(
+    cluster: &Cluster,
+    cluster_args: &ClusterArgs,
+    args: &MapIdentityArgs,
+) -> Result<Desired> {
     let (source, targets) = parse_crns(args)?;
     let namespace = &cluster_args.istio_namespace;
-    let cluster = Cluster::connect(cluster_args).await?;
-    let served = discovery::discover(&cluster).await?;
+    let served = discovery::discover(cluster).await?;
     if !served.identity_policy() {
         return Err(Error::Missing {
             kind: "API",
@@ -86,10 +113,8 @@ pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<(
         istio: namespace,
         cert_manager: None,
     };
-    permissions::require(&cluster, &permissions::for_map_identity(&scope)).await?;
-    check_secret_reference(&cluster, namespace, args).await?;
-
-    let policy = IdentityMapping {
+    permissions::require(cluster, &permissions::for_map_identity(&scope)).await?;
+    Ok(IdentityMapping {
         namespace,
         name: &args.name,
         source: &source,
@@ -97,21 +122,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<(
         secret: &args.secret,
         secret_key: &args.secret_key,
     }
-    .policy();
-    if let Some(format) = args.write.output {
-        print!("{}", apply::render(&[&policy], format));
-    }
-    if args.write.dry_run == Some(DryRun::Client) {
-        eprintln!("{} would be applied (dry run)", policy.display_name());
-        return Ok(());
-    }
-    let options = ApplyOptions {
-        strategy: args.apply.apply_strategy,
-        server_dry_run: args.write.server_dry_run(),
-        force_conflicts: args.apply.force_conflicts,
-    };
-    apply::apply_all(&cluster, &[policy], options, args.write.dry_run_note()).await?;
-    Ok(())
+    .policy())
 }
 
 /// The policy names a secret and key; their absence is a warning (an error with --strict).

@@ -1,22 +1,24 @@
 //! `wizard`: the whole runbook for a person at a terminal, or replayed from an
 //! answers file. It shows what `status` finds, asks only for what is missing,
-//! shows the plan and asks once; then it fills the same argument structs the
-//! subcommands take and runs their code. It never writes to the cluster by
-//! itself, and nothing is written before the confirmation: cancelling any
-//! prompt leaves the cluster as it was.
+//! shows the plan (down to each field an object would gain, change or lose,
+//! with every prerequisite checked) and asks once; then it fills the same
+//! argument structs the subcommands take and runs their code. It never
+//! writes to the cluster by itself, and nothing is written before the
+//! confirmation: cancelling any prompt leaves the cluster as it was.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use dialoguer::{Confirm, Input, Password, Select};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::answers::Answers;
 use crate::apikey::{self, ApiKey, KeySource};
-use crate::apply::Strategy;
+use crate::apply::{self, Preview, Strategy};
 use crate::checks::evaluate::Names;
 use crate::checks::{Outcome, Report};
 use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
@@ -24,7 +26,7 @@ use crate::cluster::{self, Cluster};
 use crate::commands::expose::ExposeArgs;
 use crate::commands::inject::{InjectArgs, InjectTools};
 use crate::commands::map_identity::MapIdentityArgs;
-use crate::commands::set_apikey::{self, SetApikeyArgs};
+use crate::commands::set_apikey::{self, SecretChange, SetApikeyArgs};
 use crate::commands::{expose, inject, map_identity, status};
 use crate::crn;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
@@ -160,10 +162,74 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     }
 
     let inject_needed = check_failed(&before, "sidecar");
+    let apply = ApplyArgs {
+        apply_strategy: Strategy::ServerSide,
+        force_conflicts: false,
+    };
+    let expose_args = ExposeArgs {
+        hosts: answers
+            .hosts
+            .iter()
+            .map(|h| exposure::parse_host(h).expect("validated answers"))
+            .collect(),
+        issuer: answers.issuer.clone(),
+        issuer_kind: answers.issuer_kind.clone(),
+        common_name: answers.common_name.clone(),
+        tls_credential_name: None,
+        path_prefix: "/kms/api".into(),
+        rewrite: "/api".into(),
+        port: None,
+        apply: apply.clone(),
+        write: WriteArgs::default(),
+    };
+    let map_args = MapIdentityArgs {
+        source_crn: answers.source_crn.clone(),
+        target_crns: answers.target_crns.clone(),
+        name: names.policy.clone(),
+        secret: names.secret.clone(),
+        secret_key: names.secret_key.clone(),
+        strict: false,
+        apply,
+        write: WriteArgs::default(),
+    };
+    // What expose and map-identity would change, field by field; their
+    // prerequisites are checked here, before anything is written.
+    let mut objects = expose::desired_objects(&cluster, &cluster_args, &expose_args).await?;
+    objects.push(map_identity::desired_policy(&cluster, &cluster_args, &map_args).await?);
+    let mut previews = Vec::new();
+    for object in &objects {
+        previews.push((
+            object.display_name(),
+            apply::preview(&cluster, object).await?,
+        ));
+    }
+    let key_plan = match &key {
+        Some(key) => {
+            let secrets: Api<Secret> = Api::namespaced(cluster.client(), &names.istio_namespace);
+            let stored = cluster
+                .call(
+                    &format!("read secret {}/{}", names.istio_namespace, names.secret),
+                    secrets.get_opt(&names.secret),
+                )
+                .await?;
+            let change = set_apikey::secret_change(stored.as_ref(), &names.secret_key, key);
+            if change == SecretChange::Create {
+                return Err(Error::Missing {
+                    kind: "Secret",
+                    namespace: names.istio_namespace.clone(),
+                    name: names.secret.clone(),
+                    hint: "the secret is created when STS is installed; check the Istio namespace"
+                        .into(),
+                });
+            }
+            Some((key.fingerprint(), change))
+        }
+        None => None,
+    };
     eprintln!("Plan for context {}:", cluster.context());
     eprintln!(
         "{}",
-        plan_text(&answers, key.as_ref(), inject_needed, &names)
+        plan_text(&answers, key_plan, inject_needed, &names, &previews)
     );
     if !args.yes {
         let go = answered(
@@ -204,37 +270,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         };
         inject::run(&cluster_args, &inject_args).await?;
     }
-    let apply = ApplyArgs {
-        apply_strategy: Strategy::ServerSide,
-        force_conflicts: false,
-    };
-    let expose_args = ExposeArgs {
-        hosts: answers
-            .hosts
-            .iter()
-            .map(|h| exposure::parse_host(h).expect("validated answers"))
-            .collect(),
-        issuer: answers.issuer.clone(),
-        issuer_kind: answers.issuer_kind.clone(),
-        common_name: answers.common_name.clone(),
-        tls_credential_name: None,
-        path_prefix: "/kms/api".into(),
-        rewrite: "/api".into(),
-        port: None,
-        apply: apply.clone(),
-        write: WriteArgs::default(),
-    };
     expose::run(&cluster_args, &expose_args).await?;
-    let map_args = MapIdentityArgs {
-        source_crn: answers.source_crn.clone(),
-        target_crns: answers.target_crns.clone(),
-        name: names.policy.clone(),
-        secret: names.secret.clone(),
-        secret_key: names.secret_key.clone(),
-        strict: false,
-        apply,
-        write: WriteArgs::default(),
-    };
     map_identity::run(&cluster_args, &map_args).await?;
 
     let after = status::check_until_passing(&cluster, &names, args.timeout).await?;
@@ -248,21 +284,35 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     }
 }
 
+/// The plan shown before the one confirmation: each step, and for the
+/// objects that expose and map-identity apply, each field that changes.
 fn plan_text(
     answers: &Answers,
-    key: Option<&ApiKey>,
+    key_plan: Option<(String, SecretChange)>,
     inject_needed: bool,
     names: &Names,
+    previews: &[(String, Preview)],
 ) -> String {
     let (kms, istio) = (&names.kms_namespace, &names.istio_namespace);
     let mut lines = Vec::new();
-    lines.push(match key {
-        Some(key) => format!(
-            "  1. set-apikey: store key sha256:{} in secret {istio}/{}, restart deployment {istio}/{}",
-            key.fingerprint(),
-            names.secret,
+    let secret = &names.secret;
+    let store = |fingerprint: &str, was: &str| {
+        format!(
+            "  1. set-apikey: store key sha256:{fingerprint} in secret {istio}/{secret} ({was}), restart deployment {istio}/{}",
             names.token_adapter
+        )
+    };
+    lines.push(match key_plan {
+        Some((fingerprint, SecretChange::Unchanged)) => format!(
+            "  1. set-apikey: key sha256:{fingerprint} is already stored in secret {istio}/{secret}"
         ),
+        Some((
+            fingerprint,
+            SecretChange::Update {
+                previous: Some(previous),
+            },
+        )) => store(&fingerprint, &format!("replacing sha256:{previous}")),
+        Some((fingerprint, _)) => store(&fingerprint, "was empty"),
         None => "  1. set-apikey: keep the stored key".to_owned(),
     });
     lines.push(if inject_needed {
@@ -286,6 +336,17 @@ fn plan_text(
         answers.source_crn,
         answers.target_crns.join(", ")
     ));
+    lines.push("  Objects:".to_owned());
+    for (object, preview) in previews {
+        match preview {
+            Preview::Create => lines.push(format!("     {object}: create")),
+            Preview::Unchanged => lines.push(format!("     {object}: unchanged")),
+            Preview::Update(changes) => {
+                lines.push(format!("     {object}: update"));
+                lines.extend(changes.iter().map(|change| format!("       {change}")));
+            }
+        }
+    }
     lines.join("\n")
 }
 
