@@ -4,9 +4,11 @@
 //! directory, so the sidecar matches the mesh that runs there.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use tokio::process::Command;
 
 use crate::cli::ClusterArgs;
 use crate::error::{Error, Result};
@@ -71,9 +73,17 @@ impl Drop for PrivateDir {
     }
 }
 
+/// How long kube-inject may run. It works on local files only and takes well
+/// under a second; the limit is there so that no istioctl version can hang
+/// the plugin.
+const KUBE_INJECT_TIME_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs `istioctl kube-inject` on `deployment` and returns the injected one.
-/// istioctl is pointed at the same kubeconfig and context as the plugin.
-pub fn kube_inject(
+/// istioctl is pointed at the same kubeconfig and context as the plugin, and
+/// is given the revision, so it never looks the default revision up in the
+/// cluster (without the right to list webhook configurations, istioctl would
+/// wait for that answer forever).
+pub async fn kube_inject(
     istioctl: &Path,
     cluster_args: &ClusterArgs,
     deployment: &Deployment,
@@ -98,16 +108,25 @@ pub fn kube_inject(
         .arg("--meshConfigFile")
         .arg(&mesh)
         .arg("--istioNamespace")
-        .arg(&cluster_args.istio_namespace);
+        .arg(&cluster_args.istio_namespace)
+        .arg("--revision")
+        .arg("default");
     if let Some(path) = &cluster_args.kubeconfig {
         command.arg("--kubeconfig").arg(path);
     }
     if let Some(context) = &cluster_args.context {
         command.arg("--context").arg(context);
     }
-    let output = command
-        .stdin(Stdio::null())
-        .output()
+    let running = command.stdin(Stdio::null()).kill_on_drop(true).output();
+    let output = tokio::time::timeout(KUBE_INJECT_TIME_LIMIT, running)
+        .await
+        .map_err(|_| Error::ToolFailed {
+            tool: "istioctl",
+            detail: format!(
+                "kube-inject did not finish within {}s and was stopped",
+                KUBE_INJECT_TIME_LIMIT.as_secs()
+            ),
+        })?
         .map_err(|source| Error::ToolFailed {
             tool: "istioctl",
             detail: source.to_string(),

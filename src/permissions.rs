@@ -13,6 +13,8 @@ use k8s_openapi::api::authorization::v1::{
 use kube::Api;
 use kube::api::PostParams;
 
+use crate::apply::Strategy;
+use crate::cli::{DryRun, WriteArgs};
 use crate::cluster::Cluster;
 use crate::discovery::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
 use crate::error::Result;
@@ -57,6 +59,8 @@ fn need(
         .collect()
 }
 
+const READ_VERBS: [&str; 2] = ["get", "list"];
+
 /// The namespaces the runbook spans.
 pub struct Scope<'a> {
     pub kms: &'a str,
@@ -64,20 +68,34 @@ pub struct Scope<'a> {
     pub cert_manager: Option<CertManagerApi>,
 }
 
-pub fn for_set_apikey(scope: &Scope) -> Vec<Permission> {
-    let mut needs = need(
-        &["get", "patch", "create"],
-        "",
-        "secrets",
-        Some(scope.istio),
-    );
-    needs.extend(need(
-        &["get", "patch"],
-        "apps",
-        "deployments",
-        Some(scope.istio),
-    ));
+/// What `set-apikey` needs: creating the Secret only with `--create`, and
+/// the token adapter's Deployment only when it may be restarted.
+pub fn for_set_apikey(scope: &Scope, create_secret: bool, restart: bool) -> Vec<Permission> {
+    let secret_verbs: &[&'static str] = if create_secret {
+        &["get", "patch", "create"]
+    } else {
+        &["get", "patch"]
+    };
+    let mut needs = need(secret_verbs, "", "secrets", Some(scope.istio));
+    if restart {
+        needs.extend(need(
+            &["get", "patch"],
+            "apps",
+            "deployments",
+            Some(scope.istio),
+        ));
+    }
     needs
+}
+
+/// The verbs that apply custom objects under a strategy: server-side apply
+/// sends patches, which create objects that do not exist yet; the update
+/// strategy creates or replaces.
+fn apply_verbs(strategy: Strategy) -> &'static [&'static str] {
+    match strategy {
+        Strategy::ServerSide => &["get", "create", "patch"],
+        Strategy::Update => &["get", "create", "update"],
+    }
 }
 
 pub fn for_inject(scope: &Scope) -> Vec<Permission> {
@@ -87,11 +105,11 @@ pub fn for_inject(scope: &Scope) -> Vec<Permission> {
     needs
 }
 
-pub fn for_expose(scope: &Scope) -> Vec<Permission> {
+pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
     let mut needs = need(&["get"], "", "services", Some(scope.kms));
     if let Some(api) = scope.cert_manager {
         needs.extend(need(
-            &["get", "create", "patch"],
+            apply_verbs(strategy),
             api.group(),
             "certificates",
             Some(scope.istio),
@@ -100,7 +118,7 @@ pub fn for_expose(scope: &Scope) -> Vec<Permission> {
     }
     for resource in ["gateways", "virtualservices", "destinationrules"] {
         needs.extend(need(
-            &["get", "create", "patch"],
+            apply_verbs(strategy),
             ISTIO_NETWORKING,
             resource,
             Some(scope.kms),
@@ -109,9 +127,9 @@ pub fn for_expose(scope: &Scope) -> Vec<Permission> {
     needs
 }
 
-pub fn for_map_identity(scope: &Scope) -> Vec<Permission> {
+pub fn for_map_identity(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
     let mut needs = need(
-        &["get", "create", "patch"],
+        apply_verbs(strategy),
         IDENTITY_POLICY_GROUP,
         "identitymappingpolicies",
         Some(scope.istio),
@@ -120,12 +138,14 @@ pub fn for_map_identity(scope: &Scope) -> Vec<Permission> {
     needs
 }
 
-/// Everything the four writing subcommands need, without repeats.
+/// Everything the four writing subcommands need as the runbook runs them
+/// (the Secret exists, the token adapter is restarted, objects are applied
+/// server-side), without repeats.
 pub fn for_everything(scope: &Scope) -> Vec<Permission> {
-    let mut needs: Vec<Permission> = [for_set_apikey, for_inject, for_expose, for_map_identity]
-        .iter()
-        .flat_map(|part| part(scope))
-        .collect();
+    let mut needs = for_set_apikey(scope, false, true);
+    needs.extend(for_inject(scope));
+    needs.extend(for_expose(scope, Strategy::ServerSide));
+    needs.extend(for_map_identity(scope, Strategy::ServerSide));
     needs.sort();
     needs.dedup();
     needs
@@ -199,8 +219,15 @@ pub async fn missing(cluster: &Cluster, needs: &[Permission]) -> Result<Vec<Perm
 /// Fails, naming each missing permission, unless the user has all of `needs`.
 /// Commands call this before their first write, so a user who lacks one
 /// permission changes nothing.
-pub async fn require(cluster: &Cluster, needs: &[Permission]) -> Result<()> {
-    let lacking = missing(cluster, needs).await?;
+/// Fails, naming each one, when the user lacks any of `needs`. A client
+/// dry run writes nothing, so it needs only the reads.
+pub async fn require(cluster: &Cluster, needs: &[Permission], write: &WriteArgs) -> Result<()> {
+    let needs: Vec<Permission> = needs
+        .iter()
+        .filter(|need| write.dry_run != Some(DryRun::Client) || READ_VERBS.contains(&need.verb))
+        .cloned()
+        .collect();
+    let lacking = missing(cluster, &needs).await?;
     if lacking.is_empty() {
         return Ok(());
     }
@@ -284,10 +311,10 @@ mod tests {
         };
         let all = for_everything(&scope);
         for part in [
-            for_set_apikey(&scope),
+            for_set_apikey(&scope, false, true),
             for_inject(&scope),
-            for_expose(&scope),
-            for_map_identity(&scope),
+            for_expose(&scope, Strategy::ServerSide),
+            for_map_identity(&scope, Strategy::ServerSide),
         ] {
             assert!(part.iter().all(|p| all.contains(p)));
         }
@@ -301,6 +328,50 @@ mod tests {
         assert!(
             all.iter()
                 .any(|p| p.to_string() == "patch secrets in istio-system")
+        );
+        assert!(
+            !all.iter()
+                .any(|p| p.to_string() == "create secrets in istio-system")
+        );
+    }
+
+    #[test]
+    fn needs_follow_the_options() {
+        let scope = Scope {
+            kms: "kms",
+            istio: "istio",
+            cert_manager: None,
+        };
+        let shown = |needs: Vec<Permission>| -> Vec<String> {
+            needs.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            shown(for_set_apikey(&scope, false, false)),
+            ["get secrets in istio", "patch secrets in istio"]
+        );
+        assert_eq!(
+            shown(for_set_apikey(&scope, true, true)),
+            [
+                "get secrets in istio",
+                "patch secrets in istio",
+                "create secrets in istio",
+                "get deployments.apps in istio",
+                "patch deployments.apps in istio"
+            ]
+        );
+        let policy = |strategy| shown(for_map_identity(&scope, strategy));
+        assert!(
+            policy(Strategy::ServerSide)
+                .contains(&"patch identitymappingpolicies.policy.ibm.com in istio".to_owned())
+        );
+        assert!(
+            policy(Strategy::Update)
+                .contains(&"update identitymappingpolicies.policy.ibm.com in istio".to_owned())
+        );
+        assert!(
+            !policy(Strategy::Update)
+                .iter()
+                .any(|p| p.starts_with("patch"))
         );
     }
 }

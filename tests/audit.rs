@@ -1,28 +1,19 @@
 //! Measured with the API server's own audit log, where every request of the
 //! plugin carries the User-Agent `kubectl-kms-sts/<version>`: a second run of
-//! the whole chain writes nothing, and a user who lacks one permission is told
-//! which before the plugin writes anything.
+//! the whole chain writes nothing; a user who lacks any one permission a
+//! command needs is told which before the plugin writes anything; exactly the
+//! permissions the README lists run the whole chain, and `get`/`list` alone
+//! run every client dry run.
 
 mod support;
 
 use serde_json::Value;
 use support::{
     SOURCE_CRN, TARGET_CRN, TestCluster, assert_exit, cluster, fresh_namespaces, is_mutating,
-    istioctl_binary, plugin, run, run_chain, run_with_stdin, scratch_dir, stderr,
+    istioctl_binary, plugin_as, run, run_chain, run_with_stdin, scratch_dir, stderr,
 };
 
 const FORBIDDEN: i32 = 5;
-
-fn plugin_as(kubeconfig: &std::path::Path, ns: &(String, String)) -> std::process::Command {
-    let mut command = plugin();
-    command.arg("--kubeconfig").arg(kubeconfig).args([
-        "--kms-namespace",
-        &ns.0,
-        "--istio-namespace",
-        &ns.1,
-    ]);
-    command
-}
 
 fn plugin_events<'a>(events: &'a [Value], ns: &(String, String)) -> Vec<&'a Value> {
     events
@@ -45,7 +36,7 @@ fn a_second_run_of_the_chain_writes_nothing() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "audit-idem");
     let first = test.audit_offset();
-    run_chain(test, &ns, &scratch_dir("audit-backups"));
+    run_chain(&test.kubeconfig, &ns, &scratch_dir("audit-backups"));
     let events = test.audit_events_since(first);
     let writes = plugin_events(&events, &ns)
         .into_iter()
@@ -57,7 +48,7 @@ fn a_second_run_of_the_chain_writes_nothing() {
     );
 
     let second = test.audit_offset();
-    run_chain(test, &ns, &scratch_dir("audit-backups"));
+    run_chain(&test.kubeconfig, &ns, &scratch_dir("audit-backups"));
     let events = test.audit_events_since(second);
     let mine = plugin_events(&events, &ns);
     assert!(
@@ -72,143 +63,250 @@ fn a_second_run_of_the_chain_writes_nothing() {
     assert!(writes.is_empty(), "second run wrote: {writes:?}");
 }
 
-/// A user with every permission the chain needs but one.
-fn user_without(
+/// One RBAC grant: verb, API group, resource.
+type Grant = (&'static str, &'static str, &'static str);
+
+/// The RBAC grants the four writing subcommands need, as the runbook runs
+/// them: (verb, API group, resource) in both namespaces, then cluster-wide.
+const RUNBOOK_GRANTS: [Grant; 22] = [
+    ("get", "", "secrets"),
+    ("patch", "", "secrets"),
+    ("get", "apps", "deployments"),
+    ("patch", "apps", "deployments"),
+    ("update", "apps", "deployments"),
+    ("list", "", "pods"),
+    ("get", "", "configmaps"),
+    ("get", "", "services"),
+    ("get", "cert-manager.io", "certificates"),
+    ("create", "cert-manager.io", "certificates"),
+    ("patch", "cert-manager.io", "certificates"),
+    ("get", "networking.istio.io", "gateways"),
+    ("create", "networking.istio.io", "gateways"),
+    ("patch", "networking.istio.io", "gateways"),
+    ("get", "networking.istio.io", "virtualservices"),
+    ("create", "networking.istio.io", "virtualservices"),
+    ("patch", "networking.istio.io", "virtualservices"),
+    ("get", "networking.istio.io", "destinationrules"),
+    ("create", "networking.istio.io", "destinationrules"),
+    ("patch", "networking.istio.io", "destinationrules"),
+    ("get", "policy.ibm.com", "identitymappingpolicies"),
+    ("create", "policy.ibm.com", "identitymappingpolicies"),
+];
+const RUNBOOK_CLUSTER_GRANTS: [Grant; 1] = [("get", "cert-manager.io", "clusterissuers")];
+/// Granted with the above, so that `patch identitymappingpolicies` can be
+/// left out by a test like the rest.
+const POLICY_PATCH: Grant = ("patch", "policy.ibm.com", "identitymappingpolicies");
+
+/// A new user holding exactly `grants` in both namespaces and
+/// `cluster_grants` cluster-wide (one Role per namespace, one ClusterRole,
+/// with their bindings); returns its kubeconfig.
+fn user_with(
     test: &TestCluster,
     ns: &(String, String),
     label: &str,
-    verb: &str,
-    resource: &str,
+    grants: &[Grant],
+    cluster_grants: &[Grant],
 ) -> std::path::PathBuf {
     let user = format!("audit-{label}-{}", std::process::id());
     let kubeconfig = test.user_kubeconfig(&user);
-    let all = [
-        ("", "secrets"),
-        ("apps", "deployments"),
-        ("", "pods"),
-        ("", "configmaps"),
-        ("", "services"),
-        ("cert-manager.io", "certificates"),
-        ("networking.istio.io", "gateways"),
-        ("networking.istio.io", "virtualservices"),
-        ("networking.istio.io", "destinationrules"),
-        ("policy.ibm.com", "identitymappingpolicies"),
-    ];
-    let verbs = ["get", "list", "create", "update", "patch"];
-    let rules: Vec<Value> = all
-        .iter()
-        .map(|(group, res)| {
-            let allowed: Vec<&str> = verbs
-                .iter()
-                .copied()
-                .filter(|v| !(*res == resource && *v == verb))
-                .collect();
-            serde_json::json!({"apiGroups": [group], "resources": [res], "verbs": allowed})
-        })
-        .collect();
-    for namespace in [&ns.0, &ns.1] {
-        let role = serde_json::json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": user, "namespace": namespace}, "rules": rules,
-        });
-        let binding = serde_json::json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": user, "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+    let rules = |grants: &[Grant]| -> Vec<Value> {
+        grants
+            .iter()
+            .map(|(verb, group, resource)| {
+                serde_json::json!({"apiGroups": [group], "resources": [resource], "verbs": [verb]})
+            })
+            .collect()
+    };
+    let binding = |kind: &str, namespace: Option<&str>| {
+        let mut object = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": format!("{kind}Binding"),
+            "metadata": {"name": user},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": user},
             "subjects": [{"kind": "User", "name": user}],
         });
-        for object in [role, binding] {
-            let out = run_with_stdin(
-                test.kubectl().args(["apply", "-f", "-"]),
-                object.to_string().as_bytes(),
-            );
-            assert_exit(&out, 0);
+        if let Some(namespace) = namespace {
+            object["metadata"]["namespace"] = namespace.into();
         }
+        object
+    };
+    let mut objects = Vec::new();
+    for namespace in [&ns.0, &ns.1] {
+        objects.push(serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": user, "namespace": namespace}, "rules": rules(grants),
+        }));
+        objects.push(binding("Role", Some(namespace)));
     }
-    let cluster_role = serde_json::json!({
+    objects.push(serde_json::json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": user},
-        "rules": [{"apiGroups": ["cert-manager.io"], "resources": ["clusterissuers"], "verbs": ["get"]}],
-    });
-    let cluster_binding = serde_json::json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": user},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
-        "subjects": [{"kind": "User", "name": user}],
-    });
-    for object in [cluster_role, cluster_binding] {
-        let out = run_with_stdin(
-            test.kubectl().args(["apply", "-f", "-"]),
-            object.to_string().as_bytes(),
-        );
-        assert_exit(&out, 0);
-    }
+        "metadata": {"name": user}, "rules": rules(cluster_grants),
+    }));
+    objects.push(binding("ClusterRole", None));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let out = run_with_stdin(
+        test.kubectl().args(["apply", "-f", "-"]),
+        list.to_string().as_bytes(),
+    );
+    assert_exit(&out, 0);
     kubeconfig
 }
 
+/// The plugin's writes recorded for the users whose names start with `prefix`.
+fn writes_by_users(test: &TestCluster, offset: u64, prefix: &str) -> Vec<String> {
+    test.audit_events_since(offset)
+        .iter()
+        .filter(|e| {
+            e["user"]["username"]
+                .as_str()
+                .is_some_and(|user| user.starts_with(prefix))
+        })
+        .filter(|e| is_mutating(e))
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["user"]["username"], e["verb"], e["requestURI"]
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn a_missing_permission_is_named_before_any_write() {
+fn each_missing_permission_is_named_before_any_write() {
     let test = cluster("modern");
-    let cases: [(&str, &str, &str, Vec<&str>, String); 4] = [
-        (
-            "key",
-            "patch",
-            "secrets",
-            vec!["set-apikey", "--from-env", "HOME"],
-            "patch secrets in {istio}".into(),
-        ),
-        (
-            "inject",
-            "update",
-            "deployments",
-            vec!["inject"],
-            "update deployments.apps in {kms}".into(),
-        ),
-        (
-            "expose",
-            "patch",
-            "gateways",
-            vec!["expose", "--host", "10.0.0.9"],
-            "patch gateways.networking.istio.io in {kms}".into(),
-        ),
-        (
-            "policy",
-            "create",
-            "identitymappingpolicies",
-            vec![
-                "map-identity",
-                "--source-crn",
-                SOURCE_CRN,
-                "--target-crn",
-                TARGET_CRN,
-            ],
-            "create identitymappingpolicies.policy.ibm.com in {istio}".into(),
-        ),
+    let ns = fresh_namespaces(test, "audit-rbac");
+    let istioctl = istioctl_binary();
+    let set_apikey = vec!["set-apikey", "--from-env", "HOME"];
+    let inject = vec!["inject", "--istioctl", istioctl.to_str().unwrap()];
+    let expose = vec!["expose", "--host", "10.0.0.9"];
+    let map_identity = vec![
+        "map-identity",
+        "--source-crn",
+        SOURCE_CRN,
+        "--target-crn",
+        TARGET_CRN,
     ];
-    for (label, verb, resource, args, expected) in cases {
-        let ns = fresh_namespaces(test, &format!("audit-rbac-{label}"));
-        let kubeconfig = user_without(test, &ns, label, verb, resource);
-        let offset = test.audit_offset();
-        let mut command = plugin_as(&kubeconfig, &ns);
-        command.args(&args);
-        if label == "inject" {
-            command.arg("--istioctl").arg(istioctl_binary());
-        }
-        let out = run(&mut command);
-        assert_exit(&out, FORBIDDEN);
-        let expected = expected.replace("{kms}", &ns.0).replace("{istio}", &ns.1);
+    // Each subcommand, and every permission it needs.
+    let mut cases: Vec<(&Vec<&str>, Grant)> = Vec::new();
+    for grant in &RUNBOOK_GRANTS[..4] {
+        cases.push((&set_apikey, *grant));
+    }
+    cases.push((&inject, RUNBOOK_GRANTS[2]));
+    for grant in &RUNBOOK_GRANTS[4..7] {
+        cases.push((&inject, *grant));
+    }
+    for grant in &RUNBOOK_GRANTS[7..20] {
+        cases.push((&expose, *grant));
+    }
+    cases.push((&expose, RUNBOOK_CLUSTER_GRANTS[0]));
+    for grant in RUNBOOK_GRANTS[20..].iter().chain([&POLICY_PATCH]) {
+        cases.push((&map_identity, *grant));
+    }
+    cases.push((&map_identity, RUNBOOK_GRANTS[0]));
+    assert_eq!(cases.len(), 26);
+
+    let offset = test.audit_offset();
+    for (index, (args, missing)) in cases.iter().enumerate() {
+        let keep = |grants: &[Grant]| {
+            grants
+                .iter()
+                .copied()
+                .chain(std::iter::once(POLICY_PATCH))
+                .filter(|grant| grant != missing)
+                .collect::<Vec<_>>()
+        };
+        let grants = keep(&RUNBOOK_GRANTS);
+        let cluster_grants: Vec<_> = RUNBOOK_CLUSTER_GRANTS
+            .iter()
+            .copied()
+            .filter(|grant| grant != missing)
+            .collect();
+        let kubeconfig = user_with(
+            test,
+            &ns,
+            &format!("lacks-{index}"),
+            &grants,
+            &cluster_grants,
+        );
+        let out = run(plugin_as(&kubeconfig, &ns).args(args.iter()));
+        let (verb, group, resource) = *missing;
+        let resource = if group.is_empty() {
+            resource.to_owned()
+        } else {
+            format!("{resource}.{group}")
+        };
+        let place = match resource.as_str() {
+            "clusterissuers.cert-manager.io" => "(cluster-wide)".to_owned(),
+            "configmaps" | "secrets" | "identitymappingpolicies.policy.ibm.com" => {
+                format!("in {}", ns.1)
+            }
+            "deployments.apps" if args[0] == "set-apikey" => format!("in {}", ns.1),
+            "certificates.cert-manager.io" => format!("in {}", ns.1),
+            _ => format!("in {}", ns.0),
+        };
+        let expected = format!("{verb} {resource} {place}");
+        let label = format!("{} without {expected}", args[0]);
+        assert_eq!(
+            out.status.code(),
+            Some(FORBIDDEN),
+            "{label}: {}",
+            stderr(&out)
+        );
         assert!(
             stderr(&out).contains(&expected),
             "{label}: {}",
             stderr(&out)
         );
-        let events = test.audit_events_since(offset);
-        let user = format!("audit-{label}-{}", std::process::id());
-        let writes: Vec<String> = events
-            .iter()
-            .filter(|e| e["user"]["username"] == user.as_str() && is_mutating(e))
-            .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
-            .collect();
-        assert!(writes.is_empty(), "{label}: wrote {writes:?}");
     }
+    let writes = writes_by_users(test, offset, "audit-lacks-");
+    assert!(writes.is_empty(), "wrote: {writes:?}");
+}
+
+#[test]
+fn exactly_the_documented_permissions_are_enough_and_a_client_dry_run_only_reads() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "audit-least");
+    let reader_grants: Vec<_> = RUNBOOK_GRANTS
+        .iter()
+        .copied()
+        .filter(|(verb, _, _)| ["get", "list"].contains(verb))
+        .collect();
+    let reader = user_with(test, &ns, "reader", &reader_grants, &RUNBOOK_CLUSTER_GRANTS);
+    let offset = test.audit_offset();
+    let istioctl = istioctl_binary();
+    for args in [
+        vec!["set-apikey", "--from-env", "HOME", "--dry-run"],
+        vec![
+            "inject",
+            "--dry-run",
+            "--istioctl",
+            istioctl.to_str().unwrap(),
+        ],
+        vec!["expose", "--host", "10.0.0.9", "--dry-run", "-o", "yaml"],
+        vec![
+            "map-identity",
+            "--source-crn",
+            SOURCE_CRN,
+            "--target-crn",
+            TARGET_CRN,
+            "--dry-run",
+        ],
+    ] {
+        let out = run(plugin_as(&reader, &ns).args(&args));
+        assert_exit(&out, 0);
+    }
+    assert_eq!(
+        writes_by_users(test, offset, "audit-reader-"),
+        Vec::<String>::new()
+    );
+
+    // With exactly the grants the README lists, the whole chain runs.
+    let grants: Vec<_> = RUNBOOK_GRANTS
+        .iter()
+        .copied()
+        .chain([POLICY_PATCH])
+        .collect();
+    let operator = user_with(test, &ns, "operator", &grants, &RUNBOOK_CLUSTER_GRANTS);
+    run_chain(&operator, &ns, &scratch_dir("audit-least-backups"));
+    let out = run(plugin_as(&operator, &ns).args(["status", "--wait", "60s"]));
+    assert_exit(&out, 0);
 }

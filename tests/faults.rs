@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::{
-    assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin_in, run, scratch_dir, stderr,
+    assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin_as, plugin_in, run,
+    scratch_dir, stderr,
 };
 
 const UNREACHABLE: i32 = 3;
@@ -162,10 +163,13 @@ fn expose_cut_off_between_objects_says_what_was_done_and_a_rerun_completes() {
     // The API server is stopped right after it answered the first write.
     let proxy = test.interpose("PATCH ^/apis/cert-manager\\.io/", &["--freeze"]);
     let started = Instant::now();
-    let out =
-        run(proxy
-            .plugin_in(&ns)
-            .args(["--request-timeout", "2s", "expose", "--host", "10.7.7.7"]));
+    let out = run(plugin_as(&proxy.kubeconfig, &ns).args([
+        "--request-timeout",
+        "2s",
+        "expose",
+        "--host",
+        "10.7.7.7",
+    ]));
     let took = started.elapsed();
     drop(proxy);
     assert_exit(&out, UNREACHABLE);

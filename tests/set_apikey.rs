@@ -346,8 +346,7 @@ fn set_apikey_racing(
     );
     let offset = test.audit_offset();
     let out = run_with_stdin(
-        proxy
-            .plugin_in(ns)
+        support::plugin_as(&proxy.kubeconfig, ns)
             .args(["set-apikey", "--from-stdin"])
             .args(args),
         key.as_bytes(),

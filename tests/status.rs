@@ -64,7 +64,7 @@ fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
         assert_eq!(check(&report, "API server")["result"], "pass");
         assert_eq!(check(&report, "permissions")["result"], "pass");
 
-        run_chain(test, &ns, &backups(&ns));
+        run_chain(&test.kubeconfig, &ns, &backups(&ns));
         if profile == "legacy" {
             // No controller serves the legacy API here: mark the Certificate
             // issued and create its secret, as the old controller would.
@@ -113,7 +113,7 @@ fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
 fn drift_is_found() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "status-drift");
-    run_chain(test, &ns, &backups(&ns));
+    run_chain(&test.kubeconfig, &ns, &backups(&ns));
 
     // The route no longer matches the Service's port.
     let out = run(test.kubectl().args([

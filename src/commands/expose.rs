@@ -118,7 +118,8 @@ pub async fn desired_objects(
         istio: &cluster_args.istio_namespace,
         cert_manager: Some(cert_manager),
     };
-    permissions::require(cluster, &permissions::for_expose(&scope)).await?;
+    let needs = permissions::for_expose(&scope, args.apply.apply_strategy);
+    permissions::require(cluster, &needs, &args.write).await?;
     let services: Api<Service> = Api::namespaced(cluster.client(), kms_namespace);
     let service = cluster
         .call(

@@ -81,7 +81,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         istio: &cluster_args.istio_namespace,
         cert_manager: None,
     };
-    permissions::require(&cluster, &permissions::for_inject(&scope)).await?;
+    permissions::require(&cluster, &permissions::for_inject(&scope), &args.write).await?;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 
     let original = cluster
@@ -127,7 +127,8 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         cluster_args,
         &sidecar::injection_input(&original),
         &config,
-    )?;
+    )
+    .await?;
     let injected_template = pod_template(&injected);
     if !sidecar::template_is_injected(&injected_template) {
         return Err(Error::ToolFailed {

@@ -113,7 +113,8 @@ pub async fn desired_policy(
         istio: namespace,
         cert_manager: None,
     };
-    permissions::require(cluster, &permissions::for_map_identity(&scope)).await?;
+    let needs = permissions::for_map_identity(&scope, args.apply.apply_strategy);
+    permissions::require(cluster, &needs, &args.write).await?;
     Ok(IdentityMapping {
         namespace,
         name: &args.name,

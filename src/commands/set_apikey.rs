@@ -146,7 +146,8 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
         istio: namespace,
         cert_manager: None,
     };
-    permissions::require(&cluster, &permissions::for_set_apikey(&scope)).await?;
+    let needs = permissions::for_set_apikey(&scope, args.create, !args.no_restart);
+    permissions::require(&cluster, &needs, &args.write).await?;
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 

@@ -147,8 +147,16 @@ pub fn fresh_namespaces(test: &TestCluster, label: &str) -> (String, String) {
 
 /// The plugin pointed at a cluster and a namespace pair.
 pub fn plugin_in(test: &TestCluster, namespaces: &(String, String)) -> Command {
-    let mut command = test.plugin();
+    plugin_as(&test.kubeconfig, namespaces)
+}
+
+/// The plugin with a kubeconfig (another user's, or a proxy's) and a
+/// namespace pair.
+pub fn plugin_as(kubeconfig: &Path, namespaces: &(String, String)) -> Command {
+    let mut command = plugin();
     command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
         .arg("--kms-namespace")
         .arg(&namespaces.0)
         .arg("--istio-namespace")
@@ -322,22 +330,6 @@ impl TestCluster {
     }
 }
 
-impl Interposer {
-    /// The plugin talking to the cluster through this proxy, in a namespace
-    /// pair.
-    pub fn plugin_in(&self, namespaces: &(String, String)) -> Command {
-        let mut command = plugin();
-        command
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--kms-namespace")
-            .arg(&namespaces.0)
-            .arg("--istio-namespace")
-            .arg(&namespaces.1);
-        command
-    }
-}
-
 impl Drop for Interposer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -353,24 +345,25 @@ pub const SOURCE_CRN: &str = "crn:v1:staging:public:sts:us-south:a/1234:12345678
 pub const TARGET_CRN: &str =
     "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::";
 
-/// Runs set-apikey, inject, expose and map-identity in order as the
-/// cluster's admin, each of which must succeed; inject backs up to `backups`.
-pub fn run_chain(test: &TestCluster, namespaces: &(String, String), backups: &Path) {
+/// Runs set-apikey, inject, expose and map-identity in order with
+/// `kubeconfig`'s user, each of which must succeed; inject backs up to
+/// `backups`.
+pub fn run_chain(kubeconfig: &Path, namespaces: &(String, String), backups: &Path) {
     let out = run_with_stdin(
-        plugin_in(test, namespaces).args(["set-apikey", "--from-stdin"]),
+        plugin_as(kubeconfig, namespaces).args(["set-apikey", "--from-stdin"]),
         b"chain-test-key",
     );
     assert_exit(&out, 0);
-    let out = run(plugin_in(test, namespaces)
+    let out = run(plugin_as(kubeconfig, namespaces)
         .arg("inject")
         .arg("--istioctl")
         .arg(istioctl_binary())
         .arg("--backup-dir")
         .arg(backups));
     assert_exit(&out, 0);
-    let out = run(plugin_in(test, namespaces).args(["expose", "--host", "10.20.30.40"]));
+    let out = run(plugin_as(kubeconfig, namespaces).args(["expose", "--host", "10.20.30.40"]));
     assert_exit(&out, 0);
-    let out = run(plugin_in(test, namespaces).args([
+    let out = run(plugin_as(kubeconfig, namespaces).args([
         "map-identity",
         "--source-crn",
         SOURCE_CRN,
