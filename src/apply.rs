@@ -14,6 +14,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
+use crate::cli::{ApplyArgs, DryRun, WriteArgs};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
@@ -84,21 +85,21 @@ pub enum Strategy {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions {
-    pub strategy: Strategy,
-    pub server_dry_run: bool,
-    pub force_conflicts: bool,
+struct ApplyOptions {
+    strategy: Strategy,
+    server_dry_run: bool,
+    force_conflicts: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+enum Outcome {
     Created,
     Configured,
     Unchanged,
 }
 
 impl Outcome {
-    pub fn verb(self) -> &'static str {
+    fn verb(self) -> &'static str {
         match self {
             Outcome::Created => "created",
             Outcome::Configured => "configured",
@@ -179,7 +180,7 @@ pub async fn preview(cluster: &Cluster, desired: &Desired) -> Result<Preview> {
 }
 
 /// Makes `desired` exist as described.
-pub async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) -> Result<Outcome> {
+async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) -> Result<Outcome> {
     let api = desired.api(cluster);
     let name = &desired.name;
     let shown = desired.display_name();
@@ -340,14 +341,39 @@ fn field_path(parent: &str, key: &str) -> String {
     }
 }
 
+/// What a command does with its checked objects: prints them for `-o`,
+/// stops there on a client dry run, and otherwise applies them in order.
+pub async fn write_all(
+    cluster: &Cluster,
+    objects: &[Desired],
+    apply: &ApplyArgs,
+    write: &WriteArgs,
+) -> Result<()> {
+    if let Some(format) = write.output {
+        print!("{}", render(objects, format));
+    }
+    if write.dry_run == Some(DryRun::Client) {
+        for desired in objects {
+            eprintln!("{} would be applied (dry run)", desired.display_name());
+        }
+        return Ok(());
+    }
+    let options = ApplyOptions {
+        strategy: apply.apply_strategy,
+        server_dry_run: write.server_dry_run(),
+        force_conflicts: apply.force_conflicts,
+    };
+    apply_all(cluster, objects, options, write.dry_run_note()).await
+}
+
 /// Applies objects in order, printing one kubectl-style line per object on
 /// stderr. A failure part-way says which objects were written and which not.
-pub async fn apply_all(
+async fn apply_all(
     cluster: &Cluster,
     objects: &[Desired],
     options: ApplyOptions,
     note: &str,
-) -> Result<Vec<Outcome>> {
+) -> Result<()> {
     let mut outcomes = Vec::new();
     for (index, desired) in objects.iter().enumerate() {
         match apply(cluster, desired, options).await {
@@ -371,12 +397,12 @@ pub async fn apply_all(
     {
         eprintln!("nothing changed: every object was already as requested");
     }
-    Ok(outcomes)
+    Ok(())
 }
 
 /// Renders objects for `-o`: YAML documents separated by `---`, or a JSON
 /// `List`; both are accepted by `kubectl apply -f -`.
-pub fn render(objects: &[&Desired], format: Format) -> String {
+fn render(objects: &[Desired], format: Format) -> String {
     match format {
         Format::Yaml => objects
             .iter()
@@ -508,7 +534,7 @@ mod tests {
     #[test]
     fn yaml_render_is_a_multi_document_stream() {
         let a = sample();
-        let text = render(&[&a, &a], Format::Yaml);
+        let text = render(&[a.clone(), a], Format::Yaml);
         assert_eq!(text.matches("---\n").count(), 1);
         assert_eq!(text.matches("kind: Gateway").count(), 2);
     }

@@ -8,8 +8,8 @@ use kube::Api;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 
-use crate::apply::{self, ApplyOptions, Desired};
-use crate::cli::{ApplyArgs, ClusterArgs, DryRun, WriteArgs};
+use crate::apply::{self, Desired};
+use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::Cluster;
 use crate::discovery::{self, CertManagerApi};
 use crate::error::{Error, Result};
@@ -70,25 +70,7 @@ fn parse_path(text: &str) -> std::result::Result<String, String> {
 pub async fn run(cluster_args: &ClusterArgs, args: &ExposeArgs) -> Result<()> {
     let cluster = Cluster::connect(cluster_args).await?;
     let objects = desired_objects(&cluster, cluster_args, args).await?;
-    if let Some(format) = args.write.output {
-        print!(
-            "{}",
-            apply::render(&objects.iter().collect::<Vec<_>>(), format)
-        );
-    }
-    if args.write.dry_run == Some(DryRun::Client) {
-        for desired in &objects {
-            eprintln!("{} would be applied (dry run)", desired.display_name());
-        }
-        return Ok(());
-    }
-    let options = ApplyOptions {
-        strategy: args.apply.apply_strategy,
-        server_dry_run: args.write.server_dry_run(),
-        force_conflicts: args.apply.force_conflicts,
-    };
-    apply::apply_all(&cluster, &objects, options, args.write.dry_run_note()).await?;
-    Ok(())
+    apply::write_all(&cluster, &objects, &args.apply, &args.write).await
 }
 
 /// The four objects as they should be. Reads what they depend on first and

@@ -5,8 +5,8 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::apply::{self, ApplyOptions, Desired};
-use crate::cli::{ApplyArgs, ClusterArgs, DryRun, WriteArgs};
+use crate::apply::{self, Desired};
+use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::Cluster;
 use crate::crn::{self, Crn};
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
@@ -72,20 +72,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<(
     let cluster = Cluster::connect(cluster_args).await?;
     let policy = desired_policy(&cluster, cluster_args, args).await?;
     check_secret_reference(&cluster, &cluster_args.istio_namespace, args).await?;
-    if let Some(format) = args.write.output {
-        print!("{}", apply::render(&[&policy], format));
-    }
-    if args.write.dry_run == Some(DryRun::Client) {
-        eprintln!("{} would be applied (dry run)", policy.display_name());
-        return Ok(());
-    }
-    let options = ApplyOptions {
-        strategy: args.apply.apply_strategy,
-        server_dry_run: args.write.server_dry_run(),
-        force_conflicts: args.apply.force_conflicts,
-    };
-    apply::apply_all(&cluster, &[policy], options, args.write.dry_run_note()).await?;
-    Ok(())
+    apply::write_all(&cluster, &[policy], &args.apply, &args.write).await
 }
 
 /// The IdentityMappingPolicy as it should be. Checks that the cluster
