@@ -189,7 +189,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         secret: names.secret.clone(),
         secret_key: names.secret_key.clone(),
         strict: false,
-        apply,
+        apply: apply.clone(),
         write: WriteArgs::default(),
     };
     // What expose and map-identity would change, field by field; their
@@ -270,8 +270,9 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         };
         inject::run(&cluster_args, &inject_args).await?;
     }
-    expose::run(&cluster_args, &expose_args).await?;
-    map_identity::run(&cluster_args, &map_args).await?;
+    // The objects the plan showed, checked then; set-apikey and inject do
+    // not change what they depend on.
+    apply::write_all(&cluster, &objects, &apply, &WriteArgs::default()).await?;
 
     let after = status::check_until_passing(&cluster, &names, args.timeout).await?;
     print!("{}", after.render_text());
