@@ -101,7 +101,7 @@ pub enum SecretChange {
 }
 
 /// Compares the stored value with the key: fingerprints only, never the key.
-pub fn secret_change(existing: Option<&Secret>, data_key: &str, key: &ApiKey) -> SecretChange {
+fn secret_change(existing: Option<&Secret>, data_key: &str, key: &ApiKey) -> SecretChange {
     let Some(secret) = existing else {
         return SecretChange::Create;
     };
@@ -137,6 +137,37 @@ pub async fn run(cluster_args: &ClusterArgs, args: &SetApikeyArgs) -> Result<()>
     store(cluster_args, args, &key).await
 }
 
+/// Reads the Secret and decides what storing `key` in it means. A missing
+/// Secret is an error unless `--create` allows creating it.
+pub async fn read_secret(
+    cluster: &Cluster,
+    namespace: &str,
+    args: &SetApikeyArgs,
+    key: &ApiKey,
+) -> Result<(Option<Secret>, SecretChange)> {
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
+    let existing = cluster
+        .call(
+            &format!("read secret {namespace}/{}", args.secret),
+            secrets.get_opt(&args.secret),
+        )
+        .await?;
+    let change = secret_change(existing.as_ref(), &args.secret_key, key);
+    if change == SecretChange::Create && !args.create {
+        return Err(Error::Missing {
+            kind: "Secret",
+            namespace: namespace.to_owned(),
+            name: args.secret.clone(),
+            hint: format!(
+                "the secret is created when STS is installed; check --istio-namespace, \
+                 or pass --create to create {}",
+                args.secret
+            ),
+        });
+    }
+    Ok((existing, change))
+}
+
 /// Stores an already-read key and restarts the token adapter as `args` say.
 pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKey) -> Result<()> {
     let namespace = &cluster_args.istio_namespace;
@@ -151,25 +182,7 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 
-    let existing = cluster
-        .call(
-            &format!("read secret {namespace}/{}", args.secret),
-            secrets.get_opt(&args.secret),
-        )
-        .await?;
-    let change = secret_change(existing.as_ref(), &args.secret_key, key);
-    if change == SecretChange::Create && !args.create {
-        return Err(Error::Missing {
-            kind: "Secret",
-            namespace: namespace.clone(),
-            name: args.secret.clone(),
-            hint: format!(
-                "the secret is created when STS is installed; check --istio-namespace, \
-                 or pass --create to create {}",
-                args.secret
-            ),
-        });
-    }
+    let (existing, change) = read_secret(&cluster, namespace, args, key).await?;
     let restart = args.restart || (change != SecretChange::Unchanged && !args.no_restart);
     if restart {
         // Checked before the Secret is written, so a missing Deployment leaves

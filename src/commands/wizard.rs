@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dialoguer::{Confirm, Input, Password, Select};
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
@@ -203,25 +202,23 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             apply::preview(&cluster, object).await?,
         ));
     }
+    let set_args = SetApikeyArgs {
+        from_stdin: false,
+        from_file: None,
+        from_env: None,
+        secret: names.secret.clone(),
+        secret_key: names.secret_key.clone(),
+        create: false,
+        token_adapter: names.token_adapter.clone(),
+        no_restart: false,
+        restart: false,
+        timeout: args.timeout,
+        write: WriteArgs::default(),
+    };
     let key_plan = match &key {
         Some(key) => {
-            let secrets: Api<Secret> = Api::namespaced(cluster.client(), &names.istio_namespace);
-            let stored = cluster
-                .call(
-                    &format!("read secret {}/{}", names.istio_namespace, names.secret),
-                    secrets.get_opt(&names.secret),
-                )
-                .await?;
-            let change = set_apikey::secret_change(stored.as_ref(), &names.secret_key, key);
-            if change == SecretChange::Create {
-                return Err(Error::Missing {
-                    kind: "Secret",
-                    namespace: names.istio_namespace.clone(),
-                    name: names.secret.clone(),
-                    hint: "the secret is created when STS is installed; check the Istio namespace"
-                        .into(),
-                });
-            }
+            let (_, change) =
+                set_apikey::read_secret(&cluster, &names.istio_namespace, &set_args, key).await?;
             Some((key.fingerprint(), change))
         }
         None => None,
@@ -244,19 +241,6 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     }
 
     if let Some(key) = &key {
-        let set_args = SetApikeyArgs {
-            from_stdin: false,
-            from_file: None,
-            from_env: None,
-            secret: names.secret.clone(),
-            secret_key: names.secret_key.clone(),
-            create: false,
-            token_adapter: names.token_adapter.clone(),
-            no_restart: false,
-            restart: false,
-            timeout: args.timeout,
-            write: WriteArgs::default(),
-        };
         set_apikey::store(&cluster_args, &set_args, key).await?;
     }
     if inject_needed {
