@@ -296,6 +296,10 @@ fn no_longer_wanted(live: &Value, want: &Value) -> Vec<FieldChange> {
             collect_unwanted(owned, live, want, String::new(), &mut changes);
         }
     }
+    // The plugin may own a field twice: once from an apply, once from an
+    // update made with `--apply-strategy update`.
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
+    changes.dedup();
     changes
 }
 
