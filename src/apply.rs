@@ -502,6 +502,7 @@ mod tests {
             "metadata": {"name": "c", "managedFields": [
                 {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {
                     "f:dnsNames": {}, "f:ipAddresses": {}, "f:issuerRef": {"f:kind": {}, "f:name": {}}}}},
+                {"manager": FIELD_MANAGER, "operation": "Update", "fieldsV1": {"f:spec": {"f:dnsNames": {}}}},
                 {"manager": "someone-else", "operation": "Update", "fieldsV1": {"f:spec": {"f:duration": {}}}}
             ]},
             "spec": {"dnsNames": ["kms.example.com"], "ipAddresses": ["10.1.1.1"], "duration": "1h",
