@@ -266,7 +266,8 @@ fn no_subcommand_in_any_mode_lets_the_key_out() {
             [&["map-identity", "--dry-run", "-o", "yaml"][..], &crns[..]].concat(),
             0,
         ),
-        ("status", vec!["status"], 0),
+        // cert-manager issues the certificate in its own time.
+        ("status", vec!["status", "--wait", "60s"], 0),
         ("status, json", vec!["status", "-o", "json"], 0),
         ("status, yaml", vec!["status", "-o", "yaml"], 0),
         (
