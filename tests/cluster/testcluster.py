@@ -41,8 +41,10 @@ SEED = HERE / "seed"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kubectl-kms-sts"
 CLUSTER_ROOT = Path(os.environ.get("KMS_STS_CLUSTER_DIR", CACHE / "cluster"))
 
-# Each profile gets its own ports so both can run at once.
-PORT_BASE = {"modern": 36000, "legacy": 37000}
+# Each profile gets its own ports so both can run at once. They lie below
+# the kernel's range for outgoing connections (32768 and up on Linux), so an
+# outgoing connection can never be holding one when a component starts.
+PORT_BASE = {"modern": 26000, "legacy": 27000}
 PROFILES = tuple(PORT_BASE)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
               "kwok", "cert-manager")
