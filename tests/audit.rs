@@ -18,12 +18,7 @@ const FORBIDDEN: i32 = 5;
 fn plugin_events<'a>(events: &'a [Value], ns: &(String, String)) -> Vec<&'a Value> {
     events
         .iter()
-        .filter(|e| {
-            e["userAgent"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("kubectl-kms-sts/")
-        })
+        .filter(|e| support::is_from_plugin(e))
         .filter(|e| {
             let namespace = e["objectRef"]["namespace"].as_str();
             namespace.is_none() || namespace == Some(&ns.0) || namespace == Some(&ns.1)

@@ -98,12 +98,7 @@ fn bad_input_is_refused_with_a_message_and_nothing_is_written() {
     let writes: Vec<String> = test
         .audit_events_since(offset)
         .iter()
-        .filter(|e| {
-            e["userAgent"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("kubectl-kms-sts/")
-        })
+        .filter(|e| support::is_from_plugin(e))
         .filter(|e| is_mutating(e))
         .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
         .collect();

@@ -316,11 +316,7 @@ fn plugin_secret_write_codes(test: &TestCluster, offset: u64, istio: &str) -> Ve
         .filter(|event| event["stage"] == "ResponseComplete")
         .filter(|event| event["objectRef"]["namespace"] == istio)
         .filter(|event| event["objectRef"]["name"] == "sts-apikey")
-        .filter(|event| {
-            event["userAgent"]
-                .as_str()
-                .is_some_and(|agent| agent.starts_with("kubectl-kms-sts/"))
-        })
+        .filter(|e| support::is_from_plugin(e))
         .filter(|event| support::is_mutating(event))
         .map(|event| event["responseStatus"]["code"].as_i64().unwrap_or_default())
         .collect()

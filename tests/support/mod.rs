@@ -227,6 +227,13 @@ impl TestCluster {
     }
 }
 
+/// Whether an audit event is a request of the plugin (by its User-Agent).
+pub fn is_from_plugin(event: &serde_json::Value) -> bool {
+    event["userAgent"]
+        .as_str()
+        .is_some_and(|agent| agent.starts_with("kubectl-kms-sts/"))
+}
+
 /// Whether an audit event is a write (reviews of one's own permissions are
 /// sent as creates but change nothing, and are not counted).
 pub fn is_mutating(event: &serde_json::Value) -> bool {
