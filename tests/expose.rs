@@ -240,15 +240,7 @@ fn yaml_output_is_accepted_by_kubectl_apply() {
         let manifest = stdout(&out);
         assert_eq!(manifest.matches("---\n").count(), 3, "{manifest}");
         // Nothing was written by the dry run.
-        let get = run(test.kubectl().args([
-            "get",
-            "gateways.networking.istio.io",
-            "-n",
-            &ns.0,
-            "-o",
-            "name",
-        ]));
-        assert_eq!(stdout(&get), "");
+        assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
         let mut apply = test.kubectl();
         apply.args(["apply", "-f", "-"]);
         let applied = support::run_with_stdin(&mut apply, manifest.as_bytes());
@@ -337,24 +329,14 @@ fn bad_input_and_missing_prerequisites_write_nothing() {
         stderr(&out)
     );
 
-    let get = run(test.kubectl().args([
-        "get",
-        "gateways.networking.istio.io,virtualservices.networking.istio.io",
-        "-n",
-        &ns.0,
-        "-o",
-        "name",
-    ]));
-    assert_eq!(stdout(&get), "");
-    let get = run(test.kubectl().args([
-        "get",
-        "certificates.cert-manager.io",
-        "-n",
-        &ns.1,
-        "-o",
-        "name",
-    ]));
-    assert_eq!(stdout(&get), "");
+    assert_eq!(
+        test.object_names(
+            &ns.0,
+            "gateways.networking.istio.io,virtualservices.networking.istio.io"
+        ),
+        ""
+    );
+    assert_eq!(test.object_names(&ns.1, "certificates.cert-manager.io"), "");
 }
 
 #[test]

@@ -135,15 +135,7 @@ fn expose_against_a_silent_server_writes_nothing_and_a_rerun_completes() {
         "{}",
         stderr(&out)
     );
-    let get = run(test.kubectl().args([
-        "get",
-        "gateways.networking.istio.io",
-        "-n",
-        &ns.0,
-        "-o",
-        "name",
-    ]));
-    assert_eq!(support::stdout(&get), "");
+    assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
 
     let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.7.7.7"]));
     assert_exit(&out, 0);

@@ -7,7 +7,6 @@ mod support;
 
 use support::{
     TestCluster, assert_exit, cluster, fresh_namespaces, plugin_in, run, run_with_stdin, stderr,
-    stdout,
 };
 
 const USAGE: i32 = 2;
@@ -23,16 +22,9 @@ const RUNBOOK_TARGET: &str =
     "crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95- e216-4ce4-9c81-38eeef4eee3b::";
 
 fn policy_count(test: &TestCluster, ns: &str) -> usize {
-    let out = run(test.kubectl().args([
-        "get",
-        "identitymappingpolicies.policy.ibm.com",
-        "-n",
-        ns,
-        "-o",
-        "name",
-    ]));
-    assert_exit(&out, 0);
-    stdout(&out).lines().count()
+    test.object_names(ns, "identitymappingpolicies.policy.ibm.com")
+        .lines()
+        .count()
 }
 
 /// `map-identity` with the corrected runbook CRNs, for further flags.

@@ -178,6 +178,16 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
 }
 
 impl TestCluster {
+    /// `kubectl get KINDS -n NAMESPACE -o name`: the objects there, one
+    /// `kind.group/name` per line (empty when there are none).
+    pub fn object_names(&self, namespace: &str, kinds: &str) -> String {
+        let out = run(self
+            .kubectl()
+            .args(["get", kinds, "-n", namespace, "-o", "name"]));
+        assert_exit(&out, 0);
+        stdout(&out)
+    }
+
     /// `kubectl get` of one field, by JSONPath.
     pub fn jsonpath(&self, namespace: &str, object: &str, path: &str) -> String {
         let out = run(self
