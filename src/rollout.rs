@@ -76,9 +76,10 @@ pub fn rollout_state(deployment: &Deployment) -> RolloutState {
 /// Triggers a rolling restart of a Deployment, as `kubectl rollout restart`.
 pub async fn restart(cluster: &Cluster, namespace: &str, name: &str, dry_run: bool) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+    // RFC 3339 with the fraction of a second: two restarts within the same
+    // second must still differ, or the second one changes no template and
+    // starts no rollout.
+    let now = jiff::Timestamp::now().to_string();
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
     let params = PatchParams {
         dry_run,
