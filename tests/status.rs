@@ -127,7 +127,9 @@ fn drift_is_found() {
         r#"[{"op":"replace","path":"/spec/http/0/route/0/destination/port/number","value":9999}]"#,
     ]));
     assert_exit(&out, 0);
-    // The key changed behind the token adapter's back.
+    // The key changed behind the token adapter's back, at least a second
+    // after its pods started (the API server's times have whole seconds).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = run(test.kubectl().args([
         "patch",
         "secret",
@@ -139,7 +141,6 @@ fn drift_is_found() {
         r#"{"data":{"apikey":"Y2hhbmdlZA=="}}"#,
     ]));
     assert_exit(&out, 0);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
 
     let (code, report) = json_status(plugin_in(test, &ns).arg("status"));
     assert_eq!(code, CHECKS_FAILED);
