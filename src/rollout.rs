@@ -76,11 +76,8 @@ pub fn rollout_state(deployment: &Deployment) -> RolloutState {
 /// Triggers a rolling restart of a Deployment, as `kubectl rollout restart`.
 pub async fn restart(cluster: &Cluster, namespace: &str, name: &str, dry_run: bool) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    // RFC 3339 with the fraction of a second: two restarts within the same
-    // second must still differ, or the second one changes no template and
-    // starts no rollout.
-    let now = jiff::Timestamp::now().to_string();
-    let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
+    let stamp = restart_stamp(jiff::Timestamp::now());
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}});
     let params = PatchParams {
         dry_run,
         field_manager: Some(FIELD_MANAGER.into()),
@@ -93,6 +90,13 @@ pub async fn restart(cluster: &Cluster, namespace: &str, name: &str, dry_run: bo
         )
         .await?;
     Ok(())
+}
+
+/// The `restartedAt` value for a restart at `now`: RFC 3339 with the fraction
+/// of a second, because two restarts within one second must still differ, or
+/// the second changes no template and starts no rollout.
+fn restart_stamp(now: jiff::Timestamp) -> String {
+    now.to_string()
 }
 
 /// Waits until the Deployment's rollout is complete; returns its ready replicas.
@@ -165,6 +169,14 @@ mod tests {
 
     fn deployment(value: serde_json::Value) -> Deployment {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn restarts_a_millisecond_apart_get_different_stamps() {
+        let first: jiff::Timestamp = "2026-11-29T10:36:14.001Z".parse().unwrap();
+        let second = first + jiff::SignedDuration::from_millis(1);
+        assert_eq!(restart_stamp(first), "2026-11-29T10:36:14.001Z");
+        assert_eq!(restart_stamp(second), "2026-11-29T10:36:14.002Z");
     }
 
     #[test]
