@@ -218,9 +218,8 @@ pub async fn missing(cluster: &Cluster, needs: &[Permission]) -> Result<Vec<Perm
 
 /// Fails, naming each missing permission, unless the user has all of `needs`.
 /// Commands call this before their first write, so a user who lacks one
-/// permission changes nothing.
-/// Fails, naming each one, when the user lacks any of `needs`. A client
-/// dry run writes nothing, so it needs only the reads.
+/// permission changes nothing. A client dry run writes nothing, so it needs
+/// only the reads.
 pub async fn require(cluster: &Cluster, needs: &[Permission], write: &WriteArgs) -> Result<()> {
     let needs: Vec<Permission> = needs
         .iter()
