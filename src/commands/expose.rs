@@ -11,7 +11,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use crate::apply::{self, Desired};
 use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::Cluster;
-use crate::discovery::{self, CertManagerApi};
+use crate::discovery::{self, CertManagerApi, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE};
 use crate::permissions::{self, Scope};
@@ -69,18 +69,20 @@ fn parse_path(text: &str) -> std::result::Result<String, String> {
 
 pub async fn run(cluster_args: &ClusterArgs, args: &ExposeArgs) -> Result<()> {
     let cluster = Cluster::connect(cluster_args).await?;
-    let objects = desired_objects(&cluster, cluster_args, args).await?;
+    let served = discovery::discover(&cluster).await?;
+    let objects = desired_objects(&cluster, &served, cluster_args, args).await?;
     apply::write_all(&cluster, &objects, &args.apply, &args.write).await
 }
 
-/// The four objects as they should be. Reads what they depend on first and
-/// fails, before any write, if something is missing.
+/// The four objects as they should be, in the API versions `served` lists.
+/// Reads what they depend on first and fails, before any write, if
+/// something is missing.
 pub async fn desired_objects(
     cluster: &Cluster,
+    served: &ServedApis,
     cluster_args: &ClusterArgs,
     args: &ExposeArgs,
 ) -> Result<Vec<Desired>> {
-    let served = discovery::discover(cluster).await?;
     let cert_manager = served.cert_manager().ok_or_else(|| Error::Missing {
         kind: "API",
         namespace: "cluster".into(),

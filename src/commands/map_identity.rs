@@ -9,7 +9,7 @@ use crate::apply::{self, Desired};
 use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::Cluster;
 use crate::crn::{self, Crn};
-use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
+use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::identity::IdentityMapping;
 use crate::permissions::{self, Scope};
@@ -70,21 +70,23 @@ pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<(
     // Bad CRNs are refused before anything is sent.
     parse_crns(args)?;
     let cluster = Cluster::connect(cluster_args).await?;
-    let policy = desired_policy(&cluster, cluster_args, args).await?;
+    let served = discovery::discover(&cluster).await?;
+    let policy = desired_policy(&cluster, &served, cluster_args, args).await?;
     check_secret_reference(&cluster, &cluster_args.istio_namespace, args).await?;
     apply::write_all(&cluster, &[policy], &args.apply, &args.write).await
 }
 
 /// The IdentityMappingPolicy as it should be. Checks that the cluster
-/// serves its API and that the user may write it, before any write.
+/// serves its API (`served`) and that the user may write it, before any
+/// write.
 pub async fn desired_policy(
     cluster: &Cluster,
+    served: &ServedApis,
     cluster_args: &ClusterArgs,
     args: &MapIdentityArgs,
 ) -> Result<Desired> {
     let (source, targets) = parse_crns(args)?;
     let namespace = &cluster_args.istio_namespace;
-    let served = discovery::discover(cluster).await?;
     if !served.identity_policy() {
         return Err(Error::Missing {
             kind: "API",

@@ -28,7 +28,7 @@ use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::{self, SecretChange, SetApikeyArgs};
 use crate::commands::{expose, inject, map_identity, status};
 use crate::crn;
-use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
+use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::manifests::exposure;
@@ -137,6 +137,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     };
     let before = status::check(&cluster, &names).await?;
     eprintln!("{}", before.render_text());
+    let served = discovery::discover(&cluster).await?;
 
     let key_missing = check_failed(&before, "API key secret");
     let (answers, key) = match loaded {
@@ -149,7 +150,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             (answers, key)
         }
         None => {
-            let existing = existing_setup(&cluster, &names).await?;
+            let existing = existing_setup(&cluster, &served, &names).await?;
             ask(&cluster_args, key_missing, &before, &existing)?
         }
     };
@@ -193,8 +194,9 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     };
     // What expose and map-identity would change, field by field; their
     // prerequisites are checked here, before anything is written.
-    let mut objects = expose::desired_objects(&cluster, &cluster_args, &expose_args).await?;
-    objects.push(map_identity::desired_policy(&cluster, &cluster_args, &map_args).await?);
+    let mut objects =
+        expose::desired_objects(&cluster, &served, &cluster_args, &expose_args).await?;
+    objects.push(map_identity::desired_policy(&cluster, &served, &cluster_args, &map_args).await?);
     let mut previews = Vec::new();
     for object in &objects {
         previews.push((
@@ -366,8 +368,7 @@ struct Existing {
 }
 
 /// Reads the Certificate and the policy an earlier run created, if any.
-async fn existing_setup(cluster: &Cluster, names: &Names) -> Result<Existing> {
-    let served = discovery::discover(cluster).await?;
+async fn existing_setup(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Existing> {
     let get = |group: &str, version: &str, kind: &str, plural: &str, name: &str| {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
