@@ -164,7 +164,9 @@ pub fn plugin_as(kubeconfig: &Path, namespaces: &(String, String)) -> Command {
     command
 }
 
-/// Runs a command with `input` on its standard input.
+/// Runs a command with `input` on its standard input. A command may exit
+/// without reading its input (a refused answers file, say): the broken pipe
+/// that leaves the writer is not a failure, its exit status tells.
 pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
     use std::io::Write;
     let mut child = command
@@ -173,7 +175,12 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("command starts");
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    match child.stdin.take().unwrap().write_all(input) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            panic!("writing the command's input: {error}")
+        }
+        _ => {}
+    }
     child.wait_with_output().unwrap()
 }
 
