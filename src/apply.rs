@@ -354,7 +354,7 @@ pub async fn write_all(
     write: &WriteArgs,
 ) -> Result<()> {
     if let Some(format) = write.output {
-        print!("{}", render(objects, format));
+        output::print(&render(objects, format))?;
     }
     if write.dry_run == Some(DryRun::Client) {
         for desired in objects {

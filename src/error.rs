@@ -184,6 +184,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cannot write to standard output")]
+    StandardOutput(#[source] std::io::Error),
+
     #[error("{what}; the previous version was restored")]
     RolledBack {
         what: String,
@@ -254,7 +257,9 @@ impl Error {
             | Error::NeedsTerminal
             | Error::KeyRead { .. } => ExitStatus::Usage,
             Error::Missing { .. } | Error::ToolMissing { .. } => ExitStatus::MissingPrerequisite,
-            Error::ToolFailed { .. } | Error::LocalFile { .. } => ExitStatus::Failure,
+            Error::ToolFailed { .. } | Error::LocalFile { .. } | Error::StandardOutput(_) => {
+                ExitStatus::Failure
+            }
             Error::ApplyConflict { .. } => ExitStatus::Conflict,
             Error::ChecksFailed { .. } => ExitStatus::ChecksFailed,
             Error::RolledBack { cause, .. } | Error::Incomplete { cause, .. } => {

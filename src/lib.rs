@@ -36,8 +36,13 @@ use crate::error::{Error, ExitStatus, Report};
 pub fn run_from_env() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(completion::REQUEST) {
-        print!("{}", completion::answer(&args[1..]));
-        return ExitStatus::Success.into();
+        return match output::print(&completion::answer(&args[1..])) {
+            Ok(()) => ExitStatus::Success.into(),
+            Err(err) => {
+                eprintln!("{}", Report(&err));
+                err.exit_status().into()
+            }
+        };
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -2,6 +2,9 @@
 //! it. Everything printed here goes to stdout; diagnostics go to stderr.
 
 use serde::Serialize;
+use std::io::Write;
+
+use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -26,5 +29,19 @@ pub fn render<T: Serialize>(value: &T, format: Format) -> String {
             }
             text
         }
+    }
+}
+
+/// Writes `text` to stdout. A reader that stopped early (`| head`) closes
+/// the pipe; that ends the output quietly, as it does for kubectl, instead of
+/// failing the command after its work is done.
+pub fn print(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::StandardOutput(err)),
+        _ => Ok(()),
     }
 }

@@ -162,3 +162,57 @@ fn shell_completion_scripts_are_printed() {
         assert!(stdout(&out).contains("set-apikey"), "{shell}");
     }
 }
+
+/// Runs `command` with its stdout on a pipe nobody reads any more, as
+/// `| head -1` leaves it once head has its line.
+fn run_into_closed_pipe(command: &mut Command) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    let test = cluster("modern");
+    let ns = support::fresh_namespaces(test, "closed-pipe");
+    let with_args = |mut command: Command, args: &[&str]| {
+        command.args(args);
+        command
+    };
+    let cases = [
+        (
+            "completion bash",
+            with_args(support::plugin(), &["completion", "bash"]),
+            0,
+        ),
+        (
+            "completion kubectl",
+            with_args(support::plugin(), &["completion", "kubectl"]),
+            0,
+        ),
+        (
+            "version -o yaml",
+            with_args(test.plugin(), &["version", "-o", "yaml"]),
+            0,
+        ),
+        // The fresh namespaces hold no setup: every check fails.
+        (
+            "status -o json",
+            with_args(support::plugin_in(test, &ns), &["status", "-o", "json"]),
+            8,
+        ),
+    ];
+    for (label, mut command, code) in cases {
+        let out = run_into_closed_pipe(&mut command);
+        assert_eq!(out.status.code(), Some(code), "{label}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("panicked") && !stderr(&out).contains("Broken pipe"),
+            "{label}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -7,6 +7,7 @@ use clap::CommandFactory;
 
 use crate::cli::Cli;
 use crate::error::Result;
+use crate::output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
@@ -32,19 +33,13 @@ exec kubectl kms-sts __complete \"$@\"\n";
 pub fn run(args: &CompletionArgs) -> Result<()> {
     let shell = match args.shell {
         Shell::Kubectl => {
-            print!("{KUBECTL_HELPER}");
-            return Ok(());
+            return output::print(KUBECTL_HELPER);
         }
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    let mut command = Cli::command();
-    clap_complete::generate(
-        shell,
-        &mut command,
-        "kubectl-kms_sts",
-        &mut std::io::stdout(),
-    );
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kubectl-kms_sts", &mut script);
+    output::print(&String::from_utf8_lossy(&script))
 }

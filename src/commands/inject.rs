@@ -144,7 +144,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
     let note = args.write.dry_run_note();
 
     if args.write.dry_run == Some(DryRun::Client) {
-        print_object(&updated, args);
+        print_object(&updated, args)?;
         eprintln!("deployment/{name} injected{note}");
         return Ok(());
     }
@@ -185,7 +185,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
             attempts: 1,
         })?;
     if args.write.dry_run.is_some() {
-        print_object(&applied, args);
+        print_object(&applied, args)?;
         eprintln!("deployment/{name} injected{note}");
         return Ok(());
     }
@@ -196,7 +196,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
     };
     match verified {
         Ok(pods) => {
-            print_object(&applied, args);
+            print_object(&applied, args)?;
             eprintln!("deployment/{name} injected: {pods} pods run the istio-proxy sidecar");
             Ok(())
         }
@@ -296,17 +296,18 @@ async fn undo(
     if args.write.dry_run.is_none() {
         rollout::wait(cluster, &namespace, name, args.timeout).await?;
     }
-    print_object(&restored, args);
+    print_object(&restored, args)?;
     eprintln!("deployment/{name} restored from {}{note}", path.display());
     Ok(())
 }
 
-fn print_object(deployment: &Deployment, args: &InjectArgs) {
-    if let Some(format) = args.write.output {
-        let mut shown = deployment.clone();
-        shown.metadata.managed_fields = None;
-        print!("{}", output::render(&shown, format));
-    }
+fn print_object(deployment: &Deployment, args: &InjectArgs) -> Result<()> {
+    let Some(format) = args.write.output else {
+        return Ok(());
+    };
+    let mut shown = deployment.clone();
+    shown.metadata.managed_fields = None;
+    output::print(&output::render(&shown, format))
 }
 
 fn pod_template(deployment: &Deployment) -> PodTemplateSpec {

@@ -217,7 +217,7 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
 
     if let Some(format) = args.write.output {
         let shown = redacted_secret(namespace, &args.secret, &args.secret_key, key);
-        print!("{}", output::render(&shown, format));
+        output::print(&output::render(&shown, format))?;
     }
     let note = args.write.dry_run_note();
     let fingerprint = key.fingerprint();

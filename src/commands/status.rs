@@ -73,10 +73,10 @@ pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
         None => check(&cluster, &names).await?,
         Some(limit) => check_until_passing(&cluster, &names, limit).await?,
     };
-    match args.output {
-        Some(format) => print!("{}", output::render(&report, format)),
-        None => print!("{}", report.render_text()),
-    }
+    output::print(&match args.output {
+        Some(format) => output::render(&report, format),
+        None => report.render_text(),
+    })?;
     if report.success {
         Ok(())
     } else {

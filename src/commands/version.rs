@@ -58,14 +58,15 @@ pub async fn run(cluster_args: &ClusterArgs, args: &VersionArgs) -> Result<()> {
         client_version: format!("v{}", env!("CARGO_PKG_VERSION")),
         server_version,
     };
-    match args.output {
-        Some(format) => print!("{}", output::render(&versions, format)),
+    let text = match args.output {
+        Some(format) => output::render(&versions, format),
         None => {
-            println!("Client Version: {}", versions.client_version);
+            let mut text = format!("Client Version: {}\n", versions.client_version);
             if let Some(server) = &versions.server_version {
-                println!("Server Version: {}", server.git_version);
+                text.push_str(&format!("Server Version: {}\n", server.git_version));
             }
+            text
         }
-    }
-    Ok(())
+    };
+    output::print(&text)
 }

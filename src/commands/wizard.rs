@@ -32,6 +32,7 @@ use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, Ser
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::manifests::exposure;
+use crate::output;
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("apikey-source").multiple(false))]
@@ -261,7 +262,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     apply::write_all(&cluster, &objects, &apply, &WriteArgs::default()).await?;
 
     let after = status::check_until_passing(&cluster, &names, args.timeout).await?;
-    print!("{}", after.render_text());
+    output::print(&after.render_text())?;
     if after.success {
         Ok(())
     } else {
