@@ -36,13 +36,7 @@ use crate::error::{Error, ExitStatus, Report};
 pub fn run_from_env() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(completion::REQUEST) {
-        return match output::print(&completion::answer(&args[1..])) {
-            Ok(()) => ExitStatus::Success.into(),
-            Err(err) => {
-                eprintln!("{}", Report(&err));
-                err.exit_status().into()
-            }
-        };
+        return exit_code(output::print(&completion::answer(&args[1..])));
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -66,7 +60,12 @@ pub fn run_from_env() -> std::process::ExitCode {
             return ExitStatus::Failure.into();
         }
     };
-    match runtime.block_on(run_until_interrupted(cli)) {
+    exit_code(runtime.block_on(run_until_interrupted(cli)))
+}
+
+/// Reports a failure on stderr and turns the outcome into the exit code.
+fn exit_code(outcome: Result<(), Error>) -> std::process::ExitCode {
+    match outcome {
         Ok(()) => ExitStatus::Success.into(),
         Err(err) => {
             eprintln!("{}", Report(&err));
