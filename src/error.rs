@@ -173,6 +173,9 @@ pub enum Error {
     #[error("{tool} is needed: {detail}")]
     ToolMissing { tool: &'static str, detail: String },
 
+    #[error("requests through the gateway could not reach KMS: {problem}")]
+    DataPath { problem: String, hint: String },
+
     #[error("{tool} failed: {detail}")]
     ToolFailed { tool: &'static str, detail: String },
 
@@ -256,7 +259,9 @@ impl Error {
             | Error::InvalidAnswers { .. }
             | Error::NeedsTerminal
             | Error::KeyRead { .. } => ExitStatus::Usage,
-            Error::Missing { .. } | Error::ToolMissing { .. } => ExitStatus::MissingPrerequisite,
+            Error::Missing { .. } | Error::ToolMissing { .. } | Error::DataPath { .. } => {
+                ExitStatus::MissingPrerequisite
+            }
             Error::ToolFailed { .. } | Error::LocalFile { .. } | Error::StandardOutput(_) => {
                 ExitStatus::Failure
             }
@@ -326,7 +331,7 @@ impl Error {
             Error::NoKeySource => {
                 Some("pass the key with --from-stdin, --from-file PATH or --from-env VAR".into())
             }
-            Error::Missing { hint, .. } => Some(hint.clone()),
+            Error::Missing { hint, .. } | Error::DataPath { hint, .. } => Some(hint.clone()),
             Error::ToolMissing { tool, .. } => Some(format!(
                 "install {tool} and put it on PATH, or name it with --{tool} PATH"
             )),

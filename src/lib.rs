@@ -9,6 +9,7 @@ pub mod answers;
 pub mod apikey;
 pub mod apply;
 pub mod backup;
+pub mod certificate;
 pub mod checks;
 pub mod cli;
 pub mod cluster;

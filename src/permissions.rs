@@ -107,6 +107,17 @@ pub fn for_inject(scope: &Scope) -> Vec<Permission> {
 
 pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
     let mut needs = need(&["get"], "", "services", Some(scope.kms));
+    // The gateway pods and kms-api's pods, for what they mount; kms-api's
+    // TLS secret; the CA Secret written beside the gateway.
+    needs.extend(need(&["list"], "", "pods", Some(scope.kms)));
+    needs.extend(need(&["get"], "", "secrets", Some(scope.kms)));
+    needs.extend(need(&["list"], "", "pods", Some(scope.istio)));
+    needs.extend(need(
+        apply_verbs(strategy),
+        "",
+        "secrets",
+        Some(scope.istio),
+    ));
     if let Some(api) = scope.cert_manager {
         needs.extend(need(
             apply_verbs(strategy),
@@ -328,9 +339,18 @@ mod tests {
             all.iter()
                 .any(|p| p.to_string() == "patch secrets in istio-system")
         );
+        // Creating a secret is expose's (the gateway's CA Secret), never
+        // set-apikey's unless asked with --create.
+        let create_secret = |p: &Permission| p.to_string() == "create secrets in istio-system";
         assert!(
-            !all.iter()
-                .any(|p| p.to_string() == "create secrets in istio-system")
+            !for_set_apikey(&scope, false, true)
+                .iter()
+                .any(create_secret)
+        );
+        assert!(
+            for_expose(&scope, Strategy::ServerSide)
+                .iter()
+                .any(create_secret)
         );
     }
 

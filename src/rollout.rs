@@ -3,6 +3,7 @@
 //! its pods as a rolling update) and waiting, like `kubectl rollout status`,
 //! until every replica runs the new template and is available.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -141,18 +142,26 @@ pub async fn wait(
 
 /// The pods a Deployment's selector matches, terminating ones included.
 pub async fn pods(cluster: &Cluster, namespace: &str, deployment: &Deployment) -> Result<Vec<Pod>> {
-    let selector = deployment
+    let labels = deployment
         .spec
         .as_ref()
-        .and_then(|spec| spec.selector.match_labels.as_ref())
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(key, value)| format!("{key}={value}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+        .and_then(|spec| spec.selector.match_labels.clone())
         .unwrap_or_default();
+    pods_with_labels(cluster, namespace, &labels).await
+}
+
+/// The pods of `namespace` that carry every one of `labels` (every pod
+/// when there are none).
+pub async fn pods_with_labels(
+    cluster: &Cluster,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<Vec<Pod>> {
+    let selector = labels
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let api: Api<Pod> = Api::namespaced(cluster.client(), namespace);
     let list = cluster
         .call(

@@ -1,9 +1,12 @@
-//! `expose`: the runbook's steps 5-12. Checks everything the four objects
-//! depend on first (the CRDs, at the versions served; the `kms-api` Service
-//! and its port; the issuer), then applies the Certificate, Gateway,
-//! VirtualService and DestinationRule idempotently.
+//! `expose`: the runbook's steps 5-12. Checks everything the objects depend
+//! on first (the CRDs, at the versions served; the `kms-api` Service and its
+//! port; the issuer; the gateway pods and what they mount; the certificate
+//! kms-api serves and the CA that signed it), then applies the Certificate,
+//! the CA Secret, Gateway, VirtualService and DestinationRule idempotently.
 
-use k8s_openapi::api::core::v1::Service;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::Api;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
@@ -15,6 +18,7 @@ use crate::discovery::{self, CertManagerApi, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE};
 use crate::permissions::{self, Scope};
+use crate::rollout;
 
 #[derive(Debug, clap::Args)]
 pub struct ExposeArgs {
@@ -36,9 +40,23 @@ pub struct ExposeArgs {
     pub common_name: String,
 
     /// Serve the certificate from this secret through the gateway's
-    /// credentialName instead of the files mounted into the gateway.
+    /// credentialName. Without it the gateway serves the files of the
+    /// istio-ingressgateway-certs secret where its pods mount that secret at
+    /// /etc/istio/ingressgateway-certs, and that secret by credentialName
+    /// where they do not.
     #[arg(long, value_name = "SECRET")]
     pub tls_credential_name: Option<String>,
+
+    /// Label of the ingress gateway pods the Gateway selects, in the Istio
+    /// namespace.
+    #[arg(long, value_name = "LABEL=VALUE", default_value = "istio=ingressgateway", value_parser = parse_selector)]
+    pub gateway_selector: (String, String),
+
+    /// Secret in the KMS namespace whose ca.crt is the CA that signed
+    /// kms-api's certificate (default: the ca.crt of the TLS secret kms-api's
+    /// pods mount).
+    #[arg(long, value_name = "SECRET")]
+    pub upstream_ca_secret: Option<String>,
 
     /// Request path prefix routed to KMS.
     #[arg(long, value_name = "PATH", default_value = "/kms/api", value_parser = parse_path)]
@@ -61,6 +79,17 @@ pub struct ExposeArgs {
 
 fn parse_common_name(text: &str) -> std::result::Result<String, String> {
     exposure::check_common_name(text).map(|()| text.to_owned())
+}
+
+fn parse_selector(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((label, value)) if !label.is_empty() && !value.contains('=') => {
+            Ok((label.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "\"{text}\" is not LABEL=VALUE (for example istio=ingressgateway)"
+        )),
+    }
 }
 
 fn parse_path(text: &str) -> std::result::Result<String, String> {
@@ -123,22 +152,126 @@ pub async fn desired_objects(
             reason,
         })?;
 
-    check_issuer(cluster, cert_manager, &cluster_args.istio_namespace, args).await?;
+    let istio_namespace = &cluster_args.istio_namespace;
+    let (gateway_pods, (served, ca_secret), ()) = tokio::try_join!(
+        gateway_pods(cluster, istio_namespace, &args.gateway_selector),
+        kms_certificates(
+            cluster,
+            kms_namespace,
+            &service,
+            args.upstream_ca_secret.as_deref()
+        ),
+        check_issuer(cluster, cert_manager, istio_namespace, args),
+    )?;
+    let upstream = exposure::upstream_trust(
+        kms_namespace,
+        served
+            .as_ref()
+            .map(|(name, secret)| (name.as_str(), secret)),
+        ca_secret
+            .as_ref()
+            .map(|(name, secret)| (name.as_str(), secret)),
+        exposure::ca_delivery(&gateway_pods),
+    )
+    .map_err(|unverifiable| Error::DataPath {
+        problem: unverifiable.problem,
+        hint: unverifiable.hint,
+    })?;
     Ok(Exposure {
         kms_namespace: kms_namespace.clone(),
-        istio_namespace: cluster_args.istio_namespace.clone(),
+        istio_namespace: istio_namespace.clone(),
         cert_manager,
         istio_version,
         issuer: args.issuer.clone(),
         issuer_kind: args.issuer_kind.clone(),
         common_name: args.common_name.clone(),
         hosts: args.hosts.clone(),
-        tls_credential_name: args.tls_credential_name.clone(),
+        gateway_selector: args.gateway_selector.clone(),
+        server_delivery: exposure::server_delivery(
+            args.tls_credential_name.as_deref(),
+            &gateway_pods,
+        ),
+        upstream,
         path_prefix: args.path_prefix.clone(),
         rewrite: args.rewrite.clone(),
         port,
     }
     .objects())
+}
+
+/// The pods the Gateway will select; refuses a selector that matches none.
+async fn gateway_pods(
+    cluster: &Cluster,
+    namespace: &str,
+    (label, value): &(String, String),
+) -> Result<Vec<k8s_openapi::api::core::v1::Pod>> {
+    let selector = BTreeMap::from([(label.clone(), value.clone())]);
+    let pods = rollout::pods_with_labels(cluster, namespace, &selector).await?;
+    if pods.is_empty() {
+        return Err(Error::DataPath {
+            problem: format!("no pod in {namespace} has the gateway label {label}={value}"),
+            hint: format!(
+                "pass --gateway-selector with your ingress gateway pods' label; \
+                 `kubectl get pods -n {namespace} --show-labels` lists them"
+            ),
+        });
+    }
+    Ok(pods)
+}
+
+/// The TLS secret the pods behind the kms-api Service mount (the
+/// certificate KMS serves), and the operator's CA secret when one is named.
+async fn kms_certificates(
+    cluster: &Cluster,
+    namespace: &str,
+    service: &Service,
+    ca_secret_name: Option<&str>,
+) -> Result<(Option<(String, Secret)>, Option<(String, Secret)>)> {
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
+    let read = |name: String| {
+        let secrets = secrets.clone();
+        async move {
+            let action = format!("read secret {namespace}/{name}");
+            let found = cluster.call(&action, secrets.get_opt(&name)).await?;
+            Ok::<_, Error>(found.map(|secret| (name, secret)))
+        }
+    };
+    let given = async {
+        let Some(name) = ca_secret_name else {
+            return Ok(None);
+        };
+        read(name.to_owned())
+            .await?
+            .map(Some)
+            .ok_or_else(|| Error::Missing {
+                kind: "Secret",
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                hint: "name an existing Secret holding ca.crt with --upstream-ca-secret".into(),
+            })
+    };
+    let served = async {
+        let labels = service
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.selector.clone())
+            .unwrap_or_default();
+        if labels.is_empty() {
+            return Ok(None);
+        }
+        let pods = rollout::pods_with_labels(cluster, namespace, &labels).await?;
+        let mut names: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
+        names.dedup();
+        for name in names {
+            if let Some((name, secret)) = read(name).await?
+                && secret.type_.as_deref() == Some("kubernetes.io/tls")
+            {
+                return Ok(Some((name, secret)));
+            }
+        }
+        Ok(None)
+    };
+    tokio::try_join!(served, given)
 }
 
 /// The issuer must exist: an Issuer in the namespace of the Certificate, or a ClusterIssuer.

@@ -177,6 +177,11 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         issuer_kind: answers.issuer_kind.clone(),
         common_name: answers.common_name.clone(),
         tls_credential_name: None,
+        gateway_selector: (
+            exposure::DEFAULT_GATEWAY_SELECTOR.0.into(),
+            exposure::DEFAULT_GATEWAY_SELECTOR.1.into(),
+        ),
+        upstream_ca_secret: None,
         path_prefix: "/kms/api".into(),
         rewrite: "/api".into(),
         port: None,

@@ -1,15 +1,23 @@
 //! The runbook's steps 5-12: the Certificate for the ingress gateway's TLS
 //! secret, the Gateway, the VirtualService routing `/kms/api` to the KMS
-//! Service, and the DestinationRule for TLS to it. Fixed from the runbook:
-//! IP addresses go to `ipAddresses` (not `dnsNames`), the common name has no
-//! typographic quotes, and the route's port is the Service's real port.
+//! Service, and the DestinationRule for TLS to it; plus the Secret that hands
+//! the gateway the CA of kms-api's certificate. Fixed from the runbook: IP
+//! addresses go to `ipAddresses` (not `dnsNames`), the common name has no
+//! typographic quotes, the route's port is the Service's real port, the
+//! gateway's certificate is delivered the way the selected gateway pods can
+//! load it, and the gateway verifies kms-api's certificate against the CA
+//! that signed it (a bare `mode: SIMPLE` makes current Istio verify against
+//! the system's public roots, which fails every request).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use base64::Engine;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use serde_json::json;
 
 use crate::apply::Desired;
+use crate::certificate;
 use crate::discovery::{CertManagerApi, ISTIO_NETWORKING};
 
 pub const CERTIFICATE: &str = "istio-ingressgateway-certs";
@@ -17,9 +25,15 @@ pub const GATEWAY: &str = "kmsgateway";
 pub const VIRTUAL_SERVICE: &str = "kmsvservice";
 pub const DESTINATION_RULE: &str = "kms-api-tls";
 pub const KMS_SERVICE: &str = "kms-api";
-/// Where the ingress gateway mounts `istio-ingressgateway-certs`.
-const MOUNTED_CERT: &str = "/etc/istio/ingressgateway-certs/tls.crt";
-const MOUNTED_KEY: &str = "/etc/istio/ingressgateway-certs/tls.key";
+/// The Secret holding the CA that signed kms-api's certificate, in the
+/// gateway's namespace: the name Istio's gateways mount for CA files.
+pub const CA_SECRET: &str = "istio-ingressgateway-ca-certs";
+/// Where Istio's file-based gateways (the Istio 1.0 chart, `istioctl
+/// install`) mount `istio-ingressgateway-certs` and `istio-ingressgateway-ca-certs`.
+pub const CERTS_DIR: &str = "/etc/istio/ingressgateway-certs";
+pub const CA_CERTS_DIR: &str = "/etc/istio/ingressgateway-ca-certs";
+/// The label of the ingress gateway pods the runbook's Gateway selects.
+pub const DEFAULT_GATEWAY_SELECTOR: (&str, &str) = ("istio", "ingressgateway");
 
 /// An address clients use to reach the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +123,175 @@ fn list(ports: &[i32]) -> String {
         .join(", ")
 }
 
-/// Everything the four objects are made from.
+/// How a gateway pod loads a certificate or a CA: from a file of a secret
+/// it mounts, or by name from Istio's secret discovery (`credentialName`,
+/// a secret in the gateway's namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Files,
+    Credential(String),
+}
+
+/// Whether every one of `pods` mounts the secret `secret` at `dir`; false
+/// when there is no pod.
+pub fn pods_mount(pods: &[Pod], secret: &str, dir: &str) -> bool {
+    !pods.is_empty() && pods.iter().all(|pod| pod_mounts(pod, secret, dir))
+}
+
+fn pod_mounts(pod: &Pod, secret: &str, dir: &str) -> bool {
+    let Some(spec) = &pod.spec else { return false };
+    let volumes: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| {
+            v.secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref() == Some(secret))
+        })
+        .map(|v| v.name.as_str())
+        .collect();
+    spec.containers.iter().any(|container| {
+        container.volume_mounts.iter().flatten().any(|mount| {
+            mount.mount_path.trim_end_matches('/') == dir && volumes.contains(&mount.name.as_str())
+        })
+    })
+}
+
+/// The names of the secrets a pod mounts as volumes, in order.
+pub fn mounted_secrets(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .iter()
+        .flat_map(|spec| spec.volumes.iter().flatten())
+        .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
+        .collect()
+}
+
+/// The gateway's certificate delivery: the named credential when one is
+/// forced, files where the gateway pods mount the runbook's secret, else
+/// the Certificate's secret by name.
+pub fn server_delivery(forced: Option<&str>, gateway_pods: &[Pod]) -> Delivery {
+    match forced {
+        Some(name) => Delivery::Credential(name.to_owned()),
+        None if pods_mount(gateway_pods, CERTIFICATE, CERTS_DIR) => Delivery::Files,
+        None => Delivery::Credential(CERTIFICATE.to_owned()),
+    }
+}
+
+/// Where the gateway reads the CA for kms-api from: the mounted CA secret's
+/// file where the gateway pods mount it, else the same secret by name.
+pub fn ca_delivery(gateway_pods: &[Pod]) -> Delivery {
+    if pods_mount(gateway_pods, CA_SECRET, CA_CERTS_DIR) {
+        Delivery::Files
+    } else {
+        Delivery::Credential(CA_SECRET.to_owned())
+    }
+}
+
+/// The name the gateway sends as SNI and expects in kms-api's certificate:
+/// the most specific of the Service's DNS names that `covers` accepts.
+pub fn upstream_name(kms_namespace: &str, covers: impl Fn(&str) -> bool) -> Option<String> {
+    let fqdn = format!("{KMS_SERVICE}.{kms_namespace}.svc.cluster.local");
+    [
+        fqdn.clone(),
+        format!("{KMS_SERVICE}.{kms_namespace}.svc"),
+        format!("{KMS_SERVICE}.{kms_namespace}"),
+        KMS_SERVICE.to_owned(),
+    ]
+    .into_iter()
+    .find(|name| covers(name))
+}
+
+/// Why the gateway could not be told how to trust kms-api, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverifiable {
+    pub problem: String,
+    pub hint: String,
+}
+
+/// How the gateway must verify kms-api: the CA from `ca_secret` (the
+/// operator's `--upstream-ca-secret`, holding `ca.crt`) or else from the TLS
+/// secret kms-api's pods mount (`served`, as cert-manager writes it: `tls.crt`
+/// and `ca.crt`); the name from the certificate kms-api serves. Refuses a CA
+/// that did not sign that certificate, and a certificate that names none of
+/// the Service's DNS names: either would fail every handshake.
+pub fn upstream_trust(
+    kms_namespace: &str,
+    served: Option<(&str, &Secret)>,
+    ca_secret: Option<(&str, &Secret)>,
+    delivery: Delivery,
+) -> Result<UpstreamTrust, Unverifiable> {
+    let hint = format!(
+        "pass --upstream-ca-secret NAME: a Secret in {kms_namespace} whose ca.crt is the CA \
+         that signed the certificate kms-api serves"
+    );
+    let unverifiable = |problem: String| Unverifiable {
+        problem,
+        hint: hint.clone(),
+    };
+    let data = |secret: &Secret, key: &str| -> Option<Vec<u8>> {
+        let value = secret.data.as_ref()?.get(key)?;
+        (!value.0.is_empty()).then(|| value.0.clone())
+    };
+    let ca_pem = match (ca_secret, served) {
+        (Some((name, secret)), _) => data(secret, "ca.crt").ok_or_else(|| {
+            unverifiable(format!("secret {kms_namespace}/{name} holds no ca.crt"))
+        })?,
+        (None, Some((name, secret))) => data(secret, "ca.crt").ok_or_else(|| {
+            unverifiable(format!(
+                "the TLS secret {kms_namespace}/{name} that kms-api's pods mount holds no ca.crt"
+            ))
+        })?,
+        (None, None) => {
+            return Err(unverifiable(format!(
+                "the pods behind {kms_namespace}/{KMS_SERVICE} mount no TLS secret, so the CA \
+                 that signed KMS's certificate cannot be read from the cluster"
+            )));
+        }
+    };
+    let cas = certificate::parse_all(&ca_pem)
+        .map_err(|problem| unverifiable(format!("the CA {problem}")))?;
+    let fqdn = format!("{KMS_SERVICE}.{kms_namespace}.svc.cluster.local");
+    let name = match served.and_then(|(name, secret)| Some((name, data(secret, "tls.crt")?))) {
+        None => fqdn,
+        Some((secret, pem)) => {
+            let cert = certificate::parse(&pem).map_err(|problem| {
+                unverifiable(format!("tls.crt of {kms_namespace}/{secret} {problem}"))
+            })?;
+            if !cert.signed_by_any(&cas) {
+                return Err(unverifiable(format!(
+                    "the CA given did not sign kms-api's certificate (issued by {})",
+                    cert.issuer
+                )));
+            }
+            upstream_name(kms_namespace, |n| cert.covers_name(n)).ok_or_else(|| Unverifiable {
+                problem: format!(
+                    "kms-api's certificate names none of the Service's DNS names (it names {})",
+                    cert.dns_names.join(", ")
+                ),
+                hint: format!(
+                    "reissue the certificate in {kms_namespace}/{secret} with the name {fqdn}"
+                ),
+            })?
+        }
+    };
+    Ok(UpstreamTrust {
+        ca_pem: String::from_utf8_lossy(&ca_pem).into_owned(),
+        delivery,
+        name,
+    })
+}
+
+/// How the gateway trusts kms-api: the CA (PEM) it verifies against, how
+/// that CA reaches the gateway, and the name it sends and checks.
+#[derive(Debug, Clone)]
+pub struct UpstreamTrust {
+    pub ca_pem: String,
+    pub delivery: Delivery,
+    pub name: String,
+}
+
+/// Everything the objects are made from.
 #[derive(Debug, Clone)]
 pub struct Exposure {
     pub kms_namespace: String,
@@ -120,7 +302,9 @@ pub struct Exposure {
     pub issuer_kind: String,
     pub common_name: String,
     pub hosts: Vec<Host>,
-    pub tls_credential_name: Option<String>,
+    pub gateway_selector: (String, String),
+    pub server_delivery: Delivery,
+    pub upstream: UpstreamTrust,
     pub path_prefix: String,
     pub rewrite: String,
     pub port: i32,
@@ -161,22 +345,44 @@ impl Exposure {
 
     /// The secret the Certificate fills and the gateway serves.
     pub fn tls_secret_name(&self) -> &str {
-        self.tls_credential_name.as_deref().unwrap_or(CERTIFICATE)
+        match &self.server_delivery {
+            Delivery::Credential(name) => name,
+            Delivery::Files => CERTIFICATE,
+        }
+    }
+
+    /// The CA of kms-api's certificate, in the gateway's namespace.
+    pub fn ca_secret(&self) -> Desired {
+        let pem = base64::engine::general_purpose::STANDARD.encode(&self.upstream.ca_pem);
+        Desired::new(
+            ("", "v1", "Secret", "secrets"),
+            Some(&self.istio_namespace),
+            CA_SECRET,
+            json!({"type": "Opaque", "data": {"ca.crt": pem}}),
+        )
     }
 
     pub fn gateway(&self) -> Desired {
-        let tls = match &self.tls_credential_name {
-            Some(name) => json!({"mode": "SIMPLE", "credentialName": name}),
-            None => {
-                json!({"mode": "SIMPLE", "serverCertificate": MOUNTED_CERT, "privateKey": MOUNTED_KEY})
-            }
+        let tls = match &self.server_delivery {
+            Delivery::Credential(name) => json!({"mode": "SIMPLE", "credentialName": name}),
+            Delivery::Files => json!({
+                "mode": "SIMPLE",
+                "serverCertificate": format!("{CERTS_DIR}/tls.crt"),
+                "privateKey": format!("{CERTS_DIR}/tls.key"),
+            }),
         };
+        let (label, value) = &self.gateway_selector;
+        let selector: BTreeMap<&str, &str> = [(label.as_str(), value.as_str())].into();
+        // `hosts: "*"` as in the runbook: clients reach KMS by IP address as
+        // well as by name, and the Host header of a request to an IP is that
+        // IP (with a port when not 443), so a list would have to spell every
+        // form; which hosts are served safely is decided by the certificate.
         self.networking(
             "Gateway",
             "gateways",
             GATEWAY,
             json!({"spec": {
-                "selector": {"istio": "ingressgateway"},
+                "selector": selector,
                 "servers": [{
                     "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
                     "tls": tls,
@@ -204,11 +410,21 @@ impl Exposure {
     }
 
     pub fn destination_rule(&self) -> Desired {
+        let trust = &self.upstream;
+        let mut tls = json!({
+            "mode": "SIMPLE",
+            "sni": trust.name,
+            "subjectAltNames": [trust.name],
+        });
+        match &trust.delivery {
+            Delivery::Files => tls["caCertificates"] = json!(format!("{CA_CERTS_DIR}/ca.crt")),
+            Delivery::Credential(name) => tls["credentialName"] = json!(name),
+        }
         self.networking(
             "DestinationRule",
             "destinationrules",
             DESTINATION_RULE,
-            json!({"spec": {"host": KMS_SERVICE, "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}}),
+            json!({"spec": {"host": KMS_SERVICE, "trafficPolicy": {"tls": tls}}}),
         )
     }
 
@@ -221,10 +437,11 @@ impl Exposure {
         )
     }
 
-    /// All four, in the order they are applied.
+    /// All of them, in the order they are applied.
     pub fn objects(&self) -> Vec<Desired> {
         vec![
             self.certificate(),
+            self.ca_secret(),
             self.gateway(),
             self.virtual_service(),
             self.destination_rule(),
@@ -235,6 +452,7 @@ impl Exposure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn exposure(hosts: &[&str]) -> Exposure {
         Exposure {
@@ -246,7 +464,13 @@ mod tests {
             issuer_kind: "ClusterIssuer".into(),
             common_name: "istio-service".into(),
             hosts: hosts.iter().map(|h| parse_host(h).unwrap()).collect(),
-            tls_credential_name: None,
+            gateway_selector: ("istio".into(), "ingressgateway".into()),
+            server_delivery: Delivery::Files,
+            upstream: UpstreamTrust {
+                ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+                delivery: Delivery::Files,
+                name: "kms-api.kube-system.svc.cluster.local".into(),
+            },
             path_prefix: "/kms/api".into(),
             rewrite: "/api".into(),
             port: 28674,
@@ -294,14 +518,172 @@ mod tests {
     fn gateway_serves_mounted_files_or_a_credential() {
         let mut e = exposure(&["10.0.0.1"]);
         let tls = &e.gateway().object["spec"]["servers"][0]["tls"];
-        assert_eq!(tls["serverCertificate"], MOUNTED_CERT);
-        e.tls_credential_name = Some("kms-gw-cert".into());
+        assert_eq!(
+            tls["serverCertificate"],
+            "/etc/istio/ingressgateway-certs/tls.crt"
+        );
+        assert_eq!(tls["privateKey"], "/etc/istio/ingressgateway-certs/tls.key");
+        e.server_delivery = Delivery::Credential("kms-gw-cert".into());
         let tls = e.gateway().object["spec"]["servers"][0]["tls"].clone();
         assert_eq!(
             tls,
             json!({"mode": "SIMPLE", "credentialName": "kms-gw-cert"})
         );
         assert_eq!(e.certificate().object["spec"]["secretName"], "kms-gw-cert");
+    }
+
+    fn pod(volumes: Value) -> Pod {
+        serde_json::from_value(json!({"spec": {
+            "containers": [{"name": "istio-proxy", "volumeMounts": [
+                {"name": "certs", "mountPath": "/etc/istio/ingressgateway-certs"},
+                {"name": "ca", "mountPath": "/etc/istio/ingressgateway-ca-certs/"}]}],
+            "volumes": volumes,
+        }}))
+        .unwrap()
+    }
+
+    #[test]
+    fn delivery_follows_what_the_gateway_pods_mount() {
+        let mounting = pod(json!([
+            {"name": "certs", "secret": {"secretName": "istio-ingressgateway-certs", "optional": true}},
+            {"name": "ca", "secret": {"secretName": "istio-ingressgateway-ca-certs"}}]));
+        let other_secret = pod(json!([
+            {"name": "certs", "secret": {"secretName": "something-else"}}]));
+        let bare = pod(json!([]));
+        assert_eq!(
+            server_delivery(None, std::slice::from_ref(&mounting)),
+            Delivery::Files
+        );
+        assert_eq!(
+            ca_delivery(std::slice::from_ref(&mounting)),
+            Delivery::Files
+        );
+        for pods in [
+            vec![],
+            vec![bare.clone()],
+            vec![other_secret],
+            vec![mounting.clone(), bare],
+        ] {
+            assert_eq!(
+                server_delivery(None, &pods),
+                Delivery::Credential(CERTIFICATE.into())
+            );
+            assert_eq!(ca_delivery(&pods), Delivery::Credential(CA_SECRET.into()));
+        }
+        assert_eq!(
+            server_delivery(Some("mine"), std::slice::from_ref(&mounting)),
+            Delivery::Credential("mine".into())
+        );
+        assert_eq!(
+            mounted_secrets(&mounting),
+            vec![
+                "istio-ingressgateway-certs",
+                "istio-ingressgateway-ca-certs"
+            ]
+        );
+    }
+
+    #[test]
+    fn upstream_trust_names_the_ca_and_a_name_of_the_certificate() {
+        let mut e = exposure(&["10.0.0.1"]);
+        let tls = &e.destination_rule().object["spec"]["trafficPolicy"]["tls"].clone();
+        assert_eq!(
+            tls,
+            &json!({"mode": "SIMPLE", "sni": "kms-api.kube-system.svc.cluster.local",
+                    "subjectAltNames": ["kms-api.kube-system.svc.cluster.local"],
+                    "caCertificates": "/etc/istio/ingressgateway-ca-certs/ca.crt"})
+        );
+        e.upstream.delivery = Delivery::Credential(CA_SECRET.into());
+        let tls = &e.destination_rule().object["spec"]["trafficPolicy"]["tls"].clone();
+        assert_eq!(tls["credentialName"], CA_SECRET);
+        assert!(tls.get("caCertificates").is_none());
+        let secret = e.ca_secret().object;
+        assert_eq!(secret["apiVersion"], "v1");
+        assert_eq!(secret["metadata"]["namespace"], "istio-system");
+        assert_eq!(
+            secret["data"]["ca.crt"],
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
+        );
+        assert_eq!(
+            upstream_name("ns", |n| n == "kms-api.ns.svc" || n == "kms-api"),
+            Some("kms-api.ns.svc".into())
+        );
+        assert_eq!(upstream_name("ns", |_| false), None);
+    }
+
+    fn secret(data: &[(&str, &str)]) -> Secret {
+        let data: serde_json::Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        serde_json::from_value(json!({"data": data})).unwrap()
+    }
+
+    #[test]
+    fn upstream_trust_comes_from_the_served_secret_or_the_given_ca() {
+        let ca = include_str!("../testdata/ca.crt");
+        let other = include_str!("../testdata/other-ca.crt");
+        let leaf = include_str!("../testdata/leaf.crt");
+        let served = secret(&[("tls.crt", leaf), ("ca.crt", ca)]);
+        let trust = upstream_trust(
+            "kube-system",
+            Some(("kms-tls", &served)),
+            None,
+            Delivery::Files,
+        )
+        .unwrap();
+        assert_eq!(trust.ca_pem, ca);
+        assert_eq!(trust.name, "kms-api.kube-system.svc.cluster.local");
+
+        // The certificate names no Service name in another namespace.
+        let err =
+            upstream_trust("other", Some(("kms-tls", &served)), None, Delivery::Files).unwrap_err();
+        assert!(err.problem.contains("names none of"), "{err:?}");
+
+        // An operator's CA that did not sign it is refused.
+        let wrong = secret(&[("ca.crt", other)]);
+        let err = upstream_trust(
+            "kube-system",
+            Some(("kms-tls", &served)),
+            Some(("wrong-ca", &wrong)),
+            Delivery::Files,
+        )
+        .unwrap_err();
+        assert!(err.problem.contains("did not sign"), "{err:?}");
+        assert!(err.hint.contains("--upstream-ca-secret"), "{err:?}");
+
+        // Nothing to read the CA from.
+        let err = upstream_trust("kube-system", None, None, Delivery::Files).unwrap_err();
+        assert!(err.problem.contains("mount no TLS secret"), "{err:?}");
+        let no_ca = secret(&[("tls.crt", leaf)]);
+        let err = upstream_trust(
+            "kube-system",
+            Some(("kms-tls", &no_ca)),
+            None,
+            Delivery::Files,
+        )
+        .unwrap_err();
+        assert!(err.problem.contains("holds no ca.crt"), "{err:?}");
+
+        // The operator's CA alone: the Service's full name is checked.
+        let given = secret(&[("ca.crt", ca)]);
+        let trust = upstream_trust("ns", None, Some(("kms-ca", &given)), Delivery::Files).unwrap();
+        assert_eq!(trust.name, "kms-api.ns.svc.cluster.local");
+    }
+
+    #[test]
+    fn the_gateway_selects_the_given_label() {
+        let mut e = exposure(&["10.0.0.1"]);
+        e.gateway_selector = ("istio".into(), "ingress".into());
+        assert_eq!(
+            e.gateway().object["spec"]["selector"],
+            json!({"istio": "ingress"})
+        );
     }
 
     #[test]
