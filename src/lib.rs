@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod commands;
 pub mod completion;
 pub mod crn;
+pub mod datapath;
 pub mod discovery;
 pub mod duration;
 pub mod error;

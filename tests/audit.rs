@@ -63,7 +63,7 @@ type Grant = (&'static str, &'static str, &'static str);
 
 /// The RBAC grants the four writing subcommands need, as the runbook runs
 /// them: (verb, API group, resource) in both namespaces, then cluster-wide.
-const RUNBOOK_GRANTS: [Grant; 22] = [
+const RUNBOOK_GRANTS: [Grant; 23] = [
     ("get", "", "secrets"),
     ("patch", "", "secrets"),
     ("get", "apps", "deployments"),
@@ -84,6 +84,7 @@ const RUNBOOK_GRANTS: [Grant; 22] = [
     ("get", "networking.istio.io", "destinationrules"),
     ("create", "networking.istio.io", "destinationrules"),
     ("patch", "networking.istio.io", "destinationrules"),
+    ("create", "", "secrets"),
     ("get", "policy.ibm.com", "identitymappingpolicies"),
     ("create", "policy.ibm.com", "identitymappingpolicies"),
 ];
@@ -189,15 +190,20 @@ fn each_missing_permission_is_named_before_any_write() {
     for grant in &RUNBOOK_GRANTS[4..7] {
         cases.push((&inject, *grant));
     }
-    for grant in &RUNBOOK_GRANTS[7..20] {
+    for grant in &RUNBOOK_GRANTS[7..21] {
         cases.push((&expose, *grant));
     }
+    // What the gateway and kms-api pods mount, kms-api's TLS secret and the
+    // gateway's CA Secret.
+    for grant in [RUNBOOK_GRANTS[5], RUNBOOK_GRANTS[0], RUNBOOK_GRANTS[1]] {
+        cases.push((&expose, grant));
+    }
     cases.push((&expose, RUNBOOK_CLUSTER_GRANTS[0]));
-    for grant in RUNBOOK_GRANTS[20..].iter().chain([&POLICY_PATCH]) {
+    for grant in RUNBOOK_GRANTS[21..].iter().chain([&POLICY_PATCH]) {
         cases.push((&map_identity, *grant));
     }
     cases.push((&map_identity, RUNBOOK_GRANTS[0]));
-    assert_eq!(cases.len(), 26);
+    assert_eq!(cases.len(), 30);
 
     let offset = test.audit_offset();
     for (index, (args, missing)) in cases.iter().enumerate() {

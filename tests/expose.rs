@@ -238,7 +238,7 @@ fn yaml_output_is_accepted_by_kubectl_apply() {
         let out = run(expose(test, &ns).args(["--dry-run=client", "-o", "yaml"]));
         assert_exit(&out, 0);
         let manifest = stdout(&out);
-        assert_eq!(manifest.matches("---\n").count(), 3, "{manifest}");
+        assert_eq!(manifest.matches("---\n").count(), 4, "{manifest}");
         // Nothing was written by the dry run.
         assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
         let mut apply = test.kubectl();
@@ -250,7 +250,7 @@ fn yaml_output_is_accepted_by_kubectl_apply() {
                 .lines()
                 .filter(|l| l.ends_with(" created"))
                 .count(),
-            4,
+            5,
             "{}",
             stdout(&applied)
         );

@@ -141,7 +141,7 @@ fn expose_against_a_silent_server_writes_nothing_and_a_rerun_completes() {
     assert_exit(&out, 0);
     assert_eq!(
         stderr(&out).matches(" created").count(),
-        4,
+        5,
         "{}",
         stderr(&out)
     );
@@ -170,7 +170,7 @@ fn expose_cut_off_between_objects_says_what_was_done_and_a_rerun_completes() {
     assert!(
         err.contains(
             "stopped part-way; done: certificate.cert-manager.io/istio-ingressgateway-certs; \
-             not done: gateway.networking.istio.io/kmsgateway, \
+             not done: secret/istio-ingressgateway-ca-certs, gateway.networking.istio.io/kmsgateway, \
              virtualservice.networking.istio.io/kmsvservice, \
              destinationrule.networking.istio.io/kms-api-tls"
         ),
@@ -195,7 +195,7 @@ fn expose_cut_off_between_objects_says_what_was_done_and_a_rerun_completes() {
         err.contains("certificate.cert-manager.io/istio-ingressgateway-certs unchanged"),
         "{err}"
     );
-    assert_eq!(err.matches(" created").count(), 3, "{err}");
+    assert_eq!(err.matches(" created").count(), 4, "{err}");
     assert_eq!(
         test.jsonpath(
             &ns.1,

@@ -66,32 +66,9 @@ fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
 
         run_chain(&test.kubeconfig, &ns, &backups(&ns));
         if profile == "legacy" {
-            // No controller serves the legacy API here: mark the Certificate
-            // issued and create its secret, as the old controller would.
-            let status = r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
-            let out = run(test.kubectl().args([
-                "patch",
-                "certificates.certmanager.k8s.io",
-                "istio-ingressgateway-certs",
-                "-n",
-                &ns.1,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                status,
-            ]));
-            assert_exit(&out, 0);
-            let out = run(test.kubectl().args([
-                "create",
-                "secret",
-                "generic",
-                "istio-ingressgateway-certs",
-                "-n",
-                &ns.1,
-                "--from-literal=tls.crt=x",
-                "--from-literal=tls.key=y",
-            ]));
-            assert_exit(&out, 0);
+            // No controller serves the legacy API here: issue the Certificate
+            // as the old controller would.
+            test.issue_legacy_certificate(&ns.1, "istio-ingressgateway-certs");
         }
         let (code, report) = json_status(plugin_in(test, &ns).args(["status", "--wait", "60s"]));
         assert_eq!(code, 0, "{report:#}");

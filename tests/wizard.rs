@@ -53,7 +53,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("Status: 18 passed, 0 warnings, 0 failed"),
+        text.contains("Status: 22 passed, 0 warnings, 0 failed"),
         "{text}\n{}",
         stderr(&out)
     );

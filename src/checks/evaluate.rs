@@ -2,6 +2,8 @@
 //! beforehand. Pure: the same snapshot always gives the same report, and each
 //! rule is unit-tested with hand-made objects.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
@@ -10,9 +12,10 @@ use serde_json::Value;
 
 use super::{Category, Check, Report};
 use crate::apikey;
+use crate::certificate::{self, Certificate};
 use crate::crn;
 use crate::discovery::ServedApis;
-use crate::manifests::exposure::{self, GATEWAY, KMS_SERVICE};
+use crate::manifests::exposure::{self, GATEWAY, Host, KMS_SERVICE};
 use crate::permissions::Permission;
 use crate::rollout::{RolloutState, rollout_state};
 use crate::sidecar;
@@ -49,6 +52,16 @@ pub struct Snapshot {
     pub virtual_service: Option<DynamicObject>,
     pub destination_rule: Option<DynamicObject>,
     pub policy: Option<DynamicObject>,
+    /// The pods in the Istio namespace that the Gateway's selector matches.
+    pub gateway_pods: Vec<Pod>,
+    /// The secrets of the Istio namespace the gateway's certificate and CA
+    /// may come from, by name: those its pods mount and those named by
+    /// `credentialName`.
+    pub gateway_secrets: BTreeMap<String, Secret>,
+    /// The TLS secret kms-api's pods mount: the certificate KMS serves.
+    pub kms_tls_secret: Option<(String, Secret)>,
+    /// When the snapshot was taken, in seconds since the Unix epoch.
+    pub now: i64,
 }
 
 pub fn report(snapshot: &Snapshot, names: &Names) -> Report {
@@ -72,6 +85,10 @@ pub fn report(snapshot: &Snapshot, names: &Names) -> Report {
         Category {
             name: "exposure",
             checks: exposure_checks(snapshot, names),
+        },
+        Category {
+            name: "data path",
+            checks: data_path(snapshot, names),
         },
         Category {
             name: "identity",
@@ -436,6 +453,371 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         }
     });
     checks
+}
+
+/// Certificates closer than this to their end are warned about.
+const EXPIRY_WARNING_SECONDS: i64 = 30 * 24 * 3600;
+
+/// The HTTPS server of a Gateway: the one on port 443, else the first.
+fn https_server(gateway: &DynamicObject) -> Option<&Value> {
+    let servers = gateway.data["spec"]["servers"].as_array()?;
+    servers
+        .iter()
+        .find(|server| server["port"]["number"] == 443)
+        .or_else(|| servers.first())
+}
+
+/// The data of `key` in a secret, when present and not empty.
+fn secret_data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    let value = secret.data.as_ref()?.get(key)?;
+    (!value.0.is_empty()).then_some(value.0.as_slice())
+}
+
+/// The secret a pod mounts at `dir`, by name.
+fn secret_mounted_at(pod: &Pod, dir: &str) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let mount = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .find(|m| m.mount_path.trim_end_matches('/') == dir)?;
+    spec.volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)?
+        .secret
+        .as_ref()?
+        .secret_name
+        .clone()
+}
+
+/// Where a gateway pod reads a certificate from, and its data.
+struct Source<'a> {
+    describe: String,
+    data: &'a [u8],
+}
+
+/// A file of the ready gateway pods: every one must mount, at the file's
+/// directory, the same secret holding the file's name as a key.
+fn file_source<'a>(s: &'a Snapshot, names: &Names, path: &str) -> Result<Source<'a>, String> {
+    let (dir, key) = path
+        .rsplit_once('/')
+        .ok_or(format!("{path} is no file path"))?;
+    let ready: Vec<&Pod> = s.gateway_pods.iter().filter(|p| pod_ready(p)).collect();
+    let mounted: Vec<Option<String>> = ready.iter().map(|p| secret_mounted_at(p, dir)).collect();
+    let Some(Some(secret)) = mounted.first() else {
+        return Err(format!("the gateway pods mount no secret at {dir}"));
+    };
+    if mounted.iter().any(|m| m.as_ref() != Some(secret)) {
+        return Err(format!(
+            "not every gateway pod mounts secret {secret} at {dir}"
+        ));
+    }
+    let namespace = &names.istio_namespace;
+    let found = s.gateway_secrets.get(secret).ok_or(format!(
+        "{dir} is mounted from secret {namespace}/{secret}, which does not exist"
+    ))?;
+    let data = secret_data(found, key).ok_or(format!(
+        "secret {namespace}/{secret} mounted at {dir} holds no {key}"
+    ))?;
+    Ok(Source {
+        describe: format!("{path} (secret {namespace}/{secret} mounted at {dir})"),
+        data,
+    })
+}
+
+/// A secret of the gateway's namespace named by `credentialName`, holding
+/// the first of `keys` present.
+fn credential_source<'a>(
+    s: &'a Snapshot,
+    names: &Names,
+    name: &str,
+    keys: &[&str],
+) -> Result<Source<'a>, String> {
+    let namespace = &names.istio_namespace;
+    let found = s.gateway_secrets.get(name).ok_or(format!(
+        "credentialName {name}: secret {namespace}/{name} does not exist"
+    ))?;
+    let data = keys
+        .iter()
+        .find_map(|key| secret_data(found, key))
+        .ok_or(format!(
+            "secret {namespace}/{name} holds no {}",
+            keys.join(" or ")
+        ))?;
+    Ok(Source {
+        describe: format!("secret {namespace}/{name} (credentialName)"),
+        data,
+    })
+}
+
+fn date(seconds: i64) -> String {
+    Timestamp::from_second(seconds)
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_else(|_| seconds.to_string())
+}
+
+/// The checks that tell whether a request to the gateway reaches KMS: a
+/// gateway pod serves the Gateway, it can load the certificate, the
+/// certificate covers the hosts and is in date, and the gateway trusts the
+/// certificate kms-api really serves.
+fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
+    let expose = "run `kubectl kms-sts expose --host ADDRESS`";
+    let Some(gateway) = &s.gateway else {
+        return vec![Check::fail(
+            "gateway pods",
+            format!(
+                "no Gateway {}/{GATEWAY} to serve requests",
+                names.kms_namespace
+            ),
+            expose,
+        )];
+    };
+    let selector = gateway.data["spec"]["selector"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", value_text(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let ready = s.gateway_pods.iter().filter(|p| pod_ready(p)).count();
+    let mut checks = vec![if ready == 0 {
+        Check::fail(
+            "gateway pods",
+            format!(
+                "no ready pod in {} has the Gateway's labels {selector}",
+                names.istio_namespace
+            ),
+            "run `kubectl kms-sts expose --gateway-selector LABEL=VALUE` with your ingress \
+             gateway pods' label",
+        )
+    } else {
+        Check::pass(
+            "gateway pods",
+            format!(
+                "{ready} ready {} in {} labelled {selector}",
+                if ready == 1 { "pod" } else { "pods" },
+                names.istio_namespace
+            ),
+        )
+    }];
+    let tls = https_server(gateway).map(|server| &server["tls"]);
+    let served = match tls {
+        Some(tls) if tls["credentialName"].is_string() => credential_source(
+            s,
+            names,
+            tls["credentialName"].as_str().unwrap_or_default(),
+            &["tls.crt", "cert"],
+        ),
+        Some(tls) if tls["serverCertificate"].is_string() => file_source(
+            s,
+            names,
+            tls["serverCertificate"].as_str().unwrap_or_default(),
+        ),
+        _ => Err("the Gateway's HTTPS server names no certificate".to_owned()),
+    };
+    let served = served.and_then(|source| {
+        certificate::parse(source.data)
+            .map(|cert| (source.describe.clone(), cert))
+            .map_err(|problem| format!("{} {problem}", source.describe))
+    });
+    checks.push(match &served {
+        Ok((describe, _)) => Check::pass("gateway certificate", format!("served from {describe}")),
+        Err(problem) => Check::fail(
+            "gateway certificate",
+            problem.clone(),
+            "run `kubectl kms-sts expose` again: it delivers the certificate the way the \
+             selected gateway pods can load it",
+        ),
+    });
+    if let Ok((_, cert)) = &served {
+        checks.push(certificate_hosts(s, cert, names));
+    }
+    checks.push(upstream_trust(s, names));
+    checks
+}
+
+/// The served certificate covers every host the Certificate lists and is
+/// not about to expire.
+fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
+    let spec = s.certificate.as_ref().map(|c| &c.data["spec"]);
+    let hosts: Vec<String> = ["dnsNames", "ipAddresses"]
+        .iter()
+        .filter_map(|field| spec.and_then(|spec| spec[field].as_array()))
+        .flatten()
+        .filter_map(|h| h.as_str().map(str::to_owned))
+        .collect();
+    let uncovered: Vec<&String> = hosts
+        .iter()
+        .filter(|h| !exposure::parse_host(h).is_ok_and(|host: Host| cert.covers(&host)))
+        .collect();
+    let renew = format!(
+        "check `kubectl describe certificate {} -n {}`: cert-manager renews it when its spec changes",
+        exposure::CERTIFICATE,
+        names.istio_namespace
+    );
+    if !uncovered.is_empty() {
+        let list: Vec<&str> = uncovered.iter().map(|h| h.as_str()).collect();
+        return Check::fail(
+            "certificate hosts",
+            format!("the served certificate does not cover {}", list.join(", ")),
+            renew,
+        );
+    }
+    let left = cert.not_after - s.now;
+    if left <= 0 {
+        return Check::fail(
+            "certificate hosts",
+            format!("the served certificate expired on {}", date(cert.not_after)),
+            renew,
+        );
+    }
+    let covered = if hosts.is_empty() {
+        "covers the gateway".to_owned()
+    } else {
+        format!("covers {}", hosts.join(", "))
+    };
+    if left < EXPIRY_WARNING_SECONDS {
+        Check::warn(
+            "certificate hosts",
+            format!("{covered}; expires on {}", date(cert.not_after)),
+            renew,
+        )
+    } else {
+        Check::pass(
+            "certificate hosts",
+            format!("{covered}; valid until {}", date(cert.not_after)),
+        )
+    }
+}
+
+/// The DestinationRule has the gateway trust the CA that signed the
+/// certificate kms-api serves, and check a name that certificate has.
+fn upstream_trust(s: &Snapshot, names: &Names) -> Check {
+    let name = "upstream trust";
+    let expose = "run `kubectl kms-sts expose --host ADDRESS`: it reads the CA from the TLS secret \
+                  kms-api mounts (or --upstream-ca-secret)";
+    let Some(rule) = &s.destination_rule else {
+        return Check::fail(
+            name,
+            format!(
+                "no DestinationRule {}/{}: the gateway would send plain text to KMS's TLS port",
+                names.kms_namespace,
+                exposure::DESTINATION_RULE
+            ),
+            expose,
+        );
+    };
+    let tls = &rule.data["spec"]["trafficPolicy"]["tls"];
+    if tls["mode"] != "SIMPLE" {
+        return Check::fail(
+            name,
+            format!("TLS mode is {}, not SIMPLE", value_text(&tls["mode"])),
+            expose,
+        );
+    }
+    if tls["insecureSkipVerify"] == true {
+        return Check::warn(
+            name,
+            "the gateway does not verify KMS's certificate",
+            expose,
+        );
+    }
+    let ca = if let Some(credential) = tls["credentialName"].as_str() {
+        let cacert = format!("{credential}-cacert");
+        credential_source(s, names, &cacert, &["cacert", "ca.crt"])
+            .or_else(|_| credential_source(s, names, credential, &["cacert", "ca.crt"]))
+    } else if let Some(path) = tls["caCertificates"].as_str() {
+        file_source(s, names, path)
+    } else {
+        return Check::fail(
+            name,
+            "the gateway verifies KMS's certificate against the system's public roots, which \
+             did not sign it: every request would fail its TLS handshake",
+            expose,
+        );
+    };
+    let ca = ca.and_then(|source| {
+        certificate::parse_all(source.data)
+            .map(|cas| (source.describe.clone(), cas))
+            .map_err(|problem| format!("the CA {} {problem}", source.describe))
+    });
+    let (describe, cas) = match ca {
+        Ok(found) => found,
+        Err(problem) => return Check::fail(name, problem, expose),
+    };
+    let Some((secret, served)) = &s.kms_tls_secret else {
+        return Check::warn(
+            name,
+            format!(
+                "trusts the CA in {describe}; kms-api's pods mount no TLS secret to check it against"
+            ),
+            "check that the CA signed the certificate KMS serves",
+        );
+    };
+    let kms_cert = secret_data(served, "tls.crt")
+        .ok_or_else(|| "holds no tls.crt".to_owned())
+        .and_then(certificate::parse);
+    let kms_cert = match kms_cert {
+        Ok(cert) => cert,
+        Err(problem) => {
+            return Check::fail(
+                name,
+                format!(
+                    "kms-api's TLS secret {}/{secret} {problem}",
+                    names.kms_namespace
+                ),
+                "check the certificate KMS serves",
+            );
+        }
+    };
+    if !kms_cert.signed_by_any(&cas) {
+        return Check::fail(
+            name,
+            format!(
+                "the gateway trusts {describe}, which did not sign kms-api's certificate (issued by {})",
+                kms_cert.issuer
+            ),
+            expose,
+        );
+    }
+    let mut checked: Vec<String> = tls["subjectAltNames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    if checked.is_empty() {
+        checked.extend(tls["sni"].as_str().map(str::to_owned));
+    }
+    if checked.is_empty() {
+        return Check::fail(
+            name,
+            "the gateway would expect the client's Host in KMS's certificate, which names only \
+             the Service",
+            expose,
+        );
+    }
+    match checked.iter().find(|n| kms_cert.covers_name(n)) {
+        Some(found) => Check::pass(
+            name,
+            format!(
+                "trusts {describe}, which signed kms-api's certificate; checks the name {found}"
+            ),
+        ),
+        None => Check::fail(
+            name,
+            format!(
+                "kms-api's certificate names {}, none of {}",
+                kms_cert.dns_names.join(", "),
+                checked.join(", ")
+            ),
+            expose,
+        ),
+    }
 }
 
 fn value_text(value: &Value) -> String {

@@ -14,6 +14,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use crate::apply::{self, Desired};
 use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::Cluster;
+use crate::datapath;
 use crate::discovery::{self, CertManagerApi, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE};
@@ -227,21 +228,14 @@ async fn kms_certificates(
     service: &Service,
     ca_secret_name: Option<&str>,
 ) -> Result<(Option<(String, Secret)>, Option<(String, Secret)>)> {
-    let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
-    let read = |name: String| {
-        let secrets = secrets.clone();
-        async move {
-            let action = format!("read secret {namespace}/{name}");
-            let found = cluster.call(&action, secrets.get_opt(&name)).await?;
-            Ok::<_, Error>(found.map(|secret| (name, secret)))
-        }
-    };
     let given = async {
         let Some(name) = ca_secret_name else {
             return Ok(None);
         };
-        read(name.to_owned())
-            .await?
+        let found = datapath::secrets(cluster, namespace, [name.to_owned()]).await?;
+        found
+            .into_iter()
+            .next()
             .map(Some)
             .ok_or_else(|| Error::Missing {
                 kind: "Secret",
@@ -260,16 +254,7 @@ async fn kms_certificates(
             return Ok(None);
         }
         let pods = rollout::pods_with_labels(cluster, namespace, &labels).await?;
-        let mut names: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
-        names.dedup();
-        for name in names {
-            if let Some((name, secret)) = read(name).await?
-                && secret.type_.as_deref() == Some("kubernetes.io/tls")
-            {
-                return Ok(Some((name, secret)));
-            }
-        }
-        Ok(None)
+        datapath::served_tls_secret(cluster, namespace, &pods).await
     };
     tokio::try_join!(served, given)
 }

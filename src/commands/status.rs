@@ -3,6 +3,7 @@
 //! then every object the checks need is read concurrently into a snapshot,
 //! and `checks::evaluate` turns the snapshot into the report.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -14,11 +15,12 @@ use crate::checks::Report;
 use crate::checks::evaluate::{self, Names, Snapshot};
 use crate::cli::ClusterArgs;
 use crate::cluster::Cluster;
+use crate::datapath;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{
-    CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
+    self, CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
 };
 use crate::output::{self, Format};
 use crate::permissions::{self, Scope};
@@ -220,7 +222,56 @@ async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
         }
         None => None,
     };
+    let gateway_labels: BTreeMap<String, String> = gateway
+        .as_ref()
+        .and_then(|gw| gw.data["spec"]["selector"].as_object())
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let gateway_pods = async {
+        if gateway_labels.is_empty() {
+            return Ok(Vec::new());
+        }
+        rollout::pods_with_labels(cluster, istio_ns, &gateway_labels).await
+    };
+    let (gateway_pods, kms_tls_secret) = tokio::try_join!(
+        gateway_pods,
+        datapath::served_tls_secret(cluster, kms_ns, &kms_pods),
+    )?;
+    let tls_of = |object: &Option<DynamicObject>, pointer: &str| {
+        object
+            .as_ref()
+            .and_then(|o| o.data.pointer(pointer))
+            .and_then(|name| name.as_str())
+            .map(str::to_owned)
+    };
+    let gateway_credential = gateway
+        .as_ref()
+        .and_then(|gw| gw.data["spec"]["servers"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|server| server["tls"]["credentialName"].as_str().map(str::to_owned))
+        .collect::<Vec<_>>();
+    let upstream_credential = tls_of(&destination_rule, "/spec/trafficPolicy/tls/credentialName");
+    let wanted = gateway_pods
+        .iter()
+        .flat_map(exposure::mounted_secrets)
+        .chain(gateway_credential)
+        .chain(
+            upstream_credential
+                .iter()
+                .flat_map(|name| [name.clone(), format!("{name}-cacert")]),
+        );
+    let gateway_secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
     Ok(Snapshot {
+        gateway_pods,
+        gateway_secrets,
+        kms_tls_secret,
+        now: jiff::Timestamp::now().as_second(),
         server: cluster.server().to_owned(),
         server_version: version.git_version,
         permissions_needed: needs.len(),

@@ -145,6 +145,42 @@ pub fn fresh_namespaces(test: &TestCluster, label: &str) -> (String, String) {
     (kms, istio)
 }
 
+impl TestCluster {
+    /// Issues a legacy (`certmanager.k8s.io/v1alpha1`) Certificate as its old
+    /// controller did, since no controller serves that API here.
+    pub fn issue_legacy_certificate(&self, namespace: &str, name: &str) {
+        assert_eq!(self.profile, "legacy");
+        run_harness(&["issue-legacy-certificate", namespace, name]);
+    }
+
+    /// What Istio's own configuration generator and traffic simulation say of
+    /// an HTTPS request to each host through the gateway, with real TLS
+    /// handshakes on both legs (`tests/cluster/gomod/datapath`): its exit code
+    /// (0 when every request reaches kms-api) and its JSON report.
+    pub fn datapath(
+        &self,
+        namespaces: &(String, String),
+        hosts: &[&str],
+    ) -> (i32, serde_json::Value) {
+        static BIN: OnceLock<PathBuf> = OnceLock::new();
+        let dir = BIN.get_or_init(|| last_line(&run_harness(&["build-tools", "datapath"])));
+        let mut command = Command::new(dir.join("datapath"));
+        command.arg("--kubeconfig").arg(&self.kubeconfig).args([
+            "--kms-namespace",
+            &namespaces.0,
+            "--gateway-namespace",
+            &namespaces.1,
+        ]);
+        for host in hosts {
+            command.args(["--host", host]);
+        }
+        let out = run(&mut command);
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|err| panic!("datapath printed no report ({err}): {}", stderr(&out)));
+        (out.status.code().expect("datapath exited"), report)
+    }
+}
+
 /// The plugin pointed at a cluster and a namespace pair.
 pub fn plugin_in(test: &TestCluster, namespaces: &(String, String)) -> Command {
     plugin_as(&test.kubeconfig, namespaces)

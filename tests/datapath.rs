@@ -1,0 +1,433 @@
+//! A passing `status` means requests really reach KMS. After the plugin's
+//! chain, Istio's own configuration generator and traffic simulation
+//! (`tests/cluster/gomod/datapath`, from the pinned `istio.io/istio`) render
+//! what the gateway pod would receive and replay an HTTPS request to each
+//! host, with real TLS handshakes against the gateway's certificate and the
+//! certificate kms-api serves; and each mistake that breaks the path makes
+//! both the verifier and `status` fail, the latter with a hint.
+
+mod support;
+
+use serde_json::Value;
+use support::{
+    TestCluster, assert_exit, cluster, fresh_namespaces, plugin_in, run, run_chain, scratch_dir,
+    stderr, stdout,
+};
+
+const CHECKS_FAILED: i32 = 8;
+const MISSING_PREREQUISITE: i32 = 6;
+
+fn status(test: &TestCluster, ns: &(String, String), extra: &[&str]) -> (i32, Value) {
+    let out = run(plugin_in(test, ns)
+        .args(["status", "-o", "json"])
+        .args(extra));
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|err| panic!("status printed no JSON ({err}): {}", stderr(&out)));
+    (out.status.code().unwrap(), report)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+}
+
+fn data_path_category(report: &Value) -> &Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "data path")
+        .unwrap_or_else(|| panic!("no data path category: {report:#}"))
+}
+
+/// Every request of the verifier's report reached kms-api, rewritten to
+/// `/api`, through a certificate source that exists, with both handshakes
+/// completed.
+fn assert_reaches(report: &Value, ns: &(String, String), hosts: &[&str]) {
+    assert_eq!(report["ok"], true, "{report:#}");
+    let requests = report["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), hosts.len(), "{report:#}");
+    for (request, host) in requests.iter().zip(hosts) {
+        assert_eq!(request["host"], *host);
+        assert_eq!(request["reaches"], true, "{request:#}");
+        assert_eq!(request["rewrite"], "/api", "{request:#}");
+        assert_eq!(request["upstream_path"], "/api/v1/keys", "{request:#}");
+        assert_eq!(
+            request["cluster"],
+            format!("outbound|28674||kms-api.{}.svc.cluster.local", ns.0)
+        );
+        assert_eq!(request["cluster_found"], true);
+        for leg in ["downstream", "upstream"] {
+            assert_eq!(request[leg]["source_exists"], true, "{leg}: {request:#}");
+            assert_eq!(request[leg]["handshake"], "ok", "{leg}: {request:#}");
+        }
+        assert_eq!(
+            request["upstream"]["sni"],
+            format!("kms-api.{}.svc.cluster.local", ns.0)
+        );
+    }
+}
+
+/// `status` waits until the Certificate is issued, then every check passes.
+fn assert_status_passes(test: &TestCluster, ns: &(String, String)) -> Value {
+    let (code, report) = status(test, ns, &["--wait", "60s"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["summary"]["warnings"], 0, "{report:#}");
+    let category = data_path_category(&report);
+    let names: Vec<&str> = category["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "gateway pods",
+            "gateway certificate",
+            "certificate hosts",
+            "upstream trust"
+        ]
+    );
+    report
+}
+
+/// Waits, on a watch, until cert-manager has issued the gateway's certificate.
+fn wait_for_certificate(test: &TestCluster, ns: &(String, String)) {
+    let out = run(test.kubectl().args([
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=60s",
+        "-n",
+        &ns.1,
+        "certificates.cert-manager.io/istio-ingressgateway-certs",
+    ]));
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
+    for profile in ["modern", "legacy"] {
+        let test = cluster(profile);
+        let ns = fresh_namespaces(test, "datapath-chain");
+        run_chain(
+            &test.kubeconfig,
+            &ns,
+            &scratch_dir(&format!("datapath-{profile}")),
+        );
+        // Another host: the Certificate is issued again with both.
+        let out = run(plugin_in(test, &ns).args([
+            "expose",
+            "--host",
+            "10.20.30.40",
+            "--host",
+            "kms.example.com",
+        ]));
+        assert_exit(&out, 0);
+        if profile == "legacy" {
+            test.issue_legacy_certificate(&ns.1, "istio-ingressgateway-certs");
+        }
+        let report = assert_status_passes(test, &ns);
+        let hosts = check(&report, "certificate hosts")["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            hosts.contains("kms.example.com") && hosts.contains("10.20.30.40"),
+            "{hosts}"
+        );
+        let (code, verified) = test.datapath(&ns, &["10.20.30.40", "kms.example.com"]);
+        assert_eq!(code, 0, "{profile}: {verified:#}");
+        assert_reaches(&verified, &ns, &["10.20.30.40", "kms.example.com"]);
+        // Both profiles' default gateways mount the certificate secrets: the
+        // runbook's files serve the certificate and the CA.
+        let request = &verified["requests"][0];
+        assert_eq!(
+            request["downstream"]["certificate_source"],
+            "file-cert:/etc/istio/ingressgateway-certs/tls.crt~/etc/istio/ingressgateway-certs/tls.key"
+        );
+        assert_eq!(
+            request["upstream"]["trust"],
+            "file-root:/etc/istio/ingressgateway-ca-certs/ca.crt"
+        );
+    }
+}
+
+#[test]
+fn a_gateway_that_mounts_no_certificate_is_served_by_credential_name() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "datapath-sds");
+    let out = run(plugin_in(test, &ns).args([
+        "expose",
+        "--host",
+        "kms.example.com",
+        "--gateway-selector",
+        "istio=ingress",
+    ]));
+    assert_exit(&out, 0);
+    let gateway = stdout(&run(test.kubectl().args([
+        "get",
+        "gateways.networking.istio.io/kmsgateway",
+        "-n",
+        &ns.0,
+        "-o",
+        "jsonpath={.spec.servers[0].tls.credentialName} {.spec.selector.istio}",
+    ])));
+    assert_eq!(gateway, "istio-ingressgateway-certs ingress");
+    let trust = stdout(&run(test.kubectl().args([
+        "get",
+        "destinationrules.networking.istio.io/kms-api-tls",
+        "-n",
+        &ns.0,
+        "-o",
+        "jsonpath={.spec.trafficPolicy.tls.credentialName}",
+    ])));
+    assert_eq!(trust, "istio-ingressgateway-ca-certs");
+    wait_for_certificate(test, &ns);
+    let (code, report) = status(test, &ns, &[]);
+    assert_eq!(
+        data_path_category(&report)["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["result"] != "pass")
+            .count(),
+        0,
+        "{report:#}"
+    );
+    assert_eq!(code, CHECKS_FAILED, "the other steps were not run");
+    let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+    assert_eq!(code, 0, "{verified:#}");
+    assert_reaches(&verified, &ns, &["kms.example.com"]);
+    let request = &verified["requests"][0];
+    assert_eq!(
+        request["downstream"]["certificate_source"],
+        "kubernetes://istio-ingressgateway-certs"
+    );
+    assert_eq!(
+        request["upstream"]["trust"],
+        "kubernetes://istio-ingressgateway-ca-certs-cacert"
+    );
+}
+
+/// One way to break the path, applied with kubectl after `expose`.
+struct Mistake {
+    label: &'static str,
+    /// kubectl arguments; `{kms}` and `{istio}` stand for the namespaces.
+    steps: &'static [&'static [&'static str]],
+    /// What the verifier's report says.
+    verifier_says: &'static str,
+    /// The `status` check that fails, and what it says.
+    check: &'static str,
+    status_says: &'static str,
+}
+
+const MISTAKES: [Mistake; 5] = [
+    Mistake {
+        label: "a VirtualService port that is not the Service's",
+        steps: &[&[
+            "patch",
+            "virtualservices.networking.istio.io/kmsvservice",
+            "-n",
+            "{kms}",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/http/0/route/0/destination/port/number","value":8443}]"#,
+        ]],
+        verifier_says: "does not exist",
+        check: "VirtualService",
+        status_says: "routes to port 8443, but kms-api serves 28674",
+    },
+    Mistake {
+        label: "a Gateway selector that matches no pod",
+        steps: &[&[
+            "patch",
+            "gateways.networking.istio.io/kmsgateway",
+            "-n",
+            "{kms}",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"selector":{"istio":"no-such-gateway"}}}"#,
+        ]],
+        verifier_says: "no Gateway selects a ready pod",
+        check: "gateway pods",
+        status_says: "has the Gateway's labels istio=no-such-gateway",
+    },
+    Mistake {
+        label: "the DestinationRule removed",
+        steps: &[&[
+            "delete",
+            "destinationrules.networking.istio.io/kms-api-tls",
+            "-n",
+            "{kms}",
+        ]],
+        verifier_says: "the gateway sends plain text to a TLS server",
+        check: "upstream trust",
+        status_says: "no DestinationRule",
+    },
+    Mistake {
+        label: "a DestinationRule trusting the wrong CA",
+        steps: &[
+            &[
+                "create",
+                "secret",
+                "generic",
+                "wrong-ca",
+                "-n",
+                "{istio}",
+                "--from-file=ca.crt={wrong_ca}",
+            ],
+            &[
+                "patch",
+                "destinationrules.networking.istio.io/kms-api-tls",
+                "-n",
+                "{kms}",
+                "--type=json",
+                "-p",
+                r#"[{"op":"remove","path":"/spec/trafficPolicy/tls/caCertificates"},{"op":"add","path":"/spec/trafficPolicy/tls/credentialName","value":"wrong-ca"}]"#,
+            ],
+        ],
+        verifier_says: "certificate signed by unknown authority",
+        check: "upstream trust",
+        status_says: "did not sign kms-api's certificate",
+    },
+    Mistake {
+        label: "a file-mounted certificate on a gateway that does not mount it",
+        steps: &[&[
+            "patch",
+            "gateways.networking.istio.io/kmsgateway",
+            "-n",
+            "{kms}",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"selector":{"istio":"ingress"}}}"#,
+        ]],
+        verifier_says: "mounts no secret at /etc/istio/ingressgateway-certs",
+        check: "gateway certificate",
+        status_says: "the gateway pods mount no secret at /etc/istio/ingressgateway-certs",
+    },
+];
+
+#[test]
+fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
+    let test = cluster("modern");
+    let wrong_ca = concat!(env!("CARGO_MANIFEST_DIR"), "/src/testdata/other-ca.crt");
+    for (index, mistake) in MISTAKES.iter().enumerate() {
+        let ns = fresh_namespaces(test, &format!("datapath-mistake-{index}"));
+        let out = run(plugin_in(test, &ns).args(["expose", "--host", "kms.example.com"]));
+        assert_exit(&out, 0);
+        // The path works before the mistake.
+        wait_for_certificate(test, &ns);
+        let (code, report) = status(test, &ns, &[]);
+        assert_eq!(code, CHECKS_FAILED, "the other steps were not run");
+        assert!(
+            data_path_category(&report)["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["result"] == "pass"),
+            "{}: before: {report:#}",
+            mistake.label
+        );
+        let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+        assert_eq!(code, 0, "{}: before: {verified:#}", mistake.label);
+
+        for step in mistake.steps {
+            let args: Vec<String> = step
+                .iter()
+                .map(|arg| {
+                    arg.replace("{kms}", &ns.0)
+                        .replace("{istio}", &ns.1)
+                        .replace("{wrong_ca}", wrong_ca)
+                })
+                .collect();
+            assert_exit(&run(test.kubectl().args(&args)), 0);
+        }
+
+        let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+        assert_eq!(code, 1, "{}: {verified:#}", mistake.label);
+        assert_eq!(verified["ok"], false);
+        let text = verified.to_string();
+        assert!(
+            text.contains(mistake.verifier_says),
+            "{}: {verified:#}",
+            mistake.label
+        );
+        if let Some(request) = verified["requests"].get(0) {
+            assert_eq!(request["reaches"], false, "{}", mistake.label);
+        }
+
+        let (code, report) = status(test, &ns, &[]);
+        assert_eq!(code, CHECKS_FAILED);
+        let failed = check(&report, mistake.check);
+        assert_eq!(failed["result"], "fail", "{}: {failed:#}", mistake.label);
+        assert!(
+            failed["message"]
+                .as_str()
+                .unwrap()
+                .contains(mistake.status_says),
+            "{}: {failed:#}",
+            mistake.label
+        );
+        assert!(
+            failed["hint"]
+                .as_str()
+                .unwrap()
+                .contains("kubectl kms-sts expose"),
+            "{}: {failed:#}",
+            mistake.label
+        );
+    }
+}
+
+#[test]
+fn expose_refuses_a_ca_that_did_not_sign_kms_certificate_and_writes_nothing() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "datapath-wrong-ca");
+    let wrong_ca = concat!(env!("CARGO_MANIFEST_DIR"), "/src/testdata/other-ca.crt");
+    let out = run(test.kubectl().args([
+        "create",
+        "secret",
+        "generic",
+        "their-ca",
+        "-n",
+        &ns.0,
+        &format!("--from-file=ca.crt={wrong_ca}"),
+    ]));
+    assert_exit(&out, 0);
+    for (args, says) in [
+        (
+            vec!["--upstream-ca-secret", "their-ca"],
+            "the CA given did not sign kms-api's certificate",
+        ),
+        (vec!["--upstream-ca-secret", "no-such-secret"], "Secret"),
+        (
+            vec!["--gateway-selector", "istio=no-such-gateway"],
+            "has the gateway label istio=no-such-gateway",
+        ),
+    ] {
+        let out = run(plugin_in(test, &ns)
+            .args(["expose", "--host", "kms.example.com"])
+            .args(&args));
+        assert_exit(&out, MISSING_PREREQUISITE);
+        let err = stderr(&out);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.contains("hint: "), "{err}");
+        assert!(!err.contains("Some("), "{err}");
+    }
+    assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
+    assert_eq!(test.object_names(&ns.1, "certificates.cert-manager.io"), "");
+    let out = run(test.kubectl().args([
+        "get",
+        "secret",
+        "istio-ingressgateway-ca-certs",
+        "-n",
+        &ns.1,
+    ]));
+    assert!(!out.status.success(), "the CA Secret was not written");
+}
