@@ -31,6 +31,13 @@ pub struct Answers {
     pub common_name: String,
     pub source_crn: String,
     pub target_crns: Vec<String>,
+    /// The label of the ingress gateway pods, `LABEL=VALUE`.
+    #[serde(default = "default_gateway_selector")]
+    pub gateway_selector: String,
+    /// A Secret in the KMS namespace whose `ca.crt` signed kms-api's
+    /// certificate; read from kms-api's own TLS secret when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_ca_secret: Option<String>,
 }
 
 fn default_kms_namespace() -> String {
@@ -44,6 +51,11 @@ fn default_issuer() -> String {
 }
 fn default_issuer_kind() -> String {
     "ClusterIssuer".into()
+}
+/// The runbook's gateway label, as an answer.
+pub fn default_gateway_selector() -> String {
+    let (label, value) = exposure::DEFAULT_GATEWAY_SELECTOR;
+    format!("{label}={value}")
 }
 fn default_common_name() -> String {
     "istio-service".into()
@@ -74,6 +86,8 @@ impl Answers {
         }
         exposure::check_common_name(&self.common_name)
             .map_err(|reason| invalid("commonName", reason))?;
+        exposure::parse_selector(&self.gateway_selector)
+            .map_err(|reason| invalid("gatewaySelector", reason))?;
         crn::parse(&self.source_crn).map_err(|err| invalid("sourceCrn", err.to_string()))?;
         if self.target_crns.is_empty() {
             return Err(invalid("targetCrns", "give at least one KMS CRN".into()));
@@ -156,6 +170,8 @@ mod tests {
         assert_eq!(answers.kms_namespace, "kube-system");
         assert_eq!(answers.issuer, "icp-ca-issuer");
         assert_eq!(answers.hosts.len(), 2);
+        assert_eq!(answers.gateway_selector, "istio=ingressgateway");
+        assert_eq!(answers.upstream_ca_secret, None);
         let again = Answers::from_yaml(&answers.to_yaml()).unwrap();
         assert_eq!(again, answers);
     }
@@ -173,6 +189,7 @@ mod tests {
                 "(file)",
             ),
             (format!("{GOOD}kmsNamespace: Kube_System\n"), "kmsNamespace"),
+            (format!("{GOOD}gatewaySelector: istio\n"), "gatewaySelector"),
             (
                 "hosts: []\nsourceCrn: x\ntargetCrns: []\n".to_owned(),
                 "hosts",

@@ -176,6 +176,9 @@ pub enum Error {
     #[error("requests through the gateway could not reach KMS: {problem}")]
     DataPath { problem: String, hint: String },
 
+    #[error("no pod in {namespace} has the gateway label {selector}")]
+    NoGatewayPods { namespace: String, selector: String },
+
     #[error("{tool} failed: {detail}")]
     ToolFailed { tool: &'static str, detail: String },
 
@@ -259,9 +262,10 @@ impl Error {
             | Error::InvalidAnswers { .. }
             | Error::NeedsTerminal
             | Error::KeyRead { .. } => ExitStatus::Usage,
-            Error::Missing { .. } | Error::ToolMissing { .. } | Error::DataPath { .. } => {
-                ExitStatus::MissingPrerequisite
-            }
+            Error::Missing { .. }
+            | Error::ToolMissing { .. }
+            | Error::DataPath { .. }
+            | Error::NoGatewayPods { .. } => ExitStatus::MissingPrerequisite,
             Error::ToolFailed { .. } | Error::LocalFile { .. } | Error::StandardOutput(_) => {
                 ExitStatus::Failure
             }
@@ -332,6 +336,10 @@ impl Error {
                 Some("pass the key with --from-stdin, --from-file PATH or --from-env VAR".into())
             }
             Error::Missing { hint, .. } | Error::DataPath { hint, .. } => Some(hint.clone()),
+            Error::NoGatewayPods { namespace, .. } => Some(format!(
+                "pass --gateway-selector with your ingress gateway pods' label; \
+                 `kubectl get pods -n {namespace} --show-labels` lists them"
+            )),
             Error::ToolMissing { tool, .. } => Some(format!(
                 "install {tool} and put it on PATH, or name it with --{tool} PATH"
             )),

@@ -259,7 +259,7 @@ fn yaml_output_is_accepted_by_kubectl_apply() {
         assert_exit(&out, 0);
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(list["kind"], "List");
-        assert_eq!(list["items"].as_array().unwrap().len(), 4);
+        assert_eq!(list["items"].as_array().unwrap().len(), 5);
     }
 }
 

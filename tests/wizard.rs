@@ -186,6 +186,60 @@ fn without_a_terminal_it_names_the_answers_flag() {
 }
 
 #[test]
+fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-gateway");
+    let dir = scratch_dir("wizard-gateway");
+    // The CA is named by the answers: the ca.crt of kms-api's own TLS secret.
+    let file = dir.join("answers.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}gatewaySelector: istio=ingress\nupstreamCaSecret: kms-api-tls\n",
+            answers(&ns)
+        ),
+    )
+    .unwrap();
+    let saved = dir.join("saved.yaml");
+    let out = run_with_stdin(
+        wizard(test, &file).arg("--save-answers").arg(&saved),
+        b"gateway-key",
+    );
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("Status: 22 passed, 0 warnings, 0 failed"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "gateways.networking.istio.io/kmsgateway",
+            "{.spec.selector.istio} {.spec.servers[0].tls.credentialName}"
+        ),
+        "ingress istio-ingressgateway-certs"
+    );
+    let saved = std::fs::read_to_string(&saved).unwrap();
+    assert!(saved.contains("gatewaySelector: istio=ingress"), "{saved}");
+    assert!(saved.contains("upstreamCaSecret: kms-api-tls"), "{saved}");
+    let (code, verified) = test.datapath(&ns, &["10.9.8.7", "kms.example.com"]);
+    assert_eq!(code, 0, "{verified:#}");
+
+    // A CA secret that does not exist is named, with the answers field.
+    let ns = fresh_namespaces(test, "wizard-gateway-ca");
+    std::fs::write(
+        &file,
+        format!("{}upstreamCaSecret: no-such-ca\n", answers(&ns)),
+    )
+    .unwrap();
+    let out = run_with_stdin(&mut wizard(test, &file), b"gateway-key");
+    assert_exit(&out, 6);
+    assert!(stderr(&out).contains("no-such-ca"), "{}", stderr(&out));
+    assert_eq!(test.kms_generation(&ns.0), "1");
+}
+
+#[test]
 fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-bad");
@@ -200,6 +254,14 @@ fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
         (
             answers(&ns).replace("hosts: [10.9.8.7, kms.example.com]", "hosts: {a: 1}"),
             "invalid answers",
+        ),
+        (
+            format!("{}gatewaySelector: istio\n", answers(&ns)),
+            "gatewaySelector",
+        ),
+        (
+            format!("{}gatewaySelector: istio=no-such-gateway\n", answers(&ns)),
+            "no pod in",
         ),
     ];
     for (index, (text, field)) in cases.iter().enumerate() {

@@ -1022,4 +1022,165 @@ mod tests {
             check.message
         );
     }
+
+    fn tls_secret(data: &[(&str, &str)]) -> Secret {
+        use base64::Engine;
+        let data: serde_json::Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        object(json!({"type": "kubernetes.io/tls", "data": data}))
+    }
+
+    fn ready_gateway_pod(volumes: Value) -> Pod {
+        object(json!({
+            "metadata": {"name": "gw-1", "labels": {"istio": "ingressgateway"}},
+            "spec": {"containers": [{"name": "istio-proxy", "volumeMounts": [
+                {"name": "certs", "mountPath": "/etc/istio/ingressgateway-certs"},
+                {"name": "ca", "mountPath": "/etc/istio/ingressgateway-ca-certs"}]}],
+                     "volumes": volumes},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+    }
+
+    /// A set-up exposure as `expose` writes it for a gateway that mounts the
+    /// secrets, with kms-api serving the test leaf certificate.
+    fn exposed() -> Snapshot {
+        let ca = include_str!("../testdata/ca.crt");
+        let leaf = include_str!("../testdata/leaf.crt");
+        let gateway: DynamicObject = object(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": "kmsgateway"},
+            "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
+                "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                "tls": {"mode": "SIMPLE",
+                        "serverCertificate": "/etc/istio/ingressgateway-certs/tls.crt",
+                        "privateKey": "/etc/istio/ingressgateway-certs/tls.key"},
+                "hosts": ["*"]}]}
+        }));
+        let rule: DynamicObject = object(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": "kms-api-tls"},
+            "spec": {"host": "kms-api", "trafficPolicy": {"tls": {
+                "mode": "SIMPLE", "sni": "kms-api.kube-system.svc.cluster.local",
+                "subjectAltNames": ["kms-api.kube-system.svc.cluster.local"],
+                "caCertificates": "/etc/istio/ingressgateway-ca-certs/ca.crt"}}}
+        }));
+        let certificate: DynamicObject = object(json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "istio-ingressgateway-certs"},
+            "spec": {"dnsNames": ["kms.example.com"], "ipAddresses": ["10.0.0.7"]}
+        }));
+        Snapshot {
+            gateway: Some(gateway),
+            destination_rule: Some(rule),
+            certificate: Some(certificate),
+            gateway_pods: vec![ready_gateway_pod(json!([
+                {"name": "certs", "secret": {"secretName": "istio-ingressgateway-certs"}},
+                {"name": "ca", "secret": {"secretName": "istio-ingressgateway-ca-certs"}}]))],
+            gateway_secrets: BTreeMap::from([
+                (
+                    "istio-ingressgateway-certs".to_owned(),
+                    tls_secret(&[("tls.crt", leaf), ("tls.key", "k"), ("ca.crt", ca)]),
+                ),
+                (
+                    "istio-ingressgateway-ca-certs".to_owned(),
+                    tls_secret(&[("ca.crt", ca)]),
+                ),
+            ]),
+            kms_tls_secret: Some((
+                "kms-api-tls".to_owned(),
+                tls_secret(&[("tls.crt", leaf), ("ca.crt", ca)]),
+            )),
+            now: 1_800_000_000,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_working_data_path_passes_every_check() {
+        let report = report(&exposed(), &names());
+        for name in [
+            "gateway pods",
+            "gateway certificate",
+            "certificate hosts",
+            "upstream trust",
+        ] {
+            let check = find(&report, name);
+            assert_eq!(check.result, Outcome::Pass, "{name}: {}", check.message);
+        }
+        assert!(
+            find(&report, "upstream trust")
+                .message
+                .contains("checks the name kms-api.kube-system.svc.cluster.local")
+        );
+    }
+
+    #[test]
+    fn the_runbooks_bare_simple_rule_fails_upstream_trust() {
+        let mut snapshot = exposed();
+        snapshot.destination_rule = Some(object(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": "kms-api-tls"},
+            "spec": {"host": "kms-api", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}
+        })));
+        let check = find(&report(&snapshot, &names()), "upstream trust").clone();
+        assert_eq!(check.result, Outcome::Fail);
+        assert!(
+            check.message.contains("system's public roots"),
+            "{}",
+            check.message
+        );
+        assert!(check.hint.unwrap().contains("kubectl kms-sts expose"));
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_or_missing_a_host_is_reported() {
+        let mut snapshot = exposed();
+        let not_after = certificate::parse(include_str!("../testdata/leaf.crt").as_bytes())
+            .unwrap()
+            .not_after;
+        snapshot.now = not_after - 10 * 24 * 3600;
+        let check = find(&report(&snapshot, &names()), "certificate hosts").clone();
+        assert_eq!(check.result, Outcome::Warn, "{}", check.message);
+        snapshot.now = not_after + 1;
+        let check = find(&report(&snapshot, &names()), "certificate hosts").clone();
+        assert_eq!(check.result, Outcome::Fail, "{}", check.message);
+        assert!(check.message.contains("expired"));
+
+        let mut snapshot = exposed();
+        if let Some(cert) = snapshot.certificate.as_mut() {
+            cert.data["spec"]["dnsNames"] = json!(["kms.example.com", "other.example.org"]);
+        }
+        let check = find(&report(&snapshot, &names()), "certificate hosts").clone();
+        assert_eq!(check.result, Outcome::Fail);
+        assert!(
+            check.message.contains("does not cover other.example.org"),
+            "{}",
+            check.message
+        );
+    }
+
+    #[test]
+    fn a_gateway_that_cannot_load_its_certificate_fails() {
+        let mut snapshot = exposed();
+        snapshot.gateway_pods = vec![ready_gateway_pod(json!([]))];
+        let check = find(&report(&snapshot, &names()), "gateway certificate").clone();
+        assert_eq!(check.result, Outcome::Fail);
+        assert!(
+            check
+                .message
+                .contains("mount no secret at /etc/istio/ingressgateway-certs")
+        );
+        snapshot.gateway_pods.clear();
+        assert_eq!(
+            find(&report(&snapshot, &names()), "gateway pods").result,
+            Outcome::Fail
+        );
+    }
 }

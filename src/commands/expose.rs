@@ -50,7 +50,7 @@ pub struct ExposeArgs {
 
     /// Label of the ingress gateway pods the Gateway selects, in the Istio
     /// namespace.
-    #[arg(long, value_name = "LABEL=VALUE", default_value = "istio=ingressgateway", value_parser = parse_selector)]
+    #[arg(long, value_name = "LABEL=VALUE", default_value = "istio=ingressgateway", value_parser = exposure::parse_selector)]
     pub gateway_selector: (String, String),
 
     /// Secret in the KMS namespace whose ca.crt is the CA that signed
@@ -80,17 +80,6 @@ pub struct ExposeArgs {
 
 fn parse_common_name(text: &str) -> std::result::Result<String, String> {
     exposure::check_common_name(text).map(|()| text.to_owned())
-}
-
-fn parse_selector(text: &str) -> std::result::Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((label, value)) if !label.is_empty() && !value.contains('=') => {
-            Ok((label.to_owned(), value.to_owned()))
-        }
-        _ => Err(format!(
-            "\"{text}\" is not LABEL=VALUE (for example istio=ingressgateway)"
-        )),
-    }
 }
 
 fn parse_path(text: &str) -> std::result::Result<String, String> {
@@ -209,12 +198,9 @@ async fn gateway_pods(
     let selector = BTreeMap::from([(label.clone(), value.clone())]);
     let pods = rollout::pods_with_labels(cluster, namespace, &selector).await?;
     if pods.is_empty() {
-        return Err(Error::DataPath {
-            problem: format!("no pod in {namespace} has the gateway label {label}={value}"),
-            hint: format!(
-                "pass --gateway-selector with your ingress gateway pods' label; \
-                 `kubectl get pods -n {namespace} --show-labels` lists them"
-            ),
+        return Err(Error::NoGatewayPods {
+            namespace: namespace.to_owned(),
+            selector: format!("{label}={value}"),
         });
     }
     Ok(pods)

@@ -141,7 +141,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     let served = discovery::discover(&cluster).await?;
 
     let key_missing = check_failed(&before, "API key secret");
-    let (answers, key) = match loaded {
+    let (mut answers, key) = match loaded {
         Some(answers) => {
             let key = match args.key_source() {
                 Some(source) => Some(apikey::read(&source)?),
@@ -155,19 +155,13 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             ask(&cluster_args, key_missing, &before, &existing)?
         }
     };
-    if let Some(path) = &args.save_answers {
-        let mut saved = answers.clone();
-        saved.context = Some(cluster.context().to_owned());
-        saved.save(path)?;
-        eprintln!("answers saved to {}", path.display());
-    }
 
     let inject_needed = check_failed(&before, "sidecar");
     let apply = ApplyArgs {
         apply_strategy: Strategy::ServerSide,
         force_conflicts: false,
     };
-    let expose_args = ExposeArgs {
+    let mut expose_args = ExposeArgs {
         hosts: answers
             .hosts
             .iter()
@@ -177,11 +171,9 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         issuer_kind: answers.issuer_kind.clone(),
         common_name: answers.common_name.clone(),
         tls_credential_name: None,
-        gateway_selector: (
-            exposure::DEFAULT_GATEWAY_SELECTOR.0.into(),
-            exposure::DEFAULT_GATEWAY_SELECTOR.1.into(),
-        ),
-        upstream_ca_secret: None,
+        gateway_selector: exposure::parse_selector(&answers.gateway_selector)
+            .expect("validated answers"),
+        upstream_ca_secret: answers.upstream_ca_secret.clone(),
         path_prefix: "/kms/api".into(),
         rewrite: "/api".into(),
         port: None,
@@ -199,9 +191,74 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         write: WriteArgs::default(),
     };
     // What expose and map-identity would change, field by field; their
-    // prerequisites are checked here, before anything is written.
-    let mut objects =
-        expose::desired_objects(&cluster, &served, &cluster_args, &expose_args).await?;
+    // prerequisites are checked here, before anything is written. What the
+    // cluster cannot tell about the gateway is asked for on a terminal.
+    let mut objects = loop {
+        match expose::desired_objects(&cluster, &served, &cluster_args, &expose_args).await {
+            Err(Error::NoGatewayPods {
+                namespace,
+                selector,
+            }) if interactive => {
+                eprintln!("no pod in {namespace} has the gateway label {selector}");
+                let text = prompt_text(
+                    &format!("Label of the ingress gateway pods in {namespace} (LABEL=VALUE)"),
+                    None,
+                    |text| exposure::parse_selector(text).map(|_| ()),
+                )?;
+                expose_args.gateway_selector =
+                    exposure::parse_selector(&text).expect("validated as typed");
+                answers.gateway_selector = text;
+            }
+            Err(Error::DataPath { problem, .. }) if interactive => {
+                eprintln!("{problem}");
+                let name = prompt_text(
+                    &format!(
+                        "Secret in {} whose ca.crt is the CA that signed kms-api's certificate",
+                        cluster_args.kms_namespace
+                    ),
+                    None,
+                    |text| {
+                        if text.is_empty() {
+                            Err("give the Secret's name".to_owned())
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )?;
+                expose_args.upstream_ca_secret = Some(name.clone());
+                answers.upstream_ca_secret = Some(name);
+            }
+            Err(Error::DataPath { problem, .. }) => {
+                return Err(Error::DataPath {
+                    problem,
+                    hint: format!(
+                        "set upstreamCaSecret in the answers file to a Secret in {} whose \
+                         ca.crt is the CA that signed kms-api's certificate",
+                        cluster_args.kms_namespace
+                    ),
+                });
+            }
+            Err(Error::NoGatewayPods {
+                namespace,
+                selector,
+            }) => {
+                return Err(Error::InvalidAnswers {
+                    field: "gatewaySelector".into(),
+                    reason: format!(
+                        "no pod in {namespace} has the label {selector}; \
+                         `kubectl get pods -n {namespace} --show-labels` lists them"
+                    ),
+                });
+            }
+            other => break other?,
+        }
+    };
+    if let Some(path) = &args.save_answers {
+        let mut saved = answers.clone();
+        saved.context = Some(cluster.context().to_owned());
+        saved.save(path)?;
+        eprintln!("answers saved to {}", path.display());
+    }
     objects.push(map_identity::desired_policy(&cluster, &served, &cluster_args, &map_args).await?);
     let mut previews = Vec::new();
     for object in &objects {
@@ -505,6 +562,8 @@ fn ask(
         common_name: "istio-service".into(),
         source_crn,
         target_crns: vec![target_crn],
+        gateway_selector: crate::answers::default_gateway_selector(),
+        upstream_ca_secret: None,
     };
     answers.validate()?;
     Ok((answers, key))

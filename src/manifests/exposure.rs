@@ -64,6 +64,18 @@ pub fn parse_host(text: &str) -> Result<Host, String> {
     Ok(Host::Dns(text.to_ascii_lowercase()))
 }
 
+/// Accepts a pod label selector of one `LABEL=VALUE`.
+pub fn parse_selector(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((label, value)) if !label.is_empty() && !value.contains('=') => {
+            Ok((label.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "\"{text}\" is not LABEL=VALUE (for example istio=ingressgateway)"
+        )),
+    }
+}
+
 /// Refuses a common name that would put junk into the certificate.
 pub fn check_common_name(text: &str) -> Result<(), String> {
     if text.is_empty() || text.chars().count() > 64 {
@@ -706,6 +718,17 @@ mod tests {
             "a b",
         ] {
             assert!(parse_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selectors_are_one_label() {
+        assert_eq!(
+            parse_selector("istio=ingress"),
+            Ok(("istio".into(), "ingress".into()))
+        );
+        for bad in ["istio", "=x", "a=b=c"] {
+            assert!(parse_selector(bad).is_err(), "{bad}");
         }
     }
 
