@@ -127,16 +127,37 @@ impl Certificate {
     }
 }
 
+/// Certificates and secrets for the unit tests of the modules that read them.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifests::exposure::parse_host;
+pub mod fixtures {
+    use base64::Engine;
+    use k8s_openapi::api::core::v1::Secret;
 
     // A CA and a leaf it signed for kms-api.kube-system.svc.cluster.local,
     // *.example.com and 10.0.0.7; and a second, unrelated CA.
-    const CA: &str = include_str!("testdata/ca.crt");
-    const LEAF: &str = include_str!("testdata/leaf.crt");
-    const OTHER_CA: &str = include_str!("testdata/other-ca.crt");
+    pub const CA: &str = include_str!("testdata/ca.crt");
+    pub const LEAF: &str = include_str!("testdata/leaf.crt");
+    pub const OTHER_CA: &str = include_str!("testdata/other-ca.crt");
+
+    /// A `kubernetes.io/tls` Secret holding `data`.
+    pub fn secret(data: &[(&str, &str)]) -> Secret {
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(key, value)| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+                ((*key).to_owned(), serde_json::Value::from(encoded))
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"type": "kubernetes.io/tls", "data": data}))
+            .expect("a Secret")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{CA, LEAF, OTHER_CA};
+    use super::*;
+    use crate::manifests::exposure::parse_host;
 
     #[test]
     fn names_addresses_and_expiry_are_read() {

@@ -10,30 +10,15 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, plugin_in, run, run_chain, scratch_dir,
-    stderr, stdout,
+    TestCluster, assert_exit, cluster, fresh_namespaces, json_status, plugin_in, run, run_chain,
+    scratch_dir, status_check, stderr, stdout,
 };
 
 const CHECKS_FAILED: i32 = 8;
 const MISSING_PREREQUISITE: i32 = 6;
 
 fn status(test: &TestCluster, ns: &(String, String), extra: &[&str]) -> (i32, Value) {
-    let out = run(plugin_in(test, ns)
-        .args(["status", "-o", "json"])
-        .args(extra));
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|err| panic!("status printed no JSON ({err}): {}", stderr(&out)));
-    (out.status.code().unwrap(), report)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["checks"].as_array().unwrap())
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+    json_status(plugin_in(test, ns).arg("status").args(extra))
 }
 
 fn data_path_category(report: &Value) -> &Value {
@@ -43,6 +28,16 @@ fn data_path_category(report: &Value) -> &Value {
         .iter()
         .find(|c| c["name"] == "data path")
         .unwrap_or_else(|| panic!("no data path category: {report:#}"))
+}
+
+/// `expose` for `hosts`, with `extra` arguments; it must succeed.
+fn expose(test: &TestCluster, ns: &(String, String), hosts: &[&str], extra: &[&str]) {
+    let mut command = plugin_in(test, ns);
+    command.arg("expose");
+    for host in hosts {
+        command.args(["--host", host]);
+    }
+    assert_exit(&run(command.args(extra)), 0);
 }
 
 /// Every request of the verifier's report reached kms-api, rewritten to
@@ -97,19 +92,6 @@ fn assert_status_passes(test: &TestCluster, ns: &(String, String)) -> Value {
     report
 }
 
-/// Waits, on a watch, until cert-manager has issued the gateway's certificate.
-fn wait_for_certificate(test: &TestCluster, ns: &(String, String)) {
-    let out = run(test.kubectl().args([
-        "wait",
-        "--for=condition=Ready",
-        "--timeout=60s",
-        "-n",
-        &ns.1,
-        "certificates.cert-manager.io/istio-ingressgateway-certs",
-    ]));
-    assert_exit(&out, 0);
-}
-
 #[test]
 fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
     for profile in ["modern", "legacy"] {
@@ -121,19 +103,12 @@ fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
             &scratch_dir(&format!("datapath-{profile}")),
         );
         // Another host: the Certificate is issued again with both.
-        let out = run(plugin_in(test, &ns).args([
-            "expose",
-            "--host",
-            "10.20.30.40",
-            "--host",
-            "kms.example.com",
-        ]));
-        assert_exit(&out, 0);
+        expose(test, &ns, &["10.20.30.40", "kms.example.com"], &[]);
         if profile == "legacy" {
             test.issue_legacy_certificate(&ns.1, "istio-ingressgateway-certs");
         }
         let report = assert_status_passes(test, &ns);
-        let hosts = check(&report, "certificate hosts")["message"]
+        let hosts = status_check(&report, "certificate hosts")["message"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -162,14 +137,12 @@ fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
 fn a_gateway_that_mounts_no_certificate_is_served_by_credential_name() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "datapath-sds");
-    let out = run(plugin_in(test, &ns).args([
-        "expose",
-        "--host",
-        "kms.example.com",
-        "--gateway-selector",
-        "istio=ingress",
-    ]));
-    assert_exit(&out, 0);
+    expose(
+        test,
+        &ns,
+        &["kms.example.com"],
+        &["--gateway-selector", "istio=ingress"],
+    );
     let gateway = stdout(&run(test.kubectl().args([
         "get",
         "gateways.networking.istio.io/kmsgateway",
@@ -188,7 +161,7 @@ fn a_gateway_that_mounts_no_certificate_is_served_by_credential_name() {
         "jsonpath={.spec.trafficPolicy.tls.credentialName}",
     ])));
     assert_eq!(trust, "istio-ingressgateway-ca-certs");
-    wait_for_certificate(test, &ns);
+    test.wait_for_gateway_certificate(&ns);
     let (code, report) = status(test, &ns, &[]);
     assert_eq!(
         data_path_category(&report)["checks"]
@@ -319,10 +292,9 @@ fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
     let wrong_ca = concat!(env!("CARGO_MANIFEST_DIR"), "/src/testdata/other-ca.crt");
     for (index, mistake) in MISTAKES.iter().enumerate() {
         let ns = fresh_namespaces(test, &format!("datapath-mistake-{index}"));
-        let out = run(plugin_in(test, &ns).args(["expose", "--host", "kms.example.com"]));
-        assert_exit(&out, 0);
+        expose(test, &ns, &["kms.example.com"], &[]);
         // The path works before the mistake.
-        wait_for_certificate(test, &ns);
+        test.wait_for_gateway_certificate(&ns);
         let (code, report) = status(test, &ns, &[]);
         assert_eq!(code, CHECKS_FAILED, "the other steps were not run");
         assert!(
@@ -364,7 +336,7 @@ fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
 
         let (code, report) = status(test, &ns, &[]);
         assert_eq!(code, CHECKS_FAILED);
-        let failed = check(&report, mistake.check);
+        let failed = status_check(&report, mistake.check);
         assert_eq!(failed["result"], "fail", "{}: {failed:#}", mistake.label);
         assert!(
             failed["message"]
@@ -383,6 +355,59 @@ fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
             mistake.label
         );
     }
+}
+
+#[test]
+fn a_certificate_that_misses_a_host_or_nears_its_end_is_reported() {
+    // No controller re-issues legacy certificates here, so what the secret
+    // holds stays as the test leaves it.
+    let test = cluster("legacy");
+    let ns = fresh_namespaces(test, "datapath-cert-drift");
+    expose(test, &ns, &["10.20.30.40"], &[]);
+    test.issue_legacy_certificate_for_days(&ns.1, "istio-ingressgateway-certs", 10);
+    let (_, report) = status(test, &ns, &[]);
+    let near = status_check(&report, "certificate hosts");
+    assert_eq!(near["result"], "warn", "{near:#}");
+    assert!(
+        near["message"].as_str().unwrap().contains("expires on"),
+        "{near:#}"
+    );
+    assert!(
+        near["hint"]
+            .as_str()
+            .unwrap()
+            .contains("describe certificate")
+    );
+
+    // Another host is added; the secret still holds the old certificate.
+    expose(test, &ns, &["10.20.30.40", "kms.example.com"], &[]);
+    let (code, report) = status(test, &ns, &[]);
+    assert_eq!(code, CHECKS_FAILED);
+    let missing = status_check(&report, "certificate hosts");
+    assert_eq!(missing["result"], "fail", "{missing:#}");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not cover kms.example.com"),
+        "{missing:#}"
+    );
+    let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+    assert_eq!(code, 1, "{verified:#}");
+    assert!(
+        verified["requests"][0]["downstream"]["handshake"]
+            .as_str()
+            .unwrap()
+            .contains("kms.example.com"),
+        "{verified:#}"
+    );
+
+    // Issued again for both hosts: everything on the path passes.
+    test.issue_legacy_certificate(&ns.1, "istio-ingressgateway-certs");
+    let (_, report) = status(test, &ns, &[]);
+    assert_eq!(status_check(&report, "certificate hosts")["result"], "pass");
+    let (code, verified) = test.datapath(&ns, &["10.20.30.40", "kms.example.com"]);
+    assert_eq!(code, 0, "{verified:#}");
 }
 
 #[test]

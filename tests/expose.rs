@@ -132,15 +132,7 @@ fn cert_manager_issues_the_certificate_for_the_ip() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "expose-issue");
     assert_exit(&run(&mut expose(test, &ns)), 0);
-    let out = run(test.kubectl().args([
-        "wait",
-        "--for=condition=Ready",
-        "--timeout=60s",
-        "-n",
-        &ns.1,
-        "certificates.cert-manager.io/istio-ingressgateway-certs",
-    ]));
-    assert_exit(&out, 0);
+    test.wait_for_gateway_certificate(&ns);
     let crt = test.jsonpath(
         &ns.1,
         "secret/istio-ingressgateway-certs",

@@ -6,8 +6,8 @@
 mod support;
 
 use support::{
-    assert_exit, closed_port, cluster, fresh_namespaces, kubeconfig_for_port, plugin, plugin_in,
-    run, run_chain, stderr, stdout,
+    assert_exit, closed_port, cluster, fresh_namespaces, json_status, kubeconfig_for_port, plugin,
+    plugin_in, run, run_chain, status_check, stderr, stdout,
 };
 
 const UNREACHABLE: i32 = 3;
@@ -16,26 +16,6 @@ const CHECKS_FAILED: i32 = 8;
 /// Where `run_chain` keeps the inject backup of a namespace pair.
 fn backups(ns: &(String, String)) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("status-backups-{}", ns.0))
-}
-
-fn json_status(command: &mut std::process::Command) -> (i32, serde_json::Value) {
-    let out = run(command.args(["-o", "json"]));
-    let code = out.status.code().unwrap();
-    (
-        code,
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{}\n{}", stdout(&out), stderr(&out))),
-    )
-}
-
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["checks"].as_array().unwrap())
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name}"))
 }
 
 #[test]
@@ -52,17 +32,17 @@ fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
             "Gateway",
             "IdentityMappingPolicy",
         ] {
-            assert_eq!(check(&report, name)["result"], "fail", "{name}");
+            assert_eq!(status_check(&report, name)["result"], "fail", "{name}");
             assert!(
-                check(&report, name)["hint"]
+                status_check(&report, name)["hint"]
                     .as_str()
                     .unwrap()
                     .contains("kubectl kms-sts"),
                 "{name}"
             );
         }
-        assert_eq!(check(&report, "API server")["result"], "pass");
-        assert_eq!(check(&report, "permissions")["result"], "pass");
+        assert_eq!(status_check(&report, "API server")["result"], "pass");
+        assert_eq!(status_check(&report, "permissions")["result"], "pass");
 
         run_chain(&test.kubeconfig, &ns, &backups(&ns));
         if profile == "legacy" {
@@ -121,13 +101,13 @@ fn drift_is_found() {
 
     let (code, report) = json_status(plugin_in(test, &ns).arg("status"));
     assert_eq!(code, CHECKS_FAILED);
-    let vs = check(&report, "VirtualService");
+    let vs = status_check(&report, "VirtualService");
     assert_eq!(vs["result"], "fail");
     assert_eq!(
         vs["message"],
         "routes to port 9999, but kms-api serves 28674"
     );
-    let adapter = check(&report, "token adapter");
+    let adapter = status_check(&report, "token adapter");
     assert_eq!(adapter["result"], "warn", "{adapter}");
     assert!(
         adapter["message"]
@@ -170,7 +150,7 @@ fn a_missing_permission_is_named() {
         "status",
     ]));
     assert_eq!(code, CHECKS_FAILED);
-    let permissions = check(&report, "permissions");
+    let permissions = status_check(&report, "permissions");
     assert_eq!(permissions["result"], "fail");
     let message = permissions["message"].as_str().unwrap();
     assert!(

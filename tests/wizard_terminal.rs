@@ -92,6 +92,12 @@ impl Drop for Terminal {
 }
 
 fn answer_everything(term: &Terminal) {
+    answer_the_questions(term);
+    term.wait_for("Apply this plan?");
+}
+
+/// The questions asked of every fresh setup, with a mistake at two of them.
+fn answer_the_questions(term: &Terminal) {
     term.wait_for("STS API key:");
     term.send(&["interactive-sentinel-key", "Enter"]);
     term.wait_for("Gateway addresses");
@@ -109,7 +115,6 @@ fn answer_everything(term: &Terminal) {
     term.send(&["C-u", SOURCE, "Enter"]);
     term.wait_for("Target CRN (KMS):");
     term.send(&[TARGET, "Enter"]);
-    term.wait_for("Apply this plan?");
 }
 
 #[test]
@@ -135,6 +140,78 @@ fn ctrl_c_at_the_plan_changes_nothing() {
         ""
     );
     assert_eq!(test.kms_generation(&ns.0), "1");
+}
+
+#[test]
+fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
+    // Legacy: kms-api's TLS secret is the harness's, not a controller's, so
+    // it stays deleted.
+    let test = cluster("legacy");
+    let ns = fresh_namespaces(test, "wizard-ask-gateway");
+    let kubectl = |args: &[&str]| {
+        let out = support::run(test.kubectl().args(args));
+        support::assert_exit(&out, 0);
+        support::stdout(&out)
+    };
+    // No pod carries the runbook's gateway label any more.
+    kubectl(&[
+        "scale",
+        "deployment/istio-ingressgateway",
+        "--replicas=0",
+        "-n",
+        &ns.1,
+    ]);
+    kubectl(&[
+        "wait",
+        "--for=delete",
+        "pod",
+        "-l",
+        "istio=ingressgateway",
+        "-n",
+        &ns.1,
+        "--timeout=60s",
+    ]);
+    // kms-api's CA is kept in another secret; the one its pods mount is gone.
+    let ca = kubectl(&[
+        "get",
+        "secret",
+        "kms-api-tls",
+        "-n",
+        &ns.0,
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ]);
+    let copy = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "kms-ca", "namespace": ns.0}, "data": {"ca.crt": ca}});
+    let out = support::run_with_stdin(
+        test.kubectl().args(["apply", "-f", "-"]),
+        copy.to_string().as_bytes(),
+    );
+    support::assert_exit(&out, 0);
+    kubectl(&["delete", "secret", "kms-api-tls", "-n", &ns.0]);
+
+    let term = Terminal::start(test, &ns, "ask-gateway");
+    answer_the_questions(&term);
+    term.wait_for(&format!(
+        "no pod in {} has the gateway label istio=ingressgateway",
+        ns.1
+    ));
+    term.wait_for("Label of the ingress gateway pods");
+    term.send(&["istio", "Enter"]);
+    term.wait_for("is not LABEL=VALUE");
+    term.send(&["C-u", "istio=ingress", "Enter"]);
+    term.wait_for("mount no TLS secret");
+    term.wait_for("whose ca.crt is the CA that signed kms-api's certificate");
+    term.send(&["kms-ca", "Enter"]);
+    let screen = term.wait_for("Apply this plan?");
+    assert!(
+        screen.contains("destinationrule.networking.istio.io/kms-api-tls: create"),
+        "{screen}"
+    );
+    term.send(&["C-c"]);
+    let screen = term.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
 }
 
 #[test]

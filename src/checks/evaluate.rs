@@ -1023,20 +1023,6 @@ mod tests {
         );
     }
 
-    fn tls_secret(data: &[(&str, &str)]) -> Secret {
-        use base64::Engine;
-        let data: serde_json::Map<String, Value> = data
-            .iter()
-            .map(|(k, v)| {
-                (
-                    (*k).to_owned(),
-                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
-                )
-            })
-            .collect();
-        object(json!({"type": "kubernetes.io/tls", "data": data}))
-    }
-
     fn ready_gateway_pod(volumes: Value) -> Pod {
         object(json!({
             "metadata": {"name": "gw-1", "labels": {"istio": "ingressgateway"}},
@@ -1051,8 +1037,7 @@ mod tests {
     /// A set-up exposure as `expose` writes it for a gateway that mounts the
     /// secrets, with kms-api serving the test leaf certificate.
     fn exposed() -> Snapshot {
-        let ca = include_str!("../testdata/ca.crt");
-        let leaf = include_str!("../testdata/leaf.crt");
+        use crate::certificate::fixtures::{CA as ca, LEAF as leaf, secret as tls_secret};
         let gateway: DynamicObject = object(json!({
             "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
             "metadata": {"name": "kmsgateway"},
@@ -1142,7 +1127,7 @@ mod tests {
     #[test]
     fn a_certificate_near_its_end_or_missing_a_host_is_reported() {
         let mut snapshot = exposed();
-        let not_after = certificate::parse(include_str!("../testdata/leaf.crt").as_bytes())
+        let not_after = certificate::parse(certificate::fixtures::LEAF.as_bytes())
             .unwrap()
             .not_after;
         snapshot.now = not_after - 10 * 24 * 3600;

@@ -623,24 +623,9 @@ mod tests {
         assert_eq!(upstream_name("ns", |_| false), None);
     }
 
-    fn secret(data: &[(&str, &str)]) -> Secret {
-        let data: serde_json::Map<String, Value> = data
-            .iter()
-            .map(|(k, v)| {
-                (
-                    (*k).to_owned(),
-                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
-                )
-            })
-            .collect();
-        serde_json::from_value(json!({"data": data})).unwrap()
-    }
-
     #[test]
     fn upstream_trust_comes_from_the_served_secret_or_the_given_ca() {
-        let ca = include_str!("../testdata/ca.crt");
-        let other = include_str!("../testdata/other-ca.crt");
-        let leaf = include_str!("../testdata/leaf.crt");
+        use crate::certificate::fixtures::{CA as ca, LEAF as leaf, OTHER_CA as other, secret};
         let served = secret(&[("tls.crt", leaf), ("ca.crt", ca)]);
         let trust = upstream_trust(
             "kube-system",

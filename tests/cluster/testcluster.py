@@ -18,7 +18,7 @@ Commands (see `up`, `down` and `user` beside this file):
   user NAME [--group G]     a client certificate and kubeconfig for NAME
   seed-namespaces KMS ISTIO the runbook's workloads in a fresh namespace pair
   clean [--profile P]       delete the namespaces earlier test runs seeded
-  issue-legacy-certificate NS NAME
+  issue-legacy-certificate NS NAME [--days N]
                             issue a legacy Certificate as its old controller did
 """
 
@@ -152,13 +152,13 @@ class Cluster:
                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         (p / "complete").touch()
 
-    def sign(self, stem, subject, usage, extra=None, ca=None):
+    def sign(self, stem, subject, usage, extra=None, ca=None, days=3650):
         ca = ca or self.pki / "ca"
         ext = stem.with_suffix(".ext")
         ext.write_text(f"extendedKeyUsage={usage}\n" + (extra + "\n" if extra else ""))
         self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", stem.with_suffix(".key"),
                      "-out", stem.with_suffix(".csr"), "-subj", subject)
-        self.openssl("x509", "-req", "-in", stem.with_suffix(".csr"), "-days", "3650",
+        self.openssl("x509", "-req", "-in", stem.with_suffix(".csr"), "-days", str(days),
                      "-CA", ca.with_suffix(".crt"), "-CAkey", ca.with_suffix(".key"),
                      "-CAcreateserial", "-out", stem.with_suffix(".crt"), "-extfile", ext)
         stem.with_suffix(".key").chmod(0o600)
@@ -482,7 +482,7 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace):
                             f"certificate.cert-manager.io/{KMS_TLS_SECRET}")
 
 
-def issue_legacy_certificate(cluster, namespace, name):
+def issue_legacy_certificate(cluster, namespace, name, days=3650):
     """Does for a certmanager.k8s.io/v1alpha1 Certificate what the old
     cert-manager controller did (no controller serves that API here): signs
     it with the ClusterIssuer's CA, writes its secret with the CA beside it,
@@ -495,7 +495,7 @@ def issue_legacy_certificate(cluster, namespace, name):
     stem = cluster.pki / f"legacy-{namespace}-{name}"
     cluster.sign(stem, f"/CN={spec.get('commonName', name)}", "serverAuth",
                  "subjectAltName=" + ",".join(names) if names else None,
-                 ca=cluster.pki / "issuer-ca")
+                 ca=cluster.pki / "issuer-ca", days=days)
     cluster.apply_objects([{
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": {"name": spec["secretName"], "namespace": namespace},
@@ -532,6 +532,7 @@ def main():
     issue = sub.add_parser("issue-legacy-certificate")
     issue.add_argument("namespace")
     issue.add_argument("name")
+    issue.add_argument("--days", type=int, default=3650, help="how long the certificate is valid")
     args = parser.parse_args()
 
     if args.command == "up":
@@ -564,7 +565,7 @@ def main():
     elif args.command == "issue-legacy-certificate":
         cluster = Cluster("legacy")
         cluster.kubectl = str(tool_dirs(["kubernetes"])["kubernetes"] / "kubectl")
-        issue_legacy_certificate(cluster, args.namespace, args.name)
+        issue_legacy_certificate(cluster, args.namespace, args.name, args.days)
 
 
 if __name__ == "__main__":

@@ -149,8 +149,28 @@ impl TestCluster {
     /// Issues a legacy (`certmanager.k8s.io/v1alpha1`) Certificate as its old
     /// controller did, since no controller serves that API here.
     pub fn issue_legacy_certificate(&self, namespace: &str, name: &str) {
+        self.issue_legacy_certificate_for_days(namespace, name, 3650);
+    }
+
+    /// The same, valid for `days` only.
+    pub fn issue_legacy_certificate_for_days(&self, namespace: &str, name: &str, days: u32) {
         assert_eq!(self.profile, "legacy");
-        run_harness(&["issue-legacy-certificate", namespace, name]);
+        let days = days.to_string();
+        run_harness(&["issue-legacy-certificate", namespace, name, "--days", &days]);
+    }
+
+    /// Waits, on a watch, until cert-manager has issued the gateway's
+    /// certificate in the Istio namespace of `namespaces`.
+    pub fn wait_for_gateway_certificate(&self, namespaces: &(String, String)) {
+        let out = run(self.kubectl().args([
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "-n",
+            &namespaces.1,
+            "certificates.cert-manager.io/istio-ingressgateway-certs",
+        ]));
+        assert_exit(&out, 0);
     }
 
     /// What Istio's own configuration generator and traffic simulation say of
@@ -179,6 +199,28 @@ impl TestCluster {
             .unwrap_or_else(|err| panic!("datapath printed no report ({err}): {}", stderr(&out)));
         (out.status.code().expect("datapath exited"), report)
     }
+}
+
+/// Runs a `status` command with `-o json`: its exit code and report.
+pub fn json_status(command: &mut Command) -> (i32, serde_json::Value) {
+    let out = run(command.args(["-o", "json"]));
+    let code = out.status.code().unwrap();
+    (
+        code,
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}\n{}", stdout(&out), stderr(&out))),
+    )
+}
+
+/// One check of a `status -o json` report, by name.
+pub fn status_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
 }
 
 /// The plugin pointed at a cluster and a namespace pair.
