@@ -402,13 +402,18 @@ impl fmt::Display for Report<'_> {
         let mut cause = std::error::Error::source(self.0);
         let mut previous = self.0.to_string();
         while let Some(err) = cause {
-            let text = err.to_string();
+            let (text, next) = match api_status(err) {
+                // The server's own words, once: not the client's debug form,
+                // and not the Status again as the cause of itself.
+                Some(status) => (server_message(status), None),
+                None => (err.to_string(), err.source()),
+            };
             // Wrapped errors often repeat their inner message; print each once.
             if !previous.contains(&text) {
                 write!(f, "\n  caused by: {text}")?;
             }
             previous = text;
-            cause = err.source();
+            cause = next;
         }
         if let Some(hint) = self.0.hint() {
             write!(f, "\n  hint: {hint}")?;
@@ -417,4 +422,57 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// The status an API server answered with, where `err` carries one.
+fn api_status<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::core::Status> {
+    match err.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(status)) => Some(status),
+        _ => err.downcast_ref::<kube::core::Status>(),
+    }
+}
+
+/// What the API server said, for a person: its message, then its reason
+/// and the HTTP code.
+fn server_message(status: &kube::core::Status) -> String {
+    match (status.message.is_empty(), status.reason.is_empty()) {
+        (false, false) => format!(
+            "{} (reason {}, HTTP {})",
+            status.message, status.reason, status.code
+        ),
+        (false, true) => format!("{} (HTTP {})", status.message, status.code),
+        _ => format!("the API server answered HTTP {}", status.code),
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_message_is_shown_once_without_debug_forms() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden", "metadata": {},
+            "message": "identitymappingpolicies.policy.ibm.com \"stspolicy\" is forbidden: \
+                        User \"viewer\" cannot get resource"
+        }))
+        .unwrap();
+        let err = Error::from_api(
+            "read stspolicy",
+            "https://127.0.0.1:6443",
+            kube::Error::Api(Box::new(status)),
+        );
+        let text = Report(&err).to_string();
+        assert!(
+            text.contains(
+                "caused by: identitymappingpolicies.policy.ibm.com \"stspolicy\" is forbidden: \
+                 User \"viewer\" cannot get resource (reason Forbidden, HTTP 403)"
+            ),
+            "{text}"
+        );
+        for debug in ["Some(", "Status {", "ListMeta", "ApiError"] {
+            assert!(!text.contains(debug), "{debug} in {text}");
+        }
+        assert_eq!(text.matches("is forbidden").count(), 1, "{text}");
+    }
+}

@@ -165,6 +165,39 @@ fn a_missing_permission_is_named() {
 }
 
 #[test]
+fn a_refusal_by_the_server_is_shown_in_its_own_words() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "status-view");
+    let user = format!("status-view-{}", std::process::id());
+    let kubeconfig = test.user_kubeconfig(&user);
+    // The cluster's read-only role, which does not cover custom resources.
+    for namespace in [&ns.0, &ns.1] {
+        let out = run(test.kubectl().args([
+            "create",
+            "rolebinding",
+            "kms-sts-view",
+            "-n",
+            namespace,
+            "--clusterrole=view",
+            &format!("--user={user}"),
+        ]));
+        assert_exit(&out, 0);
+    }
+    let out = run(plugin().arg("--kubeconfig").arg(&kubeconfig).args([
+        "--kms-namespace",
+        &ns.0,
+        "--istio-namespace",
+        &ns.1,
+        "status",
+    ]));
+    assert_exit(&out, 5);
+    let err = stderr(&out);
+    assert!(err.contains("is forbidden: User"), "{err}");
+    assert!(err.contains("(reason Forbidden, HTTP 403)"), "{err}");
+    assert_eq!(err.matches("is forbidden").count(), 1, "{err}");
+}
+
+#[test]
 fn an_unreachable_cluster_gives_one_error() {
     let path = kubeconfig_for_port(closed_port());
     let out = run(plugin().arg("--kubeconfig").arg(&path).arg("status"));

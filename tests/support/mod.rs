@@ -95,10 +95,26 @@ impl TestCluster {
 
 /// Runs a command to completion, capturing its output.
 pub fn run(command: &mut Command) -> Output {
-    command
+    let output = command
         .stdin(Stdio::null())
         .output()
-        .expect("command starts")
+        .expect("command starts");
+    assert_written_for_people(command, &output);
+    output
+}
+
+/// What the plugin prints is written for a person: never a Rust debug form
+/// of an API answer, in any test.
+#[track_caller]
+fn assert_written_for_people(command: &Command, output: &Output) {
+    if command.get_program() != plugin_binary().as_os_str() {
+        return;
+    }
+    for text in [stdout(output), stderr(output)] {
+        for debug in ["Some(", "Status {", "ListMeta"] {
+            assert!(!text.contains(debug), "{debug} printed:\n{text}");
+        }
+    }
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -259,7 +275,9 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
         }
         _ => {}
     }
-    child.wait_with_output().unwrap()
+    let output = child.wait_with_output().unwrap();
+    assert_written_for_people(command, &output);
+    output
 }
 
 impl TestCluster {
