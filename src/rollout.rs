@@ -16,6 +16,7 @@ use crate::cluster::Cluster;
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::wording::count;
 
 pub const FIELD_MANAGER: &str = "kubectl-kms-sts";
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -59,15 +60,19 @@ pub fn rollout_state(deployment: &Deployment) -> RolloutState {
     let total = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < desired {
-        RolloutState::InProgress(format!("{updated} of {desired} replicas updated"))
+        RolloutState::InProgress(format!(
+            "{updated} of {} updated",
+            count(desired, "replica", "replicas")
+        ))
     } else if total > updated {
         RolloutState::InProgress(format!(
-            "{} old replicas pending termination",
-            total - updated
+            "{} pending termination",
+            count(total - updated, "old replica", "old replicas")
         ))
     } else if available < updated {
         RolloutState::InProgress(format!(
-            "{available} of {updated} updated replicas available"
+            "{available} of {} available",
+            count(updated, "updated replica", "updated replicas")
         ))
     } else {
         RolloutState::Complete { ready: available }
@@ -217,7 +222,7 @@ mod tests {
         }));
         assert_eq!(
             rollout_state(&d),
-            RolloutState::InProgress("1 old replicas pending termination".into())
+            RolloutState::InProgress("1 old replica pending termination".into())
         );
     }
 

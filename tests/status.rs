@@ -198,6 +198,32 @@ fn a_refusal_by_the_server_is_shown_in_its_own_words() {
 }
 
 #[test]
+fn counts_agree_in_number() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "status-counts");
+    // One token adapter pod, one gateway pod, two KMS replicas.
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.1.2.3"]));
+    assert_exit(&out, 0);
+    let out = run(plugin_in(test, &ns).arg("status"));
+    let text = stdout(&out);
+    assert!(
+        text.contains("√ token adapter: 1 ready pod, started after the key last changed"),
+        "{text}"
+    );
+    assert!(text.contains("√ gateway pods: 1 ready pod in"), "{text}");
+    assert!(text.contains("rolled out, 2 available"), "{text}");
+    for wrong in [
+        "1 ready pods",
+        "1 warnings",
+        "1 pods",
+        "1 replicas",
+        "1 permissions",
+    ] {
+        assert!(!text.contains(wrong), "{wrong}: {text}");
+    }
+}
+
+#[test]
 fn an_unreachable_cluster_gives_one_error() {
     let path = kubeconfig_for_port(closed_port());
     let out = run(plugin().arg("--kubeconfig").arg(&path).arg("status"));

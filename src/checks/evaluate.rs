@@ -19,6 +19,7 @@ use crate::manifests::exposure::{self, GATEWAY, Host, KMS_SERVICE};
 use crate::permissions::Permission;
 use crate::rollout::{RolloutState, rollout_state};
 use crate::sidecar;
+use crate::wording::count;
 
 /// The names `status` looks for; the subcommands' defaults unless overridden.
 #[derive(Debug, Clone)]
@@ -106,8 +107,8 @@ fn cluster(s: &Snapshot) -> Vec<Check> {
         Check::pass(
             "permissions",
             format!(
-                "all {} permissions the plugin needs are granted",
-                s.permissions_needed
+                "all {} the plugin needs are granted",
+                count(s.permissions_needed as i64, "permission", "permissions")
             ),
         )
     } else {
@@ -261,8 +262,8 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
         Check::warn(
             "token adapter",
             format!(
-                "restart needed: {stale} of {} ready pods started before the key last changed",
-                ready.len()
+                "restart needed: {stale} of {} started before the key last changed",
+                count(ready.len() as i64, "ready pod", "ready pods")
             ),
             "run `kubectl kms-sts set-apikey --restart` with the same key",
         )
@@ -270,8 +271,8 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
         Check::pass(
             "token adapter",
             format!(
-                "{} ready pods, started after the key last changed",
-                ready.len()
+                "{}, started after the key last changed",
+                count(ready.len() as i64, "ready pod", "ready pods")
             ),
         )
     });
@@ -329,7 +330,10 @@ fn sidecar_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     } else {
         Check::pass(
             "sidecar",
-            format!("all {} ready pods run istio-proxy", ready.len()),
+            match ready.len() {
+                1 => "the 1 ready pod runs istio-proxy".to_owned(),
+                n => format!("all {n} ready pods run istio-proxy"),
+            },
         )
     });
     checks
@@ -598,8 +602,8 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
         Check::pass(
             "gateway pods",
             format!(
-                "{ready} ready {} in {} labelled {selector}",
-                if ready == 1 { "pod" } else { "pods" },
+                "{} in {} labelled {selector}",
+                count(ready as i64, "ready pod", "ready pods"),
                 names.istio_namespace
             ),
         )

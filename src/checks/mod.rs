@@ -7,6 +7,8 @@ pub mod evaluate;
 
 use serde::Serialize;
 
+use crate::wording::count;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -119,7 +121,10 @@ impl Report {
             warnings,
             failed,
         } = self.summary;
-        out += &format!("Status: {passed} passed, {warnings} warnings, {failed} failed\n");
+        out += &format!(
+            "Status: {passed} passed, {}, {failed} failed\n",
+            count(warnings as i64, "warning", "warnings")
+        );
         out
     }
 }
@@ -150,6 +155,6 @@ mod tests {
         let text = report.render_text();
         assert!(text.contains("√ reachable: yes"));
         assert!(text.contains("‼ version: old\n    hint: upgrade"));
-        assert!(text.ends_with("Status: 1 passed, 1 warnings, 0 failed\n"));
+        assert!(text.ends_with("Status: 1 passed, 1 warning, 0 failed\n"));
     }
 }

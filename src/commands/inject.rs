@@ -113,7 +113,13 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         if args.write.dry_run.is_none() {
             rollout::wait(&cluster, namespace, name, args.timeout).await?;
             let pods = verify_sidecars(&cluster, namespace, &original).await?;
-            eprintln!("deployment/{name} already carries the Istio sidecar: {pods} pods run it");
+            eprintln!(
+                "deployment/{name} already carries the Istio sidecar: {} it",
+                match pods {
+                    1 => "1 pod runs".to_owned(),
+                    n => format!("{n} pods run"),
+                }
+            );
         } else {
             eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");
         }

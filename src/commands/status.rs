@@ -26,6 +26,7 @@ use crate::output::{self, Format};
 use crate::permissions::{self, Scope};
 use crate::progress::Progress;
 use crate::rollout;
+use crate::wording::count;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -104,8 +105,9 @@ pub async fn check_until_passing(
             return Ok(report);
         }
         progress.update(&format!(
-            "waiting for every check to pass: {} warnings, {} failed",
-            summary.warnings, summary.failed
+            "waiting for every check to pass: {}, {} failed",
+            count(summary.warnings as i64, "warning", "warnings"),
+            summary.failed
         ));
         tokio::time::sleep(WAIT_INTERVAL).await;
     }
