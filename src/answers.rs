@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::crn;
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::manifests::exposure;
 use crate::private_files::{self, Existing};
@@ -41,10 +42,10 @@ pub struct Answers {
 }
 
 fn default_kms_namespace() -> String {
-    "kube-system".into()
+    defaults::KMS_NAMESPACE.into()
 }
 fn default_istio_namespace() -> String {
-    "istio-system".into()
+    defaults::ISTIO_NAMESPACE.into()
 }
 fn default_issuer() -> String {
     "icp-ca-issuer".into()

@@ -15,8 +15,10 @@ use crate::commands::set_apikey::SetApikeyArgs;
 use crate::commands::status::StatusArgs;
 use crate::commands::version::VersionArgs;
 use crate::commands::wizard::WizardArgs;
+use crate::defaults;
 use crate::duration;
 use crate::output::Format;
+use crate::wording::shell_word;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,7 +88,7 @@ pub struct ClusterArgs {
         long,
         global = true,
         value_name = "NAMESPACE",
-        default_value = "kube-system"
+        default_value = defaults::KMS_NAMESPACE
     )]
     pub kms_namespace: String,
 
@@ -95,9 +97,40 @@ pub struct ClusterArgs {
         long,
         global = true,
         value_name = "NAMESPACE",
-        default_value = "istio-system"
+        default_value = defaults::ISTIO_NAMESPACE
     )]
     pub istio_namespace: String,
+}
+
+impl ClusterArgs {
+    /// The cluster flags of this run that differ from the defaults, each as
+    /// ` --flag value`: what a command printed as a hint must carry to act
+    /// on the same cluster and namespaces when pasted.
+    pub fn flags_for_hints(&self) -> String {
+        let mut flags = String::new();
+        let mut add = |flag: &str, value: &str| {
+            flags += &format!(" --{flag} {}", shell_word(value));
+        };
+        if let Some(path) = &self.kubeconfig {
+            add("kubeconfig", &path.to_string_lossy());
+        }
+        for (flag, value) in [
+            ("context", &self.context),
+            ("cluster", &self.cluster),
+            ("user", &self.user),
+        ] {
+            if let Some(value) = value {
+                add(flag, value);
+            }
+        }
+        if self.kms_namespace != defaults::KMS_NAMESPACE {
+            add("kms-namespace", &self.kms_namespace);
+        }
+        if self.istio_namespace != defaults::ISTIO_NAMESPACE {
+            add("istio-namespace", &self.istio_namespace);
+        }
+        flags
+    }
 }
 
 /// How a command that writes to the cluster reports, or only previews, its writes.

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::wording;
+
 /// The process exit codes. They are part of the plugin's interface: scripts
 /// branch on them, so values never change meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,14 +395,19 @@ impl Error {
     }
 }
 
-/// Renders an error as `error: ...`, its causes one per line, then its hint.
-pub struct Report<'a>(pub &'a Error);
+/// Renders an error as `error: ...`, its causes one per line, then its
+/// hint, whose `kubectl kms-sts` command lines carry the run's cluster flags
+/// (`ClusterArgs::flags_for_hints`) so that they can be pasted as printed.
+pub struct Report<'a> {
+    pub error: &'a Error,
+    pub cluster_flags: &'a str,
+}
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error: {}", self.0)?;
-        let mut cause = std::error::Error::source(self.0);
-        let mut previous = self.0.to_string();
+        write!(f, "error: {}", self.error)?;
+        let mut cause = std::error::Error::source(self.error);
+        let mut previous = self.error.to_string();
         while let Some(err) = cause {
             let (text, next) = match api_status(err) {
                 // The server's own words, once: not the client's debug form,
@@ -415,7 +422,8 @@ impl fmt::Display for Report<'_> {
             previous = text;
             cause = next;
         }
-        if let Some(hint) = self.0.hint() {
+        if let Some(hint) = self.error.hint() {
+            let hint = wording::with_flags(&hint, "kubectl kms-sts ", self.cluster_flags);
             write!(f, "\n  hint: {hint}")?;
         }
         Ok(())
@@ -462,7 +470,11 @@ mod tests {
             "https://127.0.0.1:6443",
             kube::Error::Api(Box::new(status)),
         );
-        let text = Report(&err).to_string();
+        let text = Report {
+            error: &err,
+            cluster_flags: "",
+        }
+        .to_string();
         assert!(
             text.contains(
                 "caused by: identitymappingpolicies.policy.ibm.com \"stspolicy\" is forbidden: \

@@ -17,6 +17,7 @@ pub mod commands;
 pub mod completion;
 pub mod crn;
 pub mod datapath;
+pub mod defaults;
 pub mod discovery;
 pub mod duration;
 pub mod error;
@@ -39,7 +40,7 @@ use crate::error::{Error, ExitStatus, Report};
 pub fn run_from_env() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(completion::REQUEST) {
-        return exit_code(output::print(&completion::answer(&args[1..])));
+        return exit_code(output::print(&completion::answer(&args[1..])), "");
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -63,15 +64,21 @@ pub fn run_from_env() -> std::process::ExitCode {
             return ExitStatus::Failure.into();
         }
     };
-    exit_code(runtime.block_on(run_until_interrupted(cli)))
+    let cluster_flags = cli.cluster.flags_for_hints();
+    exit_code(runtime.block_on(run_until_interrupted(cli)), &cluster_flags)
 }
 
-/// Reports a failure on stderr and turns the outcome into the exit code.
-fn exit_code(outcome: Result<(), Error>) -> std::process::ExitCode {
+/// Reports a failure on stderr, its hints carrying the run's cluster flags,
+/// and turns the outcome into the exit code.
+fn exit_code(outcome: Result<(), Error>, cluster_flags: &str) -> std::process::ExitCode {
     match outcome {
         Ok(()) => ExitStatus::Success.into(),
         Err(err) => {
-            eprintln!("{}", Report(&err));
+            let report = Report {
+                error: &err,
+                cluster_flags,
+            };
+            eprintln!("{report}");
             err.exit_status().into()
         }
     }

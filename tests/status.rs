@@ -6,8 +6,9 @@
 mod support;
 
 use support::{
-    assert_exit, closed_port, cluster, fresh_namespaces, json_status, kubeconfig_for_port, plugin,
-    plugin_in, run, run_chain, status_check, stderr, stdout,
+    assert_exit, closed_port, cluster, fresh_namespaces, istioctl_binary, json_status,
+    kubeconfig_for_port, plugin, plugin_in, run, run_chain, run_with_stdin, status_check, stderr,
+    stdout,
 };
 
 const UNREACHABLE: i32 = 3;
@@ -221,6 +222,119 @@ fn counts_agree_in_number() {
     ] {
         assert!(!text.contains(wrong), "{wrong}: {text}");
     }
+}
+
+/// The command line in a hint's first backquotes, as the words a shell
+/// would pass (the hints quote nothing here: no value holds a space).
+fn hinted_command(check: &serde_json::Value) -> Vec<String> {
+    let hint = check["hint"].as_str().expect("a hint");
+    let line = hint
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {hint}"));
+    let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(words[..2], ["kubectl", "kms-sts"], "{hint}");
+    words[2..].to_vec()
+}
+
+#[test]
+fn hints_carry_the_runs_flags_and_fix_what_they_name_when_pasted() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "status-hints");
+    let context = "kms-sts-admin@kms-sts-modern";
+    let flags = [
+        "--kubeconfig".to_owned(),
+        test.kubeconfig.display().to_string(),
+        "--context".to_owned(),
+        context.to_owned(),
+        "--kms-namespace".to_owned(),
+        ns.0.clone(),
+        "--istio-namespace".to_owned(),
+        ns.1.clone(),
+    ];
+    // The plugin as pasted into a shell where istioctl is on PATH.
+    let pasted = |words: &[String]| {
+        let mut command = plugin();
+        let path = format!(
+            "{}:{}",
+            istioctl_binary().parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        command.env("PATH", path).args(words);
+        command
+    };
+    let status = || json_status(plugin().args(&flags).arg("status"));
+
+    let (_, report) = status();
+    for name in [
+        "API key secret",
+        "sidecar",
+        "Gateway",
+        "IdentityMappingPolicy",
+    ] {
+        let hint = status_check(&report, name)["hint"].as_str().unwrap();
+        for flag in flags.chunks(2) {
+            assert!(
+                hint.contains(&format!("{} {}", flag[0], flag[1])),
+                "{name}: {hint}"
+            );
+        }
+    }
+    // The key comes from stdin instead of the prompt the hint would show.
+    let mut set_apikey = hinted_command(status_check(&report, "API key secret"));
+    set_apikey.push("--from-stdin".into());
+    let out = run_with_stdin(&mut pasted(&set_apikey), b"hinted-key");
+    assert_exit(&out, 0);
+    let inject = hinted_command(status_check(&report, "sidecar"));
+    assert_exit(&run(&mut pasted(&inject)), 0);
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.1.2.3"]));
+    assert_exit(&out, 0);
+    let out = run(test.kubectl().args([
+        "delete",
+        "destinationrules.networking.istio.io/kms-api-tls",
+        "-n",
+        &ns.0,
+    ]));
+    assert_exit(&out, 0);
+
+    let (_, report) = status();
+    for name in ["API key secret", "sidecar"] {
+        assert_eq!(
+            status_check(&report, name)["result"],
+            "pass",
+            "{name}: {report:#}"
+        );
+    }
+    let rule = status_check(&report, "DestinationRule");
+    assert_eq!(rule["result"], "fail");
+    let expose = hinted_command(rule);
+    assert!(
+        expose.windows(2).any(|w| w == ["--host", "10.1.2.3"]),
+        "{expose:?}"
+    );
+    assert_exit(&run(&mut pasted(&expose)), 0);
+    let (_, report) = status();
+    assert_eq!(status_check(&report, "DestinationRule")["result"], "pass");
+
+    // An error's hint carries them too: a user without permissions is sent
+    // to `status` for the same cluster and namespaces.
+    let nobody = test.user_kubeconfig(&format!("status-hints-{}", std::process::id()));
+    let out = run(plugin()
+        .arg("--kubeconfig")
+        .arg(&nobody)
+        .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
+        .args(["expose", "--host", "10.1.2.3"]));
+    assert_exit(&out, 5);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "`kubectl kms-sts status --kubeconfig {} --kms-namespace {} --istio-namespace {}`",
+            nobody.display(),
+            ns.0,
+            ns.1
+        )),
+        "{err}"
+    );
 }
 
 #[test]

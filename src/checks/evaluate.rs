@@ -14,12 +14,14 @@ use super::{Category, Check, Report};
 use crate::apikey;
 use crate::certificate::{self, Certificate};
 use crate::crn;
+use crate::defaults;
 use crate::discovery::ServedApis;
 use crate::manifests::exposure::{self, GATEWAY, Host, KMS_SERVICE};
 use crate::permissions::Permission;
 use crate::rollout::{RolloutState, rollout_state};
 use crate::sidecar;
 use crate::wording::count;
+use crate::wording::shell_word;
 
 /// The names `status` looks for; the subcommands' defaults unless overridden.
 #[derive(Debug, Clone)]
@@ -31,6 +33,85 @@ pub struct Names {
     pub secret: String,
     pub secret_key: String,
     pub policy: String,
+    /// The run's cluster flags that differ from the defaults, as
+    /// `ClusterArgs::flags_for_hints` gives them, for hints to carry.
+    pub cluster_flags: String,
+}
+
+impl Names {
+    /// A subcommand line to paste, in backquotes: `sub` with `args`, the
+    /// names it takes that differ from the runbook's, and the run's
+    /// cluster flags, so that it acts on what this report checked.
+    fn command(&self, sub: &str, args: &str) -> String {
+        let mut line = format!("kubectl kms-sts {sub}{args}");
+        let mut add = |flag: &str, value: &str, default: &str| {
+            if value != default {
+                line += &format!(" --{flag} {}", shell_word(value));
+            }
+        };
+        match sub {
+            "set-apikey" => {
+                add("secret", &self.secret, defaults::SECRET);
+                add("secret-key", &self.secret_key, defaults::SECRET_KEY);
+                add(
+                    "token-adapter",
+                    &self.token_adapter,
+                    defaults::TOKEN_ADAPTER,
+                );
+            }
+            "inject" => add("deployment", &self.deployment, defaults::DEPLOYMENT),
+            "map-identity" => {
+                add("name", &self.policy, defaults::POLICY);
+                add("secret", &self.secret, defaults::SECRET);
+                add("secret-key", &self.secret_key, defaults::SECRET_KEY);
+            }
+            _ => {}
+        }
+        format!("`{line}{}`", self.cluster_flags)
+    }
+}
+
+/// `expose` as the Certificate and Gateway in the cluster were written: their
+/// hosts, issuer and gateway label, placeholders only for what is unknown.
+fn expose_command(s: &Snapshot, names: &Names) -> String {
+    let spec = s.certificate.as_ref().map(|c| &c.data["spec"]);
+    let hosts: Vec<&str> = ["ipAddresses", "dnsNames"]
+        .iter()
+        .filter_map(|field| spec.and_then(|spec| spec[field].as_array()))
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut args = if hosts.is_empty() {
+        " --host ADDRESS".to_owned()
+    } else {
+        hosts
+            .iter()
+            .map(|host| format!(" --host {}", shell_word(host)))
+            .collect()
+    };
+    if let Some(issuer) = spec.map(|spec| &spec["issuerRef"]) {
+        if let Some(name) = issuer["name"].as_str().filter(|n| *n != "icp-ca-issuer") {
+            args += &format!(" --issuer {}", shell_word(name));
+        }
+        if issuer["kind"] == "Issuer" {
+            args += " --issuer-kind Issuer";
+        }
+    }
+    let selector = s
+        .gateway
+        .as_ref()
+        .and_then(|gw| gw.data["spec"]["selector"].as_object())
+        .and_then(|labels| labels.iter().next())
+        .and_then(|(label, value)| Some((label.as_str(), value.as_str()?)));
+    if let Some((label, value)) = selector
+        && (label, value) != exposure::DEFAULT_GATEWAY_SELECTOR
+    {
+        args += &format!(
+            " --gateway-selector {}",
+            shell_word(&format!("{label}={value}"))
+        );
+    }
+    names.command("expose", &args)
 }
 
 /// What the cluster looked like when the checks ran.
@@ -202,7 +283,7 @@ fn pod_ready(pod: &Pod) -> bool {
 
 fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
     let secret_name = format!("{}/{}", names.istio_namespace, names.secret);
-    let set_apikey = "run `kubectl kms-sts set-apikey`";
+    let set_apikey = format!("run {}", names.command("set-apikey", ""));
     let value = s
         .apikey_secret
         .as_ref()
@@ -213,7 +294,7 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
         (None, _) => Check::fail(
             "API key secret",
             format!("{secret_name} does not exist"),
-            set_apikey,
+            set_apikey.clone(),
         ),
         (Some(_), None) => Check::fail(
             "API key secret",
@@ -265,7 +346,10 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
                 "restart needed: {stale} of {} started before the key last changed",
                 count(ready.len() as i64, "ready pod", "ready pods")
             ),
-            "run `kubectl kms-sts set-apikey --restart` with the same key",
+            format!(
+                "run {} with the same key",
+                names.command("set-apikey", " --restart")
+            ),
         )
     } else {
         Check::pass(
@@ -319,13 +403,16 @@ fn sidecar_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         Check::fail(
             "sidecar",
             format!("{name} has no istio-proxy sidecar"),
-            "run `kubectl kms-sts inject`",
+            format!("run {}", names.command("inject", "")),
         )
     } else if !without.is_empty() {
         Check::fail(
             "sidecar",
             format!("ready pods without istio-proxy: {}", without.join(", ")),
-            "wait for the rollout, or run `kubectl kms-sts inject` again",
+            format!(
+                "wait for the rollout, or run {} again",
+                names.command("inject", "")
+            ),
         )
     } else {
         Check::pass(
@@ -348,7 +435,8 @@ fn condition_ready(object: &DynamicObject) -> bool {
 }
 
 fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
-    let expose = "run `kubectl kms-sts expose --host ADDRESS`";
+    let expose = format!("run {}", expose_command(s, names));
+    let expose = expose.as_str();
     let missing = |what: &str, namespace: &str, name: &str| {
         Check::fail(what, format!("{namespace}/{name} does not exist"), expose)
     };
@@ -566,7 +654,8 @@ fn date(seconds: i64) -> String {
 /// certificate covers the hosts and is in date, and the gateway trusts the
 /// certificate kms-api really serves.
 fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
-    let expose = "run `kubectl kms-sts expose --host ADDRESS`";
+    let expose = format!("run {}", expose_command(s, names));
+    let expose = expose.as_str();
     let Some(gateway) = &s.gateway else {
         return vec![Check::fail(
             "gateway pods",
@@ -595,8 +684,10 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
                 "no ready pod in {} has the Gateway's labels {selector}",
                 names.istio_namespace
             ),
-            "run `kubectl kms-sts expose --gateway-selector LABEL=VALUE` with your ingress \
-             gateway pods' label",
+            format!(
+                "run {} with your ingress gateway pods' label",
+                names.command("expose", " --host ADDRESS --gateway-selector LABEL=VALUE")
+            ),
         )
     } else {
         Check::pass(
@@ -633,14 +724,16 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
         Err(problem) => Check::fail(
             "gateway certificate",
             problem.clone(),
-            "run `kubectl kms-sts expose` again: it delivers the certificate the way the \
-             selected gateway pods can load it",
+            format!(
+                "{expose} again: it delivers the certificate the way the selected gateway pods \
+                 can load it"
+            ),
         ),
     });
     if let Ok((_, cert)) = &served {
         checks.push(certificate_hosts(s, cert, names));
     }
-    checks.push(upstream_trust(s, names));
+    checks.push(upstream_trust(s, names, expose));
     checks
 }
 
@@ -700,10 +793,12 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
 
 /// The DestinationRule has the gateway trust the CA that signed the
 /// certificate kms-api serves, and check a name that certificate has.
-fn upstream_trust(s: &Snapshot, names: &Names) -> Check {
+fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
     let name = "upstream trust";
-    let expose = "run `kubectl kms-sts expose --host ADDRESS`: it reads the CA from the TLS secret \
-                  kms-api mounts (or --upstream-ca-secret)";
+    let expose = format!(
+        "{expose}: it reads the CA from the TLS secret kms-api mounts (or --upstream-ca-secret)"
+    );
+    let expose = expose.as_str();
     let Some(rule) = &s.destination_rule else {
         return Check::fail(
             name,
@@ -836,7 +931,10 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
         return vec![Check::fail(
             "IdentityMappingPolicy",
             format!("{}/{} does not exist", names.istio_namespace, names.policy),
-            "run `kubectl kms-sts map-identity --source-crn CRN --target-crn CRN`",
+            format!(
+                "run {}",
+                names.command("map-identity", " --source-crn CRN --target-crn CRN")
+            ),
         )];
     };
     let spec = &policy.data["spec"];
@@ -862,7 +960,10 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
         Check::fail(
             "CRNs",
             problems.join("; "),
-            "run `kubectl kms-sts map-identity` with corrected CRNs",
+            format!(
+                "run {} with corrected CRNs",
+                names.command("map-identity", " --source-crn CRN --target-crn CRN")
+            ),
         )
     });
     let reference = &spec["identityMapping"]["targetCredentials"]["apiKeyRef"];
@@ -873,13 +974,16 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
         Check::fail(
             "API key reference",
             format!("secret {secret} does not exist"),
-            "run `kubectl kms-sts set-apikey`",
+            format!("run {}", names.command("set-apikey", "")),
         )
     } else {
         Check::warn(
             "API key reference",
             format!("refers to secret {secret}, not {}", names.secret),
-            "check --secret, or run `kubectl kms-sts map-identity` again",
+            format!(
+                "check --secret, or run {} again",
+                names.command("map-identity", " --source-crn CRN --target-crn CRN")
+            ),
         )
     });
     checks
@@ -900,6 +1004,7 @@ mod tests {
             secret: "sts-apikey".into(),
             secret_key: "apikey".into(),
             policy: "stspolicy".into(),
+            cluster_flags: String::new(),
         }
     }
 

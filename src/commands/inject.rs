@@ -20,6 +20,7 @@ use kube::api::PostParams;
 use crate::backup;
 use crate::cli::{ClusterArgs, DryRun, WriteArgs};
 use crate::cluster::Cluster;
+use crate::defaults;
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::istioctl::{self, InjectorConfig};
@@ -31,7 +32,7 @@ use crate::sidecar;
 #[derive(Debug, clap::Args)]
 pub struct InjectArgs {
     /// Deployment of the Key Management Service API, in the KMS namespace.
-    #[arg(long, value_name = "NAME", default_value = "key-management-api")]
+    #[arg(long, value_name = "NAME", default_value = defaults::DEPLOYMENT)]
     pub deployment: String,
 
     #[command(flatten)]

@@ -9,6 +9,7 @@ use crate::apply::{self, Desired};
 use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::Cluster;
 use crate::crn::{self, Crn};
+use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::identity::IdentityMapping;
@@ -25,15 +26,15 @@ pub struct MapIdentityArgs {
     pub target_crns: Vec<String>,
 
     /// Name of the IdentityMappingPolicy.
-    #[arg(long, value_name = "NAME", default_value = "stspolicy")]
+    #[arg(long, value_name = "NAME", default_value = defaults::POLICY)]
     pub name: String,
 
     /// Secret holding the API key the policy refers to, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = "sts-apikey")]
+    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
     pub secret: String,
 
     /// Data key of that Secret.
-    #[arg(long, value_name = "KEY", default_value = "apikey")]
+    #[arg(long, value_name = "KEY", default_value = defaults::SECRET_KEY)]
     pub secret_key: String,
 
     /// Fail, instead of warning, when the referenced secret or key is missing.

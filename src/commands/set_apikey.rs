@@ -21,6 +21,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use crate::apikey::{self, ApiKey, KeySource};
 use crate::cli::{ClusterArgs, DryRun, WriteArgs};
 use crate::cluster::Cluster;
+use crate::defaults;
 use crate::duration;
 use crate::error::{Error, Result};
 use crate::output;
@@ -47,11 +48,11 @@ pub struct SetApikeyArgs {
     pub from_env: Option<String>,
 
     /// Secret holding the key, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = "sts-apikey")]
+    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
     pub secret: String,
 
     /// Data key of the Secret that holds the API key.
-    #[arg(long, value_name = "KEY", default_value = "apikey")]
+    #[arg(long, value_name = "KEY", default_value = defaults::SECRET_KEY)]
     pub secret_key: String,
 
     /// Create the Secret if it does not exist.
@@ -59,7 +60,7 @@ pub struct SetApikeyArgs {
     pub create: bool,
 
     /// Deployment of the token adapter, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = "tokenadapter")]
+    #[arg(long, value_name = "NAME", default_value = defaults::TOKEN_ADAPTER)]
     pub token_adapter: String,
 
     /// Do not restart the token adapter (it keeps the old key until restarted).

@@ -16,6 +16,7 @@ use crate::checks::evaluate::{self, Names, Snapshot};
 use crate::cli::ClusterArgs;
 use crate::cluster::Cluster;
 use crate::datapath;
+use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
 use crate::duration;
 use crate::error::{Error, Result};
@@ -33,23 +34,23 @@ const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Deployment of the Key Management Service API.
-    #[arg(long, value_name = "NAME", default_value = "key-management-api")]
+    #[arg(long, value_name = "NAME", default_value = defaults::DEPLOYMENT)]
     pub deployment: String,
 
     /// Deployment of the token adapter.
-    #[arg(long, value_name = "NAME", default_value = "tokenadapter")]
+    #[arg(long, value_name = "NAME", default_value = defaults::TOKEN_ADAPTER)]
     pub token_adapter: String,
 
     /// Secret holding the API key.
-    #[arg(long, value_name = "NAME", default_value = "sts-apikey")]
+    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
     pub secret: String,
 
     /// Data key of that Secret.
-    #[arg(long, value_name = "KEY", default_value = "apikey")]
+    #[arg(long, value_name = "KEY", default_value = defaults::SECRET_KEY)]
     pub secret_key: String,
 
     /// Name of the IdentityMappingPolicy.
-    #[arg(long, value_name = "NAME", default_value = "stspolicy")]
+    #[arg(long, value_name = "NAME", default_value = defaults::POLICY)]
     pub policy: String,
 
     /// Keep checking until every check passes or this much time has passed.
@@ -70,6 +71,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
         secret: args.secret.clone(),
         secret_key: args.secret_key.clone(),
         policy: args.policy.clone(),
+        cluster_flags: cluster_args.flags_for_hints(),
     };
     let cluster = Cluster::connect(cluster_args).await?;
     let report = match args.wait {

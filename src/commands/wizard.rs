@@ -28,6 +28,7 @@ use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::{self, SecretChange, SetApikeyArgs};
 use crate::commands::{expose, inject, map_identity, status};
 use crate::crn;
+use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::duration;
 use crate::error::{Error, Result};
@@ -130,11 +131,12 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     let names = Names {
         kms_namespace: cluster_args.kms_namespace.clone(),
         istio_namespace: cluster_args.istio_namespace.clone(),
-        deployment: "key-management-api".into(),
-        token_adapter: "tokenadapter".into(),
-        secret: "sts-apikey".into(),
-        secret_key: "apikey".into(),
-        policy: "stspolicy".into(),
+        deployment: defaults::DEPLOYMENT.into(),
+        token_adapter: defaults::TOKEN_ADAPTER.into(),
+        secret: defaults::SECRET.into(),
+        secret_key: defaults::SECRET_KEY.into(),
+        policy: defaults::POLICY.into(),
+        cluster_flags: cluster_args.flags_for_hints(),
     };
     let before = status::check(&cluster, &names).await?;
     eprintln!("{}", before.render_text());

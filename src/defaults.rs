@@ -1,0 +1,16 @@
+//! The runbook's names: the default of every flag and answer that names an
+//! object or a namespace, in one place, so that the subcommands, the wizard,
+//! the answers file and the hints `status` prints agree on what "not given"
+//! means.
+
+pub const KMS_NAMESPACE: &str = "kube-system";
+pub const ISTIO_NAMESPACE: &str = "istio-system";
+/// The KMS API Deployment.
+pub const DEPLOYMENT: &str = "key-management-api";
+/// The STS token adapter Deployment.
+pub const TOKEN_ADAPTER: &str = "tokenadapter";
+/// The Secret holding the API key, and its data key.
+pub const SECRET: &str = "sts-apikey";
+pub const SECRET_KEY: &str = "apikey";
+/// The IdentityMappingPolicy.
+pub const POLICY: &str = "stspolicy";
