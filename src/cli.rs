@@ -11,6 +11,7 @@ use crate::commands::completion::CompletionArgs;
 use crate::commands::expose::ExposeArgs;
 use crate::commands::inject::InjectArgs;
 use crate::commands::map_identity::MapIdentityArgs;
+use crate::commands::rbac::RbacArgs;
 use crate::commands::set_apikey::SetApikeyArgs;
 use crate::commands::status::StatusArgs;
 use crate::commands::version::VersionArgs;
@@ -51,6 +52,8 @@ pub enum Command {
     MapIdentity(MapIdentityArgs),
     /// Check every step of the setup, with a hint for each problem.
     Status(StatusArgs),
+    /// Print the Roles and bindings that grant exactly what a command needs.
+    Rbac(RbacArgs),
     /// Walk through the whole setup interactively, or replay saved answers.
     Wizard(WizardArgs),
     /// Print the plugin's version and the API server's version.

@@ -229,7 +229,13 @@ pub enum Error {
     NeedsTerminal,
 
     #[error("the current user lacks permissions this command needs: {}", .missing.join(", "))]
-    MissingPermissions { missing: Vec<String> },
+    MissingPermissions {
+        missing: Vec<String>,
+        /// The command, as `rbac --for` names it.
+        command: &'static str,
+        /// The user's name, when the API server told it.
+        user: Option<String>,
+    },
 
     #[error("status found failed checks: {failed}")]
     ChecksFailed { failed: usize },
@@ -316,11 +322,17 @@ impl Error {
                 "your credentials may have expired: log in again, or pick another user with --user"
                     .into(),
             ),
-            Error::Forbidden { .. } | Error::MissingPermissions { .. } => Some(
+            Error::Forbidden { .. } => Some(
                 "ask a cluster administrator for this permission; `kubectl kms-sts status` \
-                 lists every permission the plugin needs"
+                 lists every permission the plugin needs, and `kubectl kms-sts rbac --for all \
+                 --to-user NAME` prints the Roles that grant them"
                     .into(),
             ),
+            Error::MissingPermissions { command, user, .. } => Some(format!(
+                "ask a cluster administrator to apply the Roles that `kubectl kms-sts rbac --for \
+                 {command} --to-user {}` prints (`| kubectl apply -f -`)",
+                user.as_deref().map(wording::shell_word).unwrap_or_else(|| "NAME".into())
+            )),
             Error::InvalidApiKey { .. } => Some(
                 "give the key exactly as it was issued: no spaces, newlines or control characters"
                     .into(),

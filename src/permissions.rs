@@ -4,14 +4,17 @@
 //! against it locally; only where the server says its list is incomplete (a
 //! webhook authorizer) is each need asked with a SelfSubjectAccessReview.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
 use kube::Api;
 use kube::api::PostParams;
+use serde_json::json;
 
 use crate::apply::Strategy;
 use crate::cli::{DryRun, WriteArgs};
@@ -162,6 +165,120 @@ pub fn for_everything(scope: &Scope) -> Vec<Permission> {
     needs
 }
 
+/// The commands whose permissions an administrator can grant as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Command {
+    SetApikey,
+    Inject,
+    Expose,
+    MapIdentity,
+    /// Every read the checks make; `status` names what else is missing.
+    Status,
+    /// Everything the whole chain needs, as the runbook runs it.
+    All,
+}
+
+impl Command {
+    /// As typed after `--for`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::SetApikey => "set-apikey",
+            Command::Inject => "inject",
+            Command::Expose => "expose",
+            Command::MapIdentity => "map-identity",
+            Command::Status => "status",
+            Command::All => "all",
+        }
+    }
+
+    /// What the command needs with its default options: the same lists its
+    /// own preflight checks.
+    pub fn needs(self, scope: &Scope) -> Vec<Permission> {
+        match self {
+            Command::SetApikey => for_set_apikey(scope, false, true),
+            Command::Inject => for_inject(scope),
+            Command::Expose => for_expose(scope, Strategy::ServerSide),
+            Command::MapIdentity => for_map_identity(scope, Strategy::ServerSide),
+            Command::Status => for_everything(scope)
+                .into_iter()
+                .filter(|p| READ_VERBS.contains(&p.verb))
+                .collect(),
+            Command::All => for_everything(scope),
+        }
+    }
+}
+
+/// Who a binding grants to, as in an RBAC subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    User(String),
+    Group(String),
+    ServiceAccount { namespace: String, name: String },
+}
+
+impl Subject {
+    fn rbac(&self) -> serde_json::Value {
+        let api_group = "rbac.authorization.k8s.io";
+        match self {
+            Subject::User(name) => json!({"kind": "User", "apiGroup": api_group, "name": name}),
+            Subject::Group(name) => json!({"kind": "Group", "apiGroup": api_group, "name": name}),
+            Subject::ServiceAccount { namespace, name } => {
+                json!({"kind": "ServiceAccount", "namespace": namespace, "name": name})
+            }
+        }
+    }
+}
+
+/// Verbs by (API group, resource): the rules of one Role.
+type Rules<'a> = BTreeMap<(&'a str, &'a str), Vec<&'static str>>;
+
+/// The Roles, ClusterRole and bindings that grant exactly `needs` to
+/// `subject`, named `name`: one Role and RoleBinding per namespace, a
+/// ClusterRole and ClusterRoleBinding for cluster-wide needs. Each rule is
+/// one resource with its verbs, so nothing more than `needs` is granted.
+pub fn rbac_objects(needs: &[Permission], name: &str, subject: &Subject) -> Vec<serde_json::Value> {
+    let mut by_place: BTreeMap<Option<&str>, Rules> = BTreeMap::new();
+    for need in needs {
+        let verbs = by_place
+            .entry(need.namespace.as_deref())
+            .or_default()
+            .entry((need.group.as_str(), need.resource))
+            .or_default();
+        if !verbs.contains(&need.verb) {
+            verbs.push(need.verb);
+        }
+    }
+    let mut objects = Vec::new();
+    for (namespace, rules) in by_place {
+        let rules: Vec<serde_json::Value> = rules
+            .into_iter()
+            .map(|((group, resource), mut verbs)| {
+                verbs.sort_unstable();
+                json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+            })
+            .collect();
+        let (role, binding) = match namespace {
+            Some(_) => ("Role", "RoleBinding"),
+            None => ("ClusterRole", "ClusterRoleBinding"),
+        };
+        let mut metadata = json!({"name": name});
+        if let Some(namespace) = namespace {
+            metadata["namespace"] = json!(namespace);
+        }
+        objects.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": role,
+            "metadata": metadata, "rules": rules,
+        }));
+        objects.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": binding,
+            "metadata": metadata,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role, "name": name},
+            "subjects": [subject.rbac()],
+        }));
+    }
+    objects
+}
+
 /// Whether a rule grants a permission.
 pub fn rule_allows(rule: &ResourceRule, permission: &Permission) -> bool {
     let has = |list: &Option<Vec<String>>, wanted: &str| {
@@ -231,7 +348,12 @@ pub async fn missing(cluster: &Cluster, needs: &[Permission]) -> Result<Vec<Perm
 /// Commands call this before their first write, so a user who lacks one
 /// permission changes nothing. A client dry run writes nothing, so it needs
 /// only the reads.
-pub async fn require(cluster: &Cluster, needs: &[Permission], write: &WriteArgs) -> Result<()> {
+pub async fn require(
+    cluster: &Cluster,
+    command: Command,
+    needs: &[Permission],
+    write: &WriteArgs,
+) -> Result<()> {
     let needs: Vec<Permission> = needs
         .iter()
         .filter(|need| write.dry_run != Some(DryRun::Client) || READ_VERBS.contains(&need.verb))
@@ -243,7 +365,22 @@ pub async fn require(cluster: &Cluster, needs: &[Permission], write: &WriteArgs)
     }
     Err(crate::error::Error::MissingPermissions {
         missing: lacking.iter().map(ToString::to_string).collect(),
+        command: command.name(),
+        user: current_user(cluster).await,
     })
+}
+
+/// The current user's name as the API server knows it, when it says.
+async fn current_user(cluster: &Cluster) -> Option<String> {
+    let reviews: Api<SelfSubjectReview> = Api::all(cluster.client());
+    let answer = cluster
+        .call(
+            "ask the API server who the current user is",
+            reviews.create(&PostParams::default(), &SelfSubjectReview::default()),
+        )
+        .await
+        .ok()?;
+    answer.status?.user_info?.username
 }
 
 async fn access_review(cluster: &Cluster, permission: &Permission) -> Result<bool> {
@@ -351,6 +488,63 @@ mod tests {
             for_expose(&scope, Strategy::ServerSide)
                 .iter()
                 .any(create_secret)
+        );
+    }
+
+    #[test]
+    fn rbac_grants_exactly_the_needs() {
+        let scope = Scope {
+            kms: "kms",
+            istio: "istio",
+            cert_manager: Some(CertManagerApi::Current),
+        };
+        for command in [
+            Command::SetApikey,
+            Command::Inject,
+            Command::Expose,
+            Command::MapIdentity,
+            Command::Status,
+            Command::All,
+        ] {
+            let needs = command.needs(&scope);
+            let objects = rbac_objects(&needs, "grant", &Subject::User("u".into()));
+            let mut granted: Vec<String> = Vec::new();
+            for role in objects
+                .iter()
+                .filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole")
+            {
+                let place = match role["metadata"]["namespace"].as_str() {
+                    Some(namespace) => format!("in {namespace}"),
+                    None => "(cluster-wide)".to_owned(),
+                };
+                for rule in role["rules"].as_array().unwrap() {
+                    let group = rule["apiGroups"][0].as_str().unwrap();
+                    let resource = rule["resources"][0].as_str().unwrap();
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        let resource = if group.is_empty() {
+                            resource.to_owned()
+                        } else {
+                            format!("{resource}.{group}")
+                        };
+                        granted.push(format!("{} {resource} {place}", verb.as_str().unwrap()));
+                    }
+                }
+            }
+            let mut wanted: Vec<String> = needs.iter().map(ToString::to_string).collect();
+            wanted.sort();
+            wanted.dedup();
+            granted.sort();
+            assert_eq!(granted, wanted, "{}", command.name());
+            let bindings = objects
+                .iter()
+                .filter(|o| o["kind"].as_str().unwrap().ends_with("Binding"));
+            assert!(bindings.clone().all(|b| b["subjects"][0]["name"] == "u"));
+        }
+        assert!(
+            !Command::Status
+                .needs(&scope)
+                .iter()
+                .any(|p| !READ_VERBS.contains(&p.verb))
         );
     }
 

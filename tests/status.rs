@@ -316,9 +316,10 @@ fn hints_carry_the_runs_flags_and_fix_what_they_name_when_pasted() {
     let (_, report) = status();
     assert_eq!(status_check(&report, "DestinationRule")["result"], "pass");
 
-    // An error's hint carries them too: a user without permissions is sent
-    // to `status` for the same cluster and namespaces.
-    let nobody = test.user_kubeconfig(&format!("status-hints-{}", std::process::id()));
+    // An error's hint carries them too: a user without permissions is given
+    // the command that prints the Roles for the same namespaces.
+    let user = format!("status-hints-{}", std::process::id());
+    let nobody = test.user_kubeconfig(&user);
     let out = run(plugin()
         .arg("--kubeconfig")
         .arg(&nobody)
@@ -328,7 +329,8 @@ fn hints_carry_the_runs_flags_and_fix_what_they_name_when_pasted() {
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
-            "`kubectl kms-sts status --kubeconfig {} --kms-namespace {} --istio-namespace {}`",
+            "`kubectl kms-sts rbac --for expose --to-user {user} --kubeconfig {} \
+             --kms-namespace {} --istio-namespace {}`",
             nobody.display(),
             ns.0,
             ns.1

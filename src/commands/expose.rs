@@ -122,7 +122,7 @@ pub async fn desired_objects(
         cert_manager: Some(cert_manager),
     };
     let needs = permissions::for_expose(&scope, args.apply.apply_strategy);
-    permissions::require(cluster, &needs, &args.write).await?;
+    permissions::require(cluster, permissions::Command::Expose, &needs, &args.write).await?;
     let services: Api<Service> = Api::namespaced(cluster.client(), kms_namespace);
     let service = cluster
         .call(

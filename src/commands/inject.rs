@@ -82,7 +82,13 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         istio: &cluster_args.istio_namespace,
         cert_manager: None,
     };
-    permissions::require(&cluster, &permissions::for_inject(&scope), &args.write).await?;
+    permissions::require(
+        &cluster,
+        permissions::Command::Inject,
+        &permissions::for_inject(&scope),
+        &args.write,
+    )
+    .await?;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 
     let original = cluster

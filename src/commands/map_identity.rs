@@ -104,7 +104,13 @@ pub async fn desired_policy(
         cert_manager: None,
     };
     let needs = permissions::for_map_identity(&scope, args.apply.apply_strategy);
-    permissions::require(cluster, &needs, &args.write).await?;
+    permissions::require(
+        cluster,
+        permissions::Command::MapIdentity,
+        &needs,
+        &args.write,
+    )
+    .await?;
     Ok(IdentityMapping {
         namespace,
         name: &args.name,

@@ -4,6 +4,7 @@ pub mod completion;
 pub mod expose;
 pub mod inject;
 pub mod map_identity;
+pub mod rbac;
 pub mod set_apikey;
 pub mod status;
 pub mod version;
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Expose(args) => expose::run(&cli.cluster, &args).await,
         Command::MapIdentity(args) => map_identity::run(&cli.cluster, &args).await,
         Command::Status(args) => status::run(&cli.cluster, &args).await,
+        Command::Rbac(args) => rbac::run(&cli.cluster, &args).await,
         Command::Completion(args) => completion::run(&args),
         Command::Wizard(args) => wizard::run(&cli.cluster, &args).await,
         Command::Inject(args) => inject::run(&cli.cluster, &args).await,

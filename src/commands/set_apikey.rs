@@ -179,7 +179,13 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
         cert_manager: None,
     };
     let needs = permissions::for_set_apikey(&scope, args.create, !args.no_restart);
-    permissions::require(&cluster, &needs, &args.write).await?;
+    permissions::require(
+        &cluster,
+        permissions::Command::SetApikey,
+        &needs,
+        &args.write,
+    )
+    .await?;
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 

@@ -1,0 +1,134 @@
+//! `rbac --for COMMAND` prints Roles and bindings that, applied by an
+//! administrator for a user who has no rights at all, let that user run the
+//! command; and a user who lacks a permission is pointed at it by name.
+
+mod support;
+
+use support::{
+    SOURCE_CRN, TARGET_CRN, assert_exit, cluster, fresh_namespaces, istioctl_binary, json_status,
+    plugin_as, plugin_in, run, run_with_stdin, scratch_dir, stderr, stdout,
+};
+
+#[test]
+fn each_command_runs_with_exactly_what_rbac_prints_for_it() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "rbac");
+    let istioctl = istioctl_binary();
+    let backups = scratch_dir("rbac-backups");
+    let steps: [(&str, Vec<&str>); 4] = [
+        ("set-apikey", vec!["set-apikey", "--from-stdin"]),
+        (
+            "inject",
+            vec![
+                "inject",
+                "--istioctl",
+                istioctl.to_str().unwrap(),
+                "--backup-dir",
+                backups.to_str().unwrap(),
+            ],
+        ),
+        ("expose", vec!["expose", "--host", "10.5.6.7"]),
+        (
+            "map-identity",
+            vec![
+                "map-identity",
+                "--source-crn",
+                SOURCE_CRN,
+                "--target-crn",
+                TARGET_CRN,
+            ],
+        ),
+    ];
+    let grant = |command: &str| {
+        let user = format!("rbac-{command}-{}", std::process::id());
+        let kubeconfig = test.user_kubeconfig(&user);
+        let out = run(plugin_in(test, &ns).args(["rbac", "--for", command, "--to-user", &user]));
+        assert_exit(&out, 0);
+        let manifest = stdout(&out);
+        assert!(manifest.contains(&format!("name: {user}")), "{manifest}");
+        let applied = run_with_stdin(
+            test.kubectl().args(["apply", "-f", "-"]),
+            manifest.as_bytes(),
+        );
+        assert_exit(&applied, 0);
+        kubeconfig
+    };
+    for (command, args) in &steps {
+        let kubeconfig = grant(command);
+        let out = run_with_stdin(plugin_as(&kubeconfig, &ns).args(args), b"rbac-key");
+        assert_exit(&out, 0);
+    }
+    test.wait_for_gateway_certificate(&ns);
+
+    // status reads everything, and names the writes it was not granted.
+    let kubeconfig = grant("status");
+    let (code, report) = json_status(plugin_as(&kubeconfig, &ns).arg("status"));
+    assert_eq!(code, 8, "{report:#}");
+    let failed: Vec<&str> = report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .filter(|c| c["result"] != "pass")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["permissions"], "{report:#}");
+
+    // The whole chain's grant passes every check.
+    let kubeconfig = grant("all");
+    let (code, report) = json_status(plugin_as(&kubeconfig, &ns).arg("status"));
+    assert_eq!(code, 0, "{report:#}");
+}
+
+#[test]
+fn a_user_without_a_permission_is_given_the_rbac_command_with_their_name() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "rbac-hint");
+    let user = format!("rbac-hint-{}", std::process::id());
+    let kubeconfig = test.user_kubeconfig(&user);
+    let out = run(plugin_as(&kubeconfig, &ns).args(["expose", "--host", "10.5.6.7"]));
+    assert_exit(&out, 5);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "`kubectl kms-sts rbac --for expose --to-user {user}"
+        )),
+        "{err}"
+    );
+    // The printed command, run by an administrator, grants what was missing.
+    let out = run(plugin_in(test, &ns).args(["rbac", "--for", "expose", "--to-user", &user]));
+    assert_exit(&out, 0);
+    let applied = run_with_stdin(test.kubectl().args(["apply", "-f", "-"]), &out.stdout);
+    assert_exit(&applied, 0);
+    let out = run(plugin_as(&kubeconfig, &ns).args(["expose", "--host", "10.5.6.7"]));
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn who_is_granted_must_be_named() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "rbac-usage");
+    let out = run(plugin_in(test, &ns).args(["rbac", "--for", "expose"]));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--to-user"), "{}", stderr(&out));
+    let out = run(plugin_in(test, &ns).args([
+        "rbac",
+        "--for",
+        "inject",
+        "--to-service-account",
+        "ci/deployer",
+    ]));
+    assert_exit(&out, 0);
+    let manifest = stdout(&out);
+    assert!(manifest.contains("kind: ServiceAccount"), "{manifest}");
+    assert!(manifest.contains("namespace: ci"), "{manifest}");
+    let out = run(plugin_in(test, &ns).args([
+        "rbac",
+        "--for",
+        "inject",
+        "--to-service-account",
+        "deployer",
+    ]));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("NAMESPACE/NAME"), "{}", stderr(&out));
+}
