@@ -68,6 +68,14 @@ fn assert_reaches(report: &Value, ns: &(String, String), hosts: &[&str]) {
     }
 }
 
+/// Where the first request's gateway certificate and upstream trust came
+/// from, as Envoy resource names.
+fn assert_sources(report: &Value, certificate: &str, trust: &str) {
+    let request = &report["requests"][0];
+    assert_eq!(request["downstream"]["certificate_source"], certificate);
+    assert_eq!(request["upstream"]["trust"], trust);
+}
+
 /// `status` waits until the Certificate is issued, then every check passes.
 fn assert_status_passes(test: &TestCluster, ns: &(String, String)) -> Value {
     let (code, report) = status(test, ns, &["--wait", "60s"]);
@@ -121,14 +129,10 @@ fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
         assert_reaches(&verified, &ns, &["10.20.30.40", "kms.example.com"]);
         // Both profiles' default gateways mount the certificate secrets: the
         // runbook's files serve the certificate and the CA.
-        let request = &verified["requests"][0];
-        assert_eq!(
-            request["downstream"]["certificate_source"],
-            "file-cert:/etc/istio/ingressgateway-certs/tls.crt~/etc/istio/ingressgateway-certs/tls.key"
-        );
-        assert_eq!(
-            request["upstream"]["trust"],
-            "file-root:/etc/istio/ingressgateway-ca-certs/ca.crt"
+        assert_sources(
+            &verified,
+            "file-cert:/etc/istio/ingressgateway-certs/tls.crt~/etc/istio/ingressgateway-certs/tls.key",
+            "file-root:/etc/istio/ingressgateway-ca-certs/ca.crt",
         );
     }
 }
@@ -177,14 +181,10 @@ fn a_gateway_that_mounts_no_certificate_is_served_by_credential_name() {
     let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
     assert_eq!(code, 0, "{verified:#}");
     assert_reaches(&verified, &ns, &["kms.example.com"]);
-    let request = &verified["requests"][0];
-    assert_eq!(
-        request["downstream"]["certificate_source"],
-        "kubernetes://istio-ingressgateway-certs"
-    );
-    assert_eq!(
-        request["upstream"]["trust"],
-        "kubernetes://istio-ingressgateway-ca-certs-cacert"
+    assert_sources(
+        &verified,
+        "kubernetes://istio-ingressgateway-certs",
+        "kubernetes://istio-ingressgateway-ca-certs-cacert",
     );
 }
 
