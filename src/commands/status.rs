@@ -246,13 +246,6 @@ async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
         gateway_pods,
         datapath::served_tls_secret(cluster, kms_ns, &kms_pods),
     )?;
-    let tls_of = |object: &Option<DynamicObject>, pointer: &str| {
-        object
-            .as_ref()
-            .and_then(|o| o.data.pointer(pointer))
-            .and_then(|name| name.as_str())
-            .map(str::to_owned)
-    };
     let gateway_credential = gateway
         .as_ref()
         .and_then(|gw| gw.data["spec"]["servers"].as_array())
@@ -260,7 +253,10 @@ async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
         .flatten()
         .filter_map(|server| server["tls"]["credentialName"].as_str().map(str::to_owned))
         .collect::<Vec<_>>();
-    let upstream_credential = tls_of(&destination_rule, "/spec/trafficPolicy/tls/credentialName");
+    let upstream_credential = destination_rule
+        .as_ref()
+        .and_then(|rule| rule.data["spec"]["trafficPolicy"]["tls"]["credentialName"].as_str())
+        .map(str::to_owned);
     let wanted = gateway_pods
         .iter()
         .flat_map(exposure::mounted_secrets)
