@@ -26,8 +26,9 @@ pub fn shell_word(text: &str) -> String {
     }
 }
 
-/// `text` with `flags` added to the end of every backquoted command line
-/// that starts with `command`.
+/// `text` with `flags` (` --flag value` each) added to the end of every
+/// backquoted command line that starts with `command`, but for the flags
+/// that line already gives.
 pub fn with_flags(text: &str, command: &str, flags: &str) -> String {
     if flags.is_empty() {
         return text.to_owned();
@@ -39,8 +40,14 @@ pub fn with_flags(text: &str, command: &str, flags: &str) -> String {
             break;
         };
         let end = start + 1 + length;
+        let line = &rest[start + 1..end];
         out += &rest[..end];
-        out += flags;
+        for flag in flags.split(" --").filter(|f| !f.is_empty()) {
+            let name = flag.split(' ').next().unwrap_or_default();
+            if !line.contains(&format!("--{name} ")) && !line.ends_with(&format!("--{name}")) {
+                out += &format!(" --{flag}");
+            }
+        }
         out.push('`');
         rest = &rest[end + 1..];
     }
@@ -61,6 +68,14 @@ mod tests {
              then `kubectl kms-sts inject --kms-namespace k`"
         );
         assert_eq!(with_flags(text, "kubectl kms-sts ", ""), text);
+        assert_eq!(
+            with_flags(
+                "`kubectl kms-sts set-apikey --istio-namespace i`",
+                "kubectl kms-sts ",
+                " --kubeconfig /k --istio-namespace i"
+            ),
+            "`kubectl kms-sts set-apikey --istio-namespace i --kubeconfig /k`"
+        );
         assert_eq!(
             with_flags(
                 "unclosed `kubectl kms-sts status",

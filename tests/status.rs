@@ -199,6 +199,35 @@ fn a_refusal_by_the_server_is_shown_in_its_own_words() {
 }
 
 #[test]
+fn a_virtual_service_without_a_route_fails() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "status-no-route");
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.1.2.3"]));
+    assert_exit(&out, 0);
+    let out = run(test.kubectl().args([
+        "patch",
+        "virtualservices.networking.istio.io/kmsvservice",
+        "-n",
+        &ns.0,
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/http"}]"#,
+    ]));
+    assert_exit(&out, 0);
+    let (code, report) = json_status(plugin_in(test, &ns).arg("status"));
+    assert_eq!(code, CHECKS_FAILED);
+    let vs = status_check(&report, "VirtualService");
+    assert_eq!(vs["result"], "fail", "{vs:#}");
+    assert!(
+        vs["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no HTTP route to kms-api"),
+        "{vs:#}"
+    );
+}
+
+#[test]
 fn counts_agree_in_number() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "status-counts");

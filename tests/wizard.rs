@@ -240,6 +240,33 @@ fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
 }
 
 #[test]
+fn a_missing_secret_is_met_with_a_command_the_wizard_does_not_need_flags_for() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-no-secret");
+    let out = run(test
+        .kubectl()
+        .args(["delete", "secret", "sts-apikey", "-n", &ns.1]));
+    assert_exit(&out, 0);
+    let file = scratch_dir("wizard-no-secret").join("answers.yaml");
+    std::fs::write(&file, answers(&ns)).unwrap();
+    let out = run_with_stdin(&mut wizard(test, &file), b"some-key");
+    assert_exit(&out, 6);
+    let err = stderr(&out);
+    assert!(!err.contains("pass --create"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`kubectl kms-sts set-apikey --create --kubeconfig {} --kms-namespace {} \
+             --istio-namespace {}`",
+            test.kubeconfig.display(),
+            ns.0,
+            ns.1
+        )),
+        "{err}"
+    );
+    assert_eq!(test.kms_generation(&ns.0), "1");
+}
+
+#[test]
 fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-bad");

@@ -500,6 +500,12 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
                     format!("not bound to gateway {GATEWAY}"),
                     expose,
                 )
+            } else if !destination["host"].is_string() {
+                Check::fail(
+                    "VirtualService",
+                    format!("has no HTTP route to {KMS_SERVICE}"),
+                    expose,
+                )
             } else if let (Some(port), Some(expected)) = (port, service_port)
                 && port != i64::from(expected)
             {
@@ -1071,6 +1077,17 @@ mod tests {
             find(&report(&snapshot, &names()), "VirtualService").result,
             Outcome::Pass
         );
+        let routeless = Snapshot {
+            virtual_service: Some(object(json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": "kmsvservice"},
+                "spec": {"gateways": ["kmsgateway"], "hosts": ["*"]}
+            }))),
+            ..snapshot.clone()
+        };
+        let check = find(&report(&routeless, &names()), "VirtualService").clone();
+        assert_eq!(check.result, Outcome::Fail, "{}", check.message);
+        assert!(check.message.contains("has no HTTP route to kms-api"));
         let unbound = Snapshot {
             virtual_service: Some(vs(28674, "other")),
             ..snapshot

@@ -34,6 +34,7 @@ use crate::duration;
 use crate::error::{Error, Result};
 use crate::manifests::exposure;
 use crate::output;
+use crate::wording;
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("apikey-source").multiple(false))]
@@ -285,7 +286,29 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     let key_plan = match &key {
         Some(key) => {
             let (_, change) =
-                set_apikey::read_secret(&cluster, &names.istio_namespace, &set_args, key).await?;
+                set_apikey::read_secret(&cluster, &names.istio_namespace, &set_args, key)
+                    .await
+                    .map_err(|err| match err {
+                        // The wizard has no --create: say what creates it.
+                        Error::Missing {
+                            kind,
+                            namespace,
+                            name,
+                            ..
+                        } => Error::Missing {
+                            hint: wording::with_flags(
+                                "the secret is created when STS is installed; check the Istio \
+                                 namespace, or create it with `kubectl kms-sts set-apikey \
+                                 --create` and run the wizard again",
+                                "kubectl kms-sts ",
+                                &cluster_args.flags_for_hints(),
+                            ),
+                            kind,
+                            namespace,
+                            name,
+                        },
+                        other => other,
+                    })?;
             Some((key.fingerprint(), change))
         }
         None => None,
