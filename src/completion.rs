@@ -26,13 +26,23 @@ pub fn candidates(words: &[String]) -> Vec<String> {
     let mut command = &root;
     let mut expects_value: Option<clap::Arg> = None;
     let mut skip = false;
+    // A kubeconfig typed earlier on the line is where contexts come from.
+    let mut cluster_args = ClusterArgs::default();
+    let mut previous = "";
     for word in before {
         if skip {
             skip = false;
+            if previous == "--kubeconfig" {
+                cluster_args.kubeconfig = Some(word.into());
+            }
+            previous = word;
             continue;
         }
+        previous = word;
         if let Some(name) = word.strip_prefix("--") {
-            if !name.contains('=') {
+            if let Some(path) = name.strip_prefix("kubeconfig=") {
+                cluster_args.kubeconfig = Some(path.into());
+            } else if !name.contains('=') {
                 let arg = find_long(&root, command, name);
                 skip = arg.as_ref().is_some_and(takes_value);
             }
@@ -56,7 +66,7 @@ pub fn candidates(words: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(arg) = expects_value {
         if arg.get_id() == "context" {
-            if let Ok((contexts, _)) = cluster::contexts(&ClusterArgs::default()) {
+            if let Ok((contexts, _)) = cluster::contexts(&cluster_args) {
                 out.extend(contexts);
             }
         } else {
@@ -165,6 +175,33 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(complete(&["status", "--output", "y"]), vec!["yaml"]);
+    }
+
+    #[test]
+    fn contexts_come_from_a_kubeconfig_typed_earlier() {
+        let dir = std::env::temp_dir().join(format!("kms-sts-completion-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: red\n\
+             clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+             users: [{name: u, user: {token: t}}]\n\
+             contexts: [{name: red, context: {cluster: c, user: u}}, \
+                        {name: blue, context: {cluster: c, user: u}}]\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        assert_eq!(
+            complete(&["--kubeconfig", path, "status", "--context", ""]),
+            vec!["blue", "red"]
+        );
+        let equals = format!("--kubeconfig={path}");
+        assert_eq!(
+            complete(&["status", &equals, "--context", "r"]),
+            vec!["red"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
