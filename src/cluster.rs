@@ -97,20 +97,13 @@ impl Cluster {
     /// Classifies a failed request; the client's own connect and read
     /// timeouts (set to the request timeout) read as the timeout they are.
     pub fn classify(&self, action: &str, source: kube::Error) -> Error {
-        if let (Some(limit), kube::Error::HyperError(_) | kube::Error::Service(_)) =
-            (self.request_timeout, &source)
+        if let Some(limit) = self.request_timeout
+            && timed_out(&source)
         {
-            let mut cause: Option<&dyn std::error::Error> = Some(&source);
-            while let Some(err) = cause {
-                let text = err.to_string();
-                if text.contains("timed out") || text.contains("deadline has elapsed") {
-                    return Error::Timeout {
-                        server: self.server.clone(),
-                        timeout: duration::display(limit),
-                    };
-                }
-                cause = err.source();
-            }
+            return Error::Timeout {
+                server: self.server.clone(),
+                timeout: duration::display(limit),
+            };
         }
         Error::from_api(action, &self.server, source)
     }
@@ -268,4 +261,50 @@ fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<Option
         }
     }
     Ok(context)
+}
+/// Whether a transport failure is the client's connect or read timeout:
+/// those surface as an I/O error of kind `TimedOut` somewhere in the chain.
+fn timed_out(source: &kube::Error) -> bool {
+    if !matches!(source, kube::Error::HyperError(_) | kube::Error::Service(_)) {
+        return false;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_error(error: std::io::Error) -> kube::Error {
+        kube::Error::Service(Box::new(error))
+    }
+
+    #[test]
+    fn timeouts_are_known_by_their_kind_not_their_words() {
+        use std::io::{Error as IoError, ErrorKind};
+        assert!(timed_out(&service_error(IoError::from(
+            ErrorKind::TimedOut
+        ))));
+        assert!(timed_out(&service_error(IoError::new(
+            ErrorKind::TimedOut,
+            "deadline has elapsed"
+        ))));
+        // Words alone say nothing: a server's message may contain them.
+        assert!(!timed_out(&service_error(IoError::other(
+            "the operation timed out"
+        ))));
+        assert!(!timed_out(&service_error(IoError::from(
+            ErrorKind::ConnectionRefused
+        ))));
+    }
 }
