@@ -219,6 +219,9 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    #[error("the backup {} cannot be restored: {reason}", path.display())]
+    InvalidBackup { path: PathBuf, reason: String },
+
     #[error("invalid answers: {field}: {reason}")]
     InvalidAnswers { field: String, reason: String },
 
@@ -268,6 +271,7 @@ impl Error {
             | Error::NoKeySource
             | Error::InvalidCrn { .. }
             | Error::InvalidAnswers { .. }
+            | Error::InvalidBackup { .. }
             | Error::NeedsTerminal
             | Error::KeyRead { .. } => ExitStatus::Usage,
             Error::Missing { .. }
@@ -344,6 +348,11 @@ impl Error {
             Error::NeedsTerminal => Some(
                 "replay saved answers with `kubectl kms-sts wizard --answers FILE --yes` \
                  (the key with --apikey-from-stdin, --apikey-from-file or --apikey-from-env)"
+                    .into(),
+            ),
+            Error::InvalidBackup { .. } => Some(
+                "move the file aside to restore the backup before it, or name another \
+                 directory with --backup-dir"
                     .into(),
             ),
             Error::NoKeySource => {

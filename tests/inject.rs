@@ -228,6 +228,33 @@ fn undo_restores_the_backed_up_template_in_both_profiles() {
 }
 
 #[test]
+fn a_damaged_default_backup_is_named_without_blaming_a_flag_not_given() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-bad-backup");
+    // One home for both runs, so --undo finds the default backup directory.
+    let home = scratch_dir("inject-bad-backup-home");
+    let out = run(inject(test, &ns).env("HOME", &home));
+    assert_exit(&out, 0);
+    let saved = stderr(&out)
+        .lines()
+        .find_map(|line| line.split(" saved to ").nth(1).map(str::to_owned))
+        .expect("the backup's path is printed");
+    assert!(saved.starts_with(home.to_str().unwrap()), "{saved}");
+    std::fs::write(&saved, "not: [a deployment").unwrap();
+
+    let out = run(inject(test, &ns).arg("--undo").env("HOME", &home));
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(!err.contains("--backup-dir:"), "{err}");
+    assert!(
+        err.contains(&format!("the backup {saved} cannot be restored")),
+        "{err}"
+    );
+    assert!(err.contains("not a Deployment manifest"), "{err}");
+    assert!(containers(test, &ns.0).contains("istio-proxy"));
+}
+
+#[test]
 fn ctrl_c_during_the_rollout_wait_exits_promptly_and_status_describes_the_state() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "inject-sigint");

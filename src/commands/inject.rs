@@ -222,7 +222,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
                     what: format!("injecting deployment {namespace}/{name} failed"),
                     cause: Box::new(cause),
                 }),
-                Err(_) => Err(Error::Incomplete {
+                Err(rollback) => Err(Error::Incomplete {
                     done: vec![
                         format!(
                             "original saved to {}",
@@ -235,7 +235,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
                     ],
                     not_done: vec![
                         "rollout confirmed".into(),
-                        "rollback to the original".into(),
+                        format!("rollback to the original ({rollback})"),
                     ],
                     cause: Box::new(cause),
                 }),
@@ -275,18 +275,15 @@ async fn undo(
         path: path.clone(),
         source,
     })?;
-    let saved: Deployment = serde_saphyr::from_str(&text).map_err(|err| Error::InvalidFlag {
-        flag: "--backup-dir",
-        reason: format!("{} is not a Deployment manifest: {err}", path.display()),
+    let saved: Deployment = serde_saphyr::from_str(&text).map_err(|err| Error::InvalidBackup {
+        path: path.clone(),
+        reason: format!("it is not a Deployment manifest: {err}"),
     })?;
     let template = pod_template(&saved);
     if sidecar::template_is_injected(&template) {
-        return Err(Error::InvalidFlag {
-            flag: "--backup-dir",
-            reason: format!(
-                "the newest backup {} carries the sidecar too",
-                path.display()
-            ),
+        return Err(Error::InvalidBackup {
+            path: path.clone(),
+            reason: "it carries the sidecar too".into(),
         });
     }
     let mut restored = current.clone();
