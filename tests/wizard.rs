@@ -267,6 +267,30 @@ fn a_missing_secret_is_met_with_a_command_the_wizard_does_not_need_flags_for() {
 }
 
 #[test]
+fn what_inject_needs_is_checked_before_the_key_is_written() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-no-istioctl");
+    let file = scratch_dir("wizard-no-istioctl").join("answers.yaml");
+    std::fs::write(&file, answers(&ns)).unwrap();
+    let out = run_with_stdin(
+        test.plugin()
+            .args(["wizard", "--yes", "--apikey-from-stdin", "--answers"])
+            .arg(&file)
+            .args(["--istioctl", "/nonexistent/istioctl"]),
+        b"some-key",
+    );
+    assert_exit(&out, 6);
+    let err = stderr(&out);
+    assert!(err.contains("istioctl"), "{err}");
+    assert!(!err.contains("Plan for context"), "{err}");
+    assert_eq!(
+        test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.apikey}"),
+        ""
+    );
+    assert_eq!(test.kms_generation(&ns.0), "1");
+}
+
+#[test]
 fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-bad");

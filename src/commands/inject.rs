@@ -335,7 +335,7 @@ fn set_pod_template(deployment: &mut Deployment, template: PodTemplateSpec) {
 }
 
 /// The cluster's injector configuration; both ConfigMaps come with Istio.
-async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<InjectorConfig> {
+pub async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<InjectorConfig> {
     let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
     let read = async |name: &str, keys: &[&str]| -> Result<Vec<String>> {
         let found = cluster

@@ -32,8 +32,10 @@ use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::duration;
 use crate::error::{Error, Result};
+use crate::istioctl;
 use crate::manifests::exposure;
 use crate::output;
+use crate::permissions::{self, Scope};
 use crate::wording;
 
 #[derive(Debug, clap::Args)]
@@ -313,6 +315,18 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         }
         None => None,
     };
+    // What set-apikey and inject need, checked like expose's and
+    // map-identity's above: before the one confirmation, not half-way.
+    check_key_and_injection_prerequisites(
+        &cluster,
+        &cluster_args,
+        &args.inject_tools,
+        key_plan
+            .as_ref()
+            .is_some_and(|(_, change)| *change != SecretChange::Unchanged),
+        inject_needed,
+    )
+    .await?;
     eprintln!("Plan for context {}:", cluster.context());
     eprintln!(
         "{}",
@@ -357,6 +371,42 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             failed: after.summary.failed,
         })
     }
+}
+
+/// Fails, before anything is written, when a step the plan would run could
+/// not: the permissions set-apikey (with its restart) and inject need,
+/// istioctl, and the injector configuration inject feeds it.
+async fn check_key_and_injection_prerequisites(
+    cluster: &Cluster,
+    cluster_args: &ClusterArgs,
+    tools: &InjectTools,
+    key_changes: bool,
+    inject_needed: bool,
+) -> Result<()> {
+    let scope = Scope {
+        kms: &cluster_args.kms_namespace,
+        istio: &cluster_args.istio_namespace,
+        cert_manager: None,
+    };
+    let mut needs = Vec::new();
+    if key_changes {
+        needs.extend(permissions::for_set_apikey(&scope, false, true));
+    }
+    if inject_needed {
+        needs.extend(permissions::for_inject(&scope));
+    }
+    permissions::require(
+        cluster,
+        permissions::Command::All,
+        &needs,
+        &WriteArgs::default(),
+    )
+    .await?;
+    if inject_needed {
+        istioctl::locate(tools.istioctl.as_deref())?;
+        inject::injector_config(cluster, &cluster_args.istio_namespace).await?;
+    }
+    Ok(())
 }
 
 /// The plan shown before the one confirmation: each step, and for the
