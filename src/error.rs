@@ -459,6 +459,15 @@ fn api_status<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube
     }
 }
 
+/// A failed request in the words a person reads: the API server's own
+/// message with its reason and code when it answered, else the error.
+pub fn for_people(source: &kube::Error) -> String {
+    match source {
+        kube::Error::Api(status) => server_message(status),
+        other => other.to_string(),
+    }
+}
+
 /// What the API server said, for a person: its message, then its reason
 /// and the HTTP code.
 fn server_message(status: &kube::core::Status) -> String {

@@ -166,7 +166,7 @@ fn a_missing_permission_is_named() {
 }
 
 #[test]
-fn a_refusal_by_the_server_is_shown_in_its_own_words() {
+fn a_user_who_may_not_read_everything_gets_a_report_in_the_servers_words() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "status-view");
     let user = format!("status-view-{}", std::process::id());
@@ -184,18 +184,49 @@ fn a_refusal_by_the_server_is_shown_in_its_own_words() {
         ]));
         assert_exit(&out, 0);
     }
-    let out = run(plugin().arg("--kubeconfig").arg(&kubeconfig).args([
-        "--kms-namespace",
-        &ns.0,
-        "--istio-namespace",
-        &ns.1,
-        "status",
-    ]));
-    assert_exit(&out, 5);
-    let err = stderr(&out);
-    assert!(err.contains("is forbidden: User"), "{err}");
-    assert!(err.contains("(reason Forbidden, HTTP 403)"), "{err}");
-    assert_eq!(err.matches("is forbidden").count(), 1, "{err}");
+    let status = || {
+        let mut command = plugin();
+        command.arg("--kubeconfig").arg(&kubeconfig).args([
+            "--kms-namespace",
+            &ns.0,
+            "--istio-namespace",
+            &ns.1,
+            "status",
+        ]);
+        command
+    };
+    let (code, report) = json_status(&mut status());
+    assert_eq!(code, CHECKS_FAILED, "{report:#}");
+    let refused = status_check(&report, "read access");
+    assert_eq!(refused["result"], "fail");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("is forbidden: User"), "{message}");
+    assert!(
+        message.contains("(reason Forbidden, HTTP 403)"),
+        "{message}"
+    );
+    assert!(
+        refused["hint"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl kms-sts rbac --for status"),
+        "{refused:#}"
+    );
+    // Every permission the user lacks is named, reads included.
+    let permissions = status_check(&report, "permissions")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        permissions.contains(&format!("get gateways.networking.istio.io in {}", ns.0)),
+        "{permissions}"
+    );
+    assert!(
+        permissions.contains(&format!("patch secrets in {}", ns.1)),
+        "{permissions}"
+    );
+    let out = run(&mut status());
+    assert_exit(&out, CHECKS_FAILED);
+    assert_eq!(stdout(&out).matches("is forbidden").count(), 1);
 }
 
 #[test]

@@ -179,6 +179,25 @@ pub fn report(snapshot: &Snapshot, names: &Names) -> Report {
     ])
 }
 
+/// The report when a read the checks need was refused: the cluster's
+/// checks, every permission the user lacks, and what could not be read, so
+/// that a user with partial rights gets a report instead of one error.
+pub fn unreadable_report(s: &Snapshot, names: &Names, action: &str, refusal: &str) -> Report {
+    let mut checks = cluster(s);
+    checks.push(Check::fail(
+        "read access",
+        format!("{action} was refused: {refusal}; the other checks need it"),
+        format!(
+            "ask a cluster administrator to apply the Roles that {} prints",
+            names.command("rbac", " --for status --to-user NAME")
+        ),
+    ));
+    Report::new(vec![Category {
+        name: "cluster",
+        checks,
+    }])
+}
+
 fn cluster(s: &Snapshot) -> Vec<Check> {
     let mut checks = vec![Check::pass(
         "API server",

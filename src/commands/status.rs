@@ -19,7 +19,7 @@ use crate::datapath;
 use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
 use crate::duration;
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::manifests::exposure::{
     self, CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
 };
@@ -117,8 +117,45 @@ pub async fn check_until_passing(
 
 /// One round of checks.
 pub async fn check(cluster: &Cluster, names: &Names) -> Result<Report> {
-    let snapshot = snapshot(cluster, names).await?;
-    Ok(evaluate::report(&snapshot, names))
+    match snapshot(cluster, names).await {
+        Ok(snapshot) => Ok(evaluate::report(&snapshot, names)),
+        Err(Error::Forbidden { action, source }) => {
+            let snapshot = permissions_only(cluster, names).await?;
+            Ok(evaluate::unreadable_report(
+                &snapshot,
+                names,
+                &action,
+                &error::for_people(&source),
+            ))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// What a user who may not read everything can still be told: the server,
+/// and every permission the plugin needs that they lack.
+async fn permissions_only(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
+    let version = cluster
+        .call(
+            "read the server version",
+            cluster.client().apiserver_version(),
+        )
+        .await?;
+    let served = discovery::discover(cluster).await?;
+    let scope = Scope {
+        kms: &names.kms_namespace,
+        istio: &names.istio_namespace,
+        cert_manager: served.cert_manager(),
+    };
+    let needs = permissions::for_everything(&scope);
+    Ok(Snapshot {
+        server: cluster.server().to_owned(),
+        server_version: version.git_version,
+        permissions_needed: needs.len(),
+        missing_permissions: permissions::missing(cluster, &needs).await?,
+        served,
+        ..Snapshot::default()
+    })
 }
 
 fn custom(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
