@@ -185,18 +185,8 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         dry_run: args.write.server_dry_run(),
         field_manager: Some(FIELD_MANAGER.into()),
     };
-    let applied = cluster
-        .write(
-            &format!("update deployment {namespace}/{name}"),
-            deployments.replace(name, &params, &updated),
-        )
-        .await?
-        .map_err(|_| Error::Conflict {
-            kind: "Deployment",
-            namespace: namespace.clone(),
-            name: name.clone(),
-            attempts: 1,
-        })?;
+    let applied =
+        replace_unless_changed(&cluster, &deployments, &original, updated, &params).await?;
     if args.write.dry_run.is_some() {
         print_object(&applied, args)?;
         eprintln!("deployment/{name} injected{note}");
@@ -241,6 +231,64 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
                 }),
             }
         }
+    }
+}
+
+/// How often a write refused only because the Deployment's status moved on
+/// is sent again.
+const STATUS_ONLY_RETRIES: u32 = 3;
+
+/// Replaces the Deployment read as `original` with `updated`. A 409 caused
+/// by the controllers writing its status (the object's resourceVersion
+/// moves on, its spec and metadata do not) is retried against the fresh
+/// version; a change by another client to what was read is refused, never
+/// overwritten.
+async fn replace_unless_changed(
+    cluster: &Cluster,
+    deployments: &Api<Deployment>,
+    original: &Deployment,
+    mut updated: Deployment,
+    params: &PostParams,
+) -> Result<Deployment> {
+    let namespace = original.metadata.namespace.clone().unwrap_or_default();
+    let name = original.metadata.name.clone().unwrap_or_default();
+    let conflict = |attempts| Error::Conflict {
+        kind: "Deployment",
+        namespace: namespace.clone(),
+        name: name.clone(),
+        attempts,
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let written = cluster
+            .write(
+                &format!("update deployment {namespace}/{name}"),
+                deployments.replace(&name, params, &updated),
+            )
+            .await?;
+        if let Ok(applied) = written {
+            return Ok(applied);
+        }
+        if attempts > STATUS_ONLY_RETRIES {
+            return Err(conflict(attempts));
+        }
+        let Some(current) = cluster
+            .call(
+                &format!("read deployment {namespace}/{name}"),
+                deployments.get_opt(&name),
+            )
+            .await?
+        else {
+            return Err(conflict(attempts));
+        };
+        let unchanged = current.spec == original.spec
+            && current.metadata.labels == original.metadata.labels
+            && current.metadata.annotations == original.metadata.annotations;
+        if !unchanged {
+            return Err(conflict(attempts));
+        }
+        updated.metadata.resource_version = current.metadata.resource_version;
     }
 }
 
