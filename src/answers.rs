@@ -48,15 +48,14 @@ fn default_istio_namespace() -> String {
     defaults::ISTIO_NAMESPACE.into()
 }
 fn default_issuer() -> String {
-    "icp-ca-issuer".into()
+    defaults::ISSUER.into()
 }
 fn default_issuer_kind() -> String {
     "ClusterIssuer".into()
 }
 /// The runbook's gateway label, as an answer.
 pub fn default_gateway_selector() -> String {
-    let (label, value) = exposure::DEFAULT_GATEWAY_SELECTOR;
-    format!("{label}={value}")
+    defaults::GATEWAY_SELECTOR.into()
 }
 fn default_common_name() -> String {
     "istio-service".into()

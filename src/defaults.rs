@@ -14,3 +14,7 @@ pub const SECRET: &str = "sts-apikey";
 pub const SECRET_KEY: &str = "apikey";
 /// The IdentityMappingPolicy.
 pub const POLICY: &str = "stspolicy";
+/// The ClusterIssuer that signs the gateway's certificate.
+pub const ISSUER: &str = "icp-ca-issuer";
+/// The label of the ingress gateway pods the runbook's Gateway selects.
+pub const GATEWAY_SELECTOR: &str = "istio=ingressgateway";

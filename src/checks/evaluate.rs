@@ -16,7 +16,9 @@ use crate::certificate::{self, Certificate};
 use crate::crn;
 use crate::defaults;
 use crate::discovery::ServedApis;
-use crate::manifests::exposure::{self, GATEWAY, Host, KMS_SERVICE};
+use crate::manifests::exposure::{
+    self, GATEWAY, Host, KMS_SERVICE, secret_data, secret_mounted_at,
+};
 use crate::permissions::Permission;
 use crate::rollout::{RolloutState, rollout_state};
 use crate::sidecar;
@@ -71,6 +73,16 @@ impl Names {
     }
 }
 
+/// The labels a Gateway selects its pods by.
+pub fn gateway_labels(gateway: &DynamicObject) -> BTreeMap<String, String> {
+    gateway.data["spec"]["selector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(label, value)| Some((label.clone(), value.as_str()?.to_owned())))
+        .collect()
+}
+
 /// `expose` as the Certificate and Gateway in the cluster were written: their
 /// hosts, issuer and gateway label, placeholders only for what is unknown.
 fn expose_command(s: &Snapshot, names: &Names) -> String {
@@ -90,21 +102,16 @@ fn expose_command(s: &Snapshot, names: &Names) -> String {
             .collect()
     };
     if let Some(issuer) = spec.map(|spec| &spec["issuerRef"]) {
-        if let Some(name) = issuer["name"].as_str().filter(|n| *n != "icp-ca-issuer") {
+        if let Some(name) = issuer["name"].as_str().filter(|n| *n != defaults::ISSUER) {
             args += &format!(" --issuer {}", shell_word(name));
         }
         if issuer["kind"] == "Issuer" {
             args += " --issuer-kind Issuer";
         }
     }
-    let selector = s
-        .gateway
-        .as_ref()
-        .and_then(|gw| gw.data["spec"]["selector"].as_object())
-        .and_then(|labels| labels.iter().next())
-        .and_then(|(label, value)| Some((label.as_str(), value.as_str()?)));
-    if let Some((label, value)) = selector
-        && (label, value) != exposure::DEFAULT_GATEWAY_SELECTOR
+    let selector = s.gateway.as_ref().map(gateway_labels).unwrap_or_default();
+    if let Some((label, value)) = selector.iter().next()
+        && format!("{label}={value}") != defaults::GATEWAY_SELECTOR
     {
         args += &format!(
             " --gateway-selector {}",
@@ -584,30 +591,6 @@ fn https_server(gateway: &DynamicObject) -> Option<&Value> {
         .or_else(|| servers.first())
 }
 
-/// The data of `key` in a secret, when present and not empty.
-fn secret_data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
-    let value = secret.data.as_ref()?.get(key)?;
-    (!value.0.is_empty()).then_some(value.0.as_slice())
-}
-
-/// The secret a pod mounts at `dir`, by name.
-fn secret_mounted_at(pod: &Pod, dir: &str) -> Option<String> {
-    let spec = pod.spec.as_ref()?;
-    let mount = spec
-        .containers
-        .iter()
-        .flat_map(|c| c.volume_mounts.iter().flatten())
-        .find(|m| m.mount_path.trim_end_matches('/') == dir)?;
-    spec.volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == mount.name)?
-        .secret
-        .as_ref()?
-        .secret_name
-        .clone()
-}
-
 /// Where a gateway pod reads a certificate from, and its data.
 struct Source<'a> {
     describe: String,
@@ -691,16 +674,11 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
             expose,
         )];
     };
-    let selector = gateway.data["spec"]["selector"]
-        .as_object()
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", value_text(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = gateway_labels(gateway)
+        .iter()
+        .map(|(label, value)| format!("{label}={value}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let ready = s.gateway_pods.iter().filter(|p| pod_ready(p)).count();
     let mut checks = vec![if ready == 0 {
         Check::fail(

@@ -15,6 +15,7 @@ use crate::apply::{self, Desired};
 use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
 use crate::cluster::Cluster;
 use crate::datapath;
+use crate::defaults;
 use crate::discovery::{self, CertManagerApi, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE};
@@ -29,7 +30,7 @@ pub struct ExposeArgs {
     pub hosts: Vec<Host>,
 
     /// The cert-manager issuer that signs the gateway's certificate.
-    #[arg(long, value_name = "NAME", default_value = "icp-ca-issuer")]
+    #[arg(long, value_name = "NAME", default_value = defaults::ISSUER)]
     pub issuer: String,
 
     /// Kind of the issuer.
@@ -50,7 +51,7 @@ pub struct ExposeArgs {
 
     /// Label of the ingress gateway pods the Gateway selects, in the Istio
     /// namespace.
-    #[arg(long, value_name = "LABEL=VALUE", default_value = "istio=ingressgateway", value_parser = exposure::parse_selector)]
+    #[arg(long, value_name = "LABEL=VALUE", default_value = defaults::GATEWAY_SELECTOR, value_parser = exposure::parse_selector)]
     pub gateway_selector: (String, String),
 
     /// Secret in the KMS namespace whose ca.crt is the CA that signed

@@ -28,6 +28,7 @@ use crate::output;
 use crate::permissions::{self, Scope};
 use crate::rollout::{self, FIELD_MANAGER};
 use crate::sidecar;
+use crate::wording::count;
 
 #[derive(Debug, clap::Args)]
 pub struct InjectArgs {
@@ -122,10 +123,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
             let pods = verify_sidecars(&cluster, namespace, &original).await?;
             eprintln!(
                 "deployment/{name} already carries the Istio sidecar: {} it",
-                match pods {
-                    1 => "1 pod runs".to_owned(),
-                    n => format!("{n} pods run"),
-                }
+                count(pods as i64, "pod runs", "pods run")
             );
         } else {
             eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");

@@ -3,7 +3,6 @@
 //! then every object the checks need is read concurrently into a snapshot,
 //! and `checks::evaluate` turns the snapshot into the report.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -249,29 +248,13 @@ async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
         networking("DestinationRule", "destinationrules", DESTINATION_RULE),
         policy,
     )?;
-    let certificate_secret = match certificate
+    let certificate_secret_name = certificate
         .as_ref()
         .and_then(|cert| cert.data["spec"]["secretName"].as_str())
-    {
-        Some(secret) => {
-            cluster
-                .call(
-                    &format!("read secret {istio_ns}/{secret}"),
-                    secrets.get_opt(secret),
-                )
-                .await?
-        }
-        None => None,
-    };
-    let gateway_labels: BTreeMap<String, String> = gateway
+        .map(str::to_owned);
+    let gateway_labels = gateway
         .as_ref()
-        .and_then(|gw| gw.data["spec"]["selector"].as_object())
-        .map(|labels| {
-            labels
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
+        .map(evaluate::gateway_labels)
         .unwrap_or_default();
     let gateway_pods = async {
         if gateway_labels.is_empty() {
@@ -294,9 +277,12 @@ async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
         .as_ref()
         .and_then(|rule| rule.data["spec"]["trafficPolicy"]["tls"]["credentialName"].as_str())
         .map(str::to_owned);
+    // The Certificate's secret, and every secret the gateway may load its
+    // certificate or CA from, in one batch.
     let wanted = gateway_pods
         .iter()
         .flat_map(exposure::mounted_secrets)
+        .chain(certificate_secret_name.clone())
         .chain(gateway_credential)
         .chain(
             upstream_credential
@@ -304,6 +290,8 @@ async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
                 .flat_map(|name| [name.clone(), format!("{name}-cacert")]),
         );
     let gateway_secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
+    let certificate_secret =
+        certificate_secret_name.and_then(|name| gateway_secrets.get(&name).cloned());
     Ok(Snapshot {
         gateway_pods,
         gateway_secrets,

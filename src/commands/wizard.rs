@@ -303,7 +303,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
                                  namespace, or create it with `kubectl kms-sts set-apikey \
                                  --create` and run the wizard again",
                                 "kubectl kms-sts ",
-                                &cluster_args.flags_for_hints(),
+                                &names.cluster_flags,
                             ),
                             kind,
                             namespace,
@@ -603,7 +603,7 @@ fn ask(
             )?;
             let issuer = prompt_text(
                 "cert-manager ClusterIssuer",
-                Some(existing.issuer.as_deref().unwrap_or("icp-ca-issuer")),
+                Some(existing.issuer.as_deref().unwrap_or(defaults::ISSUER)),
                 |_| Ok(()),
             )?;
             (hosts, issuer)

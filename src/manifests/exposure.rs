@@ -32,8 +32,6 @@ pub const CA_SECRET: &str = "istio-ingressgateway-ca-certs";
 /// install`) mount `istio-ingressgateway-certs` and `istio-ingressgateway-ca-certs`.
 pub const CERTS_DIR: &str = "/etc/istio/ingressgateway-certs";
 pub const CA_CERTS_DIR: &str = "/etc/istio/ingressgateway-ca-certs";
-/// The label of the ingress gateway pods the runbook's Gateway selects.
-pub const DEFAULT_GATEWAY_SELECTOR: (&str, &str) = ("istio", "ingressgateway");
 
 /// An address clients use to reach the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,23 +149,31 @@ pub fn pods_mount(pods: &[Pod], secret: &str, dir: &str) -> bool {
 }
 
 fn pod_mounts(pod: &Pod, secret: &str, dir: &str) -> bool {
-    let Some(spec) = &pod.spec else { return false };
-    let volumes: Vec<&str> = spec
-        .volumes
+    secret_mounted_at(pod, dir).as_deref() == Some(secret)
+}
+
+/// The secret a pod mounts at `dir`, by name.
+pub fn secret_mounted_at(pod: &Pod, dir: &str) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let mount = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .find(|m| m.mount_path.trim_end_matches('/') == dir)?;
+    spec.volumes
         .iter()
         .flatten()
-        .filter(|v| {
-            v.secret
-                .as_ref()
-                .is_some_and(|s| s.secret_name.as_deref() == Some(secret))
-        })
-        .map(|v| v.name.as_str())
-        .collect();
-    spec.containers.iter().any(|container| {
-        container.volume_mounts.iter().flatten().any(|mount| {
-            mount.mount_path.trim_end_matches('/') == dir && volumes.contains(&mount.name.as_str())
-        })
-    })
+        .find(|v| v.name == mount.name)?
+        .secret
+        .as_ref()?
+        .secret_name
+        .clone()
+}
+
+/// The data of `key` in a secret, when present and not empty.
+pub fn secret_data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    let value = secret.data.as_ref()?.get(key)?;
+    (!value.0.is_empty()).then_some(value.0.as_slice())
 }
 
 /// The names of the secrets a pod mounts as volumes, in order.
@@ -241,10 +247,7 @@ pub fn upstream_trust(
         problem,
         hint: hint.clone(),
     };
-    let data = |secret: &Secret, key: &str| -> Option<Vec<u8>> {
-        let value = secret.data.as_ref()?.get(key)?;
-        (!value.0.is_empty()).then(|| value.0.clone())
-    };
+    let data = |secret: &Secret, key: &str| secret_data(secret, key).map(<[u8]>::to_vec);
     let ca_pem = match (ca_secret, served) {
         (Some((name, secret)), _) => data(secret, "ca.crt").ok_or_else(|| {
             unverifiable(format!("secret {kms_namespace}/{name} holds no ca.crt"))
