@@ -17,7 +17,8 @@ use kube::{Client, Config};
 
 use crate::cli::ClusterArgs;
 use crate::duration;
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
+use crate::transport;
 
 /// The User-Agent every request carries, so audit logs can tell the plugin's
 /// requests apart: `kubectl-kms-sts/<version>`.
@@ -35,7 +36,7 @@ impl Cluster {
     /// Loads the configuration the flags select and builds a client for it.
     /// Nothing is sent to the server yet.
     pub async fn connect(args: &ClusterArgs) -> Result<Cluster> {
-        let (mut config, context) = load_config(args).await?;
+        let (mut config, context, user) = load_config(args).await?;
         if config.accept_invalid_certs {
             eprintln!(
                 "warning: the kubeconfig turns off TLS verification for {}; \
@@ -56,7 +57,7 @@ impl Cluster {
             .to_string()
             .trim_end_matches('/')
             .to_owned();
-        let client = Client::try_from(config).map_err(|source| Error::ClientSetup {
+        let client = transport::client(config, &user).map_err(|source| Error::ClientSetup {
             server: server.clone(),
             source,
         })?;
@@ -141,13 +142,24 @@ impl Cluster {
     }
 }
 
-/// The client configuration and the name of the context it came from.
-async fn load_config(args: &ClusterArgs) -> Result<(Config, String)> {
+/// The client configuration, the name of the context it came from and the
+/// name of its user.
+async fn load_config(args: &ClusterArgs) -> Result<(Config, String, String)> {
     let Some(kubeconfig) = read_kubeconfig(args.kubeconfig.as_deref())? else {
         let config = Config::incluster().map_err(|_| Error::NoConfiguration)?;
-        return Ok((config, "in-cluster".to_owned()));
+        let user = "the in-cluster service account".to_owned();
+        return Ok((config, "in-cluster".to_owned(), user));
     };
     let context = check_selection(&kubeconfig, args)?;
+    let user = args
+        .user
+        .clone()
+        .or_else(|| {
+            let name = context.as_ref()?;
+            let named = kubeconfig.contexts.iter().find(|c| &c.name == name)?;
+            named.context.as_ref()?.user.clone()
+        })
+        .unwrap_or_default();
     let options = KubeConfigOptions {
         context: args.context.clone(),
         cluster: args.cluster.clone(),
@@ -156,7 +168,7 @@ async fn load_config(args: &ClusterArgs) -> Result<(Config, String)> {
     let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(Error::ClientConfig)?;
-    Ok((config, context.unwrap_or_default()))
+    Ok((config, context.unwrap_or_default(), user))
 }
 
 /// The kubeconfig's context names and the one the flags select.
@@ -265,20 +277,11 @@ fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<Option
 /// Whether a transport failure is the client's connect or read timeout:
 /// those surface as an I/O error of kind `TimedOut` somewhere in the chain.
 fn timed_out(source: &kube::Error) -> bool {
-    if !matches!(source, kube::Error::HyperError(_) | kube::Error::Service(_)) {
-        return false;
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
-    while let Some(err) = cause {
-        if err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
+    matches!(source, kube::Error::HyperError(_) | kube::Error::Service(_))
+        && error::caused_by(source, |err| {
+            err.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        })
 }
 
 #[cfg(test)]

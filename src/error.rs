@@ -89,11 +89,18 @@ pub enum Error {
     ClientSetup {
         server: String,
         #[source]
-        source: kube::Error,
+        source: crate::transport::TransportError,
     },
 
     #[error("cannot reach the API server at {server}")]
     Unreachable {
+        server: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("the API server at {server} did not prove its identity")]
+    UntrustedServer {
         server: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -288,7 +295,9 @@ impl Error {
             }
             Error::Conflict { .. } => ExitStatus::Conflict,
             Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => ExitStatus::Failure,
-            Error::Unreachable { .. } | Error::Timeout { .. } => ExitStatus::Unreachable,
+            Error::Unreachable { .. } | Error::UntrustedServer { .. } | Error::Timeout { .. } => {
+                ExitStatus::Unreachable
+            }
             Error::Unauthorized { .. } => ExitStatus::Unauthorized,
             Error::Forbidden { .. } | Error::MissingPermissions { .. } => ExitStatus::Forbidden,
             Error::ClientSetup { .. } | Error::Api { .. } => ExitStatus::Failure,
@@ -320,6 +329,13 @@ impl Error {
             Error::Unreachable { .. } | Error::Timeout { .. } => Some(
                 "check that the cluster is running and that the kubeconfig's server URL is right; \
                  `--request-timeout 60s` allows a slower server more time"
+                    .into(),
+            ),
+            Error::UntrustedServer { .. } => Some(
+                "the kubeconfig's cluster must name the CA that signed the server's certificate \
+                 (certificate-authority or certificate-authority-data), and its tls-server-name, \
+                 when set, must be a name that certificate holds; `kubectl config view --minify` \
+                 shows both"
                     .into(),
             ),
             Error::Unauthorized { .. } => Some(
@@ -407,6 +423,19 @@ impl Error {
                 source,
             },
             kube::Error::Api(status) if status.code == 403 => Error::Forbidden { action, source },
+            kube::Error::HyperError(_) | kube::Error::Service(_)
+                if caused_by(&source, |err| {
+                    matches!(
+                        err.downcast_ref::<rustls::Error>(),
+                        Some(rustls::Error::InvalidCertificate(_))
+                    )
+                }) =>
+            {
+                Error::UntrustedServer {
+                    server: server.to_owned(),
+                    source: Box::new(source),
+                }
+            }
             kube::Error::HyperError(_) | kube::Error::Service(_) => Error::Unreachable {
                 server: server.to_owned(),
                 source: Box::new(source),
@@ -414,6 +443,29 @@ impl Error {
             _ => Error::Api { action, source },
         }
     }
+}
+
+/// Whether `error` or any error in its chain of causes satisfies `test`.
+/// An I/O error is followed into the error it carries, which its `source`
+/// skips.
+pub fn caused_by(
+    error: &(dyn std::error::Error + 'static),
+    test: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    let mut cause = Some(error);
+    while let Some(err) = cause {
+        if test(err) {
+            return true;
+        }
+        cause = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(payload) => Some(payload as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// Renders an error as `error: ...`, its causes one per line, then its

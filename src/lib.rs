@@ -29,6 +29,7 @@ pub mod private_files;
 pub mod progress;
 pub mod rollout;
 pub mod sidecar;
+pub mod transport;
 pub mod wording;
 
 use clap::Parser;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::{
-    assert_exit, closed_port, cluster, kubeconfig_for_port, plugin, run, scratch_dir, stderr,
-    stdout,
+    assert_exit, closed_port, cluster, is_from_plugin, kubeconfig_for_port, plugin, run,
+    scratch_dir, stderr, stdout,
 };
 
 const USAGE: i32 = 2;
@@ -260,8 +260,9 @@ fn service_account_token() -> String {
 fn bearer_token_and_exec_plugin_authenticate() {
     let token = service_account_token();
     let dir = scratch_dir("token");
+    let account = "system:serviceaccount:default:kms-sts-token-test";
     let path = kubeconfig_with_user(&dir, "sa", &format!("    token: {token}\n"));
-    assert_reaches_the_server(plugin().arg("--kubeconfig").arg(&path));
+    assert_authenticated_as(plugin().arg("--kubeconfig").arg(&path), account);
 
     let script = dir.join("credential-helper.sh");
     std::fs::write(
@@ -277,7 +278,102 @@ fn bearer_token_and_exec_plugin_authenticate() {
         script.display()
     );
     let path = kubeconfig_with_user(&dir, "exec", &exec);
+    assert_authenticated_as(plugin().arg("--kubeconfig").arg(&path), account);
+}
+
+/// The certificate and key, in PEM, of a test cluster user of that name.
+fn user_identity(name: &str) -> (String, String) {
+    let kubeconfig = std::fs::read_to_string(cluster("modern").user_kubeconfig(name)).unwrap();
+    let read = |key| std::fs::read_to_string(yaml_field(&kubeconfig, key)).unwrap();
+    (read("client-certificate:"), read("client-key:"))
+}
+
+#[test]
+fn client_certificates_inline_and_from_an_exec_plugin_authenticate() {
+    use base64::Engine;
+    let user = "kms-sts-identity-test";
+    let (certificate, key) = user_identity(user);
+    let dir = scratch_dir("identity");
+    let encode = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    let inline = format!(
+        "    client-certificate-data: {}\n    client-key-data: {}\n",
+        encode(&certificate),
+        encode(&key)
+    );
+    let path = kubeconfig_with_user(&dir, "inline", &inline);
+    assert_authenticated_as(plugin().arg("--kubeconfig").arg(&path), user);
+
+    // A credential plugin that answers with a certificate instead of a token.
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": { "clientCertificateData": certificate, "clientKeyData": key },
+    });
+    let answer = dir.join("credential.json");
+    std::fs::write(&answer, credential.to_string()).unwrap();
+    let script = dir.join("certificate-helper.sh");
+    std::fs::write(&script, format!("#!/bin/sh\ncat '{}'\n", answer.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exec = format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
+        script.display()
+    );
+    let path = kubeconfig_with_user(&dir, "exec-certificate", &exec);
+    assert_authenticated_as(plugin().arg("--kubeconfig").arg(&path), user);
+
+    // Half an identity is refused before anything is sent, naming the user.
+    let half = format!("    client-certificate-data: {}\n", encode(&certificate));
+    let path = kubeconfig_with_user(&dir, "half", &half);
+    let out = run(plugin().arg("version").arg("--kubeconfig").arg(&path));
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("user half") && stderr(&out).contains("no client key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_server_is_trusted_as_the_kubeconfig_says() {
+    let admin = std::fs::read_to_string(&cluster("modern").kubeconfig).unwrap();
+    let ca = yaml_field(&admin, "certificate-authority:");
+    let dir = scratch_dir("trust");
+    let with_cluster = |name: &str, cluster_lines: &str| {
+        let text = admin.replace(
+            &format!("certificate-authority: {ca}"),
+            cluster_lines.trim_start(),
+        );
+        assert_ne!(text, admin);
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+
+    // tls-server-name is a name the server's certificate holds, not the URL's.
+    let path = with_cluster(
+        "server-name",
+        &format!("certificate-authority: {ca}\n    tls-server-name: kubernetes.default.svc"),
+    );
     assert_reaches_the_server(plugin().arg("--kubeconfig").arg(&path));
+
+    // A name the certificate does not hold, or no CA at all (the public web
+    // roots do not sign the test cluster), is an untrusted server.
+    let wrong_name = with_cluster(
+        "wrong-name",
+        &format!("certificate-authority: {ca}\n    tls-server-name: elsewhere.example"),
+    );
+    let no_ca = with_cluster("no-ca", "insecure-skip-tls-verify: false");
+    for (path, cause) in [
+        (&wrong_name, "not valid for name \"elsewhere.example\""),
+        (&no_ca, "UnknownIssuer"),
+    ] {
+        let out = run(plugin().arg("version").arg("--kubeconfig").arg(path));
+        assert_exit(&out, UNREACHABLE);
+        let err = stderr(&out);
+        assert!(err.contains("did not prove its identity"), "{err}");
+        assert!(err.contains(cause), "{err}");
+        assert!(err.contains("certificate-authority"), "{err}");
+    }
 }
 
 #[test]
@@ -299,6 +395,22 @@ fn kubeconfig_files_are_merged_like_kubectl() {
     ])
     .unwrap();
     assert_reaches_the_server(plugin().env("KUBECONFIG", &list));
+}
+
+/// `version` through `command` reaches the server as `username`, by the
+/// server's own audit log (`/version` is also open to anonymous requests).
+#[track_caller]
+fn assert_authenticated_as(command: &mut std::process::Command, username: &str) {
+    let test = cluster("modern");
+    let offset = test.audit_offset();
+    assert_reaches_the_server(command);
+    let events = test.audit_events_since(offset);
+    assert!(
+        events.iter().any(|event| is_from_plugin(event)
+            && event["requestURI"] == "/version"
+            && event["user"]["username"] == username),
+        "no /version request by {username} in the audit log"
+    );
 }
 
 /// `version` through `command` reports the test cluster's server version.
