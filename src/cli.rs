@@ -14,6 +14,7 @@ use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::rbac::RbacArgs;
 use crate::commands::set_apikey::SetApikeyArgs;
 use crate::commands::status::StatusArgs;
+use crate::commands::uninstall::UninstallArgs;
 use crate::commands::version::VersionArgs;
 use crate::commands::wizard::WizardArgs;
 use crate::defaults;
@@ -56,6 +57,8 @@ pub enum Command {
     Rbac(RbacArgs),
     /// Walk through the whole setup interactively, or replay saved answers.
     Wizard(WizardArgs),
+    /// Take the setup back out: delete what the plugin created, remove the sidecar.
+    Uninstall(UninstallArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
     /// Print a shell completion script, or kubectl's completion helper.

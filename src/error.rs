@@ -238,6 +238,9 @@ pub enum Error {
     #[error("the wizard needs a terminal")]
     NeedsTerminal,
 
+    #[error("{command} asks for confirmation, and there is no terminal to ask on")]
+    ConfirmationNeeded { command: &'static str },
+
     #[error("the current user lacks permissions this command needs: {}", .missing.join(", "))]
     MissingPermissions {
         missing: Vec<String>,
@@ -280,6 +283,7 @@ impl Error {
             | Error::InvalidAnswers { .. }
             | Error::InvalidBackup { .. }
             | Error::NeedsTerminal
+            | Error::ConfirmationNeeded { .. }
             | Error::KeyRead { .. } => ExitStatus::Usage,
             Error::Missing { .. }
             | Error::ToolMissing { .. }
@@ -361,6 +365,10 @@ impl Error {
                 "run `kubectl kms-sts status` to see where things stand; every command can be run again"
                     .into(),
             ),
+            Error::ConfirmationNeeded { command } => Some(format!(
+                "pass --yes to go ahead without one, or --dry-run to see the plan: \
+                 `kubectl kms-sts {command} --dry-run`"
+            )),
             Error::NeedsTerminal => Some(
                 "replay saved answers with `kubectl kms-sts wizard --answers FILE --yes` \
                  (the key with --apikey-from-stdin, --apikey-from-file or --apikey-from-env)"

@@ -152,6 +152,45 @@ pub fn for_map_identity(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
     needs
 }
 
+/// What `uninstall` may need: reading and deleting every object the setup
+/// made (the two secrets only on request), restoring the Deployment's pod
+/// template and watching its rollout. Its preflight checks the part its
+/// plan uses.
+pub fn for_uninstall(scope: &Scope) -> Vec<Permission> {
+    let mut needs = need(
+        &["get", "delete"],
+        IDENTITY_POLICY_GROUP,
+        "identitymappingpolicies",
+        Some(scope.istio),
+    );
+    for resource in ["gateways", "virtualservices", "destinationrules"] {
+        needs.extend(need(
+            &["get", "delete"],
+            ISTIO_NETWORKING,
+            resource,
+            Some(scope.kms),
+        ));
+    }
+    if let Some(api) = scope.cert_manager {
+        needs.extend(need(
+            &["get", "delete"],
+            api.group(),
+            "certificates",
+            Some(scope.istio),
+        ));
+    }
+    needs.extend(need(&["get", "delete"], "", "secrets", Some(scope.istio)));
+    needs.extend(need(
+        &["get", "update"],
+        "apps",
+        "deployments",
+        Some(scope.kms),
+    ));
+    needs.extend(need(&["list"], "apps", "replicasets", Some(scope.kms)));
+    needs.extend(need(&["list"], "", "pods", Some(scope.kms)));
+    needs
+}
+
 /// Everything the four writing subcommands need as the runbook runs them
 /// (the Secret exists, the token adapter is restarted, objects are applied
 /// server-side), without repeats.
@@ -176,6 +215,8 @@ pub enum Command {
     Status,
     /// Everything the whole chain needs, as the runbook runs it.
     All,
+    /// Taking the setup back out.
+    Uninstall,
 }
 
 impl Command {
@@ -188,6 +229,7 @@ impl Command {
             Command::MapIdentity => "map-identity",
             Command::Status => "status",
             Command::All => "all",
+            Command::Uninstall => "uninstall",
         }
     }
 
@@ -204,6 +246,7 @@ impl Command {
                 .filter(|p| READ_VERBS.contains(&p.verb))
                 .collect(),
             Command::All => for_everything(scope),
+            Command::Uninstall => for_uninstall(scope),
         }
     }
 }

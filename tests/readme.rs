@@ -22,7 +22,14 @@ fn table() -> Vec<(String, [String; 3])> {
             Some((command, [istio, kms, cluster].map(|c| (*c).to_owned())))
         })
         .filter(|(command, _)| {
-            ["set-apikey", "inject", "expose", "map-identity"].contains(&command.as_str())
+            [
+                "set-apikey",
+                "inject",
+                "expose",
+                "map-identity",
+                "uninstall",
+            ]
+            .contains(&command.as_str())
         })
         .collect()
 }
@@ -60,7 +67,7 @@ fn the_readmes_permission_table_is_what_the_commands_check() {
         cert_manager: Some(CertManagerApi::Current),
     };
     let rows = table();
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows.len(), 5, "{rows:?}");
     for (command, [istio, kms, cluster]) in rows {
         let mut documented = permissions(&istio, "in ISTIO");
         documented.extend(permissions(&kms, "in KMS"));
@@ -70,6 +77,7 @@ fn the_readmes_permission_table_is_what_the_commands_check() {
             "set-apikey" => Command::SetApikey,
             "inject" => Command::Inject,
             "expose" => Command::Expose,
+            "uninstall" => Command::Uninstall,
             _ => Command::MapIdentity,
         };
         let mut checked: Vec<String> = which

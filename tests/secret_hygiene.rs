@@ -310,6 +310,22 @@ fn no_subcommand_in_any_mode_lets_the_key_out() {
             ],
             2,
         ),
+        (
+            "uninstall dry run with the key secret, yaml",
+            vec!["uninstall", "--delete-apikey", "--dry-run", "-o", "yaml"],
+            0,
+        ),
+        (
+            "uninstall server dry run with the key secret, json",
+            vec![
+                "uninstall",
+                "--delete-apikey",
+                "--dry-run=server",
+                "-o",
+                "json",
+            ],
+            0,
+        ),
     ];
     for (label, args, code) in &runs {
         let out = run_watched(label, plugin().args(args), stdin);

@@ -241,7 +241,7 @@ const STATUS_ONLY_RETRIES: u32 = 3;
 /// moves on, its spec and metadata do not) is retried against the fresh
 /// version; a change by another client to what was read is refused, never
 /// overwritten.
-async fn replace_unless_changed(
+pub async fn replace_unless_changed(
     cluster: &Cluster,
     deployments: &Api<Deployment>,
     original: &Deployment,
@@ -305,8 +305,8 @@ async fn undo(
         eprintln!("deployment/{name} carries no Istio sidecar; nothing to undo");
         return Ok(());
     }
-    let path = backup::newest(backup_dir, "Deployment", &namespace, name)?.ok_or_else(|| {
-        Error::Missing {
+    let (path, template) =
+        backed_up_template(backup_dir, &namespace, name)?.ok_or_else(|| Error::Missing {
             kind: "backup of Deployment",
             namespace: namespace.clone(),
             name: name.clone(),
@@ -314,24 +314,7 @@ async fn undo(
                 "no backup in {}; name the directory with --backup-dir",
                 backup_dir.display()
             ),
-        }
-    })?;
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::LocalFile {
-        action: "read",
-        path: path.clone(),
-        source,
-    })?;
-    let saved: Deployment = serde_saphyr::from_str(&text).map_err(|err| Error::InvalidBackup {
-        path: path.clone(),
-        reason: format!("it is not a Deployment manifest: {err}"),
-    })?;
-    let template = pod_template(&saved);
-    if sidecar::template_is_injected(&template) {
-        return Err(Error::InvalidBackup {
-            path: path.clone(),
-            reason: "it carries the sidecar too".into(),
-        });
-    }
+        })?;
     let mut restored = current.clone();
     set_pod_template(&mut restored, template);
     restored.metadata.managed_fields = None;
@@ -357,6 +340,35 @@ async fn undo(
     Ok(())
 }
 
+/// The pod template of the newest backup of the Deployment in `dir`, which
+/// must be a Deployment manifest without the sidecar; `None` without backup.
+pub fn backed_up_template(
+    dir: &std::path::Path,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(PathBuf, PodTemplateSpec)>> {
+    let Some(path) = backup::newest(dir, "Deployment", namespace, name)? else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::LocalFile {
+        action: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let saved: Deployment = serde_saphyr::from_str(&text).map_err(|err| Error::InvalidBackup {
+        path: path.clone(),
+        reason: format!("it is not a Deployment manifest: {err}"),
+    })?;
+    let template = pod_template(&saved);
+    if sidecar::template_is_injected(&template) {
+        return Err(Error::InvalidBackup {
+            path,
+            reason: "it carries the sidecar too".into(),
+        });
+    }
+    Ok(Some((path, template)))
+}
+
 fn print_object(deployment: &Deployment, args: &InjectArgs) -> Result<()> {
     let Some(format) = args.write.output else {
         return Ok(());
@@ -366,7 +378,7 @@ fn print_object(deployment: &Deployment, args: &InjectArgs) -> Result<()> {
     output::print(&output::render(&shown, format))
 }
 
-fn pod_template(deployment: &Deployment) -> PodTemplateSpec {
+pub fn pod_template(deployment: &Deployment) -> PodTemplateSpec {
     deployment
         .spec
         .as_ref()
@@ -374,7 +386,7 @@ fn pod_template(deployment: &Deployment) -> PodTemplateSpec {
         .unwrap_or_default()
 }
 
-fn set_pod_template(deployment: &mut Deployment, template: PodTemplateSpec) {
+pub fn set_pod_template(deployment: &mut Deployment, template: PodTemplateSpec) {
     if let Some(spec) = deployment.spec.as_mut() {
         spec.template = template;
     }

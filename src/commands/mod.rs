@@ -7,6 +7,7 @@ pub mod map_identity;
 pub mod rbac;
 pub mod set_apikey;
 pub mod status;
+pub mod uninstall;
 pub mod version;
 pub mod wizard;
 
@@ -24,5 +25,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Inject(args) => inject::run(&cli.cluster, &args).await,
         Command::SetApikey(args) => set_apikey::run(&cli.cluster, &args).await,
         Command::Version(args) => version::run(&cli.cluster, &args).await,
+        Command::Uninstall(args) => uninstall::run(&cli.cluster, &args).await,
     }
 }

@@ -1,0 +1,992 @@
+//! `uninstall`: takes the setup back out, in the reverse order of the
+//! runbook, deleting only what the plugin itself created.
+//!
+//! It reads everything in one concurrent batch, then `plan` (a pure
+//! function) decides each object's fate: deleted when its only field
+//! manager, status aside, is `kubectl-kms-sts`; kept, with the other managers
+//! named, when anyone else owns fields of it. The Certificate's issued secret
+//! and the API key Secret are deleted only when asked for, and the token
+//! adapter is not restarted. The sidecar is taken out of the KMS Deployment
+//! in place: its pod template is put back from the newest backup `inject`
+//! saved, else from the Deployment's own earlier ReplicaSet without the
+//! sidecar (what `kubectl rollout undo` would use), and the rollout is
+//! awaited and checked. After one confirmation the deletions are sent with
+//! the uid and resourceVersion that were read as preconditions, so an object
+//! changed in between is refused, not deleted.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Preconditions};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+
+use crate::backup;
+use crate::cli::{ClusterArgs, DryRun, WriteArgs};
+use crate::cluster::Cluster;
+use crate::commands::inject;
+use crate::defaults;
+use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
+use crate::duration;
+use crate::error::{Error, Result};
+use crate::manifests::exposure::{
+    CA_SECRET, CERTIFICATE, DESTINATION_RULE, GATEWAY, VIRTUAL_SERVICE,
+};
+use crate::output;
+use crate::permissions::{self, Permission};
+use crate::rollout::{self, FIELD_MANAGER};
+use crate::sidecar;
+
+#[derive(Debug, clap::Args)]
+pub struct UninstallArgs {
+    /// Deployment of the Key Management Service API, in the KMS namespace.
+    #[arg(long, value_name = "NAME", default_value = defaults::DEPLOYMENT)]
+    pub deployment: String,
+
+    /// Name of the IdentityMappingPolicy, in the Istio namespace.
+    #[arg(long, value_name = "NAME", default_value = defaults::POLICY)]
+    pub policy: String,
+
+    /// Secret holding the STS API key, in the Istio namespace.
+    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
+    pub secret: String,
+
+    /// Also delete the secret cert-manager issued for the gateway's
+    /// Certificate (cert-manager leaves it behind).
+    #[arg(long)]
+    pub delete_certificate_secret: bool,
+
+    /// Also delete the API key Secret (kept by default: other workloads may
+    /// use it).
+    #[arg(long)]
+    pub delete_apikey: bool,
+
+    /// Where `inject` saved the original Deployment
+    /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// How long to wait for the Deployment to roll out without the sidecar.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    pub timeout: Duration,
+
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// One object the setup may have left, as read.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub resource: ApiResource,
+    pub namespace: String,
+    pub name: String,
+    /// Why the setup has it: which step made it.
+    pub role: Role,
+    pub object: Option<DynamicObject>,
+}
+
+/// What made an object, which decides when it may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Written by `expose` or `map-identity`: deleted when only the plugin
+    /// owns it.
+    Created,
+    /// The secret cert-manager issued: deleted with --delete-certificate-secret.
+    IssuedSecret,
+    /// The API key Secret: deleted with --delete-apikey.
+    ApiKey,
+}
+
+impl Found {
+    fn display_name(&self) -> String {
+        let kind = self.resource.kind.to_lowercase();
+        let kind = if self.resource.group.is_empty() {
+            kind
+        } else {
+            format!("{kind}.{}", self.resource.group)
+        };
+        format!("{kind}/{} in {}", self.name, self.namespace)
+    }
+}
+
+/// What will happen to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Absent,
+    Delete { because: String },
+    Keep { because: String },
+}
+
+/// What will happen to the KMS Deployment's sidecar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SidecarFate {
+    NoDeployment,
+    NotInjected,
+    Restore {
+        template: Box<PodTemplateSpec>,
+        from: String,
+    },
+    Keep {
+        because: String,
+    },
+}
+
+/// Every decision, in the order the writes are made.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub objects: Vec<(Found, Fate)>,
+    pub sidecar: SidecarFate,
+}
+
+impl Plan {
+    fn writes(&self) -> usize {
+        let deletes = self
+            .objects
+            .iter()
+            .filter(|(_, fate)| matches!(fate, Fate::Delete { .. }))
+            .count();
+        deletes + usize::from(matches!(self.sidecar, SidecarFate::Restore { .. }))
+    }
+}
+
+/// The field managers other than the plugin that own fields of `object`;
+/// status written by controllers does not count.
+pub fn other_managers(object: &DynamicObject) -> Vec<String> {
+    let mut managers: Vec<String> = object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref().unwrap_or("").is_empty())
+        .filter_map(|entry| entry.manager.clone())
+        .filter(|manager| manager != FIELD_MANAGER)
+        .collect();
+    managers.sort();
+    managers.dedup();
+    managers
+}
+
+/// Decides each object's fate and the sidecar's; pure.
+pub fn plan(found: Vec<Found>, sidecar: SidecarFate, args: &UninstallArgs) -> Plan {
+    let objects = found
+        .into_iter()
+        .map(|found| {
+            let fate = fate(&found, args);
+            (found, fate)
+        })
+        .collect();
+    Plan { objects, sidecar }
+}
+
+fn fate(found: &Found, args: &UninstallArgs) -> Fate {
+    let Some(object) = &found.object else {
+        return Fate::Absent;
+    };
+    match found.role {
+        Role::IssuedSecret if args.delete_certificate_secret => Fate::Delete {
+            because: "--delete-certificate-secret".into(),
+        },
+        Role::IssuedSecret => Fate::Keep {
+            because: "cert-manager issued it; --delete-certificate-secret deletes it".into(),
+        },
+        Role::ApiKey if args.delete_apikey => Fate::Delete {
+            because: "--delete-apikey".into(),
+        },
+        Role::ApiKey => Fate::Keep {
+            because: "other workloads may use the key; --delete-apikey deletes it".into(),
+        },
+        Role::Created => {
+            let others = other_managers(object);
+            let plugin_owns = object
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .any(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER));
+            if !plugin_owns {
+                Fate::Keep {
+                    because: "kubectl-kms-sts did not create it".into(),
+                }
+            } else if others.is_empty() {
+                Fate::Delete {
+                    because: "created by kubectl-kms-sts".into(),
+                }
+            } else {
+                Fate::Keep {
+                    because: format!("also owned by {}", others.join(", ")),
+                }
+            }
+        }
+    }
+}
+
+pub async fn run(cluster_args: &ClusterArgs, args: &UninstallArgs) -> Result<()> {
+    if args.timeout.is_zero() {
+        return Err(Error::InvalidFlag {
+            flag: "--timeout",
+            reason: "must be longer than 0s".into(),
+        });
+    }
+    let cluster = Cluster::connect(cluster_args).await?;
+    let served = discovery::discover(&cluster).await?;
+    let targets = targets(&served, cluster_args, args);
+    let backup_dir = args
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| backup::default_dir(cluster.context()));
+
+    let deployments: Api<Deployment> =
+        Api::namespaced(cluster.client(), &cluster_args.kms_namespace);
+    let read_deployment = format!(
+        "read deployment {}/{}",
+        cluster_args.kms_namespace, args.deployment
+    );
+    let (found, deployment) = futures::try_join!(
+        fetch(&cluster, targets),
+        cluster.call(&read_deployment, deployments.get_opt(&args.deployment)),
+    )?;
+    let found = with_issued_secret(&cluster, found).await?;
+    let sidecar = match &deployment {
+        None => SidecarFate::NoDeployment,
+        Some(deployment) => sidecar_fate(&cluster, deployment, &backup_dir).await?,
+    };
+    let plan = plan(found, sidecar, args);
+
+    permissions::require(
+        &cluster,
+        permissions::Command::Uninstall,
+        &needs(&plan, cluster_args),
+        &args.write,
+    )
+    .await?;
+    eprintln!("Uninstall plan for context {}:", cluster.context());
+    let current_template = deployment
+        .as_ref()
+        .map(inject::pod_template)
+        .unwrap_or_default();
+    eprint!(
+        "{}",
+        plan_text(&plan, &current_template, cluster_args, args)
+    );
+    if let Some(format) = args.write.output {
+        output::print(&output::render(&shown(&plan, deployment.as_ref()), format))?;
+    }
+    if plan.writes() == 0 {
+        eprintln!("nothing to uninstall");
+        return Ok(());
+    }
+    if args.write.dry_run.is_none() && !args.yes {
+        confirm()?;
+    }
+    apply(&cluster, &plan, deployment, cluster_args, args).await
+}
+
+/// The objects `expose` and `map-identity` write, and the two secrets that
+/// are deleted on request, at the API versions the cluster serves.
+fn targets(
+    served: &discovery::ServedApis,
+    cluster_args: &ClusterArgs,
+    args: &UninstallArgs,
+) -> Vec<(ApiResource, String, String, Role)> {
+    let kms = &cluster_args.kms_namespace;
+    let istio = &cluster_args.istio_namespace;
+    let mut targets = Vec::new();
+    if served.identity_policy() {
+        targets.push((
+            custom(
+                IDENTITY_POLICY_GROUP,
+                IDENTITY_POLICY_VERSION,
+                "IdentityMappingPolicy",
+                "identitymappingpolicies",
+            ),
+            istio.clone(),
+            args.policy.clone(),
+            Role::Created,
+        ));
+    }
+    if let Some(version) = served.istio_networking() {
+        for (kind, plural, name) in [
+            ("DestinationRule", "destinationrules", DESTINATION_RULE),
+            ("VirtualService", "virtualservices", VIRTUAL_SERVICE),
+            ("Gateway", "gateways", GATEWAY),
+        ] {
+            targets.push((
+                custom(ISTIO_NETWORKING, version, kind, plural),
+                kms.clone(),
+                name.to_owned(),
+                Role::Created,
+            ));
+        }
+    }
+    if let Some(api) = served.cert_manager() {
+        targets.push((
+            custom(api.group(), api.version(), "Certificate", "certificates"),
+            istio.clone(),
+            CERTIFICATE.to_owned(),
+            Role::Created,
+        ));
+    }
+    targets.push((
+        secret_resource(),
+        istio.clone(),
+        CA_SECRET.to_owned(),
+        Role::Created,
+    ));
+    targets.push((
+        secret_resource(),
+        istio.clone(),
+        args.secret.clone(),
+        Role::ApiKey,
+    ));
+    targets
+}
+
+fn custom(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+fn secret_resource() -> ApiResource {
+    custom("", "v1", "Secret", "secrets")
+}
+
+fn api(cluster: &Cluster, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(cluster.client(), namespace, resource)
+}
+
+/// Reads every target at once.
+async fn fetch(
+    cluster: &Cluster,
+    targets: Vec<(ApiResource, String, String, Role)>,
+) -> Result<Vec<Found>> {
+    let reads = targets
+        .into_iter()
+        .map(|(resource, namespace, name, role)| async move {
+            let object = cluster
+                .call(
+                    &format!("read {} {namespace}/{name}", resource.kind.to_lowercase()),
+                    api(cluster, &resource, &namespace).get_opt(&name),
+                )
+                .await?;
+            Ok(Found {
+                resource,
+                namespace,
+                name,
+                role,
+                object,
+            })
+        });
+    futures::future::try_join_all(reads).await
+}
+
+/// Adds the secret the Certificate names (`spec.secretName`), read after
+/// the Certificate since its name comes from there; placed right after it.
+async fn with_issued_secret(cluster: &Cluster, mut found: Vec<Found>) -> Result<Vec<Found>> {
+    let Some(position) = found
+        .iter()
+        .position(|f| f.resource.kind == "Certificate" && f.object.is_some())
+    else {
+        return Ok(found);
+    };
+    let certificate = &found[position];
+    let Some(name) = certificate
+        .object
+        .as_ref()
+        .and_then(|object| object.data["spec"]["secretName"].as_str())
+        .map(str::to_owned)
+    else {
+        return Ok(found);
+    };
+    let namespace = certificate.namespace.clone();
+    let object = cluster
+        .call(
+            &format!("read secret {namespace}/{name}"),
+            api(cluster, &secret_resource(), &namespace).get_opt(&name),
+        )
+        .await?;
+    found.insert(
+        position + 1,
+        Found {
+            resource: secret_resource(),
+            namespace,
+            name,
+            role: Role::IssuedSecret,
+            object,
+        },
+    );
+    Ok(found)
+}
+
+/// Where the pod template without the sidecar comes from: the newest backup
+/// `inject` saved, else the Deployment's newest earlier ReplicaSet without it.
+async fn sidecar_fate(
+    cluster: &Cluster,
+    deployment: &Deployment,
+    backup_dir: &Path,
+) -> Result<SidecarFate> {
+    let template = inject::pod_template(deployment);
+    if !sidecar::template_is_injected(&template) {
+        return Ok(SidecarFate::NotInjected);
+    }
+    let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    if let Some((path, template)) = inject::backed_up_template(backup_dir, &namespace, &name)? {
+        return Ok(SidecarFate::Restore {
+            template: Box::new(template),
+            from: format!("the backup {}", path.display()),
+        });
+    }
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(cluster.client(), &namespace);
+    let listed = cluster
+        .call(
+            &format!("list replicasets in {namespace}"),
+            replica_sets.list(&ListParams::default()),
+        )
+        .await?;
+    Ok(earlier_template(deployment, &listed.items).map_or_else(
+        || SidecarFate::Keep {
+            because: format!(
+                "no backup in {} and no earlier ReplicaSet without the sidecar; \
+                 name the backup directory with --backup-dir",
+                backup_dir.display()
+            ),
+        },
+        |(revision, template)| SidecarFate::Restore {
+            template: Box::new(template),
+            from: format!("its revision {revision} (an earlier ReplicaSet)"),
+        },
+    ))
+}
+
+/// The pod template of the newest ReplicaSet that `deployment` owns and that
+/// runs no sidecar, without the hash label the controller adds; with its
+/// revision.
+pub fn earlier_template(
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+) -> Option<(i64, PodTemplateSpec)> {
+    let uid = deployment.metadata.uid.as_deref()?;
+    replica_sets
+        .iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|owner| owner.uid == uid && owner.controller == Some(true))
+        })
+        .filter_map(|rs| {
+            let revision = rs
+                .metadata
+                .annotations
+                .as_ref()?
+                .get("deployment.kubernetes.io/revision")?
+                .parse::<i64>()
+                .ok()?;
+            let mut template = rs.spec.as_ref()?.template.clone()?;
+            if sidecar::template_is_injected(&template) {
+                return None;
+            }
+            if let Some(labels) = template
+                .metadata
+                .as_mut()
+                .and_then(|meta| meta.labels.as_mut())
+            {
+                labels.remove("pod-template-hash");
+            }
+            Some((revision, template))
+        })
+        .max_by_key(|(revision, _)| *revision)
+}
+
+/// The permissions the plan's writes need, and the reads it made.
+fn needs(plan: &Plan, cluster_args: &ClusterArgs) -> Vec<Permission> {
+    let mut needs = Vec::new();
+    for (found, fate) in &plan.objects {
+        let resource: &'static str = match found.resource.plural.as_str() {
+            "identitymappingpolicies" => "identitymappingpolicies",
+            "destinationrules" => "destinationrules",
+            "virtualservices" => "virtualservices",
+            "gateways" => "gateways",
+            "certificates" => "certificates",
+            _ => "secrets",
+        };
+        let verbs: &[&'static str] = match fate {
+            Fate::Delete { .. } => &["get", "delete"],
+            _ => &["get"],
+        };
+        needs.extend(verbs.iter().map(|verb| Permission {
+            verb,
+            group: found.resource.group.clone(),
+            resource,
+            namespace: Some(found.namespace.clone()),
+        }));
+    }
+    let kms = Some(cluster_args.kms_namespace.clone());
+    let mut deployment_verbs = vec!["get"];
+    if matches!(plan.sidecar, SidecarFate::Restore { .. }) {
+        deployment_verbs.push("update");
+        needs.push(Permission {
+            verb: "list",
+            group: String::new(),
+            resource: "pods",
+            namespace: kms.clone(),
+        });
+    }
+    needs.push(Permission {
+        verb: "list",
+        group: "apps".into(),
+        resource: "replicasets",
+        namespace: kms.clone(),
+    });
+    needs.extend(deployment_verbs.into_iter().map(|verb| Permission {
+        verb,
+        group: "apps".into(),
+        resource: "deployments",
+        namespace: kms.clone(),
+    }));
+    needs.sort();
+    needs.dedup();
+    needs
+}
+
+/// The plan as a person reads it: one line per object, in write order.
+fn plan_text(
+    plan: &Plan,
+    current_template: &PodTemplateSpec,
+    cluster_args: &ClusterArgs,
+    args: &UninstallArgs,
+) -> String {
+    let mut text = String::new();
+    for (found, fate) in &plan.objects {
+        let line = match fate {
+            Fate::Absent => format!("  absent   {}", found.display_name()),
+            Fate::Delete { because } => format!("  delete   {} ({because})", found.display_name()),
+            Fate::Keep { because } => format!("  keep     {} ({because})", found.display_name()),
+        };
+        text += &line;
+        text.push('\n');
+    }
+    let deployment = format!(
+        "deployment.apps/{} in {}",
+        args.deployment, cluster_args.kms_namespace
+    );
+    text += &match &plan.sidecar {
+        SidecarFate::NoDeployment => format!("  absent   {deployment}\n"),
+        SidecarFate::NotInjected => format!("  as is    {deployment} (no Istio sidecar)\n"),
+        SidecarFate::Restore { from, template } => {
+            let removed = removed_from_template(current_template, template);
+            format!(
+                "  change   {deployment}: pod template from {from}, rolled out\n{}",
+                removed
+                    .iter()
+                    .map(|line| format!("             - {line}\n"))
+                    .collect::<String>()
+            )
+        }
+        SidecarFate::Keep { because } => format!("  keep     {deployment} sidecar ({because})\n"),
+    };
+    text
+}
+
+/// What the pod template loses going from `current` to `restored`, field
+/// by field: containers, init containers, volumes, labels and annotations.
+pub fn removed_from_template(current: &PodTemplateSpec, restored: &PodTemplateSpec) -> Vec<String> {
+    fn gone(what: &str, current: Vec<String>, restored: &[String]) -> Option<String> {
+        let gone: Vec<String> = current
+            .into_iter()
+            .filter(|name| !restored.contains(name))
+            .collect();
+        (!gone.is_empty()).then(|| format!("{what} {}", gone.join(", ")))
+    }
+    let parts = |template: &PodTemplateSpec| {
+        let spec = template.spec.clone().unwrap_or_default();
+        let meta = template.metadata.clone().unwrap_or_default();
+        [
+            spec.containers.iter().map(|c| c.name.clone()).collect(),
+            spec.init_containers
+                .iter()
+                .flatten()
+                .map(|c| c.name.clone())
+                .collect(),
+            spec.volumes
+                .iter()
+                .flatten()
+                .map(|v| v.name.clone())
+                .collect(),
+            meta.labels.unwrap_or_default().into_keys().collect(),
+            meta.annotations.unwrap_or_default().into_keys().collect(),
+        ]
+    };
+    let [containers, init, volumes, labels, annotations]: [Vec<String>; 5] = parts(current);
+    let kept = parts(restored);
+    [
+        gone("containers", containers, &kept[0]),
+        gone("init containers", init, &kept[1]),
+        gone("volumes", volumes, &kept[2]),
+        gone("pod labels", labels, &kept[3]),
+        gone("pod annotations", annotations, &kept[4]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What `-o` prints: each object that would be deleted, as read (secret
+/// values redacted), and the Deployment as it would be.
+fn shown(plan: &Plan, deployment: Option<&Deployment>) -> Value {
+    let mut items: Vec<Value> = plan
+        .objects
+        .iter()
+        .filter(|(_, fate)| matches!(fate, Fate::Delete { .. }))
+        .filter_map(|(found, _)| found.object.as_ref())
+        .map(|object| {
+            let mut value = serde_json::to_value(object).unwrap_or_default();
+            value["metadata"]
+                .as_object_mut()
+                .map(|meta| meta.remove("managedFields"));
+            for field in ["data", "stringData"] {
+                if let Some(data) = value[field].as_object_mut() {
+                    for entry in data.values_mut() {
+                        *entry = Value::from("<redacted>");
+                    }
+                }
+            }
+            value
+        })
+        .collect();
+    if let (SidecarFate::Restore { template, .. }, Some(deployment)) = (&plan.sidecar, deployment) {
+        let mut restored = deployment.clone();
+        inject::set_pod_template(&mut restored, (**template).clone());
+        restored.metadata.managed_fields = None;
+        restored.status = None;
+        items.push(serde_json::to_value(restored).unwrap_or_default());
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+/// One confirmation, on a terminal.
+fn confirm() -> Result<()> {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Error::ConfirmationNeeded {
+            command: "uninstall",
+        });
+    }
+    let go = dialoguer::Confirm::new()
+        .with_prompt("Uninstall as planned?")
+        .default(false)
+        .interact_opt();
+    match go {
+        Ok(Some(true)) => Ok(()),
+        _ => {
+            let _ = console::Term::stderr().show_cursor();
+            Err(Error::Cancelled)
+        }
+    }
+}
+
+async fn apply(
+    cluster: &Cluster,
+    plan: &Plan,
+    deployment: Option<Deployment>,
+    cluster_args: &ClusterArgs,
+    args: &UninstallArgs,
+) -> Result<()> {
+    let note = args.write.dry_run_note();
+    let mut done: Vec<String> = Vec::new();
+    let incomplete = |done: &[String], error: Error| Error::Incomplete {
+        done: done.to_vec(),
+        not_done: vec!["the rest of the plan; run `kubectl kms-sts uninstall` again".into()],
+        cause: Box::new(error),
+    };
+    for (found, fate) in &plan.objects {
+        let (Fate::Delete { .. }, Some(object)) = (fate, &found.object) else {
+            continue;
+        };
+        if args.write.dry_run != Some(DryRun::Client)
+            && let Err(error) = delete(cluster, found, object, &args.write).await
+        {
+            return Err(if done.is_empty() {
+                error
+            } else {
+                incomplete(&done, error)
+            });
+        }
+        let line = format!("{} deleted{note}", found.display_name());
+        eprintln!("{line}");
+        done.push(line);
+    }
+    if let (SidecarFate::Restore { template, from }, Some(current)) = (&plan.sidecar, deployment) {
+        if let Err(error) = restore(cluster, current, template, cluster_args, args).await {
+            return Err(if done.is_empty() {
+                error
+            } else {
+                incomplete(&done, error)
+            });
+        }
+        eprintln!(
+            "deployment/{} restored from {from} without the Istio sidecar{note}",
+            args.deployment
+        );
+    }
+    Ok(())
+}
+
+/// Deletes `object` if it is still the one read (same uid and
+/// resourceVersion); already gone counts as deleted.
+async fn delete(
+    cluster: &Cluster,
+    found: &Found,
+    object: &DynamicObject,
+    write: &WriteArgs,
+) -> Result<()> {
+    let params = DeleteParams {
+        dry_run: write.server_dry_run(),
+        preconditions: Some(Preconditions {
+            uid: object.metadata.uid.clone(),
+            resource_version: object.metadata.resource_version.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    let action = format!("delete {}", found.display_name());
+    let api = api(cluster, &found.resource, &found.namespace);
+    match cluster.bounded(api.delete(&found.name, &params)).await? {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Conflict {
+            kind: static_kind(&found.resource.kind),
+            namespace: found.namespace.clone(),
+            name: found.name.clone(),
+            attempts: 1,
+        }),
+        Err(source) => Err(cluster.classify(&action, source)),
+    }
+}
+
+/// The kinds this command deletes, as the `'static` names errors carry.
+fn static_kind(kind: &str) -> &'static str {
+    match kind {
+        "IdentityMappingPolicy" => "IdentityMappingPolicy",
+        "DestinationRule" => "DestinationRule",
+        "VirtualService" => "VirtualService",
+        "Gateway" => "Gateway",
+        "Certificate" => "Certificate",
+        _ => "Secret",
+    }
+}
+
+/// Puts the pod template without the sidecar back in place, waits for the
+/// rollout and checks that no pod runs the sidecar any more.
+async fn restore(
+    cluster: &Cluster,
+    current: Deployment,
+    template: &PodTemplateSpec,
+    cluster_args: &ClusterArgs,
+    args: &UninstallArgs,
+) -> Result<()> {
+    if args.write.dry_run == Some(DryRun::Client) {
+        return Ok(());
+    }
+    let namespace = &cluster_args.kms_namespace;
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let mut restored = current.clone();
+    inject::set_pod_template(&mut restored, template.clone());
+    restored.metadata.managed_fields = None;
+    restored.status = None;
+    let params = kube::api::PostParams {
+        dry_run: args.write.server_dry_run(),
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let applied =
+        inject::replace_unless_changed(cluster, &deployments, &current, restored, &params).await?;
+    if args.write.dry_run.is_some() {
+        return Ok(());
+    }
+    rollout::wait(cluster, namespace, &args.deployment, args.timeout).await?;
+    let pods = rollout::pods(cluster, namespace, &applied).await?;
+    let still: Vec<String> = pods
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter(|pod| sidecar::pod_has_sidecar(pod))
+        .filter_map(|pod| pod.metadata.name.clone())
+        .collect();
+    if still.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::RolloutFailed {
+            kind: "Deployment",
+            namespace: namespace.clone(),
+            name: args.deployment.clone(),
+            reason: format!(
+                "pods still run the istio-proxy sidecar: {}",
+                still.join(", ")
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        ManagedFieldsEntry, ObjectMeta, OwnerReference,
+    };
+    use std::collections::BTreeMap;
+
+    fn args() -> UninstallArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: UninstallArgs,
+        }
+        Wrapper::parse_from(["uninstall"]).args
+    }
+
+    fn entry(manager: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            subresource: subresource.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    fn found(role: Role, managers: Option<Vec<ManagedFieldsEntry>>) -> Found {
+        let resource = custom(ISTIO_NETWORKING, "v1", "Gateway", "gateways");
+        let object = managers.map(|entries| {
+            let mut object = DynamicObject::new("kmsgateway", &resource);
+            object.metadata.managed_fields = Some(entries);
+            object
+        });
+        Found {
+            resource,
+            namespace: "kube-system".into(),
+            name: "kmsgateway".into(),
+            role,
+            object,
+        }
+    }
+
+    #[test]
+    fn only_what_the_plugin_alone_owns_is_deleted() {
+        let args = args();
+        let cases = [
+            (found(Role::Created, None), "absent"),
+            (
+                found(Role::Created, Some(vec![entry(FIELD_MANAGER, None)])),
+                "delete",
+            ),
+            (
+                // A controller writing status does not own the object.
+                found(
+                    Role::Created,
+                    Some(vec![
+                        entry(FIELD_MANAGER, None),
+                        entry("cert-manager-certificates", Some("status")),
+                    ]),
+                ),
+                "delete",
+            ),
+            (
+                found(
+                    Role::Created,
+                    Some(vec![
+                        entry(FIELD_MANAGER, None),
+                        entry("kubectl-edit", None),
+                    ]),
+                ),
+                "keep: also owned by kubectl-edit",
+            ),
+            (
+                found(
+                    Role::Created,
+                    Some(vec![entry("kubectl-client-side-apply", None)]),
+                ),
+                "keep: kubectl-kms-sts did not create it",
+            ),
+            (
+                found(Role::ApiKey, Some(vec![entry(FIELD_MANAGER, None)])),
+                "keep: other workloads may use the key; --delete-apikey deletes it",
+            ),
+            (
+                found(Role::IssuedSecret, Some(vec![entry("cert-manager", None)])),
+                "keep: cert-manager issued it; --delete-certificate-secret deletes it",
+            ),
+        ];
+        for (found, expected) in cases {
+            let described = match fate(&found, &args) {
+                Fate::Absent => "absent".to_owned(),
+                Fate::Delete { .. } => "delete".to_owned(),
+                Fate::Keep { because } => format!("keep: {because}"),
+            };
+            assert_eq!(described, expected);
+        }
+        let mut asked = args;
+        asked.delete_apikey = true;
+        asked.delete_certificate_secret = true;
+        for role in [Role::ApiKey, Role::IssuedSecret] {
+            let found = found(role, Some(vec![entry("someone", None)]));
+            assert!(matches!(fate(&found, &asked), Fate::Delete { .. }));
+        }
+    }
+
+    fn replica_set(owner: &str, revision: &str, injected: bool) -> ReplicaSet {
+        let mut containers = vec![serde_json::json!({"name": "kms", "image": "kms"})];
+        if injected {
+            containers.push(serde_json::json!({"name": "istio-proxy", "image": "proxy"}));
+        }
+        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "kms", "pod-template-hash": revision}},
+            "spec": {"containers": containers},
+        }))
+        .unwrap();
+        ReplicaSet {
+            metadata: ObjectMeta {
+                annotations: Some(BTreeMap::from([(
+                    "deployment.kubernetes.io/revision".to_owned(),
+                    revision.to_owned(),
+                )])),
+                owner_references: Some(vec![OwnerReference {
+                    uid: owner.into(),
+                    controller: Some(true),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
+                template: Some(template),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_earlier_template_without_the_sidecar_is_found() {
+        let deployment = Deployment {
+            metadata: ObjectMeta {
+                uid: Some("d1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let sets = [
+            replica_set("d1", "1", false),
+            replica_set("d1", "2", false),
+            replica_set("d1", "3", true),
+            replica_set("other", "4", false),
+        ];
+        let (revision, template) = earlier_template(&deployment, &sets).unwrap();
+        assert_eq!(revision, 2);
+        let labels = template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels, BTreeMap::from([("app".into(), "kms".into())]));
+        assert!(earlier_template(&deployment, &sets[2..]).is_none());
+    }
+}
