@@ -249,6 +249,8 @@ fn a_second_run_asks_only_for_what_is_missing() {
     drop(first);
 
     let again = Terminal::start(test, &ns, "again");
+    again.wait_for("The setup is complete. What now?");
+    again.send(&["Enter"]);
     let screen = again.wait_for("Apply this plan?");
     assert!(
         !screen.contains("STS API key:"),
@@ -273,4 +275,41 @@ fn a_second_run_asks_only_for_what_is_missing() {
     let screen = again.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(screen.contains("nothing changed"), "{screen}");
+}
+
+#[test]
+fn a_complete_setup_can_be_uninstalled_from_the_wizard() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-uninstall");
+    let first = Terminal::start(test, &ns, "setup");
+    answer_everything(&first);
+    first.send(&["y"]);
+    assert!(first.wait_for("EXIT=").contains("EXIT=0"));
+    drop(first);
+
+    let term = Terminal::start(test, &ns, "uninstall");
+    term.wait_for("The setup is complete. What now?");
+    term.send(&["Down", "Enter"]);
+    let plan = term.wait_for("Uninstall as planned?");
+    assert!(
+        plan.contains("delete   gateway.networking.istio.io/kmsgateway"),
+        "{plan}"
+    );
+    term.send(&["y"]);
+    let screen = term.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("without the Istio sidecar"), "{screen}");
+    assert_eq!(
+        test.object_names(&ns.0, "gateways,virtualservices,destinationrules"),
+        ""
+    );
+    assert!(
+        !test
+            .jsonpath(
+                &ns.0,
+                "deployment/key-management-api",
+                "{.spec.template.spec.containers[*].name}"
+            )
+            .contains("istio-proxy")
+    );
 }

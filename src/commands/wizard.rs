@@ -26,6 +26,7 @@ use crate::commands::expose::ExposeArgs;
 use crate::commands::inject::{InjectArgs, InjectTools};
 use crate::commands::map_identity::MapIdentityArgs;
 use crate::commands::set_apikey::{self, SecretChange, SetApikeyArgs};
+use crate::commands::uninstall::{self, UninstallArgs};
 use crate::commands::{expose, inject, map_identity, status};
 use crate::crn;
 use crate::defaults;
@@ -100,6 +101,19 @@ fn answered<T>(result: dialoguer::Result<Option<T>>) -> Result<T> {
     }
 }
 
+/// With the setup complete, whether to take it back out instead of
+/// reviewing it again.
+fn choose_uninstall() -> Result<bool> {
+    let choice = answered(
+        Select::new()
+            .with_prompt("The setup is complete. What now?")
+            .items(&["Review it, and apply what changed", "Uninstall it"])
+            .default(0)
+            .interact_opt(),
+    )?;
+    Ok(choice == 1)
+}
+
 fn check_failed(report: &Report, name: &str) -> bool {
     report
         .categories
@@ -143,6 +157,20 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     };
     let before = status::check(&cluster, &names).await?;
     eprintln!("{}", before.render_text());
+    if interactive && before.summary.failed == 0 && choose_uninstall()? {
+        let uninstall_args = UninstallArgs {
+            deployment: names.deployment.clone(),
+            policy: names.policy.clone(),
+            secret: names.secret.clone(),
+            delete_certificate_secret: false,
+            delete_apikey: false,
+            backup_dir: args.inject_tools.backup_dir.clone(),
+            timeout: args.timeout,
+            yes: false,
+            write: WriteArgs::default(),
+        };
+        return uninstall::run(&cluster_args, &uninstall_args).await;
+    }
     let served = discovery::discover(&cluster).await?;
 
     let key_missing = check_failed(&before, "API key secret");
