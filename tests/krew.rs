@@ -1,15 +1,25 @@
 //! Distribution through krew, with the real krew built from its module: the
-//! committed manifest is well-formed and matches the crate, the release script
-//! produces an archive and manifest that krew's validator accepts, and
-//! `kubectl krew install` makes `kubectl kms-sts` work with nothing but krew's
-//! bin directory on PATH; `uninstall` removes it.
+//! committed manifest is well-formed and matches the crate; one snapshot
+//! release (`scripts/release`, GoReleaser) builds all five krew platforms,
+//! whose archives, checksums and manifest agree and pass krew's validator;
+//! the macOS binaries are Mach-O executables for their architecture that
+//! load only the system library and carry a valid ad-hoc signature on arm64;
+//! `kubectl krew install` of the Linux archive makes `kubectl kms-sts` work
+//! with nothing but krew's bin directory on PATH, and `uninstall` removes
+//! it; the release workflow passes actionlint.
 
 mod support;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
-use support::{assert_exit, krew_bin, kubernetes_bin, run, scratch_dir, stderr, stdout};
+use sha2::{Digest, Sha256};
+use support::{
+    actionlint_bin, assert_exit, krew_bin, kubernetes_bin, release_tools_bin, run, scratch_dir,
+    stderr, stdout,
+};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -70,16 +80,12 @@ fn committed_manifest_follows_krew_rules() {
                 "kubectl-kms_sts"
             }
         );
-        let files: Vec<&str> = platform["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["from"].as_str().unwrap())
-            .collect();
-        assert!(
-            files.contains(&"LICENSE") && files.contains(&bin),
-            "{files:?}"
-        );
+        // Without `files`, krew installs the whole archive (binary and
+        // LICENSE, as the install test below checks); with it, both.
+        if let Some(files) = platform["files"].as_array() {
+            let from: Vec<&str> = files.iter().map(|f| f["from"].as_str().unwrap()).collect();
+            assert!(from.contains(&"LICENSE") && from.contains(&bin), "{from:?}");
+        }
         assert!(
             platform["uri"]
                 .as_str()
@@ -91,6 +97,7 @@ fn committed_manifest_follows_krew_rules() {
     seen.dedup();
     assert_eq!(seen.len(), platforms.len(), "one platform per os/arch");
     assert!(seen.contains(&"linux/amd64".to_owned()), "{seen:?}");
+    assert_eq!(seen, KREW_PLATFORMS, "all five platforms krew knows");
 
     let validate = run(Command::new(krew_bin().join("validate-krew-manifest"))
         .arg("-manifest")
@@ -99,35 +106,320 @@ fn committed_manifest_follows_krew_rules() {
     assert_exit(&validate, 0);
 }
 
-#[test]
-fn release_archive_installs_and_uninstalls_with_real_krew() {
-    let out_dir = scratch_dir("release");
-    let release = run(Command::new(repo().join("scripts/release"))
-        .args([
-            "--base-url",
-            "https://downloads.example.invalid/v0",
-            "--homepage",
-            "https://example.invalid/kms-sts",
-        ])
-        .arg("--out")
-        .arg(&out_dir));
-    assert_exit(&release, 0);
-    let manifest = out_dir.join("kms-sts.yaml");
-    assert_eq!(stdout(&release).trim(), manifest.display().to_string());
-    let archive = std::fs::read_dir(&out_dir)
+/// The platforms krew installs on, as `os/arch`, sorted.
+const KREW_PLATFORMS: [&str; 5] = [
+    "darwin/amd64",
+    "darwin/arm64",
+    "linux/amd64",
+    "linux/arm64",
+    "windows/amd64",
+];
+
+const HOMEPAGE: &str = "https://example.invalid/kms-sts";
+const DOWNLOAD_URL: &str = "https://downloads.example.invalid/kubectl-kms-sts";
+
+/// What one `scripts/release` run produced: its output directory, the
+/// manifest it printed, and the archive of each `os/arch`.
+struct Snapshot {
+    dir: PathBuf,
+    manifest: PathBuf,
+    archives: BTreeMap<String, PathBuf>,
+}
+
+/// The snapshot release, built once for all the tests here: five release
+/// builds take minutes.
+fn snapshot() -> &'static Snapshot {
+    static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
+    SNAPSHOT.get_or_init(|| {
+        let dir = scratch_dir("release");
+        let release = run(Command::new(repo().join("scripts/release"))
+            .args(["--homepage", HOMEPAGE, "--download-url", DOWNLOAD_URL])
+            .arg("--out")
+            .arg(&dir));
+        assert_exit(&release, 0);
+        let manifest = PathBuf::from(stdout(&release).trim());
+        assert_eq!(manifest, dir.join("kms-sts.yaml"));
+        let version = env!("CARGO_PKG_VERSION");
+        let archives = KREW_PLATFORMS
+            .iter()
+            .map(|platform| {
+                let (os, arch) = platform.split_once('/').unwrap();
+                let ext = if os == "windows" { "zip" } else { "tar.gz" };
+                let name = format!("kubectl-kms-sts_v{version}_{os}_{arch}.{ext}");
+                let path = dir.join(&name);
+                assert!(path.exists(), "{name} in {}", dir.display());
+                (platform.to_string(), path)
+            })
+            .collect();
+        Snapshot {
+            dir,
+            manifest,
+            archives,
+        }
+    })
+}
+
+/// The members of an archive, with their bytes.
+fn unpack(archive: &Path) -> BTreeMap<String, Vec<u8>> {
+    let into = scratch_dir("unpacked");
+    let out = if archive.extension().is_some_and(|ext| ext == "zip") {
+        run(Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(archive)
+            .arg(&into))
+    } else {
+        run(Command::new("tar")
+            .arg("-xzf")
+            .arg(archive)
+            .arg("-C")
+            .arg(&into))
+    };
+    assert_exit(&out, 0);
+    std::fs::read_dir(&into)
         .unwrap()
         .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .expect("an archive");
-    let listing = run(Command::new("tar").arg("-tzf").arg(&archive));
-    assert_eq!(stdout(&listing), "kubectl-kms_sts\nLICENSE\n");
+        .map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(entry.path()).unwrap())
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[test]
+fn snapshot_release_builds_all_five_platforms_with_a_valid_manifest() {
+    let snapshot = snapshot();
+    let checksums = std::fs::read_to_string(snapshot.dir.join("checksums.txt")).unwrap();
+    let listed: BTreeMap<&str, &str> = checksums
+        .lines()
+        .map(|line| {
+            let (sum, name) = line.split_once("  ").unwrap();
+            (name, sum)
+        })
+        .collect();
+    let text = std::fs::read_to_string(&snapshot.manifest).unwrap();
+    let manifest: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(manifest["metadata"]["name"], "kms-sts");
+    assert_eq!(manifest["spec"]["homepage"], HOMEPAGE);
+    assert_eq!(
+        manifest["spec"]["version"],
+        format!("v{}", env!("CARGO_PKG_VERSION"))
+    );
+    let platforms = manifest["spec"]["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 5);
+
+    // (object format, architecture) of each platform's binary.
+    let expected = BTreeMap::from([
+        (
+            "darwin/amd64",
+            (object::BinaryFormat::MachO, object::Architecture::X86_64),
+        ),
+        (
+            "darwin/arm64",
+            (object::BinaryFormat::MachO, object::Architecture::Aarch64),
+        ),
+        (
+            "linux/amd64",
+            (object::BinaryFormat::Elf, object::Architecture::X86_64),
+        ),
+        (
+            "linux/arm64",
+            (object::BinaryFormat::Elf, object::Architecture::Aarch64),
+        ),
+        (
+            "windows/amd64",
+            (object::BinaryFormat::Pe, object::Architecture::X86_64),
+        ),
+    ]);
+    for (platform, archive) in &snapshot.archives {
+        let name = archive.file_name().unwrap().to_str().unwrap();
+        let bytes = std::fs::read(archive).unwrap();
+        let sum = sha256_hex(&bytes);
+        assert_eq!(
+            listed.get(name),
+            Some(&sum.as_str()),
+            "{name} in checksums.txt"
+        );
+
+        let (os, arch) = platform.split_once('/').unwrap();
+        let entry = platforms
+            .iter()
+            .find(|p| {
+                p["selector"]["matchLabels"]["os"] == os
+                    && p["selector"]["matchLabels"]["arch"] == arch
+            })
+            .unwrap_or_else(|| panic!("{platform} in the manifest"));
+        assert_eq!(entry["sha256"], sum, "{platform}");
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(entry["uri"], format!("{DOWNLOAD_URL}/v{version}/{name}"));
+        let bin = if os == "windows" {
+            "kubectl-kms_sts.exe"
+        } else {
+            "kubectl-kms_sts"
+        };
+        assert_eq!(entry["bin"], bin, "{platform}");
+
+        let members = unpack(archive);
+        assert_eq!(
+            members.keys().map(String::as_str).collect::<Vec<_>>(),
+            {
+                let mut names = vec!["LICENSE", bin];
+                names.sort();
+                names
+            },
+            "{name}"
+        );
+        let binary = object::File::parse(members[bin].as_slice()).unwrap();
+        use object::Object;
+        assert_eq!(
+            (binary.format(), binary.architecture()),
+            expected[platform.as_str()],
+            "{platform}"
+        );
+    }
 
     let validate = run(Command::new(krew_bin().join("validate-krew-manifest"))
         .arg("-manifest")
-        .arg(&manifest)
+        .arg(&snapshot.manifest)
         .arg("-skip-install"));
     assert_exit(&validate, 0);
+}
+
+#[test]
+fn macos_binaries_load_only_the_system_library_and_arm64_is_signed() {
+    use object::macho;
+    use object::read::macho::{LoadCommandVariant, MachHeader};
+    let snapshot = snapshot();
+    // The oldest macOS each binary says it loads on (major, minor).
+    for (platform, oldest) in [("darwin/amd64", (10, 12)), ("darwin/arm64", (11, 0))] {
+        let members = unpack(&snapshot.archives[platform]);
+        let data = members["kubectl-kms_sts"].as_slice();
+        let header = macho::MachHeader64::<object::Endianness>::parse(data, 0).unwrap();
+        let endian = header.endian().unwrap();
+        assert_eq!(header.filetype(endian), macho::MH_EXECUTE, "{platform}");
+        let mut libraries = Vec::new();
+        let mut minimum = None;
+        let mut signature = None;
+        let mut commands = header.load_commands(endian, data, 0).unwrap();
+        while let Some(command) = commands.next().unwrap() {
+            match command.variant().unwrap() {
+                LoadCommandVariant::Dylib(dylib) => {
+                    let name = command.string(endian, dylib.dylib.name).unwrap();
+                    libraries.push(String::from_utf8_lossy(name).into_owned());
+                }
+                LoadCommandVariant::BuildVersion(build) => {
+                    minimum = Some(build.minos.get(endian));
+                }
+                LoadCommandVariant::VersionMin(version) => {
+                    minimum = Some(version.version.get(endian));
+                }
+                LoadCommandVariant::LinkeditData(linkedit)
+                    if command.cmd() == macho::LC_CODE_SIGNATURE =>
+                {
+                    signature = Some((linkedit.dataoff.get(endian), linkedit.datasize.get(endian)));
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            libraries.contains(&"/usr/lib/libSystem.B.dylib".to_owned())
+                && libraries
+                    .iter()
+                    .all(|lib| lib.starts_with("/usr/lib/lib") && !lib.contains(".framework")),
+            "{platform} loads {libraries:?}"
+        );
+        let minimum = minimum.unwrap_or_else(|| panic!("{platform} names its oldest macOS"));
+        assert_eq!(
+            (minimum >> 16, (minimum >> 8) & 0xff),
+            oldest,
+            "{platform} minimum macOS"
+        );
+        if platform == "darwin/arm64" {
+            // Apple Silicon runs only signed code; the linker signs ad hoc.
+            let (offset, size) = signature.unwrap_or_else(|| panic!("{platform} is signed"));
+            let blob = &data[offset as usize..(offset + size) as usize];
+            let checked = check_code_directory(data, blob);
+            assert!(checked > 0, "{platform}: {checked} pages hashed");
+
+            let path = scratch_dir("signed").join("kubectl-kms_sts");
+            std::fs::write(&path, data).unwrap();
+            let rcodesign = release_tools_bin().join("rcodesign");
+            let info = run(Command::new(&rcodesign)
+                .arg("print-signature-info")
+                .arg(&path));
+            assert_exit(&info, 0);
+            assert!(
+                stdout(&info).contains("ADHOC | LINKER_SIGNED"),
+                "{}",
+                stdout(&info)
+            );
+            // rcodesign's own verifier finds nothing wrong but the absence of
+            // a cryptographic (Developer ID) signature, which ad hoc means.
+            let verify = run(Command::new(&rcodesign).arg("verify").arg(&path));
+            let problems: Vec<String> = stdout(&verify)
+                .lines()
+                .chain(stderr(&verify).lines())
+                .filter(|line| !line.trim().is_empty())
+                .filter(|line| !line.contains("verify command is known to be buggy"))
+                .filter(|line| !line.starts_with("Error: problems reported"))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(
+                problems,
+                ["no cryptographic signature present"],
+                "{problems:?}"
+            );
+        }
+    }
+}
+
+/// Checks an ad-hoc signature as the loader does: every page of the binary
+/// up to the CodeDirectory's code limit hashes to its slot. Returns the
+/// number of pages checked.
+fn check_code_directory(binary: &[u8], superblob: &[u8]) -> usize {
+    let be32 = |bytes: &[u8], at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        be32(superblob, 0),
+        0xfade_0cc0,
+        "an embedded signature superblob"
+    );
+    let count = be32(superblob, 8) as usize;
+    let directory = (0..count)
+        .map(|i| be32(superblob, 12 + 8 * i + 4) as usize)
+        .find(|&at| be32(superblob, at) == 0xfade_0c02)
+        .map(|at| &superblob[at..])
+        .expect("a CodeDirectory");
+    let hash_offset = be32(directory, 16) as usize;
+    let code_slots = be32(directory, 28) as usize;
+    let code_limit = be32(directory, 32) as usize;
+    let (hash_size, hash_type, page_shift) = (directory[36], directory[37], directory[39]);
+    assert_eq!((hash_size, hash_type), (32, 2), "SHA-256 slots");
+    let page = 1usize << page_shift;
+    assert_eq!(code_slots, code_limit.div_ceil(page));
+    for slot in 0..code_slots {
+        let start = slot * page;
+        let end = (start + page).min(code_limit);
+        let expected = &directory[hash_offset + slot * 32..hash_offset + (slot + 1) * 32];
+        assert_eq!(
+            Sha256::digest(&binary[start..end]).as_slice(),
+            expected,
+            "page {slot}"
+        );
+    }
+    code_slots
+}
+
+#[test]
+fn release_archive_installs_and_uninstalls_with_real_krew() {
+    let snapshot = snapshot();
+    let manifest = &snapshot.manifest;
+    let archive = &snapshot.archives["linux/amd64"];
 
     // kubectl finds krew as a plugin named kubectl-krew.
     let tools = scratch_dir("krew-tools");
@@ -172,6 +464,11 @@ fn release_archive_installs_and_uninstalls_with_real_krew() {
         stdout(&out)
     );
     assert!(krew_root.join("bin/kubectl-kms_sts").exists());
+    let installed = krew_root.join(format!(
+        "store/kms-sts/v{}/LICENSE",
+        env!("CARGO_PKG_VERSION")
+    ));
+    assert!(installed.exists(), "{} installed", installed.display());
 
     let out = run(&mut kubectl(
         &["krew", "uninstall", "kms-sts"],
@@ -181,4 +478,13 @@ fn release_archive_installs_and_uninstalls_with_real_krew() {
     assert!(!krew_root.join("bin/kubectl-kms_sts").exists());
     let out = run(&mut kubectl(&["kms-sts", "--help"], &krew_path));
     assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn release_workflow_passes_actionlint() {
+    let out = run(Command::new(actionlint_bin().join("actionlint"))
+        .arg("-color=false")
+        .arg(repo().join(".github/workflows/release.yml")));
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
 }

@@ -315,6 +315,24 @@ pub fn krew_bin() -> &'static Path {
     DIR.get_or_init(|| last_line(&run_harness(&["build-tools", "krew"])))
 }
 
+pub fn actionlint_bin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| last_line(&run_harness(&["build-tools", "actionlint"])))
+}
+
+/// The directory `scripts/release-tools` installs the release tools into.
+pub fn release_tools_bin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let output = Command::new(repo().join("scripts/release-tools"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/release-tools starts");
+        assert!(output.status.success(), "scripts/release-tools failed");
+        last_line(&String::from_utf8(output.stdout).expect("a path"))
+    })
+}
+
 impl TestCluster {
     /// The API server's audit log (JSON lines, metadata level).
     pub fn audit_log(&self) -> PathBuf {
