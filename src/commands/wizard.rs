@@ -107,7 +107,7 @@ fn choose_uninstall() -> Result<bool> {
     let choice = answered(
         Select::new()
             .with_prompt("The setup is complete. What now?")
-            .items(&["Review it, and apply what changed", "Uninstall it"])
+            .items(["Review it, and apply what changed", "Uninstall it"])
             .default(0)
             .interact_opt(),
     )?;
