@@ -271,16 +271,29 @@ fn ctrl_c_during_the_rollout_wait_exits_promptly_and_status_describes_the_state(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the Deployment was updated and the wait has begun.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !containers(test, &ns.0).contains("istio-proxy") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "inject never updated the deployment"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    // Wait until the Deployment was updated and the wait has begun: inject
+    // says so on stderr, read line by line as it comes.
+    let (lines, said) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap();
+            all += &line;
+            all.push('\n');
+            let _ = lines.send(line);
+        }
+        all
+    });
+    loop {
+        let line = said
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("inject says it waits for the rollout");
+        if line.contains("waiting for deployment") {
+            break;
+        }
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(containers(test, &ns.0).contains("istio-proxy"));
     let sent = std::time::Instant::now();
     let kill = run(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]));
     assert_exit(&kill, 0);
@@ -291,8 +304,7 @@ fn ctrl_c_during_the_rollout_wait_exits_promptly_and_status_describes_the_state(
         sent.elapsed()
     );
     assert_eq!(status.code(), Some(130));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let err = reader.join().unwrap();
     assert!(
         err.contains("interrupted; what was already sent stays in the cluster"),
         "{err}"

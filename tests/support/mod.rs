@@ -339,16 +339,42 @@ impl TestCluster {
         self.kubeconfig.with_file_name("audit.log")
     }
 
-    /// Audit events written after `offset` bytes, once the server has had
-    /// time to flush them.
+    /// Audit events written after `offset` bytes. A marker request (a read
+    /// of a namespace no one has) is sent after the caller's requests, and
+    /// the log is read once the server has written the marker's event, so
+    /// the events of every request that came before it are in.
     pub fn audit_events_since(&self, offset: u64) -> Vec<serde_json::Value> {
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        let bytes = std::fs::read(self.audit_log()).expect("audit log");
-        bytes[offset as usize..]
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.is_empty())
-            .filter_map(|line| serde_json::from_slice(line).ok())
-            .collect()
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let marker = format!(
+            "audit-marker-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = run(self
+            .kubectl()
+            .args(["get", "namespace", &marker, "--ignore-not-found"]));
+        assert_exit(&out, 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let bytes = std::fs::read(self.audit_log()).expect("audit log");
+            let events: Vec<serde_json::Value> = bytes[offset as usize..]
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .filter_map(|line| serde_json::from_slice(line).ok())
+                .collect();
+            let (markers, events): (Vec<_>, Vec<_>) = events
+                .into_iter()
+                .partition(|event| event["objectRef"]["name"].as_str() == Some(marker.as_str()));
+            if !markers.is_empty() {
+                return events;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the marker request {marker} never reached the audit log"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     pub fn audit_offset(&self) -> u64 {
