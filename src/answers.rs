@@ -39,6 +39,37 @@ pub struct Answers {
     /// certificate; read from kms-api's own TLS secret when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ca_secret: Option<String>,
+    /// The KMS Deployment, in the KMS namespace.
+    #[serde(default = "default_deployment")]
+    pub deployment: String,
+    /// The token adapter's Deployment, in the Istio namespace.
+    #[serde(default = "default_token_adapter")]
+    pub token_adapter: String,
+    /// The Secret holding the API key, in the Istio namespace.
+    #[serde(default = "default_secret")]
+    pub secret: String,
+    /// The data key of that Secret.
+    #[serde(default = "default_secret_key")]
+    pub secret_key: String,
+    /// The IdentityMappingPolicy, in the Istio namespace.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+}
+
+fn default_deployment() -> String {
+    defaults::DEPLOYMENT.into()
+}
+fn default_token_adapter() -> String {
+    defaults::TOKEN_ADAPTER.into()
+}
+fn default_secret() -> String {
+    defaults::SECRET.into()
+}
+fn default_secret_key() -> String {
+    defaults::SECRET_KEY.into()
+}
+fn default_policy() -> String {
+    defaults::POLICY.into()
 }
 
 fn default_kms_namespace() -> String {
@@ -95,6 +126,37 @@ impl Answers {
         for (index, target) in self.target_crns.iter().enumerate() {
             crn::parse_kms_target(target)
                 .map_err(|err| invalid(&format!("targetCrns[{index}]"), err.to_string()))?;
+        }
+        for (field, value) in [
+            ("deployment", &self.deployment),
+            ("tokenAdapter", &self.token_adapter),
+            ("secret", &self.secret),
+            ("policy", &self.policy),
+        ] {
+            let valid = !value.is_empty()
+                && value.len() <= 253
+                && value.split('.').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                        && !part.starts_with('-')
+                        && !part.ends_with('-')
+                });
+            if !valid {
+                return Err(invalid(field, format!("\"{value}\" is not an object name")));
+            }
+        }
+        if self.secret_key.is_empty()
+            || !self
+                .secret_key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            return Err(invalid(
+                "secretKey",
+                format!("\"{}\" is not a Secret data key", self.secret_key),
+            ));
         }
         for (field, value) in [
             ("kmsNamespace", &self.kms_namespace),
@@ -172,6 +234,14 @@ mod tests {
         assert_eq!(answers.hosts.len(), 2);
         assert_eq!(answers.gateway_selector, "istio=ingressgateway");
         assert_eq!(answers.upstream_ca_secret, None);
+        assert_eq!(
+            [&answers.deployment, &answers.token_adapter, &answers.policy],
+            ["key-management-api", "tokenadapter", "stspolicy"]
+        );
+        assert_eq!(
+            (&*answers.secret, &*answers.secret_key),
+            ("sts-apikey", "apikey")
+        );
         let again = Answers::from_yaml(&answers.to_yaml()).unwrap();
         assert_eq!(again, answers);
     }
@@ -189,6 +259,10 @@ mod tests {
                 "(file)",
             ),
             (format!("{GOOD}kmsNamespace: Kube_System\n"), "kmsNamespace"),
+            (format!("{GOOD}deployment: Key_Management\n"), "deployment"),
+            (format!("{GOOD}tokenAdapter: -adapter\n"), "tokenAdapter"),
+            (format!("{GOOD}policy: ''\n"), "policy"),
+            (format!("{GOOD}secretKey: 'api key'\n"), "secretKey"),
             (format!("{GOOD}gatewaySelector: istio\n"), "gatewaySelector"),
             (
                 "hosts: []\nsourceCrn: x\ntargetCrns: []\n".to_owned(),

@@ -139,6 +139,31 @@ impl ClusterArgs {
     }
 }
 
+/// The names of the runbook's objects where an installation differs from
+/// the runbook; `status` and `wizard` take them alike.
+#[derive(Debug, Clone, Args)]
+pub struct ObjectNameArgs {
+    /// Deployment of the Key Management Service API.
+    #[arg(long, value_name = "NAME", default_value = defaults::DEPLOYMENT)]
+    pub deployment: String,
+
+    /// Deployment of the token adapter.
+    #[arg(long, value_name = "NAME", default_value = defaults::TOKEN_ADAPTER)]
+    pub token_adapter: String,
+
+    /// Secret holding the API key.
+    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
+    pub secret: String,
+
+    /// Data key of that Secret.
+    #[arg(long, value_name = "KEY", default_value = defaults::SECRET_KEY)]
+    pub secret_key: String,
+
+    /// Name of the IdentityMappingPolicy.
+    #[arg(long, value_name = "NAME", default_value = defaults::POLICY)]
+    pub policy: String,
+}
+
 /// How a command that writes to the cluster reports, or only previews, its writes.
 #[derive(Debug, Clone, Default, Args)]
 pub struct WriteArgs {

@@ -341,3 +341,92 @@ fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
     );
     assert_eq!(test.kms_generation(&ns.0), "1");
 }
+
+#[test]
+fn answers_name_the_objects_where_an_installation_differs_from_the_runbook() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-names");
+    // This installation's KMS Deployment has another name.
+    let out = run(test.kubectl().args([
+        "get",
+        "deployment",
+        "key-management-api",
+        "-n",
+        &ns.0,
+        "-o",
+        "json",
+    ]));
+    assert_exit(&out, 0);
+    let mut deployment: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let meta = deployment["metadata"].as_object_mut().unwrap();
+    meta.insert("name".into(), "kms-api-server".into());
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "generation",
+        "managedFields",
+    ] {
+        meta.remove(field);
+    }
+    deployment.as_object_mut().unwrap().remove("status");
+    let dir = scratch_dir("wizard-names");
+    let renamed = dir.join("renamed.json");
+    std::fs::write(&renamed, deployment.to_string()).unwrap();
+    let out = run(test.kubectl().args(["create", "-f"]).arg(&renamed));
+    assert_exit(&out, 0);
+    let out = run(test.kubectl().args([
+        "delete",
+        "deployment",
+        "key-management-api",
+        "-n",
+        &ns.0,
+        "--wait",
+    ]));
+    assert_exit(&out, 0);
+
+    let file = dir.join("answers.yaml");
+    let named = format!(
+        "{}deployment: kms-api-server\npolicy: sts-to-kms\n",
+        answers(&ns)
+    );
+    std::fs::write(&file, named).unwrap();
+    let saved = dir.join("saved.yaml");
+    let out = run_with_stdin(
+        wizard(test, &file).arg("--save-answers").arg(&saved),
+        b"sentinel-names-key",
+    );
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("Status: 22 passed, 0 warnings, 0 failed"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let saved = std::fs::read_to_string(&saved).unwrap();
+    assert!(
+        saved.contains("deployment: kms-api-server") && saved.contains("policy: sts-to-kms"),
+        "{saved}"
+    );
+    assert!(
+        test.jsonpath(
+            &ns.0,
+            "deployment/kms-api-server",
+            "{.spec.template.spec.containers[*].name}"
+        )
+        .contains("istio-proxy")
+    );
+    assert_eq!(
+        test.object_names(&ns.1, "identitymappingpolicies"),
+        "identitymappingpolicy.policy.ibm.com/sts-to-kms\n"
+    );
+    // status takes the same names as flags.
+    let out = run(plugin_in(test, &ns).args([
+        "status",
+        "--deployment",
+        "kms-api-server",
+        "--policy",
+        "sts-to-kms",
+    ]));
+    assert_exit(&out, 0);
+}

@@ -12,10 +12,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::checks::Report;
 use crate::checks::evaluate::{self, Names, Snapshot};
-use crate::cli::ClusterArgs;
+use crate::cli::{ClusterArgs, ObjectNameArgs};
 use crate::cluster::Cluster;
 use crate::datapath;
-use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
 use crate::duration;
 use crate::error::{self, Error, Result};
@@ -32,25 +31,8 @@ const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Deployment of the Key Management Service API.
-    #[arg(long, value_name = "NAME", default_value = defaults::DEPLOYMENT)]
-    pub deployment: String,
-
-    /// Deployment of the token adapter.
-    #[arg(long, value_name = "NAME", default_value = defaults::TOKEN_ADAPTER)]
-    pub token_adapter: String,
-
-    /// Secret holding the API key.
-    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
-    pub secret: String,
-
-    /// Data key of that Secret.
-    #[arg(long, value_name = "KEY", default_value = defaults::SECRET_KEY)]
-    pub secret_key: String,
-
-    /// Name of the IdentityMappingPolicy.
-    #[arg(long, value_name = "NAME", default_value = defaults::POLICY)]
-    pub policy: String,
+    #[command(flatten)]
+    pub names: ObjectNameArgs,
 
     /// Keep checking until every check passes or this much time has passed.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
@@ -65,11 +47,11 @@ pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
     let names = Names {
         kms_namespace: cluster_args.kms_namespace.clone(),
         istio_namespace: cluster_args.istio_namespace.clone(),
-        deployment: args.deployment.clone(),
-        token_adapter: args.token_adapter.clone(),
-        secret: args.secret.clone(),
-        secret_key: args.secret_key.clone(),
-        policy: args.policy.clone(),
+        deployment: args.names.deployment.clone(),
+        token_adapter: args.names.token_adapter.clone(),
+        secret: args.names.secret.clone(),
+        secret_key: args.names.secret_key.clone(),
+        policy: args.names.policy.clone(),
         cluster_flags: cluster_args.flags_for_hints(),
     };
     let cluster = Cluster::connect(cluster_args).await?;

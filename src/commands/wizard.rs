@@ -20,7 +20,7 @@ use crate::apikey::{self, ApiKey, KeySource};
 use crate::apply::{self, Preview, Strategy};
 use crate::checks::evaluate::Names;
 use crate::checks::{Outcome, Report};
-use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
+use crate::cli::{ApplyArgs, ClusterArgs, ObjectNameArgs, WriteArgs};
 use crate::cluster::{self, Cluster};
 use crate::commands::expose::ExposeArgs;
 use crate::commands::inject::{InjectArgs, InjectTools};
@@ -65,6 +65,11 @@ pub struct WizardArgs {
     /// With --answers: read the API key from an environment variable.
     #[arg(long, value_name = "VAR", group = "apikey-source")]
     pub apikey_from_env: Option<String>,
+
+    /// Names of the runbook's objects (without --answers; an answers file
+    /// names them itself, the runbook's names when it does not).
+    #[command(flatten)]
+    pub names: ObjectNameArgs,
 
     #[command(flatten)]
     pub inject_tools: InjectTools,
@@ -145,14 +150,25 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     }
 
     let cluster = Cluster::connect(&cluster_args).await?;
+    // The answers file names the objects; without one, the flags do.
+    let object_names = match &loaded {
+        Some(answers) => ObjectNameArgs {
+            deployment: answers.deployment.clone(),
+            token_adapter: answers.token_adapter.clone(),
+            secret: answers.secret.clone(),
+            secret_key: answers.secret_key.clone(),
+            policy: answers.policy.clone(),
+        },
+        None => args.names.clone(),
+    };
     let names = Names {
         kms_namespace: cluster_args.kms_namespace.clone(),
         istio_namespace: cluster_args.istio_namespace.clone(),
-        deployment: defaults::DEPLOYMENT.into(),
-        token_adapter: defaults::TOKEN_ADAPTER.into(),
-        secret: defaults::SECRET.into(),
-        secret_key: defaults::SECRET_KEY.into(),
-        policy: defaults::POLICY.into(),
+        deployment: object_names.deployment.clone(),
+        token_adapter: object_names.token_adapter.clone(),
+        secret: object_names.secret.clone(),
+        secret_key: object_names.secret_key.clone(),
+        policy: object_names.policy.clone(),
         cluster_flags: cluster_args.flags_for_hints(),
     };
     let before = status::check(&cluster, &names).await?;
@@ -185,7 +201,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         }
         None => {
             let existing = existing_setup(&cluster, &served, &names).await?;
-            ask(&cluster_args, key_missing, &before, &existing)?
+            ask(&cluster_args, &names, key_missing, &before, &existing)?
         }
     };
 
@@ -595,6 +611,7 @@ fn category_passes(report: &Report, category: &str) -> bool {
 /// run set up correctly is kept (and said so), the rest offered as defaults.
 fn ask(
     cluster_args: &ClusterArgs,
+    names: &Names,
     key_missing: bool,
     report: &Report,
     existing: &Existing,
@@ -667,6 +684,11 @@ fn ask(
         target_crns: vec![target_crn],
         gateway_selector: crate::answers::default_gateway_selector(),
         upstream_ca_secret: None,
+        deployment: names.deployment.clone(),
+        token_adapter: names.token_adapter.clone(),
+        secret: names.secret.clone(),
+        secret_key: names.secret_key.clone(),
+        policy: names.policy.clone(),
     };
     answers.validate()?;
     Ok((answers, key))
