@@ -151,6 +151,9 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("{object} in {namespace} changed after it was read; it was not deleted")]
+    ChangedBeforeDelete { object: String, namespace: String },
+
     #[error(
         "{kind} {namespace}/{name} was changed by another client while being updated \
          (attempts: {attempts}); nothing was overwritten"
@@ -297,7 +300,7 @@ impl Error {
             Error::RolledBack { cause, .. } | Error::Incomplete { cause, .. } => {
                 cause.exit_status()
             }
-            Error::Conflict { .. } => ExitStatus::Conflict,
+            Error::Conflict { .. } | Error::ChangedBeforeDelete { .. } => ExitStatus::Conflict,
             Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => ExitStatus::Failure,
             Error::Unreachable { .. } | Error::UntrustedServer { .. } | Error::Timeout { .. } => {
                 ExitStatus::Unreachable
@@ -398,6 +401,11 @@ impl Error {
             Error::Conflict { .. } => {
                 Some("run the command again once the other writer is done".into())
             }
+            Error::ChangedBeforeDelete { object, namespace } => Some(format!(
+                "see who changed it: `kubectl get {object} -n {namespace} --show-managed-fields \
+                 -o yaml`; then run `kubectl kms-sts uninstall` again, which plans from what is \
+                 there now"
+            )),
             Error::ApplyConflict { .. } => Some(
                 "check who else manages it (`kubectl get -o yaml --show-managed-fields`); \
                  --force-conflicts takes the fields over"

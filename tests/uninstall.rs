@@ -331,3 +331,51 @@ fn bad_flags_are_refused_before_connecting() {
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("--timeout"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_object_changed_between_the_plan_and_its_delete_is_not_deleted() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "uninstall-race");
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.20.30.40"]));
+    assert_exit(&out, 0);
+    // Another client changes the Gateway right after uninstall has read it.
+    let proxy = test.interpose(
+        &format!(
+            "GET ^/apis/networking\\.istio\\.io/[^/]+/namespaces/{}/gateways/kmsgateway$",
+            ns.0
+        ),
+        &[
+            "--merge-patch",
+            r#"{"metadata":{"annotations":{"changed-by":"someone"}}}"#,
+            "--times",
+            "1",
+        ],
+    );
+    let out = run(plugin_as(&proxy.kubeconfig, &ns).args(["uninstall", "--yes"]));
+    drop(proxy);
+    assert_exit(&out, 7);
+    let said = stderr(&out);
+    assert!(
+        said.contains("gateway.networking.istio.io/kmsgateway in")
+            && said.contains("changed after it was read; it was not deleted"),
+        "{said}"
+    );
+    assert!(said.contains("--show-managed-fields"), "{said}");
+    assert_eq!(
+        test.jsonpath(
+            &ns.0,
+            "gateway.networking.istio.io/kmsgateway",
+            "{.metadata.annotations.changed-by}"
+        ),
+        "someone"
+    );
+    // Planned again, the Gateway someone else now also owns is kept.
+    let out = uninstall(test, &ns, &["--yes"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("also owned by"), "{}", stderr(&out));
+    assert_eq!(
+        test.object_names(&ns.0, "gateways,virtualservices,destinationrules")
+            .trim(),
+        "gateway.networking.istio.io/kmsgateway"
+    );
+}

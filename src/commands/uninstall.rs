@@ -106,14 +106,18 @@ pub enum Role {
 }
 
 impl Found {
-    fn display_name(&self) -> String {
+    /// `kind.group/name`, as kubectl names objects.
+    fn object_name(&self) -> String {
         let kind = self.resource.kind.to_lowercase();
-        let kind = if self.resource.group.is_empty() {
-            kind
+        if self.resource.group.is_empty() {
+            format!("{kind}/{}", self.name)
         } else {
-            format!("{kind}.{}", self.resource.group)
-        };
-        format!("{kind}/{} in {}", self.name, self.namespace)
+            format!("{kind}.{}/{}", self.resource.group, self.name)
+        }
+    }
+
+    fn display_name(&self) -> String {
+        format!("{} in {}", self.object_name(), self.namespace)
     }
 }
 
@@ -699,38 +703,20 @@ async fn apply(
     cluster_args: &ClusterArgs,
     args: &UninstallArgs,
 ) -> Result<()> {
+    // Each write is reported as it is made, so a failure part-way leaves a
+    // record on stderr of what was already done; a re-run plans from there.
     let note = args.write.dry_run_note();
-    let mut done: Vec<String> = Vec::new();
-    let incomplete = |done: &[String], error: Error| Error::Incomplete {
-        done: done.to_vec(),
-        not_done: vec!["the rest of the plan; run `kubectl kms-sts uninstall` again".into()],
-        cause: Box::new(error),
-    };
     for (found, fate) in &plan.objects {
         let (Fate::Delete { .. }, Some(object)) = (fate, &found.object) else {
             continue;
         };
-        if args.write.dry_run != Some(DryRun::Client)
-            && let Err(error) = delete(cluster, found, object, &args.write).await
-        {
-            return Err(if done.is_empty() {
-                error
-            } else {
-                incomplete(&done, error)
-            });
+        if args.write.dry_run != Some(DryRun::Client) {
+            delete(cluster, found, object, &args.write).await?;
         }
-        let line = format!("{} deleted{note}", found.display_name());
-        eprintln!("{line}");
-        done.push(line);
+        eprintln!("{} deleted{note}", found.display_name());
     }
     if let (SidecarFate::Restore { template, from }, Some(current)) = (&plan.sidecar, deployment) {
-        if let Err(error) = restore(cluster, current, template, cluster_args, args).await {
-            return Err(if done.is_empty() {
-                error
-            } else {
-                incomplete(&done, error)
-            });
-        }
+        restore(cluster, current, template, cluster_args, args).await?;
         eprintln!(
             "deployment/{} restored from {from} without the Istio sidecar{note}",
             args.deployment
@@ -760,25 +746,11 @@ async fn delete(
     match cluster.bounded(api.delete(&found.name, &params)).await? {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Conflict {
-            kind: static_kind(&found.resource.kind),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::ChangedBeforeDelete {
+            object: found.object_name(),
             namespace: found.namespace.clone(),
-            name: found.name.clone(),
-            attempts: 1,
         }),
         Err(source) => Err(cluster.classify(&action, source)),
-    }
-}
-
-/// The kinds this command deletes, as the `'static` names errors carry.
-fn static_kind(kind: &str) -> &'static str {
-    match kind {
-        "IdentityMappingPolicy" => "IdentityMappingPolicy",
-        "DestinationRule" => "DestinationRule",
-        "VirtualService" => "VirtualService",
-        "Gateway" => "Gateway",
-        "Certificate" => "Certificate",
-        _ => "Secret",
     }
 }
 
