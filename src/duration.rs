@@ -27,6 +27,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(parsed)
 }
 
+/// Parses a duration that must not be zero, for limits on waiting.
+pub fn parse_positive(text: &str) -> Result<Duration, String> {
+    match parse(text)? {
+        Duration::ZERO => Err(format!(
+            "\"{text}\" is no time at all: give a limit longer than 0s"
+        )),
+        duration => Ok(duration),
+    }
+}
+
 /// Formats a duration the way it would be typed: `30s`, `1m30s`, `500ms`.
 pub fn display(duration: Duration) -> String {
     PRINTER.unsigned_duration_to_string(&duration)
@@ -52,6 +62,17 @@ mod tests {
         for bad in ["", "10", "s", "10x", "-5s", "1h-5m", "ten seconds"] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("is not a duration"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_must_be_longer_than_zero() {
+        assert_eq!(parse_positive("5m"), Ok(Duration::from_secs(300)));
+        for zero in ["0", "0s", "0ms"] {
+            assert!(
+                parse_positive(zero).unwrap_err().contains("longer than 0s"),
+                "{zero}"
+            );
         }
     }
 

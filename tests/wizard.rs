@@ -430,3 +430,49 @@ fn answers_name_the_objects_where_an_installation_differs_from_the_runbook() {
     ]));
     assert_exit(&out, 0);
 }
+
+#[test]
+fn a_wizard_run_discovers_the_served_apis_once() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-once");
+    // A user of its own, so that its requests can be told apart in the
+    // audit log from those of tests running alongside.
+    let user = format!("wizard-once-{}", std::process::id());
+    let kubeconfig = test.user_kubeconfig(&user);
+    let out = run(test.kubectl().args([
+        "create",
+        "clusterrolebinding",
+        &user,
+        "--clusterrole=cluster-admin",
+        &format!("--user={user}"),
+    ]));
+    assert_exit(&out, 0);
+    let file = scratch_dir("wizard-once").join("answers.yaml");
+    std::fs::write(&file, answers(&ns)).unwrap();
+
+    let offset = test.audit_offset();
+    let mut command = support::plugin_as(&kubeconfig, &ns);
+    command
+        .args(["wizard", "--yes", "--apikey-from-stdin", "--answers"])
+        .arg(&file)
+        .arg("--istioctl")
+        .arg(istioctl_binary())
+        .arg("--backup-dir")
+        .arg(scratch_dir("wizard-once-backups"));
+    let out = run_with_stdin(&mut command, b"sentinel-once-key");
+    assert_exit(&out, 0);
+    let discoveries: Vec<String> = test
+        .audit_events_since(offset)
+        .iter()
+        .filter(|e| e["user"]["username"] == user.as_str())
+        .filter(|e| e["requestURI"] == "/apis" || e["requestURI"] == "/api")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["verb"].as_str().unwrap(),
+                e["requestURI"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(discoveries, ["get /apis"], "one discovery per run");
+}

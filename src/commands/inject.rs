@@ -40,7 +40,7 @@ pub struct InjectArgs {
     pub tools: InjectTools,
 
     /// How long to wait for the injected pods to roll out.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
     pub timeout: Duration,
 
     /// Leave a failed rollout as it is instead of restoring the previous spec.
@@ -69,22 +69,25 @@ pub struct InjectTools {
 }
 
 pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
-    if args.timeout.is_zero() {
-        return Err(Error::InvalidFlag {
-            flag: "--timeout",
-            reason: "must be longer than 0s".into(),
-        });
-    }
+    let cluster = Cluster::connect(cluster_args).await?;
+    inject(&cluster, cluster_args, args).await
+}
+
+/// The whole command over `cluster` (the wizard passes its own).
+pub async fn inject(
+    cluster: &Cluster,
+    cluster_args: &ClusterArgs,
+    args: &InjectArgs,
+) -> Result<()> {
     let namespace = &cluster_args.kms_namespace;
     let name = &args.deployment;
-    let cluster = Cluster::connect(cluster_args).await?;
     let scope = Scope {
         kms: namespace,
         istio: &cluster_args.istio_namespace,
         cert_manager: None,
     };
     permissions::require(
-        &cluster,
+        cluster,
         permissions::Command::Inject,
         &permissions::for_inject(&scope),
         &args.write,
@@ -113,14 +116,14 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| backup::default_dir(cluster.context()));
     if args.undo {
-        return undo(&cluster, &deployments, &original, &backup_dir, args).await;
+        return undo(cluster, &deployments, &original, &backup_dir, args).await;
     }
     if sidecar::template_is_injected(&original_template) {
         // Nothing to write; an earlier run may have been cut off during its
         // rollout, so see that one through (reads only).
         if args.write.dry_run.is_none() {
-            rollout::wait(&cluster, namespace, name, args.timeout).await?;
-            let pods = verify_sidecars(&cluster, namespace, &original).await?;
+            rollout::wait(cluster, namespace, name, args.timeout).await?;
+            let pods = verify_sidecars(cluster, namespace, &original).await?;
             eprintln!(
                 "deployment/{name} already carries the Istio sidecar: {} it",
                 count(pods as i64, "pod runs", "pods run")
@@ -132,7 +135,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
     }
 
     let istioctl = istioctl::locate(args.tools.istioctl.as_deref())?;
-    let config = injector_config(&cluster, &cluster_args.istio_namespace).await?;
+    let config = injector_config(cluster, &cluster_args.istio_namespace).await?;
     let injected = istioctl::kube_inject(
         &istioctl,
         cluster_args,
@@ -184,15 +187,15 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         field_manager: Some(FIELD_MANAGER.into()),
     };
     let applied =
-        replace_unless_changed(&cluster, &deployments, &original, updated, &params).await?;
+        replace_unless_changed(cluster, &deployments, &original, updated, &params).await?;
     if args.write.dry_run.is_some() {
         print_object(&applied, args)?;
         eprintln!("deployment/{name} injected{note}");
         return Ok(());
     }
 
-    let verified = match rollout::wait(&cluster, namespace, name, args.timeout).await {
-        Ok(_) => verify_sidecars(&cluster, namespace, &applied).await,
+    let verified = match rollout::wait(cluster, namespace, name, args.timeout).await {
+        Ok(_) => verify_sidecars(cluster, namespace, &applied).await,
         Err(err) => Err(err),
     };
     match verified {
@@ -204,7 +207,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
         Err(cause) if args.no_rollback => Err(cause),
         Err(cause) => {
             let restored =
-                restore_template(&cluster, &deployments, namespace, name, original_template).await;
+                restore_template(cluster, &deployments, namespace, name, original_template).await;
             match restored {
                 Ok(()) => Err(Error::RolledBack {
                     what: format!("injecting deployment {namespace}/{name} failed"),

@@ -72,7 +72,7 @@ pub struct SetApikeyArgs {
     pub restart: bool,
 
     /// How long to wait for the token adapter's restart.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
     pub timeout: Duration,
 
     #[command(flatten)]
@@ -128,14 +128,9 @@ fn redacted_secret(namespace: &str, name: &str, data_key: &str, key: &ApiKey) ->
 }
 
 pub async fn run(cluster_args: &ClusterArgs, args: &SetApikeyArgs) -> Result<()> {
-    if args.timeout.is_zero() {
-        return Err(Error::InvalidFlag {
-            flag: "--timeout",
-            reason: "must be longer than 0s".into(),
-        });
-    }
     let key = apikey::read(&args.key_source())?;
-    store(cluster_args, args, &key).await
+    let cluster = Cluster::connect(cluster_args).await?;
+    store(&cluster, cluster_args, args, &key).await
 }
 
 /// Reads the Secret and decides what storing `key` in it means. A missing
@@ -169,10 +164,15 @@ pub async fn read_secret(
     Ok((existing, change))
 }
 
-/// Stores an already-read key and restarts the token adapter as `args` say.
-pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKey) -> Result<()> {
+/// Stores an already-read key and restarts the token adapter as `args` say,
+/// over `cluster` (the wizard passes its own).
+pub async fn store(
+    cluster: &Cluster,
+    cluster_args: &ClusterArgs,
+    args: &SetApikeyArgs,
+    key: &ApiKey,
+) -> Result<()> {
     let namespace = &cluster_args.istio_namespace;
-    let cluster = Cluster::connect(cluster_args).await?;
     let scope = Scope {
         kms: &cluster_args.kms_namespace,
         istio: namespace,
@@ -180,7 +180,7 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
     };
     let needs = permissions::for_set_apikey(&scope, args.create, !args.no_restart);
     permissions::require(
-        &cluster,
+        cluster,
         permissions::Command::SetApikey,
         &needs,
         &args.write,
@@ -189,7 +189,7 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
 
-    let (existing, change) = read_secret(&cluster, namespace, args, key).await?;
+    let (existing, change) = read_secret(cluster, namespace, args, key).await?;
     let restart = args.restart || (change != SecretChange::Unchanged && !args.no_restart);
     if restart {
         // Checked before the Secret is written, so a missing Deployment leaves
@@ -215,9 +215,9 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
     if args.write.dry_run != Some(DryRun::Client) {
         match &change {
             SecretChange::Unchanged => {}
-            SecretChange::Create => create_secret(&cluster, &secrets, namespace, args, key).await?,
+            SecretChange::Create => create_secret(cluster, &secrets, namespace, args, key).await?,
             SecretChange::Update { .. } => {
-                update_secret(&cluster, &secrets, namespace, args, key, existing).await?
+                update_secret(cluster, &secrets, namespace, args, key, existing).await?
             }
         }
     }
@@ -254,10 +254,10 @@ pub async fn store(cluster_args: &ClusterArgs, args: &SetApikeyArgs, key: &ApiKe
     }
     match args.write.dry_run {
         Some(DryRun::Client) => {}
-        Some(DryRun::Server) => rollout::restart(&cluster, namespace, adapter, true).await?,
+        Some(DryRun::Server) => rollout::restart(cluster, namespace, adapter, true).await?,
         None => {
-            rollout::restart(&cluster, namespace, adapter, false).await?;
-            let ready = rollout::wait(&cluster, namespace, adapter, args.timeout).await?;
+            rollout::restart(cluster, namespace, adapter, false).await?;
+            let ready = rollout::wait(cluster, namespace, adapter, args.timeout).await?;
             eprintln!("deployment/{adapter} restarted, {ready} ready");
             return Ok(());
         }

@@ -15,7 +15,9 @@ use crate::checks::evaluate::{self, Names, Snapshot};
 use crate::cli::{ClusterArgs, ObjectNameArgs};
 use crate::cluster::Cluster;
 use crate::datapath;
-use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
+use crate::discovery::{
+    self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING, ServedApis,
+};
 use crate::duration;
 use crate::error::{self, Error, Result};
 use crate::manifests::exposure::{
@@ -55,9 +57,10 @@ pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
         cluster_flags: cluster_args.flags_for_hints(),
     };
     let cluster = Cluster::connect(cluster_args).await?;
+    let served = discovery::discover(&cluster).await?;
     let report = match args.wait {
-        None => check(&cluster, &names).await?,
-        Some(limit) => check_until_passing(&cluster, &names, limit).await?,
+        None => check(&cluster, &served, &names).await?,
+        Some(limit) => check_until_passing(&cluster, &served, &names, limit).await?,
     };
     output::print(&match args.output {
         Some(format) => output::render(&report, format),
@@ -76,13 +79,14 @@ pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
 /// passed; returns the last report.
 pub async fn check_until_passing(
     cluster: &Cluster,
+    served: &ServedApis,
     names: &Names,
     limit: Duration,
 ) -> Result<Report> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut progress = Progress::start("checking");
     loop {
-        let report = check(cluster, names).await?;
+        let report = check(cluster, served, names).await?;
         let summary = report.summary;
         if report.all_pass() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
             return Ok(report);
@@ -97,11 +101,11 @@ pub async fn check_until_passing(
 }
 
 /// One round of checks.
-pub async fn check(cluster: &Cluster, names: &Names) -> Result<Report> {
-    match snapshot(cluster, names).await {
+pub async fn check(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Report> {
+    match snapshot(cluster, served, names).await {
         Ok(snapshot) => Ok(evaluate::report(&snapshot, names)),
         Err(Error::Forbidden { action, source }) => {
-            let snapshot = permissions_only(cluster, names).await?;
+            let snapshot = permissions_only(cluster, served, names).await?;
             Ok(evaluate::unreadable_report(
                 &snapshot,
                 names,
@@ -115,14 +119,17 @@ pub async fn check(cluster: &Cluster, names: &Names) -> Result<Report> {
 
 /// What a user who may not read everything can still be told: the server,
 /// and every permission the plugin needs that they lack.
-async fn permissions_only(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
+async fn permissions_only(
+    cluster: &Cluster,
+    served: &ServedApis,
+    names: &Names,
+) -> Result<Snapshot> {
     let version = cluster
         .call(
             "read the server version",
             cluster.client().apiserver_version(),
         )
         .await?;
-    let served = discovery::discover(cluster).await?;
     let scope = Scope {
         kms: &names.kms_namespace,
         istio: &names.istio_namespace,
@@ -134,7 +141,7 @@ async fn permissions_only(cluster: &Cluster, names: &Names) -> Result<Snapshot> 
         server_version: version.git_version,
         permissions_needed: needs.len(),
         missing_permissions: permissions::missing(cluster, &needs).await?,
-        served,
+        served: served.clone(),
         ..Snapshot::default()
     })
 }
@@ -145,13 +152,12 @@ fn custom(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
 
 /// Reads everything the checks look at: the version first (an unreachable
 /// server ends the run with one error), then the rest concurrently.
-async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
+async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
     let client = cluster.client();
     let version = cluster
         .call("read the server version", client.apiserver_version())
         .await?;
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
-    let served = discovery::discover(cluster).await?;
 
     let get = |api: Api<DynamicObject>, name: &str| {
         let name = name.to_owned();
@@ -283,7 +289,7 @@ async fn snapshot(cluster: &Cluster, names: &Names) -> Result<Snapshot> {
         server_version: version.git_version,
         permissions_needed: needs.len(),
         missing_permissions,
-        served,
+        served: served.clone(),
         kms_service,
         apikey_secret,
         token_adapter,

@@ -71,7 +71,7 @@ pub struct UninstallArgs {
     pub backup_dir: Option<PathBuf>,
 
     /// How long to wait for the Deployment to roll out without the sidecar.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
     pub timeout: Duration,
 
     /// Do not ask for confirmation.
@@ -233,15 +233,20 @@ fn fate(found: &Found, args: &UninstallArgs) -> Fate {
 }
 
 pub async fn run(cluster_args: &ClusterArgs, args: &UninstallArgs) -> Result<()> {
-    if args.timeout.is_zero() {
-        return Err(Error::InvalidFlag {
-            flag: "--timeout",
-            reason: "must be longer than 0s".into(),
-        });
-    }
     let cluster = Cluster::connect(cluster_args).await?;
     let served = discovery::discover(&cluster).await?;
-    let targets = targets(&served, cluster_args, args);
+    uninstall(&cluster, &served, cluster_args, args).await
+}
+
+/// The whole command over a connection and the APIs it serves, which the
+/// wizard passes on from its own run.
+pub async fn uninstall(
+    cluster: &Cluster,
+    served: &discovery::ServedApis,
+    cluster_args: &ClusterArgs,
+    args: &UninstallArgs,
+) -> Result<()> {
+    let targets = targets(served, cluster_args, args);
     let backup_dir = args
         .backup_dir
         .clone()
@@ -254,18 +259,18 @@ pub async fn run(cluster_args: &ClusterArgs, args: &UninstallArgs) -> Result<()>
         cluster_args.kms_namespace, args.deployment
     );
     let (found, deployment) = futures::try_join!(
-        fetch(&cluster, targets),
+        fetch(cluster, targets),
         cluster.call(&read_deployment, deployments.get_opt(&args.deployment)),
     )?;
-    let found = with_issued_secret(&cluster, found).await?;
+    let found = with_issued_secret(cluster, found).await?;
     let sidecar = match &deployment {
         None => SidecarFate::NoDeployment,
-        Some(deployment) => sidecar_fate(&cluster, deployment, &backup_dir).await?,
+        Some(deployment) => sidecar_fate(cluster, deployment, &backup_dir).await?,
     };
     let plan = plan(found, sidecar, args);
 
     permissions::require(
-        &cluster,
+        cluster,
         permissions::Command::Uninstall,
         &needs(&plan, cluster_args),
         &args.write,
@@ -290,7 +295,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &UninstallArgs) -> Result<()>
     if args.write.dry_run.is_none() && !args.yes {
         confirm()?;
     }
-    apply(&cluster, &plan, deployment, cluster_args, args).await
+    apply(cluster, &plan, deployment, cluster_args, args).await
 }
 
 /// The objects `expose` and `map-identity` write, and the two secrets that

@@ -75,7 +75,7 @@ pub struct WizardArgs {
     pub inject_tools: InjectTools,
 
     /// How long to wait for each rollout.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
     pub timeout: Duration,
 }
 
@@ -171,7 +171,9 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         policy: object_names.policy.clone(),
         cluster_flags: cluster_args.flags_for_hints(),
     };
-    let before = status::check(&cluster, &names).await?;
+    // One connection and one discovery serve the whole run.
+    let served = discovery::discover(&cluster).await?;
+    let before = status::check(&cluster, &served, &names).await?;
     eprintln!("{}", before.render_text());
     if interactive && before.summary.failed == 0 && choose_uninstall()? {
         let uninstall_args = UninstallArgs {
@@ -185,9 +187,8 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             yes: false,
             write: WriteArgs::default(),
         };
-        return uninstall::run(&cluster_args, &uninstall_args).await;
+        return uninstall::uninstall(&cluster, &served, &cluster_args, &uninstall_args).await;
     }
-    let served = discovery::discover(&cluster).await?;
 
     let key_missing = check_failed(&before, "API key secret");
     let (mut answers, key) = match loaded {
@@ -389,7 +390,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     }
 
     if let Some(key) = &key {
-        set_apikey::store(&cluster_args, &set_args, key).await?;
+        set_apikey::store(&cluster, &cluster_args, &set_args, key).await?;
     }
     if inject_needed {
         let inject_args = InjectArgs {
@@ -400,13 +401,13 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             undo: false,
             write: WriteArgs::default(),
         };
-        inject::run(&cluster_args, &inject_args).await?;
+        inject::inject(&cluster, &cluster_args, &inject_args).await?;
     }
     // The objects the plan showed, checked then; set-apikey and inject do
     // not change what they depend on.
     apply::write_all(&cluster, &objects, &apply, &WriteArgs::default()).await?;
 
-    let after = status::check_until_passing(&cluster, &names, args.timeout).await?;
+    let after = status::check_until_passing(&cluster, &served, &names, args.timeout).await?;
     output::print(&after.render_text())?;
     if after.success {
         Ok(())
