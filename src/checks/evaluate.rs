@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
-use super::{Category, Check, Report};
+use super::{Category, Check, CheckId, Report};
 use crate::apikey;
 use crate::certificate::{self, Certificate};
 use crate::crn;
@@ -192,7 +192,7 @@ pub fn report(snapshot: &Snapshot, names: &Names) -> Report {
 pub fn unreadable_report(s: &Snapshot, names: &Names, action: &str, refusal: &str) -> Report {
     let mut checks = cluster(s);
     checks.push(Check::fail(
-        "read access",
+        CheckId::ReadAccess,
         format!("{action} was refused: {refusal}; the other checks need it"),
         format!(
             "ask a cluster administrator to apply the Roles that {} prints",
@@ -207,12 +207,12 @@ pub fn unreadable_report(s: &Snapshot, names: &Names, action: &str, refusal: &st
 
 fn cluster(s: &Snapshot) -> Vec<Check> {
     let mut checks = vec![Check::pass(
-        "API server",
+        CheckId::ApiServer,
         format!("reachable at {}, Kubernetes {}", s.server, s.server_version),
     )];
     checks.push(if s.missing_permissions.is_empty() {
         Check::pass(
-            "permissions",
+            CheckId::Permissions,
             format!(
                 "all {} the plugin needs are granted",
                 count(s.permissions_needed as i64, "permission", "permissions")
@@ -225,7 +225,7 @@ fn cluster(s: &Snapshot) -> Vec<Check> {
             .map(ToString::to_string)
             .collect();
         Check::fail(
-            "permissions",
+            CheckId::Permissions,
             format!("missing: {}", list.join(", ")),
             "ask a cluster administrator to grant these to your user",
         )
@@ -236,31 +236,31 @@ fn cluster(s: &Snapshot) -> Vec<Check> {
 fn prerequisites(s: &Snapshot, names: &Names) -> Vec<Check> {
     let mut checks = vec![match s.served.cert_manager() {
         Some(api) => Check::pass(
-            "cert-manager API",
+            CheckId::CertManagerApi,
             format!("{}/{}", api.group(), api.version()),
         ),
         None => Check::fail(
-            "cert-manager API",
+            CheckId::CertManagerApi,
             "neither cert-manager.io/v1 nor certmanager.k8s.io/v1alpha1 is served",
             "install cert-manager",
         ),
     }];
     checks.push(match s.served.istio_networking() {
         Some(version) => Check::pass(
-            "Istio networking API",
+            CheckId::IstioNetworkingApi,
             format!("networking.istio.io/{version}"),
         ),
         None => Check::fail(
-            "Istio networking API",
+            CheckId::IstioNetworkingApi,
             "networking.istio.io Gateway, VirtualService and DestinationRule are not served",
             "install Istio",
         ),
     });
     checks.push(if s.served.identity_policy() {
-        Check::pass("IdentityMappingPolicy API", "policy.ibm.com/v1alpha1")
+        Check::pass(CheckId::IdentityPolicyApi, "policy.ibm.com/v1alpha1")
     } else {
         Check::fail(
-            "IdentityMappingPolicy API",
+            CheckId::IdentityPolicyApi,
             "policy.ibm.com/v1alpha1 identitymappingpolicies is not served",
             "install STS, which brings this CRD",
         )
@@ -268,13 +268,13 @@ fn prerequisites(s: &Snapshot, names: &Names) -> Vec<Check> {
     checks.push(match &s.kms_service {
         Some(service) => match exposure::service_port(service, None) {
             Ok(port) => Check::pass(
-                "kms-api Service",
+                CheckId::KmsApiService,
                 format!("{}/{KMS_SERVICE} on port {port}", names.kms_namespace),
             ),
-            Err(reason) => Check::warn("kms-api Service", reason, "pass --port to expose"),
+            Err(reason) => Check::warn(CheckId::KmsApiService, reason, "pass --port to expose"),
         },
         None => Check::fail(
-            "kms-api Service",
+            CheckId::KmsApiService,
             format!("{}/{KMS_SERVICE} does not exist", names.kms_namespace),
             "install KMS, or point --kms-namespace at it",
         ),
@@ -318,17 +318,17 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
         .filter(|value| !value.0.is_empty());
     let mut checks = vec![match (&s.apikey_secret, value) {
         (None, _) => Check::fail(
-            "API key secret",
+            CheckId::ApiKeySecret,
             format!("{secret_name} does not exist"),
             set_apikey.clone(),
         ),
         (Some(_), None) => Check::fail(
-            "API key secret",
+            CheckId::ApiKeySecret,
             format!("{secret_name} has no value for key {}", names.secret_key),
             set_apikey,
         ),
         (Some(_), Some(value)) => Check::pass(
-            "API key secret",
+            CheckId::ApiKeySecret,
             format!(
                 "{secret_name} holds key sha256:{}",
                 apikey::fingerprint(&value.0)
@@ -355,19 +355,19 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
         .count();
     checks.push(if s.token_adapter.is_none() {
         Check::fail(
-            "token adapter",
+            CheckId::TokenAdapter,
             format!("deployment {adapter} does not exist"),
             "install STS, or name the deployment with --token-adapter",
         )
     } else if ready.is_empty() {
         Check::fail(
-            "token adapter",
+            CheckId::TokenAdapter,
             format!("no ready pod of {adapter}"),
             format!("check `kubectl get pods -n {}`", names.istio_namespace),
         )
     } else if stale > 0 && value.is_some() {
         Check::warn(
-            "token adapter",
+            CheckId::TokenAdapter,
             format!(
                 "restart needed: {stale} of {} started before the key last changed",
                 count(ready.len() as i64, "ready pod", "ready pods")
@@ -379,7 +379,7 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
         )
     } else {
         Check::pass(
-            "token adapter",
+            CheckId::TokenAdapter,
             format!(
                 "{}, started after the key last changed",
                 count(ready.len() as i64, "ready pod", "ready pods")
@@ -393,23 +393,23 @@ fn sidecar_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     let name = format!("{}/{}", names.kms_namespace, names.deployment);
     let Some(kms) = &s.kms else {
         return vec![Check::fail(
-            "KMS deployment",
+            CheckId::KmsDeployment,
             format!("{name} does not exist"),
             "install KMS, or name it with --deployment",
         )];
     };
     let mut checks = vec![match rollout_state(kms) {
         RolloutState::Complete { ready } => Check::pass(
-            "KMS deployment",
+            CheckId::KmsDeployment,
             format!("{name} rolled out, {ready} available"),
         ),
         RolloutState::InProgress(text) => Check::warn(
-            "KMS deployment",
+            CheckId::KmsDeployment,
             format!("{name} is rolling out: {text}"),
             "wait, or check `kubectl rollout status`",
         ),
         RolloutState::Failed(reason) => Check::fail(
-            "KMS deployment",
+            CheckId::KmsDeployment,
             format!("{name}: {reason}"),
             "check the pods' events",
         ),
@@ -427,13 +427,13 @@ fn sidecar_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         .collect();
     checks.push(if !sidecar::template_is_injected(&template) {
         Check::fail(
-            "sidecar",
+            CheckId::Sidecar,
             format!("{name} has no istio-proxy sidecar"),
             format!("run {}", names.command("inject", "")),
         )
     } else if !without.is_empty() {
         Check::fail(
-            "sidecar",
+            CheckId::Sidecar,
             format!("ready pods without istio-proxy: {}", without.join(", ")),
             format!(
                 "wait for the rollout, or run {} again",
@@ -442,7 +442,7 @@ fn sidecar_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         )
     } else {
         Check::pass(
-            "sidecar",
+            CheckId::Sidecar,
             match ready.len() {
                 1 => "the 1 ready pod runs istio-proxy".to_owned(),
                 n => format!("all {n} ready pods run istio-proxy"),
@@ -463,15 +463,21 @@ fn condition_ready(object: &DynamicObject) -> bool {
 fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     let expose = format!("run {}", expose_command(s, names));
     let expose = expose.as_str();
-    let missing = |what: &str, namespace: &str, name: &str| {
+    let missing = |what: CheckId, namespace: &str, name: &str| {
         Check::fail(what, format!("{namespace}/{name} does not exist"), expose)
     };
     let mut checks = Vec::new();
     checks.push(match &s.certificate {
-        None => missing("Certificate", &names.istio_namespace, exposure::CERTIFICATE),
-        Some(cert) if condition_ready(cert) => Check::pass("Certificate", "issued and Ready"),
+        None => missing(
+            CheckId::Certificate,
+            &names.istio_namespace,
+            exposure::CERTIFICATE,
+        ),
+        Some(cert) if condition_ready(cert) => {
+            Check::pass(CheckId::Certificate, "issued and Ready")
+        }
         Some(_) => Check::warn(
-            "Certificate",
+            CheckId::Certificate,
             "not Ready yet",
             format!(
                 "check `kubectl describe certificate {} -n {}` and its issuer",
@@ -484,20 +490,20 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         let secret = cert.data["spec"]["secretName"].as_str().unwrap_or_default();
         checks.push(match &s.certificate_secret {
             Some(_) => Check::pass(
-                "TLS secret",
+                CheckId::TlsSecret,
                 format!("{}/{secret} present", names.istio_namespace),
             ),
             None => Check::fail(
-                "TLS secret",
+                CheckId::TlsSecret,
                 format!("{}/{secret} does not exist", names.istio_namespace),
                 "the issuer has not issued the certificate: check cert-manager's logs",
             ),
         });
     }
     checks.push(match &s.gateway {
-        None => missing("Gateway", &names.kms_namespace, GATEWAY),
+        None => missing(CheckId::Gateway, &names.kms_namespace, GATEWAY),
         Some(_) => Check::pass(
-            "Gateway",
+            CheckId::Gateway,
             format!("{}/{GATEWAY} present", names.kms_namespace),
         ),
     });
@@ -509,7 +515,7 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     let destination = route.map(|spec| &spec["http"][0]["route"][0]["destination"]);
     checks.push(match (route, destination) {
         (None, _) | (_, None) => missing(
-            "VirtualService",
+            CheckId::VirtualService,
             &names.kms_namespace,
             exposure::VIRTUAL_SERVICE,
         ),
@@ -522,13 +528,13 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
             let port = destination["port"]["number"].as_i64();
             if !bound {
                 Check::fail(
-                    "VirtualService",
+                    CheckId::VirtualService,
                     format!("not bound to gateway {GATEWAY}"),
                     expose,
                 )
             } else if !destination["host"].is_string() {
                 Check::fail(
-                    "VirtualService",
+                    CheckId::VirtualService,
                     format!("has no HTTP route to {KMS_SERVICE}"),
                     expose,
                 )
@@ -536,13 +542,13 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
                 && port != i64::from(expected)
             {
                 Check::fail(
-                    "VirtualService",
+                    CheckId::VirtualService,
                     format!("routes to port {port}, but {KMS_SERVICE} serves {expected}"),
                     expose,
                 )
             } else {
                 Check::pass(
-                    "VirtualService",
+                    CheckId::VirtualService,
                     format!(
                         "bound to {GATEWAY}, routes to {}:{}",
                         value_text(&destination["host"]),
@@ -554,7 +560,7 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     });
     checks.push(match &s.destination_rule {
         None => missing(
-            "DestinationRule",
+            CheckId::DestinationRule,
             &names.kms_namespace,
             exposure::DESTINATION_RULE,
         ),
@@ -563,7 +569,7 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
             let routed = destination.map(|d| &d["host"]);
             if routed.is_some_and(|routed| routed != host) {
                 Check::fail(
-                    "DestinationRule",
+                    CheckId::DestinationRule,
                     format!(
                         "host {} differs from the route's {}",
                         value_text(host),
@@ -572,7 +578,10 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
                     expose,
                 )
             } else {
-                Check::pass("DestinationRule", format!("TLS to {}", value_text(host)))
+                Check::pass(
+                    CheckId::DestinationRule,
+                    format!("TLS to {}", value_text(host)),
+                )
             }
         }
     });
@@ -666,7 +675,7 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
     let expose = expose.as_str();
     let Some(gateway) = &s.gateway else {
         return vec![Check::fail(
-            "gateway pods",
+            CheckId::GatewayPods,
             format!(
                 "no Gateway {}/{GATEWAY} to serve requests",
                 names.kms_namespace
@@ -682,7 +691,7 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
     let ready = s.gateway_pods.iter().filter(|p| pod_ready(p)).count();
     let mut checks = vec![if ready == 0 {
         Check::fail(
-            "gateway pods",
+            CheckId::GatewayPods,
             format!(
                 "no ready pod in {} has the Gateway's labels {selector}",
                 names.istio_namespace
@@ -694,7 +703,7 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
         )
     } else {
         Check::pass(
-            "gateway pods",
+            CheckId::GatewayPods,
             format!(
                 "{} in {} labelled {selector}",
                 count(ready as i64, "ready pod", "ready pods"),
@@ -723,9 +732,12 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
             .map_err(|problem| format!("{} {problem}", source.describe))
     });
     checks.push(match &served {
-        Ok((describe, _)) => Check::pass("gateway certificate", format!("served from {describe}")),
+        Ok((describe, _)) => Check::pass(
+            CheckId::GatewayCertificate,
+            format!("served from {describe}"),
+        ),
         Err(problem) => Check::fail(
-            "gateway certificate",
+            CheckId::GatewayCertificate,
             problem.clone(),
             format!(
                 "{expose} again: it delivers the certificate the way the selected gateway pods \
@@ -762,7 +774,7 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
     if !uncovered.is_empty() {
         let list: Vec<&str> = uncovered.iter().map(|h| h.as_str()).collect();
         return Check::fail(
-            "certificate hosts",
+            CheckId::CertificateHosts,
             format!("the served certificate does not cover {}", list.join(", ")),
             renew,
         );
@@ -770,7 +782,7 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
     let left = cert.not_after - s.now;
     if left <= 0 {
         return Check::fail(
-            "certificate hosts",
+            CheckId::CertificateHosts,
             format!("the served certificate expired on {}", date(cert.not_after)),
             renew,
         );
@@ -782,13 +794,13 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
     };
     if left < EXPIRY_WARNING_SECONDS {
         Check::warn(
-            "certificate hosts",
+            CheckId::CertificateHosts,
             format!("{covered}; expires on {}", date(cert.not_after)),
             renew,
         )
     } else {
         Check::pass(
-            "certificate hosts",
+            CheckId::CertificateHosts,
             format!("{covered}; valid until {}", date(cert.not_after)),
         )
     }
@@ -797,7 +809,7 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
 /// The DestinationRule has the gateway trust the CA that signed the
 /// certificate kms-api serves, and check a name that certificate has.
 fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
-    let name = "upstream trust";
+    let name = CheckId::UpstreamTrust;
     let expose = format!(
         "{expose}: it reads the CA from the TLS secret kms-api mounts (or --upstream-ca-secret)"
     );
@@ -932,7 +944,7 @@ fn value_text(value: &Value) -> String {
 fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
     let Some(policy) = &s.policy else {
         return vec![Check::fail(
-            "IdentityMappingPolicy",
+            CheckId::IdentityMappingPolicy,
             format!("{}/{} does not exist", names.istio_namespace, names.policy),
             format!(
                 "run {}",
@@ -942,7 +954,7 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
     };
     let spec = &policy.data["spec"];
     let mut checks = vec![Check::pass(
-        "IdentityMappingPolicy",
+        CheckId::IdentityMappingPolicy,
         format!("{}/{} present", names.istio_namespace, names.policy),
     )];
     let source = spec["identityMapping"]["sourceIdentity"]
@@ -958,10 +970,10 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
         }
     }
     checks.push(if problems.is_empty() {
-        Check::pass("CRNs", "source and targets are valid")
+        Check::pass(CheckId::Crns, "source and targets are valid")
     } else {
         Check::fail(
-            "CRNs",
+            CheckId::Crns,
             problems.join("; "),
             format!(
                 "run {} with corrected CRNs",
@@ -972,16 +984,16 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
     let reference = &spec["identityMapping"]["targetCredentials"]["apiKeyRef"];
     let secret = reference["secretName"].as_str().unwrap_or_default();
     checks.push(if secret == names.secret && s.apikey_secret.is_some() {
-        Check::pass("API key reference", format!("secret {secret} exists"))
+        Check::pass(CheckId::ApiKeyReference, format!("secret {secret} exists"))
     } else if secret == names.secret {
         Check::fail(
-            "API key reference",
+            CheckId::ApiKeyReference,
             format!("secret {secret} does not exist"),
             format!("run {}", names.command("set-apikey", "")),
         )
     } else {
         Check::warn(
-            "API key reference",
+            CheckId::ApiKeyReference,
             format!("refers to secret {secret}, not {}", names.secret),
             format!(
                 "check --secret, or run {} again",
@@ -1020,7 +1032,7 @@ mod tests {
             .categories
             .iter()
             .flat_map(|c| &c.checks)
-            .find(|c| c.name == name)
+            .find(|c| c.id.name() == name)
             .unwrap()
     }
 

@@ -17,9 +17,75 @@ pub enum Outcome {
     Fail,
 }
 
+/// Every check `status` makes, by what it checks; `name` is how reports
+/// and the JSON output call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckId {
+    ApiServer,
+    Permissions,
+    ReadAccess,
+    CertManagerApi,
+    IstioNetworkingApi,
+    IdentityPolicyApi,
+    KmsApiService,
+    ApiKeySecret,
+    TokenAdapter,
+    KmsDeployment,
+    Sidecar,
+    Certificate,
+    TlsSecret,
+    Gateway,
+    VirtualService,
+    DestinationRule,
+    GatewayPods,
+    GatewayCertificate,
+    CertificateHosts,
+    UpstreamTrust,
+    IdentityMappingPolicy,
+    Crns,
+    ApiKeyReference,
+}
+
+impl CheckId {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckId::ApiServer => "API server",
+            CheckId::Permissions => "permissions",
+            CheckId::ReadAccess => "read access",
+            CheckId::CertManagerApi => "cert-manager API",
+            CheckId::IstioNetworkingApi => "Istio networking API",
+            CheckId::IdentityPolicyApi => "IdentityMappingPolicy API",
+            CheckId::KmsApiService => "kms-api Service",
+            CheckId::ApiKeySecret => "API key secret",
+            CheckId::TokenAdapter => "token adapter",
+            CheckId::KmsDeployment => "KMS deployment",
+            CheckId::Sidecar => "sidecar",
+            CheckId::Certificate => "Certificate",
+            CheckId::TlsSecret => "TLS secret",
+            CheckId::Gateway => "Gateway",
+            CheckId::VirtualService => "VirtualService",
+            CheckId::DestinationRule => "DestinationRule",
+            CheckId::GatewayPods => "gateway pods",
+            CheckId::GatewayCertificate => "gateway certificate",
+            CheckId::CertificateHosts => "certificate hosts",
+            CheckId::UpstreamTrust => "upstream trust",
+            CheckId::IdentityMappingPolicy => "IdentityMappingPolicy",
+            CheckId::Crns => "CRNs",
+            CheckId::ApiKeyReference => "API key reference",
+        }
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    pub name: String,
+    #[serde(rename = "name")]
+    pub id: CheckId,
     pub result: Outcome,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -27,27 +93,27 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn pass(name: &str, message: impl Into<String>) -> Check {
+    pub fn pass(id: CheckId, message: impl Into<String>) -> Check {
         Check {
-            name: name.into(),
+            id,
             result: Outcome::Pass,
             message: message.into(),
             hint: None,
         }
     }
 
-    pub fn warn(name: &str, message: impl Into<String>, hint: impl Into<String>) -> Check {
+    pub fn warn(id: CheckId, message: impl Into<String>, hint: impl Into<String>) -> Check {
         Check {
-            name: name.into(),
+            id,
             result: Outcome::Warn,
             message: message.into(),
             hint: Some(hint.into()),
         }
     }
 
-    pub fn fail(name: &str, message: impl Into<String>, hint: impl Into<String>) -> Check {
+    pub fn fail(id: CheckId, message: impl Into<String>, hint: impl Into<String>) -> Check {
         Check {
-            name: name.into(),
+            id,
             result: Outcome::Fail,
             message: message.into(),
             hint: Some(hint.into()),
@@ -109,7 +175,7 @@ impl Report {
                     Outcome::Warn => "‼",
                     Outcome::Fail => "×",
                 };
-                out += &format!("{symbol} {}: {}\n", check.name, check.message);
+                out += &format!("{symbol} {}: {}\n", check.id.name(), check.message);
                 if let Some(hint) = &check.hint {
                     out += &format!("    hint: {hint}\n");
                 }
@@ -138,8 +204,8 @@ mod tests {
         let report = Report::new(vec![Category {
             name: "cluster",
             checks: vec![
-                Check::pass("reachable", "yes"),
-                Check::warn("version", "old", "upgrade"),
+                Check::pass(CheckId::ApiServer, "yes"),
+                Check::warn(CheckId::Permissions, "old", "upgrade"),
             ],
         }]);
         assert!(report.success);
@@ -153,8 +219,11 @@ mod tests {
             }
         );
         let text = report.render_text();
-        assert!(text.contains("√ reachable: yes"));
-        assert!(text.contains("‼ version: old\n    hint: upgrade"));
+        assert!(text.contains("√ API server: yes"));
+        assert!(text.contains("‼ permissions: old\n    hint: upgrade"));
         assert!(text.ends_with("Status: 1 passed, 1 warning, 0 failed\n"));
+        // The JSON form names each check as the text does.
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["categories"][0]["checks"][1]["name"], "permissions");
     }
 }

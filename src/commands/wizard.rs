@@ -19,7 +19,7 @@ use crate::answers::Answers;
 use crate::apikey::{self, ApiKey, KeySource};
 use crate::apply::{self, Preview, Strategy};
 use crate::checks::evaluate::Names;
-use crate::checks::{Outcome, Report};
+use crate::checks::{CheckId, Outcome, Report};
 use crate::cli::{ApplyArgs, ClusterArgs, ObjectNameArgs, WriteArgs};
 use crate::cluster::{self, Cluster};
 use crate::commands::expose::ExposeArgs;
@@ -119,12 +119,12 @@ fn choose_uninstall() -> Result<bool> {
     Ok(choice == 1)
 }
 
-fn check_failed(report: &Report, name: &str) -> bool {
+fn check_failed(report: &Report, id: CheckId) -> bool {
     report
         .categories
         .iter()
         .flat_map(|c| &c.checks)
-        .any(|c| c.name == name && c.result != Outcome::Pass)
+        .any(|c| c.id == id && c.result != Outcome::Pass)
 }
 
 pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
@@ -190,7 +190,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         return uninstall::uninstall(&cluster, &served, &cluster_args, &uninstall_args).await;
     }
 
-    let key_missing = check_failed(&before, "API key secret");
+    let key_missing = check_failed(&before, CheckId::ApiKeySecret);
     let (mut answers, key) = match loaded {
         Some(answers) => {
             let key = match args.key_source() {
@@ -206,7 +206,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         }
     };
 
-    let inject_needed = check_failed(&before, "sidecar");
+    let inject_needed = check_failed(&before, CheckId::Sidecar);
     let apply = ApplyArgs {
         apply_strategy: Strategy::ServerSide,
         force_conflicts: false,
