@@ -36,6 +36,24 @@ fn wizard(test: &TestCluster, file: &std::path::Path) -> std::process::Command {
     command
 }
 
+/// Replays `file` with `key` on stdin, saving the answers to `saved`; the
+/// run must end with every check passing.
+fn replay_to_a_passing_setup(
+    test: &TestCluster,
+    file: &std::path::Path,
+    saved: &std::path::Path,
+    key: &[u8],
+) {
+    let out = run_with_stdin(wizard(test, file).arg("--save-answers").arg(saved), key);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("Status: 22 passed, 0 warnings, 0 failed"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 #[test]
 fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     let test = cluster("modern");
@@ -201,17 +219,7 @@ fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
     )
     .unwrap();
     let saved = dir.join("saved.yaml");
-    let out = run_with_stdin(
-        wizard(test, &file).arg("--save-answers").arg(&saved),
-        b"gateway-key",
-    );
-    assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains("Status: 22 passed, 0 warnings, 0 failed"),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    replay_to_a_passing_setup(test, &file, &saved, b"gateway-key");
     assert_eq!(
         test.jsonpath(
             &ns.0,
@@ -381,6 +389,8 @@ fn answers_name_the_objects_where_an_installation_differs_from_the_runbook() {
         "key-management-api",
         "-n",
         &ns.0,
+        // Its pods go first: they carry the same labels as the renamed one's.
+        "--cascade=foreground",
         "--wait",
     ]));
     assert_exit(&out, 0);
@@ -392,17 +402,7 @@ fn answers_name_the_objects_where_an_installation_differs_from_the_runbook() {
     );
     std::fs::write(&file, named).unwrap();
     let saved = dir.join("saved.yaml");
-    let out = run_with_stdin(
-        wizard(test, &file).arg("--save-answers").arg(&saved),
-        b"sentinel-names-key",
-    );
-    assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains("Status: 22 passed, 0 warnings, 0 failed"),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    replay_to_a_passing_setup(test, &file, &saved, b"sentinel-names-key");
     let saved = std::fs::read_to_string(&saved).unwrap();
     assert!(
         saved.contains("deployment: kms-api-server") && saved.contains("policy: sts-to-kms"),
