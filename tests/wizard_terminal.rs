@@ -1,6 +1,8 @@
 //! The wizard as a person uses it: in a real terminal (tmux), typing answers
 //! at its prompts. Invalid input is refused inline, Ctrl-C at the plan leaves
-//! the cluster untouched, and confirming runs the whole chain.
+//! the cluster untouched, and confirming runs the whole chain; a complete
+//! setup can be uninstalled from it. Ctrl-C at uninstall's own question
+//! deletes nothing.
 
 mod support;
 
@@ -22,15 +24,28 @@ struct Terminal {
 
 impl Terminal {
     fn start(test: &TestCluster, ns: &(String, String), label: &str) -> Terminal {
+        Terminal::run(
+            label,
+            &format!(
+                "wizard --istioctl {} --backup-dir {}",
+                istioctl_binary().display(),
+                scratch_dir("wizard-terminal").display()
+            ),
+            test,
+            ns,
+        )
+    }
+
+    /// Runs the plugin with `arguments` (and the cluster and namespaces of
+    /// `test` and `ns`) in a terminal of its own.
+    fn run(label: &str, arguments: &str, test: &TestCluster, ns: &(String, String)) -> Terminal {
         let socket = format!("kms-sts-{label}-{}", std::process::id());
         let command = format!(
-            "{} wizard --kubeconfig {} --kms-namespace {} --istio-namespace {} --istioctl {} --backup-dir {}; echo EXIT=$?; sleep 60",
+            "{} {arguments} --kubeconfig {} --kms-namespace {} --istio-namespace {}; echo EXIT=$?; sleep 60",
             plugin_binary().display(),
             test.kubeconfig.display(),
             ns.0,
             ns.1,
-            istioctl_binary().display(),
-            scratch_dir("wizard-terminal").display()
         );
         let status = Command::new("tmux")
             .args([
@@ -311,5 +326,29 @@ fn a_complete_setup_can_be_uninstalled_from_the_wizard() {
                 "{.spec.template.spec.containers[*].name}"
             )
             .contains("istio-proxy")
+    );
+}
+
+#[test]
+fn ctrl_c_at_the_uninstall_question_deletes_nothing() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "uninstall-cancel");
+    let out = support::run(support::plugin_in(test, &ns).args(["expose", "--host", "10.1.1.1"]));
+    support::assert_exit(&out, 0);
+    let term = Terminal::run("uninstall-cancel", "uninstall", test, &ns);
+    let plan = term.wait_for("Uninstall as planned?");
+    assert!(
+        plan.contains("delete   gateway.networking.istio.io/kmsgateway"),
+        "{plan}"
+    );
+    term.send(&["C-c"]);
+    let screen = term.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    assert!(screen.contains("nothing was changed"), "{screen}");
+    assert_eq!(
+        test.object_names(&ns.0, "gateways,virtualservices,destinationrules")
+            .lines()
+            .count(),
+        3
     );
 }

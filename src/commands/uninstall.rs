@@ -730,33 +730,85 @@ async fn apply(
     Ok(())
 }
 
+/// How often a delete refused only because controllers wrote the object's
+/// status (its resourceVersion moved on, nothing else did) is sent again.
+const STATUS_ONLY_RETRIES: u32 = 3;
+
 /// Deletes `object` if it is still the one read (same uid and
-/// resourceVersion); already gone counts as deleted.
+/// resourceVersion); already gone counts as deleted. A refusal caused only
+/// by a controller writing status (cert-manager does, all the time) is
+/// retried against the fresh version; any other change keeps the object.
 async fn delete(
     cluster: &Cluster,
     found: &Found,
     object: &DynamicObject,
     write: &WriteArgs,
 ) -> Result<()> {
-    let params = DeleteParams {
-        dry_run: write.server_dry_run(),
-        preconditions: Some(Preconditions {
-            uid: object.metadata.uid.clone(),
-            resource_version: object.metadata.resource_version.clone(),
-        }),
-        ..DeleteParams::default()
-    };
     let action = format!("delete {}", found.display_name());
     let api = api(cluster, &found.resource, &found.namespace);
-    match cluster.bounded(api.delete(&found.name, &params)).await? {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::ChangedBeforeDelete {
-            object: found.object_name(),
-            namespace: found.namespace.clone(),
-        }),
-        Err(source) => Err(cluster.classify(&action, source)),
+    let changed = || Error::ChangedBeforeDelete {
+        object: found.object_name(),
+        namespace: found.namespace.clone(),
+    };
+    let mut resource_version = object.metadata.resource_version.clone();
+    for attempt in 0..=STATUS_ONLY_RETRIES {
+        let params = DeleteParams {
+            dry_run: write.server_dry_run(),
+            preconditions: Some(Preconditions {
+                uid: object.metadata.uid.clone(),
+                resource_version: resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match cluster.bounded(api.delete(&found.name, &params)).await? {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let read = format!("read {}", found.display_name());
+                let Some(fresh) = cluster.call(&read, api.get_opt(&found.name)).await? else {
+                    return Ok(());
+                };
+                if attempt == STATUS_ONLY_RETRIES || !only_status_changed(object, &fresh) {
+                    return Err(changed());
+                }
+                resource_version = fresh.metadata.resource_version;
+            }
+            Err(source) => return Err(cluster.classify(&action, source)),
+        }
     }
+    Err(changed())
+}
+
+/// Whether `fresh` differs from `read` only in what controllers maintain:
+/// the status, the resourceVersion that moves with it, and the timestamps
+/// of field ownership; the same managers must own the same fields.
+pub fn only_status_changed(read: &DynamicObject, fresh: &DynamicObject) -> bool {
+    let essence = |object: &DynamicObject| {
+        let mut value = serde_json::to_value(object).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("status");
+        }
+        if let Some(meta) = value["metadata"].as_object_mut() {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        let owners: Vec<(Option<String>, Option<String>, String)> = object
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|entry| entry.subresource.as_deref().unwrap_or("").is_empty())
+            .map(|entry| {
+                (
+                    entry.manager.clone(),
+                    entry.operation.clone(),
+                    serde_json::to_string(&entry.fields_v1).unwrap_or_default(),
+                )
+            })
+            .collect();
+        (value, owners)
+    };
+    essence(read) == essence(fresh)
 }
 
 /// Puts the pod template without the sidecar back in place, waits for the
@@ -912,6 +964,43 @@ mod tests {
             let found = found(role, Some(vec![entry("someone", None)]));
             assert!(matches!(fate(&found, &asked), Fate::Delete { .. }));
         }
+    }
+
+    #[test]
+    fn a_status_write_is_no_change_but_another_manager_is() {
+        let resource = custom("cert-manager.io", "v1", "Certificate", "certificates");
+        let mut read = DynamicObject::new("cert", &resource);
+        read.metadata.resource_version = Some("1".into());
+        read.metadata.managed_fields = Some(vec![entry(FIELD_MANAGER, None)]);
+        read.data = serde_json::json!({"spec": {"secretName": "s"}});
+
+        let mut status_only = read.clone();
+        status_only.metadata.resource_version = Some("2".into());
+        status_only.data["status"] = serde_json::json!({"conditions": []});
+        status_only
+            .metadata
+            .managed_fields
+            .as_mut()
+            .unwrap()
+            .push(entry("cert-manager-certificates", Some("status")));
+        assert!(only_status_changed(&read, &status_only));
+
+        let mut annotated = status_only.clone();
+        annotated.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+        assert!(!only_status_changed(&read, &annotated));
+
+        let mut co_owned = status_only;
+        co_owned
+            .metadata
+            .managed_fields
+            .as_mut()
+            .unwrap()
+            .push(entry("kubectl-edit", None));
+        assert!(!only_status_changed(&read, &co_owned));
+
+        let mut respecced = read.clone();
+        respecced.data["spec"]["secretName"] = "other".into();
+        assert!(!only_status_changed(&read, &respecced));
     }
 
     fn replica_set(owner: &str, revision: &str, injected: bool) -> ReplicaSet {

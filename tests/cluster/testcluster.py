@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -158,9 +159,13 @@ class Cluster:
         ext.write_text(f"extendedKeyUsage={usage}\n" + (extra + "\n" if extra else ""))
         self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", stem.with_suffix(".key"),
                      "-out", stem.with_suffix(".csr"), "-subj", subject)
+        # A random serial, not openssl's shared serial file: tests sign
+        # certificates for several users at once, and that file is not
+        # safe to update concurrently.
+        serial = "0x" + secrets.token_hex(16)
         self.openssl("x509", "-req", "-in", stem.with_suffix(".csr"), "-days", str(days),
                      "-CA", ca.with_suffix(".crt"), "-CAkey", ca.with_suffix(".key"),
-                     "-CAcreateserial", "-out", stem.with_suffix(".crt"), "-extfile", ext)
+                     "-set_serial", serial, "-out", stem.with_suffix(".crt"), "-extfile", ext)
         stem.with_suffix(".key").chmod(0o600)
 
     def write_kubeconfig(self, path, user, stem):
