@@ -10,7 +10,7 @@ mod support;
 use serde_json::Value;
 use support::{
     SOURCE_CRN, TARGET_CRN, TestCluster, assert_exit, cluster, fresh_namespaces, is_mutating,
-    istioctl_binary, plugin_as, run, run_chain, run_with_stdin, scratch_dir, stderr,
+    istioctl_binary, plugin_as, run, run_chain, scratch_dir, stderr,
 };
 
 const FORBIDDEN: i32 = 5;
@@ -139,11 +139,7 @@ fn user_with(
     }));
     objects.push(binding("ClusterRole", None));
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let out = run_with_stdin(
-        test.kubectl().args(["apply", "-f", "-"]),
-        list.to_string().as_bytes(),
-    );
-    assert_exit(&out, 0);
+    test.grant(list.to_string().as_bytes(), &user);
     kubeconfig
 }
 

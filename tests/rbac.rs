@@ -46,11 +46,7 @@ fn each_command_runs_with_exactly_what_rbac_prints_for_it() {
         assert_exit(&out, 0);
         let manifest = stdout(&out);
         assert!(manifest.contains(&format!("name: {user}")), "{manifest}");
-        let applied = run_with_stdin(
-            test.kubectl().args(["apply", "-f", "-"]),
-            manifest.as_bytes(),
-        );
-        assert_exit(&applied, 0);
+        test.grant(manifest.as_bytes(), &user);
         kubeconfig
     };
     for (command, args) in &steps {
@@ -98,8 +94,7 @@ fn a_user_without_a_permission_is_given_the_rbac_command_with_their_name() {
     // The printed command, run by an administrator, grants what was missing.
     let out = run(plugin_in(test, &ns).args(["rbac", "--for", "expose", "--to-user", &user]));
     assert_exit(&out, 0);
-    let applied = run_with_stdin(test.kubectl().args(["apply", "-f", "-"]), &out.stdout);
-    assert_exit(&applied, 0);
+    test.grant(&out.stdout, &user);
     let out = run(plugin_as(&kubeconfig, &ns).args(["expose", "--host", "10.5.6.7"]));
     assert_exit(&out, 0);
 }

@@ -298,10 +298,7 @@ fn a_user_without_delete_rights_is_told_which_before_anything_is_deleted() {
         "- destinationrules\n  verbs:\n  - get",
     );
     assert_ne!(grants.len(), before, "{grants}");
-    let file = scratch_dir("uninstall-rbac").join("grants.yaml");
-    std::fs::write(&file, grants).unwrap();
-    let out = run(test.kubectl().args(["apply", "-f"]).arg(&file));
-    assert_exit(&out, 0);
+    test.grant(grants.as_bytes(), &user);
 
     let offset = test.audit_offset();
     let out = run(plugin_as(&test.user_kubeconfig(&user), &ns).args(["uninstall", "--yes"]));

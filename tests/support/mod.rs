@@ -504,6 +504,56 @@ impl Drop for Interposer {
     }
 }
 
+impl TestCluster {
+    /// Applies RBAC objects (as `kubectl apply -f -` takes them) and waits
+    /// until the API server's authorizer, which learns of new roles and
+    /// bindings a moment later, grants `user` the first verb of every Role
+    /// and ClusterRole among them (`kubectl auth can-i --as`).
+    pub fn grant(&self, manifest: &[u8], user: &str) {
+        let out = run_with_stdin(
+            self.kubectl().args(["apply", "-f", "-", "-o", "json"]),
+            manifest,
+        );
+        assert_exit(&out, 0);
+        let applied: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let items = match applied["items"].as_array() {
+            Some(items) => items.clone(),
+            None => vec![applied],
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for role in items
+            .iter()
+            .filter(|item| item["kind"] == "Role" || item["kind"] == "ClusterRole")
+        {
+            let Some(rule) = role["rules"].as_array().and_then(|rules| rules.first()) else {
+                continue;
+            };
+            let (verb, group, resource) = (
+                rule["verbs"][0].as_str().unwrap(),
+                rule["apiGroups"][0].as_str().unwrap_or(""),
+                rule["resources"][0].as_str().unwrap(),
+            );
+            let target = if group.is_empty() {
+                resource.to_owned()
+            } else {
+                format!("{resource}.{group}")
+            };
+            let mut check = self.kubectl();
+            check.args(["auth", "can-i", verb, &target, "--as", user]);
+            if let Some(namespace) = role["metadata"]["namespace"].as_str() {
+                check.args(["-n", namespace]);
+            }
+            while !check.output().expect("kubectl starts").status.success() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{user} was never granted {verb} {target}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 /// The runbook's source CRN and a KMS target CRN, corrected to be valid.
 pub const SOURCE_CRN: &str = "crn:v1:staging:public:sts:us-south:a/1234:123456789::";
 pub const TARGET_CRN: &str =
