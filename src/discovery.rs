@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use kube::core::{ApiResource, GroupVersionKind};
+
 use crate::cluster::Cluster;
 use crate::error::Result;
 
@@ -86,6 +88,11 @@ impl ServedApis {
             "identitymappingpolicies",
         )
     }
+}
+
+/// The resource `group/version` `kind`, called `plural` in URLs.
+pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 /// Reads the served resources: one aggregated-discovery request to `/apis`

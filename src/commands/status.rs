@@ -8,7 +8,6 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, DynamicObject};
-use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::checks::Report;
 use crate::checks::evaluate::{self, Names, Snapshot};
@@ -146,10 +145,6 @@ async fn permissions_only(
     })
 }
 
-fn custom(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
 /// Reads everything the checks look at: the version first (an unreachable
 /// server ends the run with one error), then the rest concurrently.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
@@ -170,7 +165,8 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     let istio = served.istio_networking();
     let certificate = async {
         let Some(api) = cert_api else { return Ok(None) };
-        let resource = custom(api.group(), api.version(), "Certificate", "certificates");
+        let resource =
+            discovery::api_resource(api.group(), api.version(), "Certificate", "certificates");
         get(
             Api::namespaced_with(client.clone(), istio_ns, &resource),
             CERTIFICATE,
@@ -183,7 +179,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             let Some(version) = istio else {
                 return Ok(None);
             };
-            let resource = custom(ISTIO_NETWORKING, version, kind, plural);
+            let resource = discovery::api_resource(ISTIO_NETWORKING, version, kind, plural);
             get(Api::namespaced_with(client, kms_ns, &resource), name).await
         }
     };
@@ -191,7 +187,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         if !served.identity_policy() {
             return Ok(None);
         }
-        let resource = custom(
+        let resource = discovery::api_resource(
             IDENTITY_POLICY_GROUP,
             IDENTITY_POLICY_VERSION,
             "IdentityMappingPolicy",

@@ -22,7 +22,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Preconditions};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::ApiResource;
 use serde_json::Value;
 
 use crate::backup;
@@ -310,7 +310,7 @@ fn targets(
     let mut targets = Vec::new();
     if served.identity_policy() {
         targets.push((
-            custom(
+            discovery::api_resource(
                 IDENTITY_POLICY_GROUP,
                 IDENTITY_POLICY_VERSION,
                 "IdentityMappingPolicy",
@@ -328,7 +328,7 @@ fn targets(
             ("Gateway", "gateways", GATEWAY),
         ] {
             targets.push((
-                custom(ISTIO_NETWORKING, version, kind, plural),
+                discovery::api_resource(ISTIO_NETWORKING, version, kind, plural),
                 kms.clone(),
                 name.to_owned(),
                 Role::Created,
@@ -337,7 +337,7 @@ fn targets(
     }
     if let Some(api) = served.cert_manager() {
         targets.push((
-            custom(api.group(), api.version(), "Certificate", "certificates"),
+            discovery::api_resource(api.group(), api.version(), "Certificate", "certificates"),
             istio.clone(),
             CERTIFICATE.to_owned(),
             Role::Created,
@@ -358,12 +358,8 @@ fn targets(
     targets
 }
 
-fn custom(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
 fn secret_resource() -> ApiResource {
-    custom("", "v1", "Secret", "secrets")
+    discovery::api_resource("", "v1", "Secret", "secrets")
 }
 
 fn api(cluster: &Cluster, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
@@ -888,7 +884,7 @@ mod tests {
     }
 
     fn found(role: Role, managers: Option<Vec<ManagedFieldsEntry>>) -> Found {
-        let resource = custom(ISTIO_NETWORKING, "v1", "Gateway", "gateways");
+        let resource = discovery::api_resource(ISTIO_NETWORKING, "v1", "Gateway", "gateways");
         let object = managers.map(|entries| {
             let mut object = DynamicObject::new("kmsgateway", &resource);
             object.metadata.managed_fields = Some(entries);
@@ -968,7 +964,8 @@ mod tests {
 
     #[test]
     fn a_status_write_is_no_change_but_another_manager_is() {
-        let resource = custom("cert-manager.io", "v1", "Certificate", "certificates");
+        let resource =
+            discovery::api_resource("cert-manager.io", "v1", "Certificate", "certificates");
         let mut read = DynamicObject::new("cert", &resource);
         read.metadata.resource_version = Some("1".into());
         read.metadata.managed_fields = Some(vec![entry(FIELD_MANAGER, None)]);
