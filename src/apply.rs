@@ -14,7 +14,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
-use crate::cli::{ApplyArgs, DryRun, WriteArgs};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
@@ -76,19 +75,67 @@ impl Desired {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How custom objects are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
     /// Server-side apply.
     ServerSide,
-    /// Get, then create or replace.
+    /// Get, then create or replace, for servers that cannot apply.
     Update,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ApplyOptions {
-    strategy: Strategy,
-    server_dry_run: bool,
-    force_conflicts: bool,
+/// How a command that creates custom objects writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyOptions {
+    pub strategy: Strategy,
+    /// Take over fields another field manager owns instead of failing.
+    pub force_conflicts: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            strategy: Strategy::ServerSide,
+            force_conflicts: false,
+        }
+    }
+}
+
+/// A preview instead of a write: `Client` sends nothing, `Server` has the
+/// API server validate the writes without persisting them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Client,
+    Server,
+}
+
+/// How a command that writes reports, or only previews, its writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub dry_run: Option<DryRun>,
+    /// Print the objects written (or that would be), secrets redacted.
+    pub output: Option<Format>,
+}
+
+impl WriteOptions {
+    /// Whether requests that write are sent as server-side dry runs.
+    pub fn server_dry_run(&self) -> bool {
+        self.dry_run == Some(DryRun::Server)
+    }
+
+    /// Whether nothing at all is sent that writes.
+    pub fn client_dry_run(&self) -> bool {
+        self.dry_run == Some(DryRun::Client)
+    }
+
+    /// A suffix for result lines, like kubectl's `(dry run)`.
+    pub fn dry_run_note(&self) -> &'static str {
+        match self.dry_run {
+            None => "",
+            Some(DryRun::Client) => " (dry run)",
+            Some(DryRun::Server) => " (server dry run)",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +227,12 @@ pub async fn preview(cluster: &Cluster, desired: &Desired) -> Result<Preview> {
 }
 
 /// Makes `desired` exist as described.
-async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) -> Result<Outcome> {
+async fn apply(
+    cluster: &Cluster,
+    desired: &Desired,
+    options: ApplyOptions,
+    server_dry_run: bool,
+) -> Result<Outcome> {
     let api = desired.api(cluster);
     let name = &desired.name;
     let shown = desired.display_name();
@@ -196,7 +248,7 @@ async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) -> R
     let written = match options.strategy {
         Strategy::ServerSide => {
             let mut params = PatchParams::apply(FIELD_MANAGER);
-            params.dry_run = options.server_dry_run;
+            params.dry_run = server_dry_run;
             params.force = options.force_conflicts;
             cluster
                 .write(
@@ -207,7 +259,7 @@ async fn apply(cluster: &Cluster, desired: &Desired, options: ApplyOptions) -> R
         }
         Strategy::Update => {
             let params = PostParams {
-                dry_run: options.server_dry_run,
+                dry_run: server_dry_run,
                 field_manager: Some(FIELD_MANAGER.into()),
             };
             let mut object: DynamicObject = serde_json::from_value(desired.object.clone())
@@ -350,24 +402,19 @@ fn field_path(parent: &str, key: &str) -> String {
 pub async fn write_all(
     cluster: &Cluster,
     objects: &[Desired],
-    apply: &ApplyArgs,
-    write: &WriteArgs,
+    options: ApplyOptions,
+    write: WriteOptions,
 ) -> Result<()> {
     if let Some(format) = write.output {
         output::print(&render(objects, format))?;
     }
-    if write.dry_run == Some(DryRun::Client) {
+    if write.client_dry_run() {
         for desired in objects {
             eprintln!("{} would be applied (dry run)", desired.display_name());
         }
         return Ok(());
     }
-    let options = ApplyOptions {
-        strategy: apply.apply_strategy,
-        server_dry_run: write.server_dry_run(),
-        force_conflicts: apply.force_conflicts,
-    };
-    apply_all(cluster, objects, options, write.dry_run_note()).await
+    apply_all(cluster, objects, options, write).await
 }
 
 /// Applies objects in order, printing one kubectl-style line per object on
@@ -376,11 +423,12 @@ async fn apply_all(
     cluster: &Cluster,
     objects: &[Desired],
     options: ApplyOptions,
-    note: &str,
+    write: WriteOptions,
 ) -> Result<()> {
+    let note = write.dry_run_note();
     let mut outcomes = Vec::new();
     for (index, desired) in objects.iter().enumerate() {
-        match apply(cluster, desired, options).await {
+        match apply(cluster, desired, options, write.server_dry_run()).await {
             Ok(outcome) => {
                 eprintln!("{} {}{note}", desired.display_name(), outcome.verb());
                 outcomes.push(outcome);

@@ -15,14 +15,75 @@ use http::{HeaderName, HeaderValue};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
-use crate::cli::ClusterArgs;
+use crate::defaults;
 use crate::duration;
 use crate::error::{self, Error, Result};
 use crate::transport;
+use crate::wording::shell_word;
 
 /// The User-Agent every request carries, so audit logs can tell the plugin's
 /// requests apart: `kubectl-kms-sts/<version>`.
 pub const USER_AGENT: &str = concat!("kubectl-kms-sts/", env!("CARGO_PKG_VERSION"));
+
+/// Where a run works: how to reach the cluster, as kubectl's flags say, and
+/// the two namespaces the runbook spans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    /// How long one API request may take; zero waits forever.
+    pub request_timeout: Duration,
+    pub kms_namespace: String,
+    pub istio_namespace: String,
+}
+
+impl Default for Target {
+    fn default() -> Target {
+        Target {
+            kubeconfig: None,
+            context: None,
+            cluster: None,
+            user: None,
+            request_timeout: duration::parse(defaults::REQUEST_TIMEOUT)
+                .expect("the default request timeout is a duration"),
+            kms_namespace: defaults::KMS_NAMESPACE.to_owned(),
+            istio_namespace: defaults::ISTIO_NAMESPACE.to_owned(),
+        }
+    }
+}
+
+impl Target {
+    /// The flags of this run that differ from the defaults, each as
+    /// ` --flag value`: what a printed hint must carry to act on the same
+    /// cluster and namespaces when pasted.
+    pub fn flags_for_hints(&self) -> String {
+        let mut flags = String::new();
+        let mut add = |flag: &str, value: &str| {
+            flags += &format!(" --{flag} {}", shell_word(value));
+        };
+        if let Some(path) = &self.kubeconfig {
+            add("kubeconfig", &path.to_string_lossy());
+        }
+        for (flag, value) in [
+            ("context", &self.context),
+            ("cluster", &self.cluster),
+            ("user", &self.user),
+        ] {
+            if let Some(value) = value {
+                add(flag, value);
+            }
+        }
+        if self.kms_namespace != defaults::KMS_NAMESPACE {
+            add("kms-namespace", &self.kms_namespace);
+        }
+        if self.istio_namespace != defaults::ISTIO_NAMESPACE {
+            add("istio-namespace", &self.istio_namespace);
+        }
+        flags
+    }
+}
 
 /// A connected client plus what error messages need to say about it.
 pub struct Cluster {
@@ -35,7 +96,7 @@ pub struct Cluster {
 impl Cluster {
     /// Loads the configuration the flags select and builds a client for it.
     /// Nothing is sent to the server yet.
-    pub async fn connect(args: &ClusterArgs) -> Result<Cluster> {
+    pub async fn connect(args: &Target) -> Result<Cluster> {
         let (mut config, context, user) = load_config(args).await?;
         if config.accept_invalid_certs {
             eprintln!(
@@ -144,7 +205,7 @@ impl Cluster {
 
 /// The client configuration, the name of the context it came from and the
 /// name of its user.
-async fn load_config(args: &ClusterArgs) -> Result<(Config, String, String)> {
+async fn load_config(args: &Target) -> Result<(Config, String, String)> {
     let Some(kubeconfig) = read_kubeconfig(args.kubeconfig.as_deref())? else {
         let config = Config::incluster().map_err(|_| Error::NoConfiguration)?;
         let user = "the in-cluster service account".to_owned();
@@ -172,7 +233,7 @@ async fn load_config(args: &ClusterArgs) -> Result<(Config, String, String)> {
 }
 
 /// The kubeconfig's context names and the one the flags select.
-pub fn contexts(args: &ClusterArgs) -> Result<(Vec<String>, Option<String>)> {
+pub fn contexts(args: &Target) -> Result<(Vec<String>, Option<String>)> {
     let Some(kubeconfig) = read_kubeconfig(args.kubeconfig.as_deref())? else {
         return Ok((Vec::new(), None));
     };
@@ -234,7 +295,7 @@ fn read_file(path: &Path) -> Result<Kubeconfig> {
 
 /// Rejects a `--context`, `--cluster` or `--user` the kubeconfig lacks,
 /// listing the names it has; returns the selected context's name.
-fn check_selection(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<Option<String>> {
+fn check_selection(kubeconfig: &Kubeconfig, args: &Target) -> Result<Option<String>> {
     let context = args.context.clone().or_else(|| {
         kubeconfig
             .current_context

@@ -3,6 +3,8 @@
 //! the answers file and the hints `status` prints agree on what "not given"
 //! means.
 
+/// How long one API request may take, as `--request-timeout` is written.
+pub const REQUEST_TIMEOUT: &str = "30s";
 pub const KMS_NAMESPACE: &str = "kube-system";
 pub const ISTIO_NAMESPACE: &str = "istio-system";
 /// The KMS API Deployment.

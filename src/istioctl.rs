@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use tokio::process::Command;
 
-use crate::cli::ClusterArgs;
+use crate::cluster::Target;
 use crate::error::{Error, Result};
 use crate::private_files::{self, Existing};
 
@@ -85,7 +85,7 @@ const KUBE_INJECT_TIME_LIMIT: Duration = Duration::from_secs(60);
 /// wait for that answer forever).
 pub async fn kube_inject(
     istioctl: &Path,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     deployment: &Deployment,
     config: &InjectorConfig,
 ) -> Result<Deployment> {
@@ -108,13 +108,13 @@ pub async fn kube_inject(
         .arg("--meshConfigFile")
         .arg(&mesh)
         .arg("--istioNamespace")
-        .arg(&cluster_args.istio_namespace)
+        .arg(&target.istio_namespace)
         .arg("--revision")
         .arg("default");
-    if let Some(path) = &cluster_args.kubeconfig {
+    if let Some(path) = &target.kubeconfig {
         command.arg("--kubeconfig").arg(path);
     }
-    if let Some(context) = &cluster_args.context {
+    if let Some(context) = &target.context {
         command.arg("--context").arg(context);
     }
     let running = command.stdin(Stdio::null()).kill_on_drop(true).output();

@@ -14,7 +14,6 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod completion;
 pub mod crn;
 pub mod datapath;
 pub mod defaults;
@@ -32,9 +31,7 @@ pub mod sidecar;
 pub mod transport;
 pub mod wording;
 
-use clap::Parser;
-
-use crate::cli::Cli;
+use crate::cli::{Cli, complete as completion};
 use crate::error::{Error, ExitStatus, Report};
 
 /// Runs the plugin with the process's arguments and returns its exit code.
@@ -43,17 +40,9 @@ pub fn run_from_env() -> std::process::ExitCode {
     if args.first().map(String::as_str) == Some(completion::REQUEST) {
         return exit_code(output::print(&completion::answer(&args[1..])), "");
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::from_env() {
         Ok(cli) => cli,
-        Err(err) => {
-            // clap prints help and version to stdout, usage errors to stderr.
-            let _ = err.print();
-            return if err.use_stderr() {
-                ExitStatus::Usage.into()
-            } else {
-                ExitStatus::Success.into()
-            };
-        }
+        Err(status) => return status.into(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -65,7 +54,7 @@ pub fn run_from_env() -> std::process::ExitCode {
             return ExitStatus::Failure.into();
         }
     };
-    let cluster_flags = cli.cluster.flags_for_hints();
+    let cluster_flags = cli.cluster.target().flags_for_hints();
     exit_code(runtime.block_on(run_until_interrupted(cli)), &cluster_flags)
 }
 

@@ -16,8 +16,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::apply::Strategy;
-use crate::cli::{DryRun, WriteArgs};
+use crate::apply::{Strategy, WriteOptions};
 use crate::cluster::Cluster;
 use crate::discovery::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
 use crate::error::Result;
@@ -205,7 +204,7 @@ pub fn for_everything(scope: &Scope) -> Vec<Permission> {
 }
 
 /// The commands whose permissions an administrator can grant as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     SetApikey,
     Inject,
@@ -395,11 +394,11 @@ pub async fn require(
     cluster: &Cluster,
     command: Command,
     needs: &[Permission],
-    write: &WriteArgs,
+    write: WriteOptions,
 ) -> Result<()> {
     let needs: Vec<Permission> = needs
         .iter()
-        .filter(|need| write.dry_run != Some(DryRun::Client) || READ_VERBS.contains(&need.verb))
+        .filter(|need| !write.client_dry_run() || READ_VERBS.contains(&need.verb))
         .cloned()
         .collect();
     let lacking = missing(cluster, &needs).await?;

@@ -5,25 +5,9 @@
 
 use clap::CommandFactory;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, CompletionArgs, Shell};
 use crate::error::Result;
 use crate::output;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    /// The `kubectl_complete-kms_sts` helper for kubectl's plugin completion.
-    Kubectl,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CompletionArgs {
-    /// Which script to print.
-    #[arg(value_name = "SHELL")]
-    pub shell: Shell,
-}
 
 /// The helper kubectl runs to complete the plugin's arguments.
 pub const KUBECTL_HELPER: &str = "#!/bin/sh\n\

@@ -12,86 +12,26 @@ use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::apply::{self, Desired};
-use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
-use crate::cluster::Cluster;
+use crate::cli::ExposeArgs;
+use crate::cluster::{Cluster, Target};
 use crate::datapath;
-use crate::defaults;
 use crate::discovery::{self, CertManagerApi, ServedApis};
 use crate::error::{Error, Result};
-use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE};
+use crate::manifests::exposure::{self, Exposure, KMS_SERVICE};
 use crate::permissions::{self, Scope};
 use crate::rollout;
 
-#[derive(Debug, clap::Args)]
-pub struct ExposeArgs {
-    /// An address clients use to reach the gateway: an IP address or a DNS
-    /// name. Repeat for several.
-    #[arg(long = "host", value_name = "HOST", required = true, value_parser = exposure::parse_host)]
-    pub hosts: Vec<Host>,
-
-    /// The cert-manager issuer that signs the gateway's certificate.
-    #[arg(long, value_name = "NAME", default_value = defaults::ISSUER)]
-    pub issuer: String,
-
-    /// Kind of the issuer.
-    #[arg(long, value_name = "KIND", default_value = "ClusterIssuer", value_parser = ["ClusterIssuer", "Issuer"])]
-    pub issuer_kind: String,
-
-    /// The certificate's common name.
-    #[arg(long, value_name = "NAME", default_value = "istio-service", value_parser = parse_common_name)]
-    pub common_name: String,
-
-    /// Serve the certificate from this secret through the gateway's
-    /// credentialName. Without it the gateway serves the files of the
-    /// istio-ingressgateway-certs secret where its pods mount that secret at
-    /// /etc/istio/ingressgateway-certs, and that secret by credentialName
-    /// where they do not.
-    #[arg(long, value_name = "SECRET")]
-    pub tls_credential_name: Option<String>,
-
-    /// Label of the ingress gateway pods the Gateway selects, in the Istio
-    /// namespace.
-    #[arg(long, value_name = "LABEL=VALUE", default_value = defaults::GATEWAY_SELECTOR, value_parser = exposure::parse_selector)]
-    pub gateway_selector: (String, String),
-
-    /// Secret in the KMS namespace whose ca.crt is the CA that signed
-    /// kms-api's certificate (default: the ca.crt of the TLS secret kms-api's
-    /// pods mount).
-    #[arg(long, value_name = "SECRET")]
-    pub upstream_ca_secret: Option<String>,
-
-    /// Request path prefix routed to KMS.
-    #[arg(long, value_name = "PATH", default_value = "/kms/api", value_parser = parse_path)]
-    pub path_prefix: String,
-
-    /// What the prefix is rewritten to before it reaches KMS.
-    #[arg(long, value_name = "PATH", default_value = "/api", value_parser = parse_path)]
-    pub rewrite: String,
-
-    /// Port of the kms-api Service to route to (default: read from the Service).
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(i32).range(1..=65535))]
-    pub port: Option<i32>,
-
-    #[command(flatten)]
-    pub apply: ApplyArgs,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
-}
-
-fn parse_common_name(text: &str) -> std::result::Result<String, String> {
-    exposure::check_common_name(text).map(|()| text.to_owned())
-}
-
-fn parse_path(text: &str) -> std::result::Result<String, String> {
-    exposure::check_path(text).map(|()| text.to_owned())
-}
-
-pub async fn run(cluster_args: &ClusterArgs, args: &ExposeArgs) -> Result<()> {
-    let cluster = Cluster::connect(cluster_args).await?;
+pub async fn run(target: &Target, args: &ExposeArgs) -> Result<()> {
+    let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
-    let objects = desired_objects(&cluster, &served, cluster_args, args).await?;
-    apply::write_all(&cluster, &objects, &args.apply, &args.write).await
+    let objects = desired_objects(&cluster, &served, target, args).await?;
+    apply::write_all(
+        &cluster,
+        &objects,
+        args.apply.options(),
+        args.write.options(),
+    )
+    .await
 }
 
 /// The four objects as they should be, in the API versions `served` lists.
@@ -100,7 +40,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &ExposeArgs) -> Result<()> {
 pub async fn desired_objects(
     cluster: &Cluster,
     served: &ServedApis,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &ExposeArgs,
 ) -> Result<Vec<Desired>> {
     let cert_manager = served.cert_manager().ok_or_else(|| Error::Missing {
@@ -116,14 +56,20 @@ pub async fn desired_objects(
         hint: "install Istio: the cluster does not serve its networking API".into(),
     })?;
 
-    let kms_namespace = &cluster_args.kms_namespace;
+    let kms_namespace = &target.kms_namespace;
     let scope = Scope {
         kms: kms_namespace,
-        istio: &cluster_args.istio_namespace,
+        istio: &target.istio_namespace,
         cert_manager: Some(cert_manager),
     };
     let needs = permissions::for_expose(&scope, args.apply.apply_strategy);
-    permissions::require(cluster, permissions::Command::Expose, &needs, &args.write).await?;
+    permissions::require(
+        cluster,
+        permissions::Command::Expose,
+        &needs,
+        args.write.options(),
+    )
+    .await?;
     let services: Api<Service> = Api::namespaced(cluster.client(), kms_namespace);
     let service = cluster
         .call(
@@ -143,7 +89,7 @@ pub async fn desired_objects(
             reason,
         })?;
 
-    let istio_namespace = &cluster_args.istio_namespace;
+    let istio_namespace = &target.istio_namespace;
     let (gateway_pods, (served, ca_secret), ()) = tokio::try_join!(
         gateway_pods(cluster, istio_namespace, &args.gateway_selector),
         kms_certificates(

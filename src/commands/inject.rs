@@ -10,18 +10,16 @@
 //! kube-inject would add a second one.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
 use kube::Api;
 use kube::api::PostParams;
 
+use crate::apply::DryRun;
 use crate::backup;
-use crate::cli::{ClusterArgs, DryRun, WriteArgs};
-use crate::cluster::Cluster;
-use crate::defaults;
-use crate::duration;
+use crate::cli::InjectArgs;
+use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::istioctl::{self, InjectorConfig};
 use crate::output;
@@ -30,67 +28,25 @@ use crate::rollout::{self, FIELD_MANAGER};
 use crate::sidecar;
 use crate::wording::count;
 
-#[derive(Debug, clap::Args)]
-pub struct InjectArgs {
-    /// Deployment of the Key Management Service API, in the KMS namespace.
-    #[arg(long, value_name = "NAME", default_value = defaults::DEPLOYMENT)]
-    pub deployment: String,
-
-    #[command(flatten)]
-    pub tools: InjectTools,
-
-    /// How long to wait for the injected pods to roll out.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
-    pub timeout: Duration,
-
-    /// Leave a failed rollout as it is instead of restoring the previous spec.
-    #[arg(long)]
-    pub no_rollback: bool,
-
-    /// Remove the sidecar again: restore the pod template from the newest backup.
-    #[arg(long)]
-    pub undo: bool,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
-}
-
-/// Where injection finds istioctl and keeps its backups; shared with `wizard`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct InjectTools {
-    /// istioctl to run (default: the first on PATH).
-    #[arg(long, value_name = "PATH")]
-    pub istioctl: Option<PathBuf>,
-
-    /// Where to save the original Deployment
-    /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<PathBuf>,
-}
-
-pub async fn run(cluster_args: &ClusterArgs, args: &InjectArgs) -> Result<()> {
-    let cluster = Cluster::connect(cluster_args).await?;
-    inject(&cluster, cluster_args, args).await
+pub async fn run(target: &Target, args: &InjectArgs) -> Result<()> {
+    let cluster = Cluster::connect(target).await?;
+    inject(&cluster, target, args).await
 }
 
 /// The whole command over `cluster` (the wizard passes its own).
-pub async fn inject(
-    cluster: &Cluster,
-    cluster_args: &ClusterArgs,
-    args: &InjectArgs,
-) -> Result<()> {
-    let namespace = &cluster_args.kms_namespace;
+pub async fn inject(cluster: &Cluster, target: &Target, args: &InjectArgs) -> Result<()> {
+    let namespace = &target.kms_namespace;
     let name = &args.deployment;
     let scope = Scope {
         kms: namespace,
-        istio: &cluster_args.istio_namespace,
+        istio: &target.istio_namespace,
         cert_manager: None,
     };
     permissions::require(
         cluster,
         permissions::Command::Inject,
         &permissions::for_inject(&scope),
-        &args.write,
+        args.write.options(),
     )
     .await?;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
@@ -135,10 +91,10 @@ pub async fn inject(
     }
 
     let istioctl = istioctl::locate(args.tools.istioctl.as_deref())?;
-    let config = injector_config(cluster, &cluster_args.istio_namespace).await?;
+    let config = injector_config(cluster, &target.istio_namespace).await?;
     let injected = istioctl::kube_inject(
         &istioctl,
-        cluster_args,
+        target,
         &sidecar::injection_input(&original),
         &config,
     )
@@ -155,7 +111,7 @@ pub async fn inject(
     set_pod_template(&mut updated, injected_template);
     updated.metadata.managed_fields = None;
     updated.status = None;
-    let note = args.write.dry_run_note();
+    let note = args.write.options().dry_run_note();
 
     if args.write.dry_run == Some(DryRun::Client) {
         print_object(&updated, args)?;
@@ -183,7 +139,7 @@ pub async fn inject(
     }
 
     let params = PostParams {
-        dry_run: args.write.server_dry_run(),
+        dry_run: args.write.options().server_dry_run(),
         field_manager: Some(FIELD_MANAGER.into()),
     };
     let applied =
@@ -322,10 +278,10 @@ async fn undo(
     set_pod_template(&mut restored, template);
     restored.metadata.managed_fields = None;
     restored.status = None;
-    let note = args.write.dry_run_note();
+    let note = args.write.options().dry_run_note();
     if args.write.dry_run != Some(DryRun::Client) {
         let params = PostParams {
-            dry_run: args.write.server_dry_run(),
+            dry_run: args.write.options().server_dry_run(),
             field_manager: Some(FIELD_MANAGER.into()),
         };
         restored = cluster

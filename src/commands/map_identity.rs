@@ -6,47 +6,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use crate::apply::{self, Desired};
-use crate::cli::{ApplyArgs, ClusterArgs, WriteArgs};
-use crate::cluster::Cluster;
+use crate::cli::MapIdentityArgs;
+use crate::cluster::{Cluster, Target};
 use crate::crn::{self, Crn};
-use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::identity::IdentityMapping;
 use crate::permissions::{self, Scope};
-
-#[derive(Debug, clap::Args)]
-pub struct MapIdentityArgs {
-    /// CRN of the source identity on IBM Cloud (the STS service's CRN).
-    #[arg(long, value_name = "CRN", required = true)]
-    pub source_crn: String,
-
-    /// CRN of a Key Management Service instance the source may reach; repeat for several.
-    #[arg(long = "target-crn", value_name = "CRN", required = true)]
-    pub target_crns: Vec<String>,
-
-    /// Name of the IdentityMappingPolicy.
-    #[arg(long, value_name = "NAME", default_value = defaults::POLICY)]
-    pub name: String,
-
-    /// Secret holding the API key the policy refers to, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
-    pub secret: String,
-
-    /// Data key of that Secret.
-    #[arg(long, value_name = "KEY", default_value = defaults::SECRET_KEY)]
-    pub secret_key: String,
-
-    /// Fail, instead of warning, when the referenced secret or key is missing.
-    #[arg(long)]
-    pub strict: bool,
-
-    #[command(flatten)]
-    pub apply: ApplyArgs,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
-}
 
 /// Parses every CRN, naming the flag of the first bad one.
 pub fn parse_crns(args: &MapIdentityArgs) -> Result<(Crn, Vec<Crn>)> {
@@ -67,14 +33,20 @@ pub fn parse_crns(args: &MapIdentityArgs) -> Result<(Crn, Vec<Crn>)> {
     Ok((source, targets))
 }
 
-pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<()> {
+pub async fn run(target: &Target, args: &MapIdentityArgs) -> Result<()> {
     // Bad CRNs are refused before anything is sent.
     parse_crns(args)?;
-    let cluster = Cluster::connect(cluster_args).await?;
+    let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
-    let policy = desired_policy(&cluster, &served, cluster_args, args).await?;
-    check_secret_reference(&cluster, &cluster_args.istio_namespace, args).await?;
-    apply::write_all(&cluster, &[policy], &args.apply, &args.write).await
+    let policy = desired_policy(&cluster, &served, target, args).await?;
+    check_secret_reference(&cluster, &target.istio_namespace, args).await?;
+    apply::write_all(
+        &cluster,
+        &[policy],
+        args.apply.options(),
+        args.write.options(),
+    )
+    .await
 }
 
 /// The IdentityMappingPolicy as it should be. Checks that the cluster
@@ -83,11 +55,11 @@ pub async fn run(cluster_args: &ClusterArgs, args: &MapIdentityArgs) -> Result<(
 pub async fn desired_policy(
     cluster: &Cluster,
     served: &ServedApis,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &MapIdentityArgs,
 ) -> Result<Desired> {
     let (source, targets) = parse_crns(args)?;
-    let namespace = &cluster_args.istio_namespace;
+    let namespace = &target.istio_namespace;
     if !served.identity_policy() {
         return Err(Error::Missing {
             kind: "API",
@@ -99,7 +71,7 @@ pub async fn desired_policy(
         });
     }
     let scope = Scope {
-        kms: &cluster_args.kms_namespace,
+        kms: &target.kms_namespace,
         istio: namespace,
         cert_manager: None,
     };
@@ -108,7 +80,7 @@ pub async fn desired_policy(
         cluster,
         permissions::Command::MapIdentity,
         &needs,
-        &args.write,
+        args.write.options(),
     )
     .await?;
     Ok(IdentityMapping {

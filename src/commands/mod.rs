@@ -15,16 +15,18 @@ use crate::cli::{Cli, Command};
 use crate::error::Result;
 
 pub async fn run(cli: Cli) -> Result<()> {
+    let target = cli.cluster.target();
+    let target = &target;
     match cli.command {
-        Command::Expose(args) => expose::run(&cli.cluster, &args).await,
-        Command::MapIdentity(args) => map_identity::run(&cli.cluster, &args).await,
-        Command::Status(args) => status::run(&cli.cluster, &args).await,
-        Command::Rbac(args) => rbac::run(&cli.cluster, &args).await,
+        Command::Expose(args) => expose::run(target, &args).await,
+        Command::MapIdentity(args) => map_identity::run(target, &args).await,
+        Command::Status(args) => status::run(target, &args).await,
+        Command::Rbac(args) => rbac::run(target, &args).await,
         Command::Completion(args) => completion::run(&args),
-        Command::Wizard(args) => wizard::run(&cli.cluster, &args).await,
-        Command::Inject(args) => inject::run(&cli.cluster, &args).await,
-        Command::SetApikey(args) => set_apikey::run(&cli.cluster, &args).await,
-        Command::Version(args) => version::run(&cli.cluster, &args).await,
-        Command::Uninstall(args) => uninstall::run(&cli.cluster, &args).await,
+        Command::Wizard(args) => wizard::run(target, &args).await,
+        Command::Inject(args) => inject::run(target, &args).await,
+        Command::SetApikey(args) => set_apikey::run(target, &args).await,
+        Command::Version(args) => version::run(target, &args).await,
+        Command::Uninstall(args) => uninstall::run(target, &args).await,
     }
 }

@@ -8,8 +8,6 @@
 //! ever printed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,11 +16,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 
-use crate::apikey::{self, ApiKey, KeySource};
-use crate::cli::{ClusterArgs, DryRun, WriteArgs};
-use crate::cluster::Cluster;
-use crate::defaults;
-use crate::duration;
+use crate::apikey::{self, ApiKey};
+use crate::apply::DryRun;
+use crate::cli::SetApikeyArgs;
+use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::permissions::{self, Scope};
@@ -31,67 +28,6 @@ use crate::rollout::{self, FIELD_MANAGER};
 /// How many times a write is retried when another client changed the Secret
 /// between our read and our write.
 const CONFLICT_ATTEMPTS: u32 = 5;
-
-#[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("key-source").multiple(false))]
-pub struct SetApikeyArgs {
-    /// Read the key from standard input (one trailing newline is removed).
-    #[arg(long, group = "key-source")]
-    pub from_stdin: bool,
-
-    /// Read the key from a file (one trailing newline is removed).
-    #[arg(long, value_name = "PATH", group = "key-source")]
-    pub from_file: Option<PathBuf>,
-
-    /// Read the key from an environment variable.
-    #[arg(long, value_name = "VAR", group = "key-source")]
-    pub from_env: Option<String>,
-
-    /// Secret holding the key, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
-    pub secret: String,
-
-    /// Data key of the Secret that holds the API key.
-    #[arg(long, value_name = "KEY", default_value = defaults::SECRET_KEY)]
-    pub secret_key: String,
-
-    /// Create the Secret if it does not exist.
-    #[arg(long)]
-    pub create: bool,
-
-    /// Deployment of the token adapter, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = defaults::TOKEN_ADAPTER)]
-    pub token_adapter: String,
-
-    /// Do not restart the token adapter (it keeps the old key until restarted).
-    #[arg(long, conflicts_with = "restart")]
-    pub no_restart: bool,
-
-    /// Restart the token adapter even when the key is unchanged.
-    #[arg(long)]
-    pub restart: bool,
-
-    /// How long to wait for the token adapter's restart.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
-    pub timeout: Duration,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
-}
-
-impl SetApikeyArgs {
-    fn key_source(&self) -> KeySource {
-        if self.from_stdin {
-            KeySource::Stdin
-        } else if let Some(path) = &self.from_file {
-            KeySource::File(path.clone())
-        } else if let Some(name) = &self.from_env {
-            KeySource::Env(name.clone())
-        } else {
-            KeySource::Prompt
-        }
-    }
-}
 
 /// What writing the key means for the Secret as it is now.
 #[derive(Debug, PartialEq, Eq)]
@@ -127,10 +63,10 @@ fn redacted_secret(namespace: &str, name: &str, data_key: &str, key: &ApiKey) ->
     })
 }
 
-pub async fn run(cluster_args: &ClusterArgs, args: &SetApikeyArgs) -> Result<()> {
+pub async fn run(target: &Target, args: &SetApikeyArgs) -> Result<()> {
     let key = apikey::read(&args.key_source())?;
-    let cluster = Cluster::connect(cluster_args).await?;
-    store(&cluster, cluster_args, args, &key).await
+    let cluster = Cluster::connect(target).await?;
+    store(&cluster, target, args, &key).await
 }
 
 /// Reads the Secret and decides what storing `key` in it means. A missing
@@ -168,13 +104,13 @@ pub async fn read_secret(
 /// over `cluster` (the wizard passes its own).
 pub async fn store(
     cluster: &Cluster,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &SetApikeyArgs,
     key: &ApiKey,
 ) -> Result<()> {
-    let namespace = &cluster_args.istio_namespace;
+    let namespace = &target.istio_namespace;
     let scope = Scope {
-        kms: &cluster_args.kms_namespace,
+        kms: &target.kms_namespace,
         istio: namespace,
         cert_manager: None,
     };
@@ -183,7 +119,7 @@ pub async fn store(
         cluster,
         permissions::Command::SetApikey,
         &needs,
-        &args.write,
+        args.write.options(),
     )
     .await?;
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
@@ -226,7 +162,7 @@ pub async fn store(
         let shown = redacted_secret(namespace, &args.secret, &args.secret_key, key);
         output::print(&output::render(&shown, format))?;
     }
-    let note = args.write.dry_run_note();
+    let note = args.write.options().dry_run_note();
     let fingerprint = key.fingerprint();
     let secret_line = match &change {
         SecretChange::Unchanged => format!("unchanged (key sha256:{fingerprint})"),
@@ -287,7 +223,7 @@ async fn create_secret(
         ..Secret::default()
     };
     let params = PostParams {
-        dry_run: args.write.server_dry_run(),
+        dry_run: args.write.options().server_dry_run(),
         field_manager: Some(FIELD_MANAGER.into()),
     };
     cluster
@@ -311,7 +247,7 @@ async fn update_secret(
     mut current: Option<Secret>,
 ) -> Result<()> {
     let params = PatchParams {
-        dry_run: args.write.server_dry_run(),
+        dry_run: args.write.options().server_dry_run(),
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };

@@ -11,18 +11,17 @@ use kube::api::{Api, DynamicObject};
 
 use crate::checks::Report;
 use crate::checks::evaluate::{self, Names, Snapshot};
-use crate::cli::{ClusterArgs, ObjectNameArgs};
-use crate::cluster::Cluster;
+use crate::cli::StatusArgs;
+use crate::cluster::{Cluster, Target};
 use crate::datapath;
 use crate::discovery::{
     self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING, ServedApis,
 };
-use crate::duration;
 use crate::error::{self, Error, Result};
 use crate::manifests::exposure::{
     self, CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
 };
-use crate::output::{self, Format};
+use crate::output::{self};
 use crate::permissions::{self, Scope};
 use crate::progress::Progress;
 use crate::rollout;
@@ -30,32 +29,18 @@ use crate::wording::count;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub names: ObjectNameArgs,
-
-    /// Keep checking until every check passes or this much time has passed.
-    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
-    pub wait: Option<Duration>,
-
-    /// Print the report as JSON or YAML.
-    #[arg(short, long, value_name = "FORMAT")]
-    pub output: Option<Format>,
-}
-
-pub async fn run(cluster_args: &ClusterArgs, args: &StatusArgs) -> Result<()> {
+pub async fn run(target: &Target, args: &StatusArgs) -> Result<()> {
     let names = Names {
-        kms_namespace: cluster_args.kms_namespace.clone(),
-        istio_namespace: cluster_args.istio_namespace.clone(),
+        kms_namespace: target.kms_namespace.clone(),
+        istio_namespace: target.istio_namespace.clone(),
         deployment: args.names.deployment.clone(),
         token_adapter: args.names.token_adapter.clone(),
         secret: args.names.secret.clone(),
         secret_key: args.names.secret_key.clone(),
         policy: args.names.policy.clone(),
-        cluster_flags: cluster_args.flags_for_hints(),
+        cluster_flags: target.flags_for_hints(),
     };
-    let cluster = Cluster::connect(cluster_args).await?;
+    let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
     let report = match args.wait {
         None => check(&cluster, &served, &names).await?,

@@ -15,8 +15,7 @@
 //! changed in between is refused, not deleted.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -25,13 +24,12 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Preconditions};
 use kube::core::ApiResource;
 use serde_json::Value;
 
+use crate::apply::{DryRun, WriteOptions};
 use crate::backup;
-use crate::cli::{ClusterArgs, DryRun, WriteArgs};
-use crate::cluster::Cluster;
+use crate::cli::UninstallArgs;
+use crate::cluster::{Cluster, Target};
 use crate::commands::inject;
-use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
-use crate::duration;
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{
     CA_SECRET, CERTIFICATE, DESTINATION_RULE, GATEWAY, VIRTUAL_SERVICE,
@@ -40,47 +38,6 @@ use crate::output;
 use crate::permissions::{self, Permission};
 use crate::rollout::{self, FIELD_MANAGER};
 use crate::sidecar;
-
-#[derive(Debug, clap::Args)]
-pub struct UninstallArgs {
-    /// Deployment of the Key Management Service API, in the KMS namespace.
-    #[arg(long, value_name = "NAME", default_value = defaults::DEPLOYMENT)]
-    pub deployment: String,
-
-    /// Name of the IdentityMappingPolicy, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = defaults::POLICY)]
-    pub policy: String,
-
-    /// Secret holding the STS API key, in the Istio namespace.
-    #[arg(long, value_name = "NAME", default_value = defaults::SECRET)]
-    pub secret: String,
-
-    /// Also delete the secret cert-manager issued for the gateway's
-    /// Certificate (cert-manager leaves it behind).
-    #[arg(long)]
-    pub delete_certificate_secret: bool,
-
-    /// Also delete the API key Secret (kept by default: other workloads may
-    /// use it).
-    #[arg(long)]
-    pub delete_apikey: bool,
-
-    /// Where `inject` saved the original Deployment
-    /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<PathBuf>,
-
-    /// How long to wait for the Deployment to roll out without the sidecar.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
-    pub timeout: Duration,
-
-    /// Do not ask for confirmation.
-    #[arg(short, long)]
-    pub yes: bool,
-
-    #[command(flatten)]
-    pub write: WriteArgs,
-}
 
 /// One object the setup may have left, as read.
 #[derive(Debug, Clone)]
@@ -232,10 +189,10 @@ fn fate(found: &Found, args: &UninstallArgs) -> Fate {
     }
 }
 
-pub async fn run(cluster_args: &ClusterArgs, args: &UninstallArgs) -> Result<()> {
-    let cluster = Cluster::connect(cluster_args).await?;
+pub async fn run(target: &Target, args: &UninstallArgs) -> Result<()> {
+    let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
-    uninstall(&cluster, &served, cluster_args, args).await
+    uninstall(&cluster, &served, target, args).await
 }
 
 /// The whole command over a connection and the APIs it serves, which the
@@ -243,20 +200,19 @@ pub async fn run(cluster_args: &ClusterArgs, args: &UninstallArgs) -> Result<()>
 pub async fn uninstall(
     cluster: &Cluster,
     served: &discovery::ServedApis,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &UninstallArgs,
 ) -> Result<()> {
-    let targets = targets(served, cluster_args, args);
+    let targets = targets(served, target, args);
     let backup_dir = args
         .backup_dir
         .clone()
         .unwrap_or_else(|| backup::default_dir(cluster.context()));
 
-    let deployments: Api<Deployment> =
-        Api::namespaced(cluster.client(), &cluster_args.kms_namespace);
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &target.kms_namespace);
     let read_deployment = format!(
         "read deployment {}/{}",
-        cluster_args.kms_namespace, args.deployment
+        target.kms_namespace, args.deployment
     );
     let (found, deployment) = futures::try_join!(
         fetch(cluster, targets),
@@ -272,8 +228,8 @@ pub async fn uninstall(
     permissions::require(
         cluster,
         permissions::Command::Uninstall,
-        &needs(&plan, cluster_args),
-        &args.write,
+        &needs(&plan, target),
+        args.write.options(),
     )
     .await?;
     eprintln!("Uninstall plan for context {}:", cluster.context());
@@ -281,10 +237,7 @@ pub async fn uninstall(
         .as_ref()
         .map(inject::pod_template)
         .unwrap_or_default();
-    eprint!(
-        "{}",
-        plan_text(&plan, &current_template, cluster_args, args)
-    );
+    eprint!("{}", plan_text(&plan, &current_template, target, args));
     if let Some(format) = args.write.output {
         output::print(&output::render(&shown(&plan, deployment.as_ref()), format))?;
     }
@@ -295,18 +248,18 @@ pub async fn uninstall(
     if args.write.dry_run.is_none() && !args.yes {
         confirm()?;
     }
-    apply(cluster, &plan, deployment, cluster_args, args).await
+    apply(cluster, &plan, deployment, target, args).await
 }
 
 /// The objects `expose` and `map-identity` write, and the two secrets that
 /// are deleted on request, at the API versions the cluster serves.
 fn targets(
     served: &discovery::ServedApis,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &UninstallArgs,
 ) -> Vec<(ApiResource, String, String, Role)> {
-    let kms = &cluster_args.kms_namespace;
-    let istio = &cluster_args.istio_namespace;
+    let kms = &target.kms_namespace;
+    let istio = &target.istio_namespace;
     let mut targets = Vec::new();
     if served.identity_policy() {
         targets.push((
@@ -512,7 +465,7 @@ pub fn earlier_template(
 }
 
 /// The permissions the plan's writes need, and the reads it made.
-fn needs(plan: &Plan, cluster_args: &ClusterArgs) -> Vec<Permission> {
+fn needs(plan: &Plan, target: &Target) -> Vec<Permission> {
     let mut needs = Vec::new();
     for (found, fate) in &plan.objects {
         let resource: &'static str = match found.resource.plural.as_str() {
@@ -534,7 +487,7 @@ fn needs(plan: &Plan, cluster_args: &ClusterArgs) -> Vec<Permission> {
             namespace: Some(found.namespace.clone()),
         }));
     }
-    let kms = Some(cluster_args.kms_namespace.clone());
+    let kms = Some(target.kms_namespace.clone());
     let mut deployment_verbs = vec!["get"];
     if matches!(plan.sidecar, SidecarFate::Restore { .. }) {
         deployment_verbs.push("update");
@@ -566,7 +519,7 @@ fn needs(plan: &Plan, cluster_args: &ClusterArgs) -> Vec<Permission> {
 fn plan_text(
     plan: &Plan,
     current_template: &PodTemplateSpec,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &UninstallArgs,
 ) -> String {
     let mut text = String::new();
@@ -581,7 +534,7 @@ fn plan_text(
     }
     let deployment = format!(
         "deployment.apps/{} in {}",
-        args.deployment, cluster_args.kms_namespace
+        args.deployment, target.kms_namespace
     );
     text += &match &plan.sidecar {
         SidecarFate::NoDeployment => format!("  absent   {deployment}\n"),
@@ -701,23 +654,23 @@ async fn apply(
     cluster: &Cluster,
     plan: &Plan,
     deployment: Option<Deployment>,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &UninstallArgs,
 ) -> Result<()> {
     // Each write is reported as it is made, so a failure part-way leaves a
     // record on stderr of what was already done; a re-run plans from there.
-    let note = args.write.dry_run_note();
+    let note = args.write.options().dry_run_note();
     for (found, fate) in &plan.objects {
         let (Fate::Delete { .. }, Some(object)) = (fate, &found.object) else {
             continue;
         };
         if args.write.dry_run != Some(DryRun::Client) {
-            delete(cluster, found, object, &args.write).await?;
+            delete(cluster, found, object, args.write.options()).await?;
         }
         eprintln!("{} deleted{note}", found.display_name());
     }
     if let (SidecarFate::Restore { template, from }, Some(current)) = (&plan.sidecar, deployment) {
-        restore(cluster, current, template, cluster_args, args).await?;
+        restore(cluster, current, template, target, args).await?;
         eprintln!(
             "deployment/{} restored from {from} without the Istio sidecar{note}",
             args.deployment
@@ -738,7 +691,7 @@ async fn delete(
     cluster: &Cluster,
     found: &Found,
     object: &DynamicObject,
-    write: &WriteArgs,
+    write: WriteOptions,
 ) -> Result<()> {
     let action = format!("delete {}", found.display_name());
     let api = api(cluster, &found.resource, &found.namespace);
@@ -813,20 +766,20 @@ async fn restore(
     cluster: &Cluster,
     current: Deployment,
     template: &PodTemplateSpec,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     args: &UninstallArgs,
 ) -> Result<()> {
     if args.write.dry_run == Some(DryRun::Client) {
         return Ok(());
     }
-    let namespace = &cluster_args.kms_namespace;
+    let namespace = &target.kms_namespace;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let mut restored = current.clone();
     inject::set_pod_template(&mut restored, template.clone());
     restored.metadata.managed_fields = None;
     restored.status = None;
     let params = kube::api::PostParams {
-        dry_run: args.write.server_dry_run(),
+        dry_run: args.write.options().server_dry_run(),
         field_manager: Some(FIELD_MANAGER.into()),
     };
     let applied =

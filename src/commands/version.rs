@@ -3,21 +3,10 @@
 
 use serde::Serialize;
 
-use crate::cli::ClusterArgs;
-use crate::cluster::Cluster;
+use crate::cli::VersionArgs;
+use crate::cluster::{Cluster, Target};
 use crate::error::Result;
-use crate::output::{self, Format};
-
-#[derive(Debug, clap::Args)]
-pub struct VersionArgs {
-    /// Print the plugin's version only; do not contact the cluster.
-    #[arg(long)]
-    pub client: bool,
-
-    /// Print as JSON or YAML instead of text.
-    #[arg(short, long, value_name = "FORMAT")]
-    pub output: Option<Format>,
-}
+use crate::output::{self};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,11 +25,11 @@ struct ServerVersion {
     platform: String,
 }
 
-pub async fn run(cluster_args: &ClusterArgs, args: &VersionArgs) -> Result<()> {
+pub async fn run(target: &Target, args: &VersionArgs) -> Result<()> {
     let server_version = if args.client {
         None
     } else {
-        let cluster = Cluster::connect(cluster_args).await?;
+        let cluster = Cluster::connect(target).await?;
         let info = cluster
             .call(
                 "read the server version",

@@ -7,8 +7,6 @@
 //! confirmation: cancelling any prompt leaves the cluster as it was.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use dialoguer::{Confirm, Input, Password, Select};
 use kube::Api;
@@ -16,80 +14,27 @@ use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::answers::Answers;
-use crate::apikey::{self, ApiKey, KeySource};
-use crate::apply::{self, Preview, Strategy};
+use crate::apikey::{self, ApiKey};
+use crate::apply::{self, Preview, Strategy, WriteOptions};
 use crate::checks::evaluate::Names;
 use crate::checks::{CheckId, Outcome, Report};
-use crate::cli::{ApplyArgs, ClusterArgs, ObjectNameArgs, WriteArgs};
-use crate::cluster::{self, Cluster};
-use crate::commands::expose::ExposeArgs;
-use crate::commands::inject::{InjectArgs, InjectTools};
-use crate::commands::map_identity::MapIdentityArgs;
-use crate::commands::set_apikey::{self, SecretChange, SetApikeyArgs};
-use crate::commands::uninstall::{self, UninstallArgs};
+use crate::cli::{
+    ApplyArgs, ExposeArgs, InjectArgs, InjectTools, MapIdentityArgs, ObjectNameArgs, SetApikeyArgs,
+    UninstallArgs, WizardArgs, WriteArgs,
+};
+use crate::cluster::{self, Cluster, Target};
+use crate::commands::set_apikey::{self, SecretChange};
+use crate::commands::uninstall;
 use crate::commands::{expose, inject, map_identity, status};
 use crate::crn;
 use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
-use crate::duration;
 use crate::error::{Error, Result};
 use crate::istioctl;
 use crate::manifests::exposure;
 use crate::output;
 use crate::permissions::{self, Scope};
 use crate::wording;
-
-#[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("apikey-source").multiple(false))]
-pub struct WizardArgs {
-    /// Replay the answers in FILE instead of asking (no terminal needed).
-    #[arg(long, value_name = "FILE")]
-    pub answers: Option<PathBuf>,
-
-    /// Apply the plan without asking for confirmation (with --answers).
-    #[arg(long, requires = "answers")]
-    pub yes: bool,
-
-    /// Save the answers (never the API key) to FILE for a later --answers run.
-    #[arg(long, value_name = "FILE")]
-    pub save_answers: Option<PathBuf>,
-
-    /// With --answers: read the API key from standard input.
-    #[arg(long, group = "apikey-source")]
-    pub apikey_from_stdin: bool,
-
-    /// With --answers: read the API key from a file.
-    #[arg(long, value_name = "PATH", group = "apikey-source")]
-    pub apikey_from_file: Option<PathBuf>,
-
-    /// With --answers: read the API key from an environment variable.
-    #[arg(long, value_name = "VAR", group = "apikey-source")]
-    pub apikey_from_env: Option<String>,
-
-    /// Names of the runbook's objects (without --answers; an answers file
-    /// names them itself, the runbook's names when it does not).
-    #[command(flatten)]
-    pub names: ObjectNameArgs,
-
-    #[command(flatten)]
-    pub inject_tools: InjectTools,
-
-    /// How long to wait for each rollout.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
-    pub timeout: Duration,
-}
-
-impl WizardArgs {
-    fn key_source(&self) -> Option<KeySource> {
-        if self.apikey_from_stdin {
-            Some(KeySource::Stdin)
-        } else if let Some(path) = &self.apikey_from_file {
-            Some(KeySource::File(path.clone()))
-        } else {
-            self.apikey_from_env.clone().map(KeySource::Env)
-        }
-    }
-}
 
 fn on_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
@@ -127,7 +72,7 @@ fn check_failed(report: &Report, id: CheckId) -> bool {
         .any(|c| c.id == id && c.result != Outcome::Pass)
 }
 
-pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
+pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     let interactive = args.answers.is_none();
     if interactive && !on_terminal() {
         return Err(Error::NeedsTerminal);
@@ -139,17 +84,17 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
                 .into(),
         });
     }
-    let mut cluster_args = cluster_args.clone();
+    let mut target = target.clone();
     let loaded = args.answers.as_deref().map(Answers::load).transpose()?;
     if let Some(answers) = &loaded {
-        cluster_args.context = answers.context.clone().or(cluster_args.context);
-        cluster_args.kms_namespace = answers.kms_namespace.clone();
-        cluster_args.istio_namespace = answers.istio_namespace.clone();
+        target.context = answers.context.clone().or(target.context);
+        target.kms_namespace = answers.kms_namespace.clone();
+        target.istio_namespace = answers.istio_namespace.clone();
     } else {
-        choose_context(&mut cluster_args)?;
+        choose_context(&mut target)?;
     }
 
-    let cluster = Cluster::connect(&cluster_args).await?;
+    let cluster = Cluster::connect(&target).await?;
     // The answers file names the objects; without one, the flags do.
     let object_names = match &loaded {
         Some(answers) => ObjectNameArgs {
@@ -162,14 +107,14 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         None => args.names.clone(),
     };
     let names = Names {
-        kms_namespace: cluster_args.kms_namespace.clone(),
-        istio_namespace: cluster_args.istio_namespace.clone(),
+        kms_namespace: target.kms_namespace.clone(),
+        istio_namespace: target.istio_namespace.clone(),
         deployment: object_names.deployment.clone(),
         token_adapter: object_names.token_adapter.clone(),
         secret: object_names.secret.clone(),
         secret_key: object_names.secret_key.clone(),
         policy: object_names.policy.clone(),
-        cluster_flags: cluster_args.flags_for_hints(),
+        cluster_flags: target.flags_for_hints(),
     };
     // One connection and one discovery serve the whole run.
     let served = discovery::discover(&cluster).await?;
@@ -187,7 +132,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             yes: false,
             write: WriteArgs::default(),
         };
-        return uninstall::uninstall(&cluster, &served, &cluster_args, &uninstall_args).await;
+        return uninstall::uninstall(&cluster, &served, &target, &uninstall_args).await;
     }
 
     let key_missing = check_failed(&before, CheckId::ApiKeySecret);
@@ -202,7 +147,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         }
         None => {
             let existing = existing_setup(&cluster, &served, &names).await?;
-            ask(&cluster_args, &names, key_missing, &before, &existing)?
+            ask(&target, &names, key_missing, &before, &existing)?
         }
     };
 
@@ -244,7 +189,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     // prerequisites are checked here, before anything is written. What the
     // cluster cannot tell about the gateway is asked for on a terminal.
     let mut objects = loop {
-        match expose::desired_objects(&cluster, &served, &cluster_args, &expose_args).await {
+        match expose::desired_objects(&cluster, &served, &target, &expose_args).await {
             Err(Error::NoGatewayPods {
                 namespace,
                 selector,
@@ -264,7 +209,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
                 let name = prompt_text(
                     &format!(
                         "Secret in {} whose ca.crt is the CA that signed kms-api's certificate",
-                        cluster_args.kms_namespace
+                        target.kms_namespace
                     ),
                     None,
                     |text| {
@@ -284,7 +229,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
                     hint: format!(
                         "set upstreamCaSecret in the answers file to a Secret in {} whose \
                          ca.crt is the CA that signed kms-api's certificate",
-                        cluster_args.kms_namespace
+                        target.kms_namespace
                     ),
                 });
             }
@@ -309,7 +254,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
         saved.save(path)?;
         eprintln!("answers saved to {}", path.display());
     }
-    objects.push(map_identity::desired_policy(&cluster, &served, &cluster_args, &map_args).await?);
+    objects.push(map_identity::desired_policy(&cluster, &served, &target, &map_args).await?);
     let mut previews = Vec::new();
     for object in &objects {
         previews.push((
@@ -364,7 +309,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     // map-identity's above: before the one confirmation, not half-way.
     check_key_and_injection_prerequisites(
         &cluster,
-        &cluster_args,
+        &target,
         &args.inject_tools,
         key_plan
             .as_ref()
@@ -390,7 +335,7 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
     }
 
     if let Some(key) = &key {
-        set_apikey::store(&cluster, &cluster_args, &set_args, key).await?;
+        set_apikey::store(&cluster, &target, &set_args, key).await?;
     }
     if inject_needed {
         let inject_args = InjectArgs {
@@ -401,11 +346,11 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
             undo: false,
             write: WriteArgs::default(),
         };
-        inject::inject(&cluster, &cluster_args, &inject_args).await?;
+        inject::inject(&cluster, &target, &inject_args).await?;
     }
     // The objects the plan showed, checked then; set-apikey and inject do
     // not change what they depend on.
-    apply::write_all(&cluster, &objects, &apply, &WriteArgs::default()).await?;
+    apply::write_all(&cluster, &objects, apply.options(), WriteOptions::default()).await?;
 
     let after = status::check_until_passing(&cluster, &served, &names, args.timeout).await?;
     output::print(&after.render_text())?;
@@ -423,14 +368,14 @@ pub async fn run(cluster_args: &ClusterArgs, args: &WizardArgs) -> Result<()> {
 /// istioctl, and the injector configuration inject feeds it.
 async fn check_key_and_injection_prerequisites(
     cluster: &Cluster,
-    cluster_args: &ClusterArgs,
+    target: &Target,
     tools: &InjectTools,
     key_changes: bool,
     inject_needed: bool,
 ) -> Result<()> {
     let scope = Scope {
-        kms: &cluster_args.kms_namespace,
-        istio: &cluster_args.istio_namespace,
+        kms: &target.kms_namespace,
+        istio: &target.istio_namespace,
         cert_manager: None,
     };
     let mut needs = Vec::new();
@@ -444,12 +389,12 @@ async fn check_key_and_injection_prerequisites(
         cluster,
         permissions::Command::All,
         &needs,
-        &WriteArgs::default(),
+        WriteOptions::default(),
     )
     .await?;
     if inject_needed {
         istioctl::locate(tools.istioctl.as_deref())?;
-        inject::injector_config(cluster, &cluster_args.istio_namespace).await?;
+        inject::injector_config(cluster, &target.istio_namespace).await?;
     }
     Ok(())
 }
@@ -521,8 +466,8 @@ fn plan_text(
 }
 
 /// Lets the user pick among the kubeconfig's contexts.
-fn choose_context(cluster_args: &mut ClusterArgs) -> Result<()> {
-    let (contexts, selected) = cluster::contexts(cluster_args)?;
+fn choose_context(target: &mut Target) -> Result<()> {
+    let (contexts, selected) = cluster::contexts(target)?;
     if contexts.len() < 2 {
         return Ok(());
     }
@@ -537,7 +482,7 @@ fn choose_context(cluster_args: &mut ClusterArgs) -> Result<()> {
             .default(current)
             .interact_opt(),
     )?;
-    cluster_args.context = Some(contexts[index].clone());
+    target.context = Some(contexts[index].clone());
     Ok(())
 }
 
@@ -611,7 +556,7 @@ fn category_passes(report: &Report, category: &str) -> bool {
 /// Asks for what is missing, validating as the user types; what an earlier
 /// run set up correctly is kept (and said so), the rest offered as defaults.
 fn ask(
-    cluster_args: &ClusterArgs,
+    target: &Target,
     names: &Names,
     key_missing: bool,
     report: &Report,
@@ -674,9 +619,9 @@ fn ask(
         }
     };
     let answers = Answers {
-        context: cluster_args.context.clone(),
-        kms_namespace: cluster_args.kms_namespace.clone(),
-        istio_namespace: cluster_args.istio_namespace.clone(),
+        context: target.context.clone(),
+        kms_namespace: target.kms_namespace.clone(),
+        istio_namespace: target.istio_namespace.clone(),
         hosts: hosts.split(',').map(|h| h.trim().to_owned()).collect(),
         issuer,
         issuer_kind: "ClusterIssuer".into(),

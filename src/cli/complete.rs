@@ -7,8 +7,8 @@
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, ClusterArgs};
-use crate::cluster;
+use crate::cli::Cli;
+use crate::cluster::{self, Target};
 
 /// The argument that asks for completions instead of running a command.
 pub const REQUEST: &str = "__complete";
@@ -27,7 +27,7 @@ pub fn candidates(words: &[String]) -> Vec<String> {
     let mut expects_value: Option<clap::Arg> = None;
     let mut skip = false;
     // A kubeconfig typed earlier on the line is where contexts come from.
-    let mut cluster_args = ClusterArgs::default();
+    let mut cluster_args = Target::default();
     let mut previous = "";
     for word in before {
         if skip {

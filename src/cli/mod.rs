@@ -1,26 +1,28 @@
-//! The command line: the clap command tree, and the options every subcommand
-//! shares (kubectl's cluster flags and the two namespaces the runbook spans).
-//! Only parsing lives here; what each command does lives in `commands`.
+//! The command line, and only the command line: clap's command tree, the
+//! flag groups several subcommands share, and the lowering of flags into the
+//! library's plain options (`cluster::Target`, `apply::WriteOptions`,
+//! `apply::ApplyOptions`, ...). clap is seen here and in the command shells
+//! alone; no library module imports this one, so the command line is parsed
+//! and checked once, before any connection, and the library can be driven
+//! without it (the wizard does).
+
+pub mod complete;
+mod subcommands;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::completion::CompletionArgs;
-use crate::commands::expose::ExposeArgs;
-use crate::commands::inject::InjectArgs;
-use crate::commands::map_identity::MapIdentityArgs;
-use crate::commands::rbac::RbacArgs;
-use crate::commands::set_apikey::SetApikeyArgs;
-use crate::commands::status::StatusArgs;
-use crate::commands::uninstall::UninstallArgs;
-use crate::commands::version::VersionArgs;
-use crate::commands::wizard::WizardArgs;
+pub use self::subcommands::*;
+use crate::apply::{ApplyOptions, DryRun, Strategy, WriteOptions};
+use crate::cluster::Target;
 use crate::defaults;
 use crate::duration;
+use crate::error::ExitStatus;
 use crate::output::Format;
-use crate::wording::shell_word;
+use crate::permissions::Command as PermissionCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,8 +67,24 @@ pub enum Command {
     Completion(CompletionArgs),
 }
 
+impl Cli {
+    /// The process's command line, parsed; or, when it asks for help or a
+    /// version or is malformed, the exit status once clap has printed its
+    /// answer (help and version to stdout, usage errors to stderr).
+    pub fn from_env() -> Result<Cli, ExitStatus> {
+        Cli::try_parse().map_err(|err| {
+            let _ = err.print();
+            if err.use_stderr() {
+                ExitStatus::Usage
+            } else {
+                ExitStatus::Success
+            }
+        })
+    }
+}
+
 /// How to reach the cluster, with kubectl's flag names and meanings.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster options")]
 pub struct ClusterArgs {
     /// Path to the kubeconfig file to use (default: $KUBECONFIG, else ~/.kube/config).
@@ -86,7 +104,7 @@ pub struct ClusterArgs {
     pub user: Option<String>,
 
     /// How long to wait for one API request before giving up; 0 waits forever.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
+    #[arg(long, global = true, value_name = "DURATION", default_value = defaults::REQUEST_TIMEOUT, value_parser = duration::parse)]
     pub request_timeout: Duration,
 
     /// Namespace of the Key Management Service.
@@ -109,33 +127,17 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// The cluster flags of this run that differ from the defaults, each as
-    /// ` --flag value`: what a command printed as a hint must carry to act
-    /// on the same cluster and namespaces when pasted.
-    pub fn flags_for_hints(&self) -> String {
-        let mut flags = String::new();
-        let mut add = |flag: &str, value: &str| {
-            flags += &format!(" --{flag} {}", shell_word(value));
-        };
-        if let Some(path) = &self.kubeconfig {
-            add("kubeconfig", &path.to_string_lossy());
+    /// Where this run works.
+    pub fn target(&self) -> Target {
+        Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            request_timeout: self.request_timeout,
+            kms_namespace: self.kms_namespace.clone(),
+            istio_namespace: self.istio_namespace.clone(),
         }
-        for (flag, value) in [
-            ("context", &self.context),
-            ("cluster", &self.cluster),
-            ("user", &self.user),
-        ] {
-            if let Some(value) = value {
-                add(flag, value);
-            }
-        }
-        if self.kms_namespace != defaults::KMS_NAMESPACE {
-            add("kms-namespace", &self.kms_namespace);
-        }
-        if self.istio_namespace != defaults::ISTIO_NAMESPACE {
-            add("istio-namespace", &self.istio_namespace);
-        }
-        flags
     }
 }
 
@@ -178,24 +180,11 @@ pub struct WriteArgs {
     pub output: Option<Format>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DryRun {
-    Client,
-    Server,
-}
-
 impl WriteArgs {
-    /// Whether requests that write are sent as server-side dry runs.
-    pub fn server_dry_run(&self) -> bool {
-        self.dry_run == Some(DryRun::Server)
-    }
-
-    /// A suffix for result lines, like kubectl's `(dry run)`.
-    pub fn dry_run_note(&self) -> &'static str {
-        match self.dry_run {
-            None => "",
-            Some(DryRun::Client) => " (dry run)",
-            Some(DryRun::Server) => " (server dry run)",
+    pub fn options(&self) -> WriteOptions {
+        WriteOptions {
+            dry_run: self.dry_run,
+            output: self.output,
         }
     }
 }
@@ -206,9 +195,67 @@ pub struct ApplyArgs {
     /// `server-side` apply, or `update` (get, then create or replace) for
     /// servers that cannot apply.
     #[arg(long, value_name = "STRATEGY", default_value = "server-side")]
-    pub apply_strategy: crate::apply::Strategy,
+    pub apply_strategy: Strategy,
 
     /// Take over fields another field manager owns instead of failing.
     #[arg(long)]
     pub force_conflicts: bool,
+}
+
+impl ApplyArgs {
+    pub fn options(&self) -> ApplyOptions {
+        ApplyOptions {
+            strategy: self.apply_strategy,
+            force_conflicts: self.force_conflicts,
+        }
+    }
+}
+
+/// Offers a library enum on the command line as the words given, each with
+/// its optional help, so the library's types need no parser of their own.
+macro_rules! words {
+    ($type:ident { $($variant:ident => $word:literal $(($help:literal))?),+ $(,)? }) => {
+        impl ValueEnum for $type {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($type::$variant),+]
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(match self {
+                    $($type::$variant => PossibleValue::new($word)$(.help($help))?),+
+                })
+            }
+        }
+    };
+}
+
+words!(Format { Json => "json", Yaml => "yaml" });
+words!(DryRun { Client => "client", Server => "server" });
+words!(Strategy {
+    ServerSide => "server-side" ("Server-side apply."),
+    Update => "update" ("Get, then create or replace."),
+});
+words!(PermissionCommand {
+    SetApikey => "set-apikey",
+    Inject => "inject",
+    Expose => "expose",
+    MapIdentity => "map-identity",
+    Status => "status" ("Every read the checks make; `status` names what else is missing."),
+    All => "all" ("Everything the whole chain needs, as the runbook runs it."),
+    Uninstall => "uninstall" ("Taking the setup back out."),
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_offered_by_the_names_the_library_prints() {
+        for command in PermissionCommand::value_variants() {
+            let offered = command
+                .to_possible_value()
+                .expect("every command is offered");
+            assert_eq!(offered.get_name(), command.name());
+        }
+    }
 }
