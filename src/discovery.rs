@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Discovery;
 
 use crate::cluster::Cluster;
 use crate::error::Result;
@@ -61,6 +62,33 @@ impl ServedApis {
         }
     }
 
+    /// What current clusters serve: cert-manager's current API, Istio's
+    /// newest networking version and the identity policy.
+    pub fn preferred() -> ServedApis {
+        let mut triples = vec![(
+            IDENTITY_POLICY_GROUP,
+            IDENTITY_POLICY_VERSION,
+            "identitymappingpolicies",
+        )];
+        for plural in ["certificates", "issuers", "clusterissuers"] {
+            triples.push(("cert-manager.io", "v1", plural));
+        }
+        for plural in ["gateways", "virtualservices", "destinationrules"] {
+            triples.push((ISTIO_NETWORKING, ISTIO_NETWORKING_VERSIONS[0], plural));
+        }
+        ServedApis::from_triples(triples)
+    }
+
+    /// The choices the plugin makes from what is served: two sets that agree
+    /// here lead to the same requests.
+    fn choices(&self) -> (Option<CertManagerApi>, Option<&'static str>, bool) {
+        (
+            self.cert_manager(),
+            self.istio_networking(),
+            self.identity_policy(),
+        )
+    }
+
     pub fn serves(&self, group: &str, version: &str, plural: &str) -> bool {
         self.resources
             .contains(&(group.to_owned(), version.to_owned(), plural.to_owned()))
@@ -95,62 +123,37 @@ pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> Api
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// Reads the served resources: one aggregated-discovery request to `/apis`
-/// (Kubernetes 1.26+); on older servers, the group list and then the
-/// resource list of each group version of interest.
+/// The groups whose versions decide what the plugin reads and writes.
+const GROUPS: [&str; 4] = [
+    "cert-manager.io",
+    "certmanager.k8s.io",
+    ISTIO_NETWORKING,
+    IDENTITY_POLICY_GROUP,
+];
+
+/// Reads the served resources of the groups the plugin uses, through kube's
+/// `Discovery`: one aggregated-discovery request to `/apis` (Kubernetes
+/// 1.26+); on older servers, the group list and then each group's versions.
 pub async fn discover(cluster: &Cluster) -> Result<ServedApis> {
-    let client = cluster.client();
     let action = "discover the served APIs";
-    let mut triples: Vec<(String, String, String)> = Vec::new();
-    match cluster.bounded(client.list_api_groups_aggregated()).await? {
-        Ok(list) if !list.items.is_empty() => {
-            for group in &list.items {
-                let name = group
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.name.clone())
-                    .unwrap_or_default();
-                for version in &group.versions {
-                    let v = version.version.clone().unwrap_or_default();
-                    for resource in &version.resources {
-                        if let Some(plural) = &resource.resource {
-                            triples.push((name.clone(), v.clone(), plural.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        // Servers without aggregated discovery answer 404 or 406, or an empty list.
+    let wanted = || Discovery::new(cluster.client()).filter(&GROUPS);
+    let discovery = match cluster.bounded(wanted().run_aggregated()).await? {
+        Ok(found) if found.groups().next().is_some() => found,
+        // Servers without aggregated discovery answer 404 or 406, or with
+        // the plain group list, which holds no aggregated groups.
         Err(kube::Error::Api(status)) if ![406, 404].contains(&status.code) => {
             return Err(cluster.classify(action, kube::Error::Api(status)));
         }
         Err(err @ (kube::Error::HyperError(_) | kube::Error::Service(_))) => {
             return Err(cluster.classify(action, err));
         }
-        _ => {
-            let groups = cluster.call(action, client.list_api_groups()).await?;
-            let wanted = [
-                "cert-manager.io",
-                "certmanager.k8s.io",
-                ISTIO_NETWORKING,
-                IDENTITY_POLICY_GROUP,
-            ];
-            for group in groups
-                .groups
-                .iter()
-                .filter(|g| wanted.contains(&g.name.as_str()))
-            {
-                for version in &group.versions {
-                    let list = cluster
-                        .call(
-                            action,
-                            client.list_api_group_resources(&version.group_version),
-                        )
-                        .await?;
-                    for resource in list.resources {
-                        triples.push((group.name.clone(), version.version.clone(), resource.name));
-                    }
-                }
+        _ => cluster.call(action, wanted().run()).await?,
+    };
+    let mut triples = Vec::new();
+    for group in discovery.groups() {
+        for version in group.versions() {
+            for (resource, _) in group.versioned_resources(version) {
+                triples.push((group.name().to_owned(), version.to_owned(), resource.plural));
             }
         }
     }
@@ -159,6 +162,24 @@ pub async fn discover(cluster: &Cluster) -> Result<ServedApis> {
             .iter()
             .map(|(g, v, r)| (g.as_str(), v.as_str(), r.as_str())),
     ))
+}
+
+/// Runs `fetch` while discovery runs, with the APIs the plugin prefers
+/// (what current clusters serve), so that discovery costs no round trip of
+/// its own; when the cluster serves other versions, `fetch` runs again with
+/// those. Returns what is served and what `fetch` read with it.
+pub async fn fetch_while_discovering<T>(
+    cluster: &Cluster,
+    fetch: impl AsyncFn(&ServedApis) -> Result<T>,
+) -> Result<(ServedApis, T)> {
+    let preferred = ServedApis::preferred();
+    let (served, guessed) = tokio::join!(discover(cluster), fetch(&preferred));
+    let served = served?;
+    if served.choices() == preferred.choices() {
+        return Ok((served, guessed?));
+    }
+    let fetched = fetch(&served).await?;
+    Ok((served, fetched))
 }
 
 #[cfg(test)]
@@ -193,6 +214,16 @@ mod tests {
         ]);
         assert_eq!(apis.cert_manager(), Some(CertManagerApi::Legacy));
         assert_eq!(apis.istio_networking(), Some("v1alpha3"));
+    }
+
+    #[test]
+    fn the_preferred_apis_are_the_newest_of_each_choice() {
+        let preferred = ServedApis::preferred();
+        assert_eq!(preferred.cert_manager(), Some(CertManagerApi::Current));
+        assert_eq!(preferred.istio_networking(), Some("v1"));
+        assert!(preferred.identity_policy());
+        let legacy = ServedApis::from_triples([("certmanager.k8s.io", "v1alpha1", "certificates")]);
+        assert_ne!(legacy.choices(), preferred.choices());
     }
 
     #[test]

@@ -348,27 +348,30 @@ pub async fn missing(cluster: &Cluster, needs: &[Permission]) -> Result<Vec<Perm
             .or_else(|| needs.iter().find_map(|p| p.namespace.clone()))
             .unwrap_or_else(|| "default".into())
     };
-    let mut reviewed: Vec<(String, Vec<ResourceRule>, bool)> = Vec::new();
-    for ns in &namespaces {
-        let name = review_namespace(ns);
-        if reviewed.iter().any(|(n, _, _)| *n == name) {
-            continue;
+    let mut review_namespaces: Vec<String> = namespaces.iter().map(review_namespace).collect();
+    review_namespaces.sort();
+    review_namespaces.dedup();
+    // One review per namespace, all sent at once.
+    let reviewed = futures::future::try_join_all(review_namespaces.into_iter().map(|name| {
+        let reviews = reviews.clone();
+        async move {
+            let review = SelfSubjectRulesReview {
+                spec: SelfSubjectRulesReviewSpec {
+                    namespace: Some(name.clone()),
+                },
+                ..Default::default()
+            };
+            let answer = cluster
+                .call(
+                    &format!("review the current user's permissions in {name}"),
+                    reviews.create(&PostParams::default(), &review),
+                )
+                .await?;
+            let status = answer.status.unwrap_or_default();
+            Ok::<_, crate::error::Error>((name, status.resource_rules, status.incomplete))
         }
-        let review = SelfSubjectRulesReview {
-            spec: SelfSubjectRulesReviewSpec {
-                namespace: Some(name.clone()),
-            },
-            ..Default::default()
-        };
-        let answer = cluster
-            .call(
-                &format!("review the current user's permissions in {name}"),
-                reviews.create(&PostParams::default(), &review),
-            )
-            .await?;
-        let status = answer.status.unwrap_or_default();
-        reviewed.push((name, status.resource_rules, status.incomplete));
-    }
+    }))
+    .await?;
     for permission in needs {
         let name = review_namespace(&permission.namespace);
         let (_, rules, incomplete) = reviewed

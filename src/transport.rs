@@ -101,7 +101,7 @@ pub fn client(mut config: Config, user: &str) -> Result<Client> {
             .map_err(|_| TransportError::InvalidServerName { name: name.clone() })?;
         https = https.with_server_name_resolver(FixedServerNameResolver::new(name));
     }
-    let mut connector = TimeoutConnector::new(https.enable_http1().wrap_connector(http));
+    let mut connector = TimeoutConnector::new(https.enable_all_versions().wrap_connector(http));
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);

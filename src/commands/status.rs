@@ -41,10 +41,15 @@ pub async fn run(target: &Target, args: &StatusArgs) -> Result<()> {
         cluster_flags: target.flags_for_hints(),
     };
     let cluster = Cluster::connect(target).await?;
-    let served = discovery::discover(&cluster).await?;
     let report = match args.wait {
-        None => check(&cluster, &served, &names).await?,
-        Some(limit) => check_until_passing(&cluster, &served, &names, limit).await?,
+        None => {
+            let check = async |served: &ServedApis| check(&cluster, served, &names).await;
+            discovery::fetch_while_discovering(&cluster, check).await?.1
+        }
+        Some(limit) => {
+            let served = discovery::discover(&cluster).await?;
+            check_until_passing(&cluster, &served, &names, limit).await?
+        }
     };
     output::print(&match args.output {
         Some(format) => output::render(&report, format),
@@ -130,13 +135,12 @@ async fn permissions_only(
     })
 }
 
-/// Reads everything the checks look at: the version first (an unreachable
-/// server ends the run with one error), then the rest concurrently.
+/// Reads everything the checks look at, in three concurrent batches: the
+/// objects by name (and the server's version), then the pods their
+/// selectors match, then the secrets those pods mount. An unreachable server
+/// ends the run with one error, the first request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
     let client = cluster.client();
-    let version = cluster
-        .call("read the server version", client.apiserver_version())
-        .await?;
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
 
     let get = |api: Api<DynamicObject>, name: &str| {
@@ -194,73 +198,89 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
     let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
     let read_secret = format!("read secret {istio_ns}/{}", names.secret);
+    // The gateway's side: its objects, then the pods it selects, then every
+    // secret those pods mount or the objects name.
+    let gateway_side = async {
+        let (certificate, gateway, destination_rule) = tokio::try_join!(
+            certificate,
+            networking("Gateway", "gateways", GATEWAY),
+            networking("DestinationRule", "destinationrules", DESTINATION_RULE),
+        )?;
+        let gateway_labels = gateway
+            .as_ref()
+            .map(evaluate::gateway_labels)
+            .unwrap_or_default();
+        let gateway_pods = if gateway_labels.is_empty() {
+            Vec::new()
+        } else {
+            rollout::pods_with_labels(cluster, istio_ns, &gateway_labels).await?
+        };
+        let certificate_secret_name = certificate
+            .as_ref()
+            .and_then(|cert| cert.data["spec"]["secretName"].as_str())
+            .map(str::to_owned);
+        let gateway_credential = gateway
+            .as_ref()
+            .and_then(|gw| gw.data["spec"]["servers"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|server| server["tls"]["credentialName"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>();
+        let upstream_credential = destination_rule
+            .as_ref()
+            .and_then(|rule| rule.data["spec"]["trafficPolicy"]["tls"]["credentialName"].as_str())
+            .map(str::to_owned);
+        // The Certificate's secret, and every secret the gateway may load its
+        // certificate or CA from, in one batch.
+        let wanted = gateway_pods
+            .iter()
+            .flat_map(exposure::mounted_secrets)
+            .chain(certificate_secret_name.clone())
+            .chain(gateway_credential)
+            .chain(
+                upstream_credential
+                    .iter()
+                    .flat_map(|name| [name.clone(), format!("{name}-cacert")]),
+            );
+        let gateway_secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
+        let certificate_secret =
+            certificate_secret_name.and_then(|name| gateway_secrets.get(&name).cloned());
+        Ok((
+            certificate,
+            certificate_secret,
+            gateway,
+            destination_rule,
+            gateway_pods,
+            gateway_secrets,
+        ))
+    };
+    // KMS's side: its Deployment, its pods, the certificate they serve.
+    let kms_side = async {
+        let (kms, kms_pods) = deployment_and_pods(cluster, kms_ns, &names.deployment).await?;
+        let kms_tls_secret = datapath::served_tls_secret(cluster, kms_ns, &kms_pods).await?;
+        Ok((kms, kms_pods, kms_tls_secret))
+    };
     let (
+        version,
         missing_permissions,
         kms_service,
         apikey_secret,
         (token_adapter, token_adapter_pods),
-        (kms, kms_pods),
-        certificate,
-        gateway,
+        (kms, kms_pods, kms_tls_secret),
+        (certificate, certificate_secret, gateway, destination_rule, gateway_pods, gateway_secrets),
         virtual_service,
-        destination_rule,
         policy,
     ) = tokio::try_join!(
+        cluster.call("read the server version", client.apiserver_version()),
         permissions::missing(cluster, &needs),
         cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
-        deployment_and_pods(cluster, kms_ns, &names.deployment),
-        certificate,
-        networking("Gateway", "gateways", GATEWAY),
+        kms_side,
+        gateway_side,
         networking("VirtualService", "virtualservices", VIRTUAL_SERVICE),
-        networking("DestinationRule", "destinationrules", DESTINATION_RULE),
         policy,
     )?;
-    let certificate_secret_name = certificate
-        .as_ref()
-        .and_then(|cert| cert.data["spec"]["secretName"].as_str())
-        .map(str::to_owned);
-    let gateway_labels = gateway
-        .as_ref()
-        .map(evaluate::gateway_labels)
-        .unwrap_or_default();
-    let gateway_pods = async {
-        if gateway_labels.is_empty() {
-            return Ok(Vec::new());
-        }
-        rollout::pods_with_labels(cluster, istio_ns, &gateway_labels).await
-    };
-    let (gateway_pods, kms_tls_secret) = tokio::try_join!(
-        gateway_pods,
-        datapath::served_tls_secret(cluster, kms_ns, &kms_pods),
-    )?;
-    let gateway_credential = gateway
-        .as_ref()
-        .and_then(|gw| gw.data["spec"]["servers"].as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|server| server["tls"]["credentialName"].as_str().map(str::to_owned))
-        .collect::<Vec<_>>();
-    let upstream_credential = destination_rule
-        .as_ref()
-        .and_then(|rule| rule.data["spec"]["trafficPolicy"]["tls"]["credentialName"].as_str())
-        .map(str::to_owned);
-    // The Certificate's secret, and every secret the gateway may load its
-    // certificate or CA from, in one batch.
-    let wanted = gateway_pods
-        .iter()
-        .flat_map(exposure::mounted_secrets)
-        .chain(certificate_secret_name.clone())
-        .chain(gateway_credential)
-        .chain(
-            upstream_credential
-                .iter()
-                .flat_map(|name| [name.clone(), format!("{name}-cacert")]),
-        );
-    let gateway_secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
-    let certificate_secret =
-        certificate_secret_name.and_then(|name| gateway_secrets.get(&name).cloned());
     Ok(Snapshot {
         gateway_pods,
         gateway_secrets,
