@@ -158,6 +158,11 @@ impl Cluster {
 
     /// Classifies a failed request; the client's own connect and read
     /// timeouts (set to the request timeout) read as the timeout they are.
+    /// How long one request may take, when it is bounded.
+    pub fn request_timeout(&self) -> Option<Duration> {
+        self.request_timeout
+    }
+
     pub fn classify(&self, action: &str, source: kube::Error) -> Error {
         if let Some(limit) = self.request_timeout
             && timed_out(&source)
@@ -338,11 +343,13 @@ fn check_selection(kubeconfig: &Kubeconfig, args: &Target) -> Result<Option<Stri
 /// Whether a transport failure is the client's connect or read timeout:
 /// those surface as an I/O error of kind `TimedOut` somewhere in the chain.
 fn timed_out(source: &kube::Error) -> bool {
-    matches!(source, kube::Error::HyperError(_) | kube::Error::Service(_))
-        && error::caused_by(source, |err| {
-            err.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        })
+    matches!(
+        source,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
+    ) && error::caused_by(source, |err| {
+        err.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
 }
 
 #[cfg(test)]
@@ -362,6 +369,10 @@ mod tests {
         assert!(timed_out(&service_error(IoError::new(
             ErrorKind::TimedOut,
             "deadline has elapsed"
+        ))));
+        // A watch whose connection stops answering mid-stream.
+        assert!(timed_out(&kube::Error::ReadEvents(IoError::other(
+            IoError::from(ErrorKind::TimedOut)
         ))));
         // Words alone say nothing: a server's message may contain them.
         assert!(!timed_out(&service_error(IoError::other(

@@ -4,12 +4,14 @@
 //! until every replica runs the new template and is available.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use serde_json::json;
 
 use crate::cluster::Cluster;
@@ -20,7 +22,8 @@ use crate::wording::count;
 
 pub const FIELD_MANAGER: &str = "kubectl-kms-sts";
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// The longest a single watch stays open before it is started again.
+const MAX_WATCH: Duration = Duration::from_secs(290);
 
 /// Where a Deployment's rollout stands, computed from its status alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +108,10 @@ fn restart_stamp(now: jiff::Timestamp) -> String {
     now.to_string()
 }
 
-/// Waits until the Deployment's rollout is complete; returns its ready replicas.
+/// Waits until the Deployment's rollout is complete; returns its ready
+/// replicas. Reads the Deployment, then watches it from that version, so each
+/// change the controllers make is seen as it happens; a watch the server
+/// ends (its time limit, a compaction) is started again from a fresh read.
 pub async fn wait(
     cluster: &Cluster,
     namespace: &str,
@@ -116,32 +122,95 @@ pub async fn wait(
     let mut progress = Progress::start(&format!("waiting for deployment {namespace}/{name}"));
     let deadline = tokio::time::Instant::now() + timeout;
     let action = format!("read deployment {namespace}/{name}");
+    let timed_out = |progress: String| Error::RolloutTimeout {
+        kind: "Deployment",
+        namespace: namespace.into(),
+        name: name.into(),
+        timeout: duration::display(timeout),
+        progress,
+    };
     loop {
         let deployment = cluster.call(&action, api.get(name)).await?;
-        match rollout_state(&deployment) {
-            RolloutState::Complete { ready } => return Ok(ready),
-            RolloutState::Failed(reason) => {
-                return Err(Error::RolloutFailed {
-                    kind: "Deployment",
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    reason,
-                });
-            }
-            RolloutState::InProgress(text) => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(Error::RolloutTimeout {
+        let mut last = match observe(&deployment, namespace, name)? {
+            ControlFlow::Break(ready) => return Ok(ready),
+            ControlFlow::Continue(text) => text,
+        };
+        progress.update(&format!("deployment {namespace}/{name}: {last}"));
+        let version = deployment
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(watch_seconds(cluster, deadline));
+        let mut changes = cluster
+            .call(&action, api.watch(&params, &version))
+            .await?
+            .boxed();
+        loop {
+            let next = match tokio::time::timeout_at(deadline, changes.next()).await {
+                Ok(next) => next,
+                Err(_) => return Err(timed_out(last)),
+            };
+            match next {
+                Some(Ok(WatchEvent::Added(deployment) | WatchEvent::Modified(deployment))) => {
+                    last = match observe(&deployment, namespace, name)? {
+                        ControlFlow::Break(ready) => return Ok(ready),
+                        ControlFlow::Continue(text) => text,
+                    };
+                    progress.update(&format!("deployment {namespace}/{name}: {last}"));
+                }
+                Some(Ok(WatchEvent::Deleted(_))) => {
+                    return Err(Error::RolloutFailed {
                         kind: "Deployment",
                         namespace: namespace.into(),
                         name: name.into(),
-                        timeout: duration::display(timeout),
-                        progress: text,
+                        reason: "the Deployment was deleted while its rollout was awaited".into(),
                     });
                 }
-                progress.update(&format!("deployment {namespace}/{name}: {text}"));
+                Some(Ok(WatchEvent::Bookmark(_))) => {}
+                // The watch ended or expired: read again and watch anew.
+                Some(Ok(WatchEvent::Error(_))) | None => break,
+                Some(Err(err)) => return Err(cluster.classify(&action, err)),
             }
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(timed_out(last));
+        }
+    }
+}
+
+/// How long one watch may stay open: until the deadline, but under the
+/// request timeout (a watch with no change sends nothing) and the server's
+/// usual limit.
+fn watch_seconds(cluster: &Cluster, deadline: tokio::time::Instant) -> u32 {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let quiet_limit = cluster.request_timeout().map_or(MAX_WATCH, |limit| {
+        limit.saturating_sub(Duration::from_secs(1))
+    });
+    left.min(quiet_limit)
+        .min(MAX_WATCH)
+        .as_secs()
+        .clamp(1, MAX_WATCH.as_secs()) as u32
+}
+
+/// The ready replicas once the rollout is complete (`Break`), how far it
+/// got while it goes on (`Continue`), or the controller's reason once it failed.
+fn observe(
+    deployment: &Deployment,
+    namespace: &str,
+    name: &str,
+) -> Result<ControlFlow<i32, String>> {
+    match rollout_state(deployment) {
+        RolloutState::Complete { ready } => Ok(ControlFlow::Break(ready)),
+        RolloutState::InProgress(text) => Ok(ControlFlow::Continue(text)),
+        RolloutState::Failed(reason) => Err(Error::RolloutFailed {
+            kind: "Deployment",
+            namespace: namespace.into(),
+            name: name.into(),
+            reason,
+        }),
     }
 }
 
