@@ -10,6 +10,8 @@
 //! plan. Each write reports whether it created, changed or left the object
 //! as it was, by comparing resourceVersions.
 
+use std::collections::BTreeMap;
+
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -19,41 +21,27 @@ use crate::error::{Error, Result};
 use crate::output::{self, Format};
 use crate::rollout::FIELD_MANAGER;
 
-/// One object the plugin wants to exist, as it should look.
+/// Where an object lives: its resource, namespace and name. A step's fetch
+/// reads its objects by these before it knows their contents.
 #[derive(Debug, Clone)]
-pub struct Desired {
+pub struct ObjectRef {
     pub resource: ApiResource,
     pub namespace: Option<String>,
     pub name: String,
-    pub object: Value,
 }
 
-impl Desired {
-    /// A desired object of `group/version` `kind` (`plural` in URLs).
+impl ObjectRef {
+    /// The object `name` of `group/version` `kind` (`plural` in URLs).
     pub fn new(
         (group, version, kind, plural): (&str, &str, &str, &str),
         namespace: Option<&str>,
         name: &str,
-        body: Value,
-    ) -> Desired {
+    ) -> ObjectRef {
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-        let mut object = serde_json::json!({
-            "apiVersion": resource.api_version,
-            "kind": kind,
-            "metadata": {"name": name},
-        });
-        if let Some(namespace) = namespace {
-            object["metadata"]["namespace"] = Value::from(namespace);
-        }
-        if let (Value::Object(target), Value::Object(fields)) = (&mut object, body) {
-            target.extend(fields);
-        }
-        Desired {
-            resource,
+        ObjectRef {
+            resource: ApiResource::from_gvk_with_plural(&gvk, plural),
             namespace: namespace.map(str::to_owned),
             name: name.to_owned(),
-            object,
         }
     }
 
@@ -67,11 +55,52 @@ impl Desired {
         }
     }
 
+    /// Two references to the same object have the same key.
+    fn key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.resource.api_version,
+            self.resource.plural,
+            self.namespace.as_deref().unwrap_or_default(),
+            self.name
+        )
+    }
+
     fn api(&self, cluster: &Cluster) -> Api<DynamicObject> {
         match &self.namespace {
             Some(ns) => Api::namespaced_with(cluster.client(), ns, &self.resource),
             None => Api::all_with(cluster.client(), &self.resource),
         }
+    }
+}
+
+/// One object the plugin wants to exist, as it should look.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub place: ObjectRef,
+    pub object: Value,
+}
+
+impl Desired {
+    /// The object at `place`, with the fields of `body`.
+    pub fn at(place: ObjectRef, body: Value) -> Desired {
+        let mut object = serde_json::json!({
+            "apiVersion": place.resource.api_version,
+            "kind": place.resource.kind,
+            "metadata": {"name": place.name},
+        });
+        if let Some(namespace) = &place.namespace {
+            object["metadata"]["namespace"] = Value::from(namespace.as_str());
+        }
+        if let (Value::Object(target), Value::Object(fields)) = (&mut object, body) {
+            target.extend(fields);
+        }
+        Desired { place, object }
+    }
+
+    /// `kind.group/name`, as kubectl names objects in its output.
+    pub fn display_name(&self) -> String {
+        self.place.display_name()
     }
 }
 
@@ -192,54 +221,101 @@ pub enum Preview {
     Update(Vec<FieldChange>),
 }
 
-/// Reads the live object and lists the wanted fields it lacks or holds
-/// with other values.
-async fn compare(
+/// The live state of objects, read by reference before a plan is made.
+#[derive(Debug, Clone, Default)]
+pub struct Live(BTreeMap<String, Option<DynamicObject>>);
+
+impl Live {
+    /// The object at `place` as read; `None` when it does not exist.
+    pub fn get(&self, place: &ObjectRef) -> Option<&DynamicObject> {
+        self.0
+            .get(&place.key())
+            .unwrap_or_else(|| panic!("{} was read before planning", place.key()))
+            .as_ref()
+    }
+}
+
+/// Reads every object in `places` at once.
+pub async fn read_live(
     cluster: &Cluster,
-    desired: &Desired,
-) -> Result<(Option<DynamicObject>, Vec<FieldChange>)> {
-    let shown = desired.display_name();
-    let existing = cluster
-        .call(
-            &format!("read {shown}"),
-            desired.api(cluster).get_opt(&desired.name),
-        )
-        .await?;
-    let changes = match &existing {
-        Some(current) => {
-            let current = serde_json::to_value(current).expect("objects serialise");
-            let mut changes = differences(&current, &desired.object);
-            changes.extend(no_longer_wanted(&current, &desired.object));
-            changes
-        }
-        None => Vec::new(),
+    places: impl IntoIterator<Item = ObjectRef>,
+) -> Result<Live> {
+    let reads = places.into_iter().map(|place| async move {
+        let shown = place.display_name();
+        let found = cluster
+            .call(
+                &format!("read {shown}"),
+                place.api(cluster).get_opt(&place.name),
+            )
+            .await?;
+        Ok::<_, Error>((place.key(), found))
+    });
+    Ok(Live(
+        futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .collect(),
+    ))
+}
+
+/// One object of a plan: as wanted, as found, and what writing it changes.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub desired: Desired,
+    pub live: Option<DynamicObject>,
+    pub preview: Preview,
+}
+
+/// What applying each of `objects` would do to what `live` holds.
+pub fn plan(objects: Vec<Desired>, live: &Live) -> Vec<Planned> {
+    objects
+        .into_iter()
+        .map(|desired| {
+            let found = live.get(&desired.place).cloned();
+            let preview = preview(found.as_ref(), &desired);
+            Planned {
+                desired,
+                live: found,
+                preview,
+            }
+        })
+        .collect()
+}
+
+/// The wanted fields `live` lacks or holds with other values, and those
+/// this plugin set earlier and no longer wants.
+fn preview(live: Option<&DynamicObject>, desired: &Desired) -> Preview {
+    let Some(current) = live else {
+        return Preview::Create;
     };
-    Ok((existing, changes))
+    let current = serde_json::to_value(current).expect("objects serialise");
+    let mut changes = differences(&current, &desired.object);
+    changes.extend(no_longer_wanted(&current, &desired.object));
+    if changes.is_empty() {
+        Preview::Unchanged
+    } else {
+        Preview::Update(changes)
+    }
 }
 
-/// What `apply` would do to `desired`, field by field, without writing.
-pub async fn preview(cluster: &Cluster, desired: &Desired) -> Result<Preview> {
-    Ok(match compare(cluster, desired).await? {
-        (None, _) => Preview::Create,
-        (Some(_), changes) if changes.is_empty() => Preview::Unchanged,
-        (Some(_), changes) => Preview::Update(changes),
-    })
-}
-
-/// Makes `desired` exist as described.
+/// Makes the planned object exist as described.
 async fn apply(
     cluster: &Cluster,
-    desired: &Desired,
+    planned: &Planned,
     options: ApplyOptions,
     server_dry_run: bool,
 ) -> Result<Outcome> {
-    let api = desired.api(cluster);
-    let name = &desired.name;
+    let Planned {
+        desired,
+        live: existing,
+        preview,
+    } = planned;
+    let api = desired.place.api(cluster);
+    let name = &desired.place.name;
     let shown = desired.display_name();
-    let (existing, changes) = compare(cluster, desired).await?;
     // Nothing to send when every field we want is already there: a re-run
     // makes no write at all.
-    if existing.is_some() && changes.is_empty() {
+    if *preview == Preview::Unchanged {
         return Ok(Outcome::Unchanged);
     }
     let before = existing
@@ -397,64 +473,94 @@ fn field_path(parent: &str, key: &str) -> String {
     }
 }
 
-/// What a command does with its checked objects: prints them for `-o`,
-/// stops there on a client dry run, and otherwise applies them in order.
+/// What a command does with its planned objects: prints them for `-o`,
+/// stops there on a client dry run, and otherwise writes those that need it
+/// (the first alone, then the rest at once), printing one kubectl-style line
+/// per object on stderr. A failure says which objects were written and
+/// which not.
 pub async fn write_all(
     cluster: &Cluster,
-    objects: &[Desired],
+    planned: &[Planned],
     options: ApplyOptions,
     write: WriteOptions,
 ) -> Result<()> {
     if let Some(format) = write.output {
-        output::print(&render(objects, format))?;
+        output::print(&render(
+            planned.iter().map(|object| &object.desired),
+            format,
+        ))?;
     }
     if write.client_dry_run() {
-        for desired in objects {
-            eprintln!("{} would be applied (dry run)", desired.display_name());
+        for object in planned {
+            eprintln!(
+                "{} would be applied (dry run)",
+                object.desired.display_name()
+            );
         }
         return Ok(());
     }
-    apply_all(cluster, objects, options, write).await
-}
-
-/// Applies objects in order, printing one kubectl-style line per object on
-/// stderr. A failure part-way says which objects were written and which not.
-async fn apply_all(
-    cluster: &Cluster,
-    objects: &[Desired],
-    options: ApplyOptions,
-    write: WriteOptions,
-) -> Result<()> {
     let note = write.dry_run_note();
-    let mut outcomes = Vec::new();
-    for (index, desired) in objects.iter().enumerate() {
-        match apply(cluster, desired, options, write.server_dry_run()).await {
-            Ok(outcome) => {
-                eprintln!("{} {}{note}", desired.display_name(), outcome.verb());
-                outcomes.push(outcome);
-            }
-            Err(cause) if index == 0 => return Err(cause),
-            Err(cause) => {
-                return Err(Error::Incomplete {
-                    done: objects[..index].iter().map(Desired::display_name).collect(),
-                    not_done: objects[index..].iter().map(Desired::display_name).collect(),
-                    cause: Box::new(cause),
+    let server_dry_run = write.server_dry_run();
+    // The first object that changes is written alone: when the cluster
+    // refuses it (an admission webhook, a field another manager owns),
+    // nothing is written at all. The rest go together.
+    let outcomes = match planned
+        .iter()
+        .position(|object| object.preview != Preview::Unchanged)
+    {
+        None => planned.iter().map(|_| Ok(Outcome::Unchanged)).collect(),
+        Some(first) => {
+            let written = apply(cluster, &planned[first], options, server_dry_run).await?;
+            let writes = planned
+                .iter()
+                .enumerate()
+                .map(|(index, object)| async move {
+                    if index == first {
+                        Ok(written)
+                    } else {
+                        apply(cluster, object, options, server_dry_run).await
+                    }
                 });
+            futures::future::join_all(writes).await
+        }
+    };
+    let mut done = Vec::new();
+    let mut not_done = Vec::new();
+    let mut first_failure = None;
+    for (object, outcome) in planned.iter().zip(outcomes) {
+        let shown = object.desired.display_name();
+        match outcome {
+            Ok(outcome) => {
+                eprintln!("{shown} {}{note}", outcome.verb());
+                if outcome != Outcome::Unchanged {
+                    done.push(shown);
+                }
+            }
+            Err(cause) => {
+                not_done.push(shown);
+                first_failure.get_or_insert(cause);
             }
         }
     }
-    if outcomes
-        .iter()
-        .all(|outcome| *outcome == Outcome::Unchanged)
-    {
-        eprintln!("nothing changed: every object was already as requested");
+    match first_failure {
+        None if done.is_empty() => {
+            eprintln!("nothing changed: every object was already as requested");
+            Ok(())
+        }
+        None => Ok(()),
+        Some(cause) if done.is_empty() => Err(cause),
+        Some(cause) => Err(Error::Incomplete {
+            done,
+            not_done,
+            cause: Box::new(cause),
+        }),
     }
-    Ok(())
 }
 
 /// Renders objects for `-o`: YAML documents separated by `---`, or a JSON
 /// `List`; both are accepted by `kubectl apply -f -`.
-fn render(objects: &[Desired], format: Format) -> String {
+fn render<'a>(objects: impl IntoIterator<Item = &'a Desired>, format: Format) -> String {
+    let objects: Vec<&Desired> = objects.into_iter().collect();
     match format {
         Format::Yaml => objects
             .iter()
@@ -477,10 +583,12 @@ mod tests {
     use serde_json::json;
 
     fn sample() -> Desired {
-        Desired::new(
-            ("networking.istio.io", "v1", "Gateway", "gateways"),
-            Some("kube-system"),
-            "kmsgateway",
+        Desired::at(
+            ObjectRef::new(
+                ("networking.istio.io", "v1", "Gateway", "gateways"),
+                Some("kube-system"),
+                "kmsgateway",
+            ),
             json!({"spec": {"selector": {"istio": "ingressgateway"}}}),
         )
     }
@@ -587,7 +695,7 @@ mod tests {
     #[test]
     fn yaml_render_is_a_multi_document_stream() {
         let a = sample();
-        let text = render(&[a.clone(), a], Format::Yaml);
+        let text = render([&a, &a], Format::Yaml);
         assert_eq!(text.matches("---\n").count(), 1);
         assert_eq!(text.matches("kind: Gateway").count(), 2);
     }

@@ -43,8 +43,17 @@ pub async fn served_tls_secret(
 ) -> Result<Option<(String, Secret)>> {
     let mounted: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
     let found = secrets(cluster, namespace, mounted.iter().cloned()).await?;
-    Ok(mounted.into_iter().find_map(|name| {
-        let secret = found.get(&name)?;
-        (secret.type_.as_deref() == Some("kubernetes.io/tls")).then(|| (name, secret.clone()))
-    }))
+    Ok(first_tls_secret(&mounted, &found))
+}
+
+/// The first of `mounted` that is a `kubernetes.io/tls` secret in `found`.
+pub fn first_tls_secret(
+    mounted: &[String],
+    found: &BTreeMap<String, Secret>,
+) -> Option<(String, Secret)> {
+    mounted.iter().find_map(|name| {
+        let secret = found.get(name)?;
+        (secret.type_.as_deref() == Some("kubernetes.io/tls"))
+            .then(|| (name.clone(), secret.clone()))
+    })
 }

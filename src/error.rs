@@ -253,6 +253,9 @@ pub enum Error {
         user: Option<String>,
     },
 
+    #[error("{} prerequisites are not met", .0.len())]
+    Unmet(Vec<Error>),
+
     #[error("status found failed checks: {failed}")]
     ChecksFailed { failed: usize },
 
@@ -297,6 +300,9 @@ impl Error {
             }
             Error::ApplyConflict { .. } => ExitStatus::Conflict,
             Error::ChecksFailed { .. } => ExitStatus::ChecksFailed,
+            Error::Unmet(problems) => problems
+                .first()
+                .map_or(ExitStatus::MissingPrerequisite, Error::exit_status),
             Error::RolledBack { cause, .. } | Error::Incomplete { cause, .. } => {
                 cause.exit_status()
             }
@@ -492,8 +498,61 @@ pub struct Report<'a> {
     pub cluster_flags: &'a str,
 }
 
+impl Error {
+    /// Every unmet prerequisite a plan found, as one error: none is `Ok`,
+    /// one is itself, several are listed together.
+    pub fn unmet(problems: Vec<Error>) -> Result<()> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::together(problems))
+        }
+    }
+
+    /// The problems this error stands for: those listed together, or itself.
+    pub fn into_problems(self) -> Vec<Error> {
+        match self {
+            Error::Unmet(problems) => problems,
+            other => vec![other],
+        }
+    }
+
+    /// Whether this is something the user must set right before a step can
+    /// run (a permission, something missing in the cluster), rather than a
+    /// failure to talk to the cluster.
+    pub fn is_unmet_prerequisite(&self) -> bool {
+        matches!(
+            self.exit_status(),
+            ExitStatus::Forbidden | ExitStatus::MissingPrerequisite
+        )
+    }
+
+    /// Problems found at once, as one error: one is itself, several are
+    /// listed together.
+    pub fn together(mut problems: Vec<Error>) -> Error {
+        if problems.len() == 1 {
+            problems.remove(0)
+        } else {
+            Error::Unmet(problems)
+        }
+    }
+}
+
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Error::Unmet(problems) = self.error {
+            write!(f, "error: {}:", self.error)?;
+            for problem in problems {
+                let report = Report {
+                    error: problem,
+                    cluster_flags: self.cluster_flags,
+                }
+                .to_string();
+                let item = report.strip_prefix("error: ").unwrap_or(&report);
+                write!(f, "\n  - {}", item.replace('\n', "\n  "))?;
+            }
+            return Ok(());
+        }
         write!(f, "error: {}", self.error)?;
         let mut cause = std::error::Error::source(self.error);
         let mut previous = self.error.to_string();

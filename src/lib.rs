@@ -28,6 +28,7 @@ pub mod private_files;
 pub mod progress;
 pub mod rollout;
 pub mod sidecar;
+pub mod steps;
 pub mod transport;
 pub mod wording;
 

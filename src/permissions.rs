@@ -79,9 +79,10 @@ pub fn for_set_apikey(scope: &Scope, create_secret: bool, restart: bool) -> Vec<
         &["get", "patch"]
     };
     let mut needs = need(secret_verbs, "", "secrets", Some(scope.istio));
+    // The restart's rollout is awaited by watching the Deployment.
     if restart {
         needs.extend(need(
-            &["get", "patch"],
+            &["get", "patch", "watch"],
             "apps",
             "deployments",
             Some(scope.istio),
@@ -101,7 +102,12 @@ fn apply_verbs(strategy: Strategy) -> &'static [&'static str] {
 }
 
 pub fn for_inject(scope: &Scope) -> Vec<Permission> {
-    let mut needs = need(&["get", "update"], "apps", "deployments", Some(scope.kms));
+    let mut needs = need(
+        &["get", "update", "watch"],
+        "apps",
+        "deployments",
+        Some(scope.kms),
+    );
     needs.extend(need(&["list"], "", "pods", Some(scope.kms)));
     needs.extend(need(&["get"], "", "configmaps", Some(scope.istio)));
     needs
@@ -109,9 +115,11 @@ pub fn for_inject(scope: &Scope) -> Vec<Permission> {
 
 pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
     let mut needs = need(&["get"], "", "services", Some(scope.kms));
-    // The gateway pods and kms-api's pods, for what they mount; kms-api's
-    // TLS secret; the CA Secret written beside the gateway.
+    // The gateway pods and kms-api's pods, for what they mount (and the KMS
+    // Deployment, whose template says it early); kms-api's TLS secret; the
+    // CA Secret written beside the gateway.
     needs.extend(need(&["list"], "", "pods", Some(scope.kms)));
+    needs.extend(need(&["get"], "apps", "deployments", Some(scope.kms)));
     needs.extend(need(&["get"], "", "secrets", Some(scope.kms)));
     needs.extend(need(&["list"], "", "pods", Some(scope.istio)));
     needs.extend(need(
@@ -180,7 +188,7 @@ pub fn for_uninstall(scope: &Scope) -> Vec<Permission> {
     }
     needs.extend(need(&["get", "delete"], "", "secrets", Some(scope.istio)));
     needs.extend(need(
-        &["get", "update"],
+        &["get", "update", "watch"],
         "apps",
         "deployments",
         Some(scope.kms),
@@ -391,28 +399,42 @@ pub async fn missing(cluster: &Cluster, needs: &[Permission]) -> Result<Vec<Perm
 
 /// Fails, naming each missing permission, unless the user has all of `needs`.
 /// Commands call this before their first write, so a user who lacks one
-/// permission changes nothing. A client dry run writes nothing, so it needs
-/// only the reads.
+/// permission changes nothing.
 pub async fn require(
     cluster: &Cluster,
     command: Command,
     needs: &[Permission],
     write: WriteOptions,
 ) -> Result<()> {
-    let needs: Vec<Permission> = needs
-        .iter()
-        .filter(|need| !write.client_dry_run() || READ_VERBS.contains(&need.verb))
-        .cloned()
-        .collect();
-    let lacking = missing(cluster, &needs).await?;
+    let lacking = missing(cluster, &for_writes(needs, write)).await?;
     if lacking.is_empty() {
         return Ok(());
     }
-    Err(crate::error::Error::MissingPermissions {
+    Err(refusal(cluster, command, &lacking).await)
+}
+
+/// What a run with `write` needs of `needs`: a client dry run writes
+/// nothing, so it needs only the reads.
+pub fn for_writes(needs: &[Permission], write: WriteOptions) -> Vec<Permission> {
+    needs
+        .iter()
+        .filter(|need| !write.client_dry_run() || READ_VERBS.contains(&need.verb))
+        .cloned()
+        .collect()
+}
+
+/// The error for a user who lacks `lacking`: each permission, and the
+/// grant that gives `command` what it needs, for this user by name.
+pub async fn refusal(
+    cluster: &Cluster,
+    command: Command,
+    lacking: &[Permission],
+) -> crate::error::Error {
+    crate::error::Error::MissingPermissions {
         missing: lacking.iter().map(ToString::to_string).collect(),
         command: command.name(),
         user: current_user(cluster).await,
-    })
+    }
 }
 
 /// The current user's name as the API server knows it, when it says.
@@ -614,7 +636,8 @@ mod tests {
                 "patch secrets in istio",
                 "create secrets in istio",
                 "get deployments.apps in istio",
-                "patch deployments.apps in istio"
+                "patch deployments.apps in istio",
+                "watch deployments.apps in istio"
             ]
         );
         let policy = |strategy| shown(for_map_identity(&scope, strategy));

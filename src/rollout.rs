@@ -170,9 +170,10 @@ pub async fn wait(
                     });
                 }
                 Some(Ok(WatchEvent::Bookmark(_))) => {}
-                // The watch ended or expired: read again and watch anew.
-                Some(Ok(WatchEvent::Error(_))) | None => break,
-                Some(Err(err)) => return Err(cluster.classify(&action, err)),
+                // The watch ended, expired or broke: read again (a server
+                // that stopped answering fails that read in time) and watch
+                // anew.
+                Some(Ok(WatchEvent::Error(_)) | Err(_)) | None => break,
             }
         }
         if tokio::time::Instant::now() >= deadline {

@@ -92,6 +92,8 @@ const RUNBOOK_CLUSTER_GRANTS: [Grant; 1] = [("get", "cert-manager.io", "clusteri
 /// Granted with the above, so that `patch identitymappingpolicies` can be
 /// left out by a test like the rest.
 const POLICY_PATCH: Grant = ("patch", "policy.ibm.com", "identitymappingpolicies");
+/// How set-apikey and inject await their rollouts, granted like `POLICY_PATCH`.
+const ROLLOUT_WATCH: Grant = ("watch", "apps", "deployments");
 
 /// A new user holding exactly `grants` in both namespaces and
 /// `cluster_grants` cluster-wide (one Role per namespace, one ClusterRole,
@@ -199,7 +201,11 @@ fn each_missing_permission_is_named_before_any_write() {
         cases.push((&map_identity, *grant));
     }
     cases.push((&map_identity, RUNBOOK_GRANTS[0]));
-    assert_eq!(cases.len(), 30);
+    // Awaiting the rollouts; reading the KMS Deployment for what its pods mount.
+    cases.push((&set_apikey, ROLLOUT_WATCH));
+    cases.push((&inject, ROLLOUT_WATCH));
+    cases.push((&expose, RUNBOOK_GRANTS[2]));
+    assert_eq!(cases.len(), 33);
 
     let offset = test.audit_offset();
     for (index, (args, missing)) in cases.iter().enumerate() {
@@ -207,7 +213,7 @@ fn each_missing_permission_is_named_before_any_write() {
             grants
                 .iter()
                 .copied()
-                .chain(std::iter::once(POLICY_PATCH))
+                .chain([POLICY_PATCH, ROLLOUT_WATCH])
                 .filter(|grant| grant != missing)
                 .collect::<Vec<_>>()
         };
@@ -300,7 +306,7 @@ fn exactly_the_documented_permissions_are_enough_and_a_client_dry_run_only_reads
     let grants: Vec<_> = RUNBOOK_GRANTS
         .iter()
         .copied()
-        .chain([POLICY_PATCH])
+        .chain([POLICY_PATCH, ROLLOUT_WATCH])
         .collect();
     let operator = user_with(test, &ns, "operator", &grants, &RUNBOOK_CLUSTER_GRANTS);
     run_chain(&operator, &ns, &scratch_dir("audit-least-backups"));

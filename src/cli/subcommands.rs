@@ -7,11 +7,17 @@ use std::time::Duration;
 
 use crate::apikey::KeySource;
 use crate::cli::{ApplyArgs, ObjectNameArgs, WriteArgs};
+use crate::crn;
 use crate::defaults;
 use crate::duration;
+use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Host};
 use crate::output::Format;
 use crate::permissions;
+use crate::steps::apikey::{ApikeyOptions, Restart};
+use crate::steps::exposure::ExposeOptions;
+use crate::steps::identity::MapIdentityOptions;
+use crate::steps::injection::InjectOptions;
 
 // `set-apikey`
 
@@ -63,6 +69,23 @@ pub struct SetApikeyArgs {
 }
 
 impl SetApikeyArgs {
+    pub fn options(&self) -> ApikeyOptions {
+        ApikeyOptions {
+            secret: self.secret.clone(),
+            secret_key: self.secret_key.clone(),
+            create: self.create,
+            token_adapter: self.token_adapter.clone(),
+            restart: if self.restart {
+                Restart::Always
+            } else if self.no_restart {
+                Restart::Never
+            } else {
+                Restart::IfChanged
+            },
+            timeout: self.timeout,
+        }
+    }
+
     pub fn key_source(&self) -> KeySource {
         if self.from_stdin {
             KeySource::Stdin
@@ -114,6 +137,26 @@ pub struct InjectTools {
     /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<PathBuf>,
+}
+
+impl InjectArgs {
+    pub fn options(&self) -> InjectOptions {
+        self.tools
+            .options(&self.deployment, self.timeout, self.no_rollback)
+    }
+}
+
+impl InjectTools {
+    /// The options injection runs with, given the rest of them.
+    pub fn options(&self, deployment: &str, timeout: Duration, no_rollback: bool) -> InjectOptions {
+        InjectOptions {
+            deployment: deployment.to_owned(),
+            istioctl: self.istioctl.clone(),
+            backup_dir: self.backup_dir.clone(),
+            timeout,
+            no_rollback,
+        }
+    }
 }
 
 // `expose`
@@ -183,6 +226,24 @@ fn parse_path(text: &str) -> std::result::Result<String, String> {
     exposure::check_path(text).map(|()| text.to_owned())
 }
 
+impl ExposeArgs {
+    pub fn options(&self) -> ExposeOptions {
+        ExposeOptions {
+            hosts: self.hosts.clone(),
+            issuer: self.issuer.clone(),
+            issuer_kind: self.issuer_kind.clone(),
+            common_name: self.common_name.clone(),
+            tls_credential_name: self.tls_credential_name.clone(),
+            gateway_selector: self.gateway_selector.clone(),
+            upstream_ca_secret: self.upstream_ca_secret.clone(),
+            path_prefix: self.path_prefix.clone(),
+            rewrite: self.rewrite.clone(),
+            port: self.port,
+            apply: self.apply.options(),
+        }
+    }
+}
+
 // `map-identity`
 
 #[derive(Debug, clap::Args)]
@@ -216,6 +277,36 @@ pub struct MapIdentityArgs {
 
     #[command(flatten)]
     pub write: WriteArgs,
+}
+
+impl MapIdentityArgs {
+    /// The options, once every CRN parses; a bad one is refused, naming its
+    /// flag, before anything is sent.
+    pub fn options(&self) -> Result<MapIdentityOptions> {
+        let source = crn::parse(&self.source_crn).map_err(|source| Error::InvalidCrn {
+            flag: "--source-crn",
+            source,
+        })?;
+        let targets = self
+            .target_crns
+            .iter()
+            .map(|text| {
+                crn::parse_kms_target(text).map_err(|source| Error::InvalidCrn {
+                    flag: "--target-crn",
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MapIdentityOptions {
+            source,
+            targets,
+            name: self.name.clone(),
+            secret: self.secret.clone(),
+            secret_key: self.secret_key.clone(),
+            strict: self.strict,
+            apply: self.apply.options(),
+        })
+    }
 }
 
 // `status`

@@ -28,7 +28,6 @@ use crate::apply::{DryRun, WriteOptions};
 use crate::backup;
 use crate::cli::UninstallArgs;
 use crate::cluster::{Cluster, Target};
-use crate::commands::inject;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{
@@ -38,6 +37,7 @@ use crate::output;
 use crate::permissions::{self, Permission};
 use crate::rollout::{self, FIELD_MANAGER};
 use crate::sidecar;
+use crate::steps::injection;
 
 /// One object the setup may have left, as read.
 #[derive(Debug, Clone)]
@@ -235,7 +235,7 @@ pub async fn uninstall(
     eprintln!("Uninstall plan for context {}:", cluster.context());
     let current_template = deployment
         .as_ref()
-        .map(inject::pod_template)
+        .map(injection::pod_template)
         .unwrap_or_default();
     eprint!("{}", plan_text(&plan, &current_template, target, args));
     if let Some(format) = args.write.output {
@@ -389,13 +389,13 @@ async fn sidecar_fate(
     deployment: &Deployment,
     backup_dir: &Path,
 ) -> Result<SidecarFate> {
-    let template = inject::pod_template(deployment);
+    let template = injection::pod_template(deployment);
     if !sidecar::template_is_injected(&template) {
         return Ok(SidecarFate::NotInjected);
     }
     let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
     let name = deployment.metadata.name.clone().unwrap_or_default();
-    if let Some((path, template)) = inject::backed_up_template(backup_dir, &namespace, &name)? {
+    if let Some((path, template)) = injection::backed_up_template(backup_dir, &namespace, &name)? {
         return Ok(SidecarFate::Restore {
             template: Box::new(template),
             from: format!("the backup {}", path.display()),
@@ -622,7 +622,7 @@ fn shown(plan: &Plan, deployment: Option<&Deployment>) -> Value {
         .collect();
     if let (SidecarFate::Restore { template, .. }, Some(deployment)) = (&plan.sidecar, deployment) {
         let mut restored = deployment.clone();
-        inject::set_pod_template(&mut restored, (**template).clone());
+        injection::set_pod_template(&mut restored, (**template).clone());
         restored.metadata.managed_fields = None;
         restored.status = None;
         items.push(serde_json::to_value(restored).unwrap_or_default());
@@ -775,7 +775,7 @@ async fn restore(
     let namespace = &target.kms_namespace;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let mut restored = current.clone();
-    inject::set_pod_template(&mut restored, template.clone());
+    injection::set_pod_template(&mut restored, template.clone());
     restored.metadata.managed_fields = None;
     restored.status = None;
     let params = kube::api::PostParams {
@@ -783,7 +783,8 @@ async fn restore(
         field_manager: Some(FIELD_MANAGER.into()),
     };
     let applied =
-        inject::replace_unless_changed(cluster, &deployments, &current, restored, &params).await?;
+        injection::replace_unless_changed(cluster, &deployments, &current, restored, &params)
+            .await?;
     if args.write.dry_run.is_some() {
         return Ok(());
     }

@@ -15,25 +15,22 @@ use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::answers::Answers;
 use crate::apikey::{self, ApiKey};
-use crate::apply::{self, Preview, Strategy, WriteOptions};
+use crate::apply::{self, ApplyOptions, Preview, WriteOptions};
 use crate::checks::evaluate::Names;
 use crate::checks::{CheckId, Outcome, Report};
-use crate::cli::{
-    ApplyArgs, ExposeArgs, InjectArgs, InjectTools, MapIdentityArgs, ObjectNameArgs, SetApikeyArgs,
-    UninstallArgs, WizardArgs, WriteArgs,
-};
+use crate::cli::{ObjectNameArgs, UninstallArgs, WizardArgs, WriteArgs};
 use crate::cluster::{self, Cluster, Target};
-use crate::commands::set_apikey::{self, SecretChange};
-use crate::commands::uninstall;
-use crate::commands::{expose, inject, map_identity, status};
+use crate::commands::{status, uninstall};
 use crate::crn;
 use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::error::{Error, Result};
-use crate::istioctl;
-use crate::manifests::exposure;
+use crate::manifests::exposure as exposure_manifests;
 use crate::output;
-use crate::permissions::{self, Scope};
+use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretChange};
+use crate::steps::exposure::{self, ExposeOptions};
+use crate::steps::identity::{self, MapIdentityOptions};
+use crate::steps::injection;
 use crate::wording;
 
 fn on_terminal() -> bool {
@@ -152,101 +149,146 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     };
 
     let inject_needed = check_failed(&before, CheckId::Sidecar);
-    let apply = ApplyArgs {
-        apply_strategy: Strategy::ServerSide,
-        force_conflicts: false,
-    };
-    let mut expose_args = ExposeArgs {
+    let write = WriteOptions::default();
+    let apply_options = ApplyOptions::default();
+    let mut expose_options = ExposeOptions {
         hosts: answers
             .hosts
             .iter()
-            .map(|h| exposure::parse_host(h).expect("validated answers"))
+            .map(|h| exposure_manifests::parse_host(h).expect("validated answers"))
             .collect(),
         issuer: answers.issuer.clone(),
         issuer_kind: answers.issuer_kind.clone(),
         common_name: answers.common_name.clone(),
         tls_credential_name: None,
-        gateway_selector: exposure::parse_selector(&answers.gateway_selector)
+        gateway_selector: exposure_manifests::parse_selector(&answers.gateway_selector)
             .expect("validated answers"),
         upstream_ca_secret: answers.upstream_ca_secret.clone(),
         path_prefix: "/kms/api".into(),
         rewrite: "/api".into(),
         port: None,
-        apply: apply.clone(),
-        write: WriteArgs::default(),
+        apply: apply_options,
     };
-    let map_args = MapIdentityArgs {
-        source_crn: answers.source_crn.clone(),
-        target_crns: answers.target_crns.clone(),
+    let map_options = MapIdentityOptions {
+        source: crn::parse(&answers.source_crn).expect("validated answers"),
+        targets: answers
+            .target_crns
+            .iter()
+            .map(|text| crn::parse_kms_target(text).expect("validated answers"))
+            .collect(),
         name: names.policy.clone(),
         secret: names.secret.clone(),
         secret_key: names.secret_key.clone(),
         strict: false,
-        apply: apply.clone(),
-        write: WriteArgs::default(),
+        apply: apply_options,
     };
-    // What expose and map-identity would change, field by field; their
-    // prerequisites are checked here, before anything is written. What the
-    // cluster cannot tell about the gateway is asked for on a terminal.
-    let mut objects = loop {
-        match expose::desired_objects(&cluster, &served, &target, &expose_args).await {
-            Err(Error::NoGatewayPods {
-                namespace,
-                selector,
-            }) if interactive => {
-                eprintln!("no pod in {namespace} has the gateway label {selector}");
-                let text = prompt_text(
-                    &format!("Label of the ingress gateway pods in {namespace} (LABEL=VALUE)"),
-                    None,
-                    |text| exposure::parse_selector(text).map(|_| ()),
-                )?;
-                expose_args.gateway_selector =
-                    exposure::parse_selector(&text).expect("validated as typed");
-                answers.gateway_selector = text;
+    let key_options = ApikeyOptions {
+        secret: names.secret.clone(),
+        secret_key: names.secret_key.clone(),
+        create: false,
+        token_adapter: names.token_adapter.clone(),
+        restart: Restart::IfChanged,
+        timeout: args.timeout,
+    };
+    let inject_options = args
+        .inject_tools
+        .options(&names.deployment, args.timeout, false);
+
+    // Every step's reads go out together; each step's refusals and unmet
+    // prerequisites are gathered, so the plan names all of them at once,
+    // before the confirmation and before anything is written.
+    let (exposure_found, identity_found, key_found, injection_found) = tokio::join!(
+        exposure::fetch(&cluster, &served, &target, &expose_options, write),
+        identity::fetch(&cluster, &served, &target, &map_options, write),
+        async {
+            match &key {
+                Some(_) => apikey_step::fetch(&cluster, &target, &key_options, write)
+                    .await
+                    .map(Some),
+                None => Ok(None),
             }
-            Err(Error::DataPath { problem, .. }) if interactive => {
-                eprintln!("{problem}");
-                let name = prompt_text(
-                    &format!(
-                        "Secret in {} whose ca.crt is the CA that signed kms-api's certificate",
-                        target.kms_namespace
-                    ),
-                    None,
-                    |text| {
-                        if text.is_empty() {
-                            Err("give the Secret's name".to_owned())
-                        } else {
-                            Ok(())
-                        }
-                    },
-                )?;
-                expose_args.upstream_ca_secret = Some(name.clone());
-                answers.upstream_ca_secret = Some(name);
+        },
+        async {
+            if inject_needed {
+                injection::fetch(&cluster, &target, &inject_options, write, true)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
             }
-            Err(Error::DataPath { problem, .. }) => {
-                return Err(Error::DataPath {
-                    problem,
-                    hint: format!(
-                        "set upstreamCaSecret in the answers file to a Secret in {} whose \
-                         ca.crt is the CA that signed kms-api's certificate",
-                        target.kms_namespace
-                    ),
-                });
-            }
-            Err(Error::NoGatewayPods {
-                namespace,
-                selector,
-            }) => {
-                return Err(Error::InvalidAnswers {
-                    field: "gatewaySelector".into(),
-                    reason: format!(
-                        "no pod in {namespace} has the label {selector}; \
-                         `kubectl get pods -n {namespace} --show-labels` lists them"
-                    ),
-                });
-            }
-            other => break other?,
+        },
+    );
+    let mut unmet = Vec::new();
+    let mut exposure_found = gathered(exposure_found, &mut unmet)?;
+    let identity_found = gathered(identity_found, &mut unmet)?;
+    let key_found = gathered(key_found, &mut unmet)?.flatten();
+    let injection_found = gathered(injection_found, &mut unmet)?.flatten();
+
+    // What the cluster cannot tell about the gateway is asked for on a
+    // terminal, and the exposure read again.
+    let exposure_plan = loop {
+        let Some(found) = &exposure_found else {
+            break None;
+        };
+        let problems = match exposure::plan(found, &target, &expose_options) {
+            Ok(planned) => break Some(planned),
+            Err(err) => err.into_problems(),
+        };
+        if !interactive {
+            unmet.extend(
+                problems
+                    .into_iter()
+                    .map(|problem| for_answers_file(problem, &target)),
+            );
+            break None;
         }
+        let mut asked = false;
+        for problem in &problems {
+            match problem {
+                Error::NoGatewayPods {
+                    namespace,
+                    selector,
+                } => {
+                    eprintln!("no pod in {namespace} has the gateway label {selector}");
+                    let text = prompt_text(
+                        &format!("Label of the ingress gateway pods in {namespace} (LABEL=VALUE)"),
+                        None,
+                        |text| exposure_manifests::parse_selector(text).map(|_| ()),
+                    )?;
+                    expose_options.gateway_selector =
+                        exposure_manifests::parse_selector(&text).expect("validated as typed");
+                    answers.gateway_selector = text;
+                    asked = true;
+                }
+                Error::DataPath { problem, .. } => {
+                    eprintln!("{problem}");
+                    let name = prompt_text(
+                        &format!(
+                            "Secret in {} whose ca.crt is the CA that signed kms-api's certificate",
+                            target.kms_namespace
+                        ),
+                        None,
+                        |text| {
+                            if text.is_empty() {
+                                Err("give the Secret's name".to_owned())
+                            } else {
+                                Ok(())
+                            }
+                        },
+                    )?;
+                    expose_options.upstream_ca_secret = Some(name.clone());
+                    answers.upstream_ca_secret = Some(name);
+                    asked = true;
+                }
+                _ => {}
+            }
+        }
+        if !asked {
+            unmet.extend(problems);
+            break None;
+        }
+        exposure_found =
+            Some(exposure::fetch(&cluster, &served, &target, &expose_options, write).await?);
     };
     if let Some(path) = &args.save_answers {
         let mut saved = answers.clone();
@@ -254,73 +296,44 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
         saved.save(path)?;
         eprintln!("answers saved to {}", path.display());
     }
-    objects.push(map_identity::desired_policy(&cluster, &served, &target, &map_args).await?);
-    let mut previews = Vec::new();
-    for object in &objects {
-        previews.push((
-            object.display_name(),
-            apply::preview(&cluster, object).await?,
-        ));
-    }
-    let set_args = SetApikeyArgs {
-        from_stdin: false,
-        from_file: None,
-        from_env: None,
-        secret: names.secret.clone(),
-        secret_key: names.secret_key.clone(),
-        create: false,
-        token_adapter: names.token_adapter.clone(),
-        no_restart: false,
-        restart: false,
-        timeout: args.timeout,
-        write: WriteArgs::default(),
+    // The wizard stores the key itself, so the policy's reference to it is
+    // not warned about.
+    let identity_plan = identity_found
+        .and_then(|found| planned(identity::plan(&found, &target, &map_options), &mut unmet));
+    // The wizard has no --create: say what creates a missing Secret.
+    let create_hint = wording::with_flags(
+        "the secret is created when STS is installed; check the Istio namespace, or create it \
+         with `kubectl kms-sts set-apikey --create` and run the wizard again",
+        "kubectl kms-sts ",
+        &names.cluster_flags,
+    );
+    let key_plan = match (&key, key_found) {
+        (Some(key), Some(found)) => planned(
+            apikey_step::plan(found, &target, &key_options, key, &create_hint),
+            &mut unmet,
+        ),
+        _ => None,
     };
-    let key_plan = match &key {
-        Some(key) => {
-            let (_, change) =
-                set_apikey::read_secret(&cluster, &names.istio_namespace, &set_args, key)
-                    .await
-                    .map_err(|err| match err {
-                        // The wizard has no --create: say what creates it.
-                        Error::Missing {
-                            kind,
-                            namespace,
-                            name,
-                            ..
-                        } => Error::Missing {
-                            hint: wording::with_flags(
-                                "the secret is created when STS is installed; check the Istio \
-                                 namespace, or create it with `kubectl kms-sts set-apikey \
-                                 --create` and run the wizard again",
-                                "kubectl kms-sts ",
-                                &names.cluster_flags,
-                            ),
-                            kind,
-                            namespace,
-                            name,
-                        },
-                        other => other,
-                    })?;
-            Some((key.fingerprint(), change))
-        }
-        None => None,
+    let injection_plan = injection_found
+        .and_then(|found| planned(injection::plan(found, &target, &inject_options), &mut unmet));
+    Error::unmet(unmet)?;
+    let (Some(mut objects), Some(identity_plan)) = (exposure_plan, identity_plan) else {
+        unreachable!("a step without a plan has an unmet prerequisite");
     };
-    // What set-apikey and inject need, checked like expose's and
-    // map-identity's above: before the one confirmation, not half-way.
-    check_key_and_injection_prerequisites(
-        &cluster,
-        &target,
-        &args.inject_tools,
-        key_plan
-            .as_ref()
-            .is_some_and(|(_, change)| *change != SecretChange::Unchanged),
-        inject_needed,
-    )
-    .await?;
+    objects.push(identity_plan.policy);
+
+    let key_summary = key
+        .as_ref()
+        .zip(key_plan.as_ref())
+        .map(|(key, plan)| (key.fingerprint(), plan.change.clone()));
+    let previews: Vec<(String, Preview)> = objects
+        .iter()
+        .map(|object| (object.desired.display_name(), object.preview.clone()))
+        .collect();
     eprintln!("Plan for context {}:", cluster.context());
     eprintln!(
         "{}",
-        plan_text(&answers, key_plan, inject_needed, &names, &previews)
+        plan_text(&answers, key_summary, inject_needed, &names, &previews)
     );
     if !args.yes {
         let go = answered(
@@ -334,23 +347,15 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
         }
     }
 
-    if let Some(key) = &key {
-        set_apikey::store(&cluster, &target, &set_args, key).await?;
+    if let (Some(key), Some(plan)) = (&key, key_plan) {
+        apikey_step::apply(&cluster, &target, &key_options, write, key, plan).await?;
     }
-    if inject_needed {
-        let inject_args = InjectArgs {
-            deployment: names.deployment.clone(),
-            tools: args.inject_tools.clone(),
-            timeout: args.timeout,
-            no_rollback: false,
-            undo: false,
-            write: WriteArgs::default(),
-        };
-        inject::inject(&cluster, &target, &inject_args).await?;
+    if let Some(plan) = injection_plan {
+        injection::apply(&cluster, &target, &inject_options, write, plan).await?;
     }
-    // The objects the plan showed, checked then; set-apikey and inject do
-    // not change what they depend on.
-    apply::write_all(&cluster, &objects, apply.options(), WriteOptions::default()).await?;
+    // The objects the plan showed, checked then; storing the key and
+    // injecting do not change what they depend on.
+    apply::write_all(&cluster, &objects, apply_options, write).await?;
 
     let after = status::check_until_passing(&cluster, &served, &names, args.timeout).await?;
     output::print(&after.render_text())?;
@@ -363,40 +368,48 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     }
 }
 
-/// Fails, before anything is written, when a step the plan would run could
-/// not: the permissions set-apikey (with its restart) and inject need,
-/// istioctl, and the injector configuration inject feeds it.
-async fn check_key_and_injection_prerequisites(
-    cluster: &Cluster,
-    target: &Target,
-    tools: &InjectTools,
-    key_changes: bool,
-    inject_needed: bool,
-) -> Result<()> {
-    let scope = Scope {
-        kms: &target.kms_namespace,
-        istio: &target.istio_namespace,
-        cert_manager: None,
-    };
-    let mut needs = Vec::new();
-    if key_changes {
-        needs.extend(permissions::for_set_apikey(&scope, false, true));
+/// A step's read: its value, or, when the step's prerequisites are what
+/// failed (a permission, something missing), `None` with the problems added
+/// to `unmet`. Any other failure ends the run.
+fn gathered<T>(read: Result<T>, unmet: &mut Vec<Error>) -> Result<Option<T>> {
+    match read {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.is_unmet_prerequisite() => {
+            unmet.extend(err.into_problems());
+            Ok(None)
+        }
+        Err(other) => Err(other),
     }
-    if inject_needed {
-        needs.extend(permissions::for_inject(&scope));
+}
+
+/// A step's plan, or `None` with its unmet prerequisites added to `unmet`.
+fn planned<T>(plan: Result<T>, unmet: &mut Vec<Error>) -> Option<T> {
+    plan.map_err(|err| unmet.extend(err.into_problems())).ok()
+}
+
+/// An exposure problem in the terms of the answers file that caused it.
+fn for_answers_file(problem: Error, target: &Target) -> Error {
+    match problem {
+        Error::DataPath { problem, .. } => Error::DataPath {
+            problem,
+            hint: format!(
+                "set upstreamCaSecret in the answers file to a Secret in {} whose \
+                 ca.crt is the CA that signed kms-api's certificate",
+                target.kms_namespace
+            ),
+        },
+        Error::NoGatewayPods {
+            namespace,
+            selector,
+        } => Error::InvalidAnswers {
+            field: "gatewaySelector".into(),
+            reason: format!(
+                "no pod in {namespace} has the label {selector}; \
+                 `kubectl get pods -n {namespace} --show-labels` lists them"
+            ),
+        },
+        other => other,
     }
-    permissions::require(
-        cluster,
-        permissions::Command::All,
-        &needs,
-        WriteOptions::default(),
-    )
-    .await?;
-    if inject_needed {
-        istioctl::locate(tools.istioctl.as_deref())?;
-        inject::injector_config(cluster, &target.istio_namespace).await?;
-    }
-    Ok(())
 }
 
 /// The plan shown before the one confirmation: each step, and for the
@@ -440,7 +453,7 @@ fn plan_text(
     });
     lines.push(format!(
         "  3. expose: certificate {istio}/{} for {} issued by {} {}; gateway, virtualservice and destinationrule in {kms}",
-        exposure::CERTIFICATE,
+        exposure_manifests::CERTIFICATE,
         answers.hosts.join(", "),
         answers.issuer_kind,
         answers.issuer
@@ -512,7 +525,7 @@ async fn existing_setup(cluster: &Cluster, served: &ServedApis, names: &Names) -
             api.version(),
             "Certificate",
             "certificates",
-            exposure::CERTIFICATE,
+            exposure_manifests::CERTIFICATE,
         )
         .await?
     {
@@ -589,7 +602,7 @@ fn ask(
                 |text| {
                     text.split(',')
                         .map(str::trim)
-                        .try_for_each(|host| exposure::parse_host(host).map(|_| ()))
+                        .try_for_each(|host| exposure_manifests::parse_host(host).map(|_| ()))
                 },
             )?;
             let issuer = prompt_text(

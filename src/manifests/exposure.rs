@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use base64::Engine;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret, Service};
 use serde_json::json;
 
-use crate::apply::Desired;
+use crate::apply::{Desired, ObjectRef};
 use crate::certificate;
 use crate::discovery::{CertManagerApi, ISTIO_NETWORKING};
 
@@ -178,10 +179,25 @@ pub fn secret_data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
 
 /// The names of the secrets a pod mounts as volumes, in order.
 pub fn mounted_secrets(pod: &Pod) -> Vec<String> {
-    pod.spec
+    pod.spec.iter().flat_map(volume_secrets).collect()
+}
+
+/// The secrets a pod spec's volumes name.
+fn volume_secrets(spec: &PodSpec) -> Vec<String> {
+    spec.volumes
         .iter()
-        .flat_map(|spec| spec.volumes.iter().flatten())
+        .flatten()
         .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
+        .collect()
+}
+
+/// The secrets a Deployment's pod template mounts: those its pods will.
+pub fn template_secrets(deployment: &Deployment) -> Vec<String> {
+    deployment
+        .spec
+        .iter()
+        .flat_map(|spec| spec.template.spec.iter())
+        .flat_map(volume_secrets)
         .collect()
 }
 
@@ -306,6 +322,66 @@ pub struct UpstreamTrust {
     pub name: String,
 }
 
+/// Where the objects `expose` writes live: known from the namespaces and the
+/// served API versions alone, so they are read before their contents are
+/// decided.
+#[derive(Debug, Clone)]
+pub struct Places {
+    pub certificate: ObjectRef,
+    pub ca_secret: ObjectRef,
+    pub gateway: ObjectRef,
+    pub virtual_service: ObjectRef,
+    pub destination_rule: ObjectRef,
+}
+
+impl Places {
+    pub fn new(
+        kms_namespace: &str,
+        istio_namespace: &str,
+        cert_manager: CertManagerApi,
+        istio_version: &str,
+    ) -> Places {
+        let networking = |kind, plural, name| {
+            ObjectRef::new(
+                (ISTIO_NETWORKING, istio_version, kind, plural),
+                Some(kms_namespace),
+                name,
+            )
+        };
+        Places {
+            certificate: ObjectRef::new(
+                (
+                    cert_manager.group(),
+                    cert_manager.version(),
+                    "Certificate",
+                    "certificates",
+                ),
+                Some(istio_namespace),
+                CERTIFICATE,
+            ),
+            ca_secret: ObjectRef::new(
+                ("", "v1", "Secret", "secrets"),
+                Some(istio_namespace),
+                CA_SECRET,
+            ),
+            gateway: networking("Gateway", "gateways", GATEWAY),
+            virtual_service: networking("VirtualService", "virtualservices", VIRTUAL_SERVICE),
+            destination_rule: networking("DestinationRule", "destinationrules", DESTINATION_RULE),
+        }
+    }
+
+    /// All of them, in the order they are applied.
+    pub fn all(&self) -> Vec<ObjectRef> {
+        vec![
+            self.certificate.clone(),
+            self.ca_secret.clone(),
+            self.gateway.clone(),
+            self.virtual_service.clone(),
+            self.destination_rule.clone(),
+        ]
+    }
+}
+
 /// Everything the objects are made from.
 #[derive(Debug, Clone)]
 pub struct Exposure {
@@ -326,6 +402,15 @@ pub struct Exposure {
 }
 
 impl Exposure {
+    pub fn places(&self) -> Places {
+        Places::new(
+            &self.kms_namespace,
+            &self.istio_namespace,
+            self.cert_manager,
+            self.istio_version,
+        )
+    }
+
     pub fn certificate(&self) -> Desired {
         let mut ips: Vec<String> = Vec::new();
         let mut names: Vec<String> = Vec::new();
@@ -349,13 +434,7 @@ impl Exposure {
         if !names.is_empty() {
             spec["dnsNames"] = json!(names);
         }
-        let api = self.cert_manager;
-        Desired::new(
-            (api.group(), api.version(), "Certificate", "certificates"),
-            Some(&self.istio_namespace),
-            CERTIFICATE,
-            json!({ "spec": spec }),
-        )
+        Desired::at(self.places().certificate, json!({ "spec": spec }))
     }
 
     /// The secret the Certificate fills and the gateway serves.
@@ -369,10 +448,8 @@ impl Exposure {
     /// The CA of kms-api's certificate, in the gateway's namespace.
     pub fn ca_secret(&self) -> Desired {
         let pem = base64::engine::general_purpose::STANDARD.encode(&self.upstream.ca_pem);
-        Desired::new(
-            ("", "v1", "Secret", "secrets"),
-            Some(&self.istio_namespace),
-            CA_SECRET,
+        Desired::at(
+            self.places().ca_secret,
             json!({"type": "Opaque", "data": {"ca.crt": pem}}),
         )
     }
@@ -392,10 +469,8 @@ impl Exposure {
         // well as by name, and the Host header of a request to an IP is that
         // IP (with a port when not 443), so a list would have to spell every
         // form; which hosts are served safely is decided by the certificate.
-        self.networking(
-            "Gateway",
-            "gateways",
-            GATEWAY,
+        Desired::at(
+            self.places().gateway,
             json!({"spec": {
                 "selector": selector,
                 "servers": [{
@@ -408,10 +483,8 @@ impl Exposure {
     }
 
     pub fn virtual_service(&self) -> Desired {
-        self.networking(
-            "VirtualService",
-            "virtualservices",
-            VIRTUAL_SERVICE,
+        Desired::at(
+            self.places().virtual_service,
             json!({"spec": {
                 "hosts": ["*"],
                 "gateways": [GATEWAY],
@@ -435,20 +508,9 @@ impl Exposure {
             Delivery::Files => tls["caCertificates"] = json!(format!("{CA_CERTS_DIR}/ca.crt")),
             Delivery::Credential(name) => tls["credentialName"] = json!(name),
         }
-        self.networking(
-            "DestinationRule",
-            "destinationrules",
-            DESTINATION_RULE,
+        Desired::at(
+            self.places().destination_rule,
             json!({"spec": {"host": KMS_SERVICE, "trafficPolicy": {"tls": tls}}}),
-        )
-    }
-
-    fn networking(&self, kind: &str, plural: &str, name: &str, body: serde_json::Value) -> Desired {
-        Desired::new(
-            (ISTIO_NETWORKING, self.istio_version, kind, plural),
-            Some(&self.kms_namespace),
-            name,
-            body,
         )
     }
 

@@ -4,12 +4,26 @@
 
 use serde_json::json;
 
-use crate::apply::Desired;
+use crate::apply::{Desired, ObjectRef};
 use crate::crn::Crn;
 use crate::discovery::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
 
 pub const MAPPING_TYPE: &str = "inbound";
 pub const SOURCE_AUTHORITY: &str = "ibm-cloud-iam";
+
+/// Where the policy `name` lives.
+pub fn place(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(
+        (
+            IDENTITY_POLICY_GROUP,
+            IDENTITY_POLICY_VERSION,
+            "IdentityMappingPolicy",
+            "identitymappingpolicies",
+        ),
+        Some(namespace),
+        name,
+    )
+}
 
 pub struct IdentityMapping<'a> {
     pub namespace: &'a str,
@@ -23,15 +37,8 @@ pub struct IdentityMapping<'a> {
 impl IdentityMapping<'_> {
     pub fn policy(&self) -> Desired {
         let targets: Vec<&str> = self.targets.iter().map(Crn::as_str).collect();
-        Desired::new(
-            (
-                IDENTITY_POLICY_GROUP,
-                IDENTITY_POLICY_VERSION,
-                "IdentityMappingPolicy",
-                "identitymappingpolicies",
-            ),
-            Some(self.namespace),
-            self.name,
+        Desired::at(
+            place(self.namespace, self.name),
             json!({"spec": {
                 "identityMapping": {
                     "sourceIdentity": self.source.as_str(),

@@ -1,0 +1,352 @@
+//! Exposure, the runbook's steps 5-12: the Certificate, the CA Secret, the
+//! Gateway, VirtualService and DestinationRule that put the KMS API behind
+//! the ingress gateway.
+//!
+//! `fetch` reads, in three concurrent batches, everything the objects depend
+//! on and the objects themselves: the permissions, the kms-api Service, the
+//! gateway pods, the issuer, the CA secret named, the live objects; then the
+//! pods behind the Service; then the certificate they serve. `plan` decides
+//! from that alone, listing every unmet prerequisite at once, and `apply`
+//! writes what the plan changes, all at once.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::Api;
+use kube::api::DynamicObject;
+
+use crate::apply::{self, ApplyOptions, Live, Planned, WriteOptions};
+use crate::cluster::{Cluster, Target};
+use crate::datapath;
+use crate::defaults;
+use crate::discovery::{self, CertManagerApi, ServedApis};
+use crate::error::{Error, Result};
+use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE, Places};
+use crate::permissions::{self, Command, Permission, Scope};
+use crate::rollout;
+
+/// What `expose` is asked to set up.
+#[derive(Debug, Clone)]
+pub struct ExposeOptions {
+    pub hosts: Vec<Host>,
+    pub issuer: String,
+    /// `ClusterIssuer` or `Issuer`.
+    pub issuer_kind: String,
+    pub common_name: String,
+    /// Serve the certificate from this secret through `credentialName`.
+    pub tls_credential_name: Option<String>,
+    pub gateway_selector: (String, String),
+    /// The secret in the KMS namespace whose `ca.crt` signed kms-api's certificate.
+    pub upstream_ca_secret: Option<String>,
+    pub path_prefix: String,
+    pub rewrite: String,
+    /// The kms-api Service port to route to; read from the Service when absent.
+    pub port: Option<i32>,
+    pub apply: ApplyOptions,
+}
+
+/// What the cluster holds that exposure depends on.
+#[derive(Debug, Clone)]
+pub struct Found {
+    cert_manager: Option<CertManagerApi>,
+    istio_version: Option<&'static str>,
+    service: Option<Service>,
+    gateway_pods: Vec<Pod>,
+    issuer_exists: bool,
+    /// The CA secret `upstream_ca_secret` names, when it names one and it exists.
+    given_ca: Option<Secret>,
+    /// The TLS secret the pods behind kms-api mount, by name.
+    served_tls: Option<(String, Secret)>,
+    live: Live,
+}
+
+/// The permissions exposure needs with these options.
+fn needs(
+    target: &Target,
+    cert_manager: Option<CertManagerApi>,
+    options: &ExposeOptions,
+) -> Vec<Permission> {
+    let scope = Scope {
+        kms: &target.kms_namespace,
+        istio: &target.istio_namespace,
+        cert_manager,
+    };
+    permissions::for_expose(&scope, options.apply.strategy)
+}
+
+/// Reads what exposure depends on. A user who lacks a permission it needs
+/// is told so, with every missing one, before anything else.
+pub async fn fetch(
+    cluster: &Cluster,
+    served: &ServedApis,
+    target: &Target,
+    options: &ExposeOptions,
+    write: WriteOptions,
+) -> Result<Found> {
+    let cert_manager = served.cert_manager();
+    let istio_version = served.istio_networking();
+    let (kms_ns, istio_ns) = (
+        target.kms_namespace.as_str(),
+        target.istio_namespace.as_str(),
+    );
+    let needs = permissions::for_writes(&needs(target, cert_manager, options), write);
+    let places = cert_manager
+        .zip(istio_version)
+        .map(|(api, version)| Places::new(kms_ns, istio_ns, api, version));
+
+    // kms-api's side: the Service, the pods it selects, the certificate
+    // they serve. The runbook's KMS Deployment usually runs those pods, so
+    // the secrets its template mounts are read along with the pods, and the
+    // certificate costs no round trip of its own; what the pods mount
+    // beyond that is read after them.
+    let kms_side = async {
+        let services: Api<Service> = Api::namespaced(cluster.client(), kms_ns);
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client(), kms_ns);
+        let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
+        let read_deployment = format!("read deployment {kms_ns}/{}", defaults::DEPLOYMENT);
+        let (service, deployment) = tokio::try_join!(
+            cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
+            cluster.call(&read_deployment, deployments.get_opt(defaults::DEPLOYMENT)),
+        )?;
+        let labels = service
+            .as_ref()
+            .and_then(|service| service.spec.as_ref()?.selector.clone())
+            .unwrap_or_default();
+        if labels.is_empty() {
+            return Ok((service, None));
+        }
+        let guessed = deployment
+            .as_ref()
+            .map(exposure::template_secrets)
+            .unwrap_or_default();
+        let (pods, mut secrets) = tokio::try_join!(
+            rollout::pods_with_labels(cluster, kms_ns, &labels),
+            datapath::secrets(cluster, kms_ns, guessed.iter().cloned()),
+        )?;
+        let mounted: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
+        let unread = mounted
+            .iter()
+            .filter(|name| !guessed.contains(name))
+            .cloned();
+        secrets.extend(datapath::secrets(cluster, kms_ns, unread).await?);
+        Ok::<_, Error>((service, datapath::first_tls_secret(&mounted, &secrets)))
+    };
+    let gateway_pods = async {
+        let (label, value) = &options.gateway_selector;
+        let selector = BTreeMap::from([(label.clone(), value.clone())]);
+        rollout::pods_with_labels(cluster, istio_ns, &selector).await
+    };
+    let given_ca = async {
+        let Some(name) = &options.upstream_ca_secret else {
+            return Ok(None);
+        };
+        let found = datapath::secrets(cluster, kms_ns, [name.clone()]).await?;
+        Ok(found.into_values().next())
+    };
+    let issuer = async {
+        match cert_manager {
+            Some(api) => issuer(cluster, api, istio_ns, options).await,
+            None => Ok(None),
+        }
+    };
+    let live = async {
+        match &places {
+            Some(places) => apply::read_live(cluster, places.all()).await,
+            None => Ok(Live::default()),
+        }
+    };
+    let reads = async { tokio::try_join!(kms_side, gateway_pods, given_ca, issuer, live) };
+    let (lacking, reads) = tokio::join!(permissions::missing(cluster, &needs), reads);
+    let lacking = lacking?;
+    if !lacking.is_empty() {
+        return Err(permissions::refusal(cluster, Command::Expose, &lacking).await);
+    }
+    let ((service, served_tls), gateway_pods, given_ca, issuer, live) = reads?;
+    Ok(Found {
+        cert_manager,
+        istio_version,
+        service,
+        gateway_pods,
+        issuer_exists: issuer.is_some(),
+        given_ca,
+        served_tls,
+        live,
+    })
+}
+
+/// The issuer the Certificate names: an Issuer in the Certificate's
+/// namespace, or a ClusterIssuer.
+async fn issuer(
+    cluster: &Cluster,
+    api: CertManagerApi,
+    istio_namespace: &str,
+    options: &ExposeOptions,
+) -> Result<Option<DynamicObject>> {
+    let (plural, namespace) = issuer_place(&options.issuer_kind, istio_namespace);
+    let resource =
+        discovery::api_resource(api.group(), api.version(), &options.issuer_kind, plural);
+    let issuers: Api<DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(cluster.client(), namespace, &resource),
+        None => Api::all_with(cluster.client(), &resource),
+    };
+    cluster
+        .call(
+            &format!("read {plural} {}", options.issuer),
+            issuers.get_opt(&options.issuer),
+        )
+        .await
+}
+
+/// The issuer kind's plural and, for an Issuer, its namespace.
+fn issuer_place<'a>(kind: &str, istio_namespace: &'a str) -> (&'static str, Option<&'a str>) {
+    if kind == "Issuer" {
+        ("issuers", Some(istio_namespace))
+    } else {
+        ("clusterissuers", None)
+    }
+}
+
+/// The five objects as they should be, each with what writing it changes;
+/// or every prerequisite that is not met.
+pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<Vec<Planned>> {
+    let mut unmet = Vec::new();
+    let kms_namespace = &target.kms_namespace;
+    let istio_namespace = &target.istio_namespace;
+    if found.cert_manager.is_none() {
+        unmet.push(Error::Missing {
+            kind: "API",
+            namespace: "cluster".into(),
+            name: "cert-manager.io/v1 or certmanager.k8s.io/v1alpha1".into(),
+            hint: "install cert-manager: the cluster serves neither of its Certificate APIs".into(),
+        });
+    }
+    if found.istio_version.is_none() {
+        unmet.push(Error::Missing {
+            kind: "API",
+            namespace: "cluster".into(),
+            name: "networking.istio.io (v1, v1beta1 or v1alpha3)".into(),
+            hint: "install Istio: the cluster does not serve its networking API".into(),
+        });
+    }
+    let port = match &found.service {
+        None => {
+            unmet.push(Error::Missing {
+                kind: "Service",
+                namespace: kms_namespace.clone(),
+                name: KMS_SERVICE.into(),
+                hint: "KMS must be installed first; check --kms-namespace".into(),
+            });
+            None
+        }
+        Some(service) => match exposure::service_port(service, options.port) {
+            Ok(port) => Some(port),
+            Err(reason) => {
+                unmet.push(Error::InvalidFlag {
+                    flag: "--port",
+                    reason,
+                });
+                None
+            }
+        },
+    };
+    if found.gateway_pods.is_empty() {
+        let (label, value) = &options.gateway_selector;
+        unmet.push(Error::NoGatewayPods {
+            namespace: istio_namespace.clone(),
+            selector: format!("{label}={value}"),
+        });
+    }
+    if let Some(api) = found.cert_manager
+        && !found.issuer_exists
+    {
+        let (plural, namespace) = issuer_place(&options.issuer_kind, istio_namespace);
+        unmet.push(Error::Missing {
+            kind: if namespace.is_some() {
+                "Issuer"
+            } else {
+                "ClusterIssuer"
+            },
+            namespace: namespace.unwrap_or("cluster").into(),
+            name: options.issuer.clone(),
+            hint: format!(
+                "name an existing one with --issuer and --issuer-kind; `kubectl get {plural}.{}` lists them",
+                api.group()
+            ),
+        });
+    }
+    let given_ca = match (&options.upstream_ca_secret, &found.given_ca) {
+        (Some(name), Some(secret)) => Some((name.as_str(), secret)),
+        (Some(name), None) => {
+            unmet.push(Error::Missing {
+                kind: "Secret",
+                namespace: kms_namespace.clone(),
+                name: name.clone(),
+                hint: "name an existing Secret holding ca.crt with --upstream-ca-secret".into(),
+            });
+            None
+        }
+        (None, _) => None,
+    };
+    // How the gateway trusts kms-api can only be told once kms-api and the
+    // CA secret named were found.
+    let upstream = if found.service.is_some()
+        && (options.upstream_ca_secret.is_none() || given_ca.is_some())
+    {
+        exposure::upstream_trust(
+            kms_namespace,
+            found
+                .served_tls
+                .as_ref()
+                .map(|(name, secret)| (name.as_str(), secret)),
+            given_ca,
+            exposure::ca_delivery(&found.gateway_pods),
+        )
+        .map_err(|unverifiable| {
+            unmet.push(Error::DataPath {
+                problem: unverifiable.problem,
+                hint: unverifiable.hint,
+            })
+        })
+        .ok()
+    } else {
+        None
+    };
+    Error::unmet(unmet)?;
+    let (Some(cert_manager), Some(istio_version), Some(port), Some(upstream)) =
+        (found.cert_manager, found.istio_version, port, upstream)
+    else {
+        unreachable!("every missing part was reported as unmet");
+    };
+    let objects = Exposure {
+        kms_namespace: kms_namespace.clone(),
+        istio_namespace: istio_namespace.clone(),
+        cert_manager,
+        istio_version,
+        issuer: options.issuer.clone(),
+        issuer_kind: options.issuer_kind.clone(),
+        common_name: options.common_name.clone(),
+        hosts: options.hosts.clone(),
+        gateway_selector: options.gateway_selector.clone(),
+        server_delivery: exposure::server_delivery(
+            options.tls_credential_name.as_deref(),
+            &found.gateway_pods,
+        ),
+        upstream,
+        path_prefix: options.path_prefix.clone(),
+        rewrite: options.rewrite.clone(),
+        port,
+    }
+    .objects();
+    Ok(apply::plan(objects, &found.live))
+}
+
+/// Writes what the plan changes, as `write` says.
+pub async fn apply(
+    cluster: &Cluster,
+    planned: &[Planned],
+    options: &ExposeOptions,
+    write: WriteOptions,
+) -> Result<()> {
+    apply::write_all(cluster, planned, options.apply, write).await
+}

@@ -1,0 +1,175 @@
+//! Identity mapping, the runbook's steps 13-14: the IdentityMappingPolicy
+//! that maps the STS source identity to the KMS targets with the API key.
+//!
+//! `fetch` reads the permissions, the live policy and the API-key secret it
+//! names in one concurrent batch; `plan` decides from that alone; `apply`
+//! writes the policy when it changes.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::apply::{self, ApplyOptions, Live, ObjectRef, Planned, WriteOptions};
+use crate::cluster::{Cluster, Target};
+use crate::crn::Crn;
+use crate::discovery::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
+use crate::error::{Error, Result};
+use crate::manifests::identity::{self, IdentityMapping};
+use crate::permissions::{self, Command, Scope};
+
+/// What `map-identity` is asked to set up.
+#[derive(Debug, Clone)]
+pub struct MapIdentityOptions {
+    pub source: Crn,
+    pub targets: Vec<Crn>,
+    /// The policy's name.
+    pub name: String,
+    /// The API-key secret the policy names, and its data key.
+    pub secret: String,
+    pub secret_key: String,
+    /// A missing API key is an error, not a warning.
+    pub strict: bool,
+    pub apply: ApplyOptions,
+}
+
+/// What the cluster holds that the policy depends on.
+#[derive(Debug, Clone)]
+pub struct Found {
+    serves_policy: bool,
+    apikey_secret: Option<Secret>,
+    live: Live,
+}
+
+/// The policy as it should be, with what writing it changes, and a warning
+/// when the secret it names holds no key yet.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub policy: Planned,
+    pub warning: Option<String>,
+}
+
+/// Reads what the policy depends on. A user who lacks a permission it needs
+/// is told so, with every missing one, before anything else.
+pub async fn fetch(
+    cluster: &Cluster,
+    served: &ServedApis,
+    target: &Target,
+    options: &MapIdentityOptions,
+    write: WriteOptions,
+) -> Result<Found> {
+    let namespace = &target.istio_namespace;
+    let scope = Scope {
+        kms: &target.kms_namespace,
+        istio: namespace,
+        cert_manager: None,
+    };
+    let needs = permissions::for_writes(
+        &permissions::for_map_identity(&scope, options.apply.strategy),
+        write,
+    );
+    let serves_policy = served.identity_policy();
+    let live = async {
+        if serves_policy {
+            apply::read_live(cluster, [place(target, options)]).await
+        } else {
+            Ok(Live::default())
+        }
+    };
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
+    let read_secret = format!("read secret {namespace}/{}", options.secret);
+    let secret = cluster.call(&read_secret, secrets.get_opt(&options.secret));
+    let reads = async { tokio::try_join!(live, secret) };
+    let (lacking, reads) = tokio::join!(permissions::missing(cluster, &needs), reads);
+    let lacking = lacking?;
+    if !lacking.is_empty() {
+        return Err(permissions::refusal(cluster, Command::MapIdentity, &lacking).await);
+    }
+    let (live, apikey_secret) = reads?;
+    Ok(Found {
+        serves_policy,
+        apikey_secret,
+        live,
+    })
+}
+
+fn place(target: &Target, options: &MapIdentityOptions) -> ObjectRef {
+    identity::place(&target.istio_namespace, &options.name)
+}
+
+/// The policy as it should be, or what stops it.
+pub fn plan(found: &Found, target: &Target, options: &MapIdentityOptions) -> Result<Plan> {
+    let namespace = &target.istio_namespace;
+    let mut unmet = Vec::new();
+    if !found.serves_policy {
+        unmet.push(Error::Missing {
+            kind: "API",
+            namespace: "cluster".into(),
+            name: format!(
+                "{IDENTITY_POLICY_GROUP}/{IDENTITY_POLICY_VERSION} IdentityMappingPolicy"
+            ),
+            hint: "install STS first: its IdentityMappingPolicy CRD comes with it".into(),
+        });
+    }
+    let has_key = found
+        .apikey_secret
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .is_some_and(|data| {
+            data.get(&options.secret_key)
+                .is_some_and(|v| !v.0.is_empty())
+        });
+    let warning = match (&found.apikey_secret, has_key) {
+        (_, true) => None,
+        _ if options.strict => {
+            unmet.push(Error::Missing {
+                kind: "Secret",
+                namespace: namespace.clone(),
+                name: format!("{} (key {})", options.secret, options.secret_key),
+                hint: "store the key first with `kubectl kms-sts set-apikey`".into(),
+            });
+            None
+        }
+        (None, false) => Some(format!(
+            "secret {namespace}/{} does not exist",
+            options.secret
+        )),
+        (Some(_), false) => Some(format!(
+            "secret {namespace}/{} has no non-empty key {}",
+            options.secret, options.secret_key
+        )),
+    };
+    Error::unmet(unmet)?;
+    let policy = IdentityMapping {
+        namespace,
+        name: &options.name,
+        source: &options.source,
+        targets: &options.targets,
+        secret: &options.secret,
+        secret_key: &options.secret_key,
+    }
+    .policy();
+    let policy = apply::plan(vec![policy], &found.live).remove(0);
+    Ok(Plan {
+        policy,
+        warning: warning.map(|problem| {
+            format!(
+                "{problem}; the policy refers to it. Store the key with `kubectl kms-sts set-apikey`"
+            )
+        }),
+    })
+}
+
+/// Writes the policy when the plan changes it, as `write` says.
+pub async fn apply(
+    cluster: &Cluster,
+    plan: &Plan,
+    options: &MapIdentityOptions,
+    write: WriteOptions,
+) -> Result<()> {
+    apply::write_all(
+        cluster,
+        std::slice::from_ref(&plan.policy),
+        options.apply,
+        write,
+    )
+    .await
+}

@@ -1,0 +1,546 @@
+//! Injection, the runbook's steps 1-4 without the downtime. The runbook
+//! saves the KMS Deployment, runs `istioctl kube-inject`, deletes the
+//! Deployment and re-creates it; here the injected pod template replaces the
+//! old one in place, so the Deployment rolls its pods over as usual and is
+//! never absent.
+//!
+//! `fetch` reads the permissions, the Deployment and the injector's
+//! configuration in one concurrent batch; `plan` decides from that alone
+//! (a Deployment that already carries the sidecar is left alone, since
+//! kube-inject would add a second one), listing every unmet prerequisite;
+//! `apply` saves the original to a backup file, writes the injected
+//! template, awaits the rollout and checks every new pod for the sidecar. A
+//! rollout that fails or times out is undone by restoring the original.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::apply::WriteOptions;
+use crate::backup;
+use crate::cluster::{Cluster, Target};
+use crate::error::{Error, Result};
+use crate::istioctl::{self, InjectorConfig};
+use crate::output;
+use crate::permissions::{self, Command, Scope};
+use crate::rollout::{self, FIELD_MANAGER};
+use crate::sidecar;
+use crate::wording::count;
+
+/// What `inject` is asked to do.
+#[derive(Debug, Clone)]
+pub struct InjectOptions {
+    /// The KMS Deployment, in the KMS namespace.
+    pub deployment: String,
+    /// istioctl to run; the first on PATH when absent.
+    pub istioctl: Option<PathBuf>,
+    /// Where the original is saved; the default directory of the context when absent.
+    pub backup_dir: Option<PathBuf>,
+    /// How long the rollout may take.
+    pub timeout: Duration,
+    /// Leave a failed rollout as it is instead of restoring the original.
+    pub no_rollback: bool,
+}
+
+impl InjectOptions {
+    pub fn backup_dir(&self, cluster: &Cluster) -> PathBuf {
+        self.backup_dir
+            .clone()
+            .unwrap_or_else(|| backup::default_dir(cluster.context()))
+    }
+}
+
+/// What the cluster (and this machine) hold that injection depends on.
+pub struct Found {
+    deployment: Option<Deployment>,
+    /// Read only for injection; a missing one is an unmet prerequisite.
+    config: Option<Result<InjectorConfig>>,
+    istioctl: Result<PathBuf>,
+}
+
+/// What injection will do.
+pub enum Plan {
+    /// The Deployment already carries the sidecar: nothing to write, but an
+    /// earlier run may have been cut off during its rollout.
+    AlreadyInjected(Deployment),
+    /// Inject the Deployment with the cluster's injector configuration.
+    Inject {
+        original: Deployment,
+        config: InjectorConfig,
+        istioctl: PathBuf,
+    },
+}
+
+/// Reads what injection depends on: the Deployment, and the injector
+/// configuration unless `config_needed` is false (`--undo` needs none). A
+/// user who lacks a permission it needs is told so, with every missing one,
+/// before anything else.
+pub async fn fetch(
+    cluster: &Cluster,
+    target: &Target,
+    options: &InjectOptions,
+    write: WriteOptions,
+    config_needed: bool,
+) -> Result<Found> {
+    let namespace = &target.kms_namespace;
+    let scope = Scope {
+        kms: namespace,
+        istio: &target.istio_namespace,
+        cert_manager: None,
+    };
+    let needs = permissions::for_writes(&permissions::for_inject(&scope), write);
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let read_deployment = format!("read deployment {namespace}/{}", options.deployment);
+    let reads = async {
+        let config = async {
+            if !config_needed {
+                return Ok(None);
+            }
+            match injector_config(cluster, &target.istio_namespace).await {
+                Ok(config) => Ok(Some(Ok(config))),
+                Err(missing @ Error::Missing { .. }) => Ok(Some(Err(missing))),
+                Err(other) => Err(other),
+            }
+        };
+        tokio::try_join!(
+            cluster.call(&read_deployment, deployments.get_opt(&options.deployment)),
+            config,
+        )
+    };
+    let (lacking, reads) = tokio::join!(permissions::missing(cluster, &needs), reads);
+    let lacking = lacking?;
+    if !lacking.is_empty() {
+        return Err(permissions::refusal(cluster, Command::Inject, &lacking).await);
+    }
+    let (deployment, config) = reads?;
+    Ok(Found {
+        deployment,
+        config,
+        istioctl: istioctl::locate(options.istioctl.as_deref()),
+    })
+}
+
+/// What injection will do, or every prerequisite that is not met.
+pub fn plan(found: Found, target: &Target, options: &InjectOptions) -> Result<Plan> {
+    let Some(original) = found.deployment else {
+        return Err(missing_deployment(target, options));
+    };
+    if sidecar::template_is_injected(&pod_template(&original)) {
+        return Ok(Plan::AlreadyInjected(original));
+    }
+    let config = found
+        .config
+        .expect("injection's fetch reads the injector configuration");
+    match (config, found.istioctl) {
+        (Ok(config), Ok(istioctl)) => Ok(Plan::Inject {
+            original,
+            config,
+            istioctl,
+        }),
+        (config, istioctl) => Err(Error::together(
+            [istioctl.err(), config.err()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )),
+    }
+}
+
+fn missing_deployment(target: &Target, options: &InjectOptions) -> Error {
+    Error::Missing {
+        kind: "Deployment",
+        namespace: target.kms_namespace.clone(),
+        name: options.deployment.clone(),
+        hint: "name the KMS Deployment with --deployment, or its namespace with --kms-namespace"
+            .into(),
+    }
+}
+
+/// Carries out the plan, as `write` says.
+pub async fn apply(
+    cluster: &Cluster,
+    target: &Target,
+    options: &InjectOptions,
+    write: WriteOptions,
+    plan: Plan,
+) -> Result<()> {
+    let namespace = &target.kms_namespace;
+    let name = &options.deployment;
+    let (original, config, istioctl) = match plan {
+        Plan::AlreadyInjected(original) => {
+            if write.dry_run.is_none() {
+                rollout::wait(cluster, namespace, name, options.timeout).await?;
+                let pods = verify_sidecars(cluster, namespace, &original).await?;
+                eprintln!(
+                    "deployment/{name} already carries the Istio sidecar: {} it",
+                    count(pods as i64, "pod runs", "pods run")
+                );
+            } else {
+                eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");
+            }
+            return Ok(());
+        }
+        Plan::Inject {
+            original,
+            config,
+            istioctl,
+        } => (original, config, istioctl),
+    };
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let original_template = pod_template(&original);
+    let injected = istioctl::kube_inject(
+        &istioctl,
+        target,
+        &sidecar::injection_input(&original),
+        &config,
+    )
+    .await?;
+    let injected_template = pod_template(&injected);
+    if !sidecar::template_is_injected(&injected_template) {
+        return Err(Error::ToolFailed {
+            tool: "istioctl",
+            detail: "kube-inject returned the Deployment without an istio-proxy container".into(),
+        });
+    }
+
+    let mut updated = original.clone();
+    set_pod_template(&mut updated, injected_template);
+    updated.metadata.managed_fields = None;
+    updated.status = None;
+    let note = write.dry_run_note();
+
+    if write.client_dry_run() {
+        print_object(&updated, write)?;
+        eprintln!("deployment/{name} injected{note}");
+        return Ok(());
+    }
+
+    let backup_path = if write.dry_run.is_none() {
+        let mut saved = original.clone();
+        saved.metadata.managed_fields = None;
+        saved.status = None;
+        let yaml = output::render(&saved, output::Format::Yaml);
+        Some(backup::save(
+            &options.backup_dir(cluster),
+            "Deployment",
+            namespace,
+            name,
+            &yaml,
+        )?)
+    } else {
+        None
+    };
+    if let Some(path) = &backup_path {
+        eprintln!("original deployment/{name} saved to {}", path.display());
+    }
+
+    let params = PostParams {
+        dry_run: write.server_dry_run(),
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let applied =
+        replace_unless_changed(cluster, &deployments, &original, updated, &params).await?;
+    if write.dry_run.is_some() {
+        print_object(&applied, write)?;
+        eprintln!("deployment/{name} injected{note}");
+        return Ok(());
+    }
+
+    let verified = match rollout::wait(cluster, namespace, name, options.timeout).await {
+        Ok(_) => verify_sidecars(cluster, namespace, &applied).await,
+        Err(err) => Err(err),
+    };
+    match verified {
+        Ok(pods) => {
+            print_object(&applied, write)?;
+            eprintln!("deployment/{name} injected: {pods} pods run the istio-proxy sidecar");
+            Ok(())
+        }
+        Err(cause) if options.no_rollback => Err(cause),
+        Err(cause) => {
+            let restored =
+                restore_template(cluster, &deployments, namespace, name, original_template).await;
+            match restored {
+                Ok(()) => Err(Error::RolledBack {
+                    what: format!("injecting deployment {namespace}/{name} failed"),
+                    cause: Box::new(cause),
+                }),
+                Err(rollback) => Err(Error::Incomplete {
+                    done: vec![
+                        format!(
+                            "original saved to {}",
+                            backup_path
+                                .as_deref()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_default()
+                        ),
+                        format!("deployment {namespace}/{name} updated with the sidecar"),
+                    ],
+                    not_done: vec![
+                        "rollout confirmed".into(),
+                        format!("rollback to the original ({rollback})"),
+                    ],
+                    cause: Box::new(cause),
+                }),
+            }
+        }
+    }
+}
+
+/// How often a write refused only because the Deployment's status moved on
+/// is sent again.
+const STATUS_ONLY_RETRIES: u32 = 3;
+
+/// Replaces the Deployment read as `original` with `updated`. A 409 caused
+/// by the controllers writing its status (the object's resourceVersion
+/// moves on, its spec and metadata do not) is retried against the fresh
+/// version; a change by another client to what was read is refused, never
+/// overwritten.
+pub async fn replace_unless_changed(
+    cluster: &Cluster,
+    deployments: &Api<Deployment>,
+    original: &Deployment,
+    mut updated: Deployment,
+    params: &PostParams,
+) -> Result<Deployment> {
+    let namespace = original.metadata.namespace.clone().unwrap_or_default();
+    let name = original.metadata.name.clone().unwrap_or_default();
+    let conflict = |attempts| Error::Conflict {
+        kind: "Deployment",
+        namespace: namespace.clone(),
+        name: name.clone(),
+        attempts,
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let written = cluster
+            .write(
+                &format!("update deployment {namespace}/{name}"),
+                deployments.replace(&name, params, &updated),
+            )
+            .await?;
+        if let Ok(applied) = written {
+            return Ok(applied);
+        }
+        if attempts > STATUS_ONLY_RETRIES {
+            return Err(conflict(attempts));
+        }
+        let Some(current) = cluster
+            .call(
+                &format!("read deployment {namespace}/{name}"),
+                deployments.get_opt(&name),
+            )
+            .await?
+        else {
+            return Err(conflict(attempts));
+        };
+        let unchanged = current.spec == original.spec
+            && current.metadata.labels == original.metadata.labels
+            && current.metadata.annotations == original.metadata.annotations;
+        if !unchanged {
+            return Err(conflict(attempts));
+        }
+        updated.metadata.resource_version = current.metadata.resource_version;
+    }
+}
+
+/// `--undo`: puts back the pod template of the newest backup and waits for
+/// the rollout, so the sidecar is removed by the same rolling update.
+pub async fn undo(
+    cluster: &Cluster,
+    target: &Target,
+    options: &InjectOptions,
+    write: WriteOptions,
+    found: Found,
+) -> Result<()> {
+    let Some(current) = &found.deployment else {
+        return Err(missing_deployment(target, options));
+    };
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &target.kms_namespace);
+    let backup_dir = &options.backup_dir(cluster);
+    let namespace = current.metadata.namespace.clone().unwrap_or_default();
+    let name = &options.deployment;
+    if !sidecar::template_is_injected(&pod_template(current)) {
+        eprintln!("deployment/{name} carries no Istio sidecar; nothing to undo");
+        return Ok(());
+    }
+    let (path, template) =
+        backed_up_template(backup_dir, &namespace, name)?.ok_or_else(|| Error::Missing {
+            kind: "backup of Deployment",
+            namespace: namespace.clone(),
+            name: name.clone(),
+            hint: format!(
+                "no backup in {}; name the directory with --backup-dir",
+                backup_dir.display()
+            ),
+        })?;
+    let mut restored = current.clone();
+    set_pod_template(&mut restored, template);
+    restored.metadata.managed_fields = None;
+    restored.status = None;
+    let note = write.dry_run_note();
+    if !write.client_dry_run() {
+        let params = PostParams {
+            dry_run: write.server_dry_run(),
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        restored = cluster
+            .call(
+                &format!("restore deployment {namespace}/{name}"),
+                deployments.replace(name, &params, &restored),
+            )
+            .await?;
+    }
+    if write.dry_run.is_none() {
+        rollout::wait(cluster, &namespace, name, options.timeout).await?;
+    }
+    print_object(&restored, write)?;
+    eprintln!("deployment/{name} restored from {}{note}", path.display());
+    Ok(())
+}
+
+/// The pod template of the newest backup of the Deployment in `dir`, which
+/// must be a Deployment manifest without the sidecar; `None` without backup.
+pub fn backed_up_template(
+    dir: &Path,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(PathBuf, PodTemplateSpec)>> {
+    let Some(path) = backup::newest(dir, "Deployment", namespace, name)? else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::LocalFile {
+        action: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let saved: Deployment = serde_saphyr::from_str(&text).map_err(|err| Error::InvalidBackup {
+        path: path.clone(),
+        reason: format!("it is not a Deployment manifest: {err}"),
+    })?;
+    let template = pod_template(&saved);
+    if sidecar::template_is_injected(&template) {
+        return Err(Error::InvalidBackup {
+            path,
+            reason: "it carries the sidecar too".into(),
+        });
+    }
+    Ok(Some((path, template)))
+}
+
+fn print_object(deployment: &Deployment, write: WriteOptions) -> Result<()> {
+    let Some(format) = write.output else {
+        return Ok(());
+    };
+    let mut shown = deployment.clone();
+    shown.metadata.managed_fields = None;
+    output::print(&output::render(&shown, format))
+}
+
+pub fn pod_template(deployment: &Deployment) -> PodTemplateSpec {
+    deployment
+        .spec
+        .as_ref()
+        .map(|spec| spec.template.clone())
+        .unwrap_or_default()
+}
+
+pub fn set_pod_template(deployment: &mut Deployment, template: PodTemplateSpec) {
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.template = template;
+    }
+}
+
+/// The cluster's injector configuration; both ConfigMaps come with Istio.
+pub async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<InjectorConfig> {
+    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
+    let read = async |name: &str, keys: &[&str]| -> Result<Vec<String>> {
+        let found = cluster
+            .call(
+                &format!("read configmap {namespace}/{name}"),
+                configmaps.get_opt(name),
+            )
+            .await?;
+        let data = found.and_then(|cm| cm.data).unwrap_or_default();
+        keys.iter()
+            .map(|key| {
+                data.get(*key).cloned().ok_or_else(|| Error::Missing {
+                    kind: "ConfigMap",
+                    namespace: namespace.to_owned(),
+                    name: format!("{name} (key {key})"),
+                    hint: "Istio's injector configuration is missing: is Istio installed in \
+                           --istio-namespace?"
+                        .into(),
+                })
+            })
+            .collect()
+    };
+    let (injector, mesh) = tokio::try_join!(
+        read("istio-sidecar-injector", &["config", "values"]),
+        read("istio", &["mesh"]),
+    )?;
+    let [template, values] = <[String; 2]>::try_from(injector).expect("two keys asked");
+    let [mesh] = <[String; 1]>::try_from(mesh).expect("one key asked");
+    Ok(InjectorConfig {
+        template,
+        values,
+        mesh,
+    })
+}
+
+/// Counts the Deployment's live pods, failing if any lacks the sidecar.
+async fn verify_sidecars(
+    cluster: &Cluster,
+    namespace: &str,
+    deployment: &Deployment,
+) -> Result<usize> {
+    let pods = rollout::pods(cluster, namespace, deployment).await?;
+    let live: Vec<&Pod> = pods
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .collect();
+    let missing: Vec<String> = live
+        .iter()
+        .filter(|pod| !sidecar::pod_has_sidecar(pod))
+        .filter_map(|pod| pod.metadata.name.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::RolloutFailed {
+            kind: "Deployment",
+            namespace: namespace.to_owned(),
+            name: deployment.metadata.name.clone().unwrap_or_default(),
+            reason: format!(
+                "pods without the istio-proxy sidecar: {}",
+                missing.join(", ")
+            ),
+        });
+    }
+    Ok(live.len())
+}
+
+/// Puts the original pod template back (a rollback by the same rolling update).
+async fn restore_template(
+    cluster: &Cluster,
+    deployments: &Api<Deployment>,
+    namespace: &str,
+    name: &str,
+    template: PodTemplateSpec,
+) -> Result<()> {
+    let action = format!("restore deployment {namespace}/{name}");
+    let mut current = cluster.call(&action, deployments.get(name)).await?;
+    set_pod_template(&mut current, template);
+    current.metadata.managed_fields = None;
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    cluster
+        .call(&action, deployments.replace(name, &params, &current))
+        .await?;
+    Ok(())
+}
