@@ -1,7 +1,10 @@
-//! Which API versions the cluster serves, from one discovery request, and the
-//! choices that follow: cert-manager's current API or its legacy one, and the
-//! newest Istio networking version. The choices are pure functions of the
-//! served group versions, so they are tested without a cluster.
+//! Which API versions the cluster serves, read through kube's `Discovery`
+//! (one aggregated-discovery request on current servers), and the choices
+//! that follow: cert-manager's current API or its legacy one, and the newest
+//! Istio networking version. The choices are pure functions of the served
+//! resources, so they are tested without a cluster. A step's reads need not
+//! wait for discovery: `fetch_while_discovering` runs them with the versions
+//! current clusters serve and repeats them only when the cluster differs.
 
 use std::collections::BTreeSet;
 

@@ -299,6 +299,56 @@ fn what_inject_needs_is_checked_before_the_key_is_written() {
 }
 
 #[test]
+fn every_unmet_prerequisite_of_every_step_is_named_before_the_confirmation() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-unmet");
+    let file = scratch_dir("wizard-unmet").join("answers.yaml");
+    // Three steps cannot run: inject lacks istioctl, expose's issuer does not
+    // exist, and the Secret the key goes into is gone.
+    std::fs::write(&file, format!("{}issuer: no-such-issuer\n", answers(&ns))).unwrap();
+    let deleted = run(test
+        .kubectl()
+        .args(["delete", "secret", "sts-apikey", "-n", &ns.1]));
+    assert_exit(&deleted, 0);
+    let offset = test.audit_offset();
+    let out = run_with_stdin(
+        test.plugin()
+            .args(["wizard", "--yes", "--apikey-from-stdin", "--answers"])
+            .arg(&file)
+            .args(["--istioctl", "/nonexistent/istioctl"]),
+        b"some-key",
+    );
+    assert_exit(&out, 6);
+    let err = stderr(&out);
+    assert!(err.contains("3 prerequisites are not met"), "{err}");
+    assert!(err.contains("/nonexistent/istioctl"), "{err}");
+    assert!(err.contains("no-such-issuer"), "{err}");
+    assert!(err.contains("sts-apikey"), "{err}");
+    assert!(err.contains("set-apikey --create"), "{err}");
+    assert!(!err.contains("Plan for context"), "{err}");
+    assert_eq!(test.kms_generation(&ns.0), "1");
+    let writes: Vec<String> = test
+        .audit_events_since(offset)
+        .into_iter()
+        .filter(|e| {
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("kubectl-kms-sts/"))
+        })
+        .filter(|e| {
+            let verb = e["verb"].as_str().unwrap_or_default();
+            ["create", "update", "patch", "delete"].contains(&verb)
+                && !e["objectRef"]["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("selfsubject")
+        })
+        .map(|e| e["requestURI"].to_string())
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+}
+
+#[test]
 fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-bad");
