@@ -272,6 +272,44 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 impl Error {
+    /// Every unmet prerequisite a plan found, as one error: none is `Ok`,
+    /// one is itself, several are listed together.
+    pub fn unmet(problems: Vec<Error>) -> Result<()> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::together(problems))
+        }
+    }
+
+    /// The problems this error stands for: those listed together, or itself.
+    pub fn into_problems(self) -> Vec<Error> {
+        match self {
+            Error::Unmet(problems) => problems,
+            other => vec![other],
+        }
+    }
+
+    /// Whether this is something the user must set right before a step can
+    /// run (a permission, something missing in the cluster), rather than a
+    /// failure to talk to the cluster.
+    pub fn is_unmet_prerequisite(&self) -> bool {
+        matches!(
+            self.exit_status(),
+            ExitStatus::Forbidden | ExitStatus::MissingPrerequisite
+        )
+    }
+
+    /// Problems found at once, as one error: one is itself, several are
+    /// listed together.
+    pub fn together(mut problems: Vec<Error>) -> Error {
+        if problems.len() == 1 {
+            problems.remove(0)
+        } else {
+            Error::Unmet(problems)
+        }
+    }
+
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             Error::InvalidFlag { .. }
@@ -496,46 +534,6 @@ pub fn caused_by(
 pub struct Report<'a> {
     pub error: &'a Error,
     pub cluster_flags: &'a str,
-}
-
-impl Error {
-    /// Every unmet prerequisite a plan found, as one error: none is `Ok`,
-    /// one is itself, several are listed together.
-    pub fn unmet(problems: Vec<Error>) -> Result<()> {
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::together(problems))
-        }
-    }
-
-    /// The problems this error stands for: those listed together, or itself.
-    pub fn into_problems(self) -> Vec<Error> {
-        match self {
-            Error::Unmet(problems) => problems,
-            other => vec![other],
-        }
-    }
-
-    /// Whether this is something the user must set right before a step can
-    /// run (a permission, something missing in the cluster), rather than a
-    /// failure to talk to the cluster.
-    pub fn is_unmet_prerequisite(&self) -> bool {
-        matches!(
-            self.exit_status(),
-            ExitStatus::Forbidden | ExitStatus::MissingPrerequisite
-        )
-    }
-
-    /// Problems found at once, as one error: one is itself, several are
-    /// listed together.
-    pub fn together(mut problems: Vec<Error>) -> Error {
-        if problems.len() == 1 {
-            problems.remove(0)
-        } else {
-            Error::Unmet(problems)
-        }
-    }
 }
 
 impl fmt::Display for Report<'_> {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
@@ -17,7 +18,7 @@ use kube::api::PostParams;
 use serde_json::json;
 
 use crate::apply::{Strategy, WriteOptions};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Target};
 use crate::discovery::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
 use crate::error::Result;
 
@@ -68,6 +69,17 @@ pub struct Scope<'a> {
     pub kms: &'a str,
     pub istio: &'a str,
     pub cert_manager: Option<CertManagerApi>,
+}
+
+impl Scope<'_> {
+    /// The namespaces `target` names, with the cert-manager API served.
+    pub fn of(target: &Target, cert_manager: Option<CertManagerApi>) -> Scope<'_> {
+        Scope {
+            kms: &target.kms_namespace,
+            istio: &target.istio_namespace,
+            cert_manager,
+        }
+    }
 }
 
 /// What `set-apikey` needs: creating the Secret only with `--create`, and
@@ -411,6 +423,24 @@ pub async fn require(
         return Ok(());
     }
     Err(refusal(cluster, command, &lacking).await)
+}
+
+/// Awaits `reads` while the current user's permissions are reviewed
+/// against `needs`, in the same round trip: a user who lacks any is refused,
+/// with every missing one named, whatever the reads met (a refused read
+/// among them); otherwise the reads' outcome.
+pub async fn reads_allowed<T>(
+    cluster: &Cluster,
+    command: Command,
+    needs: &[Permission],
+    reads: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let (lacking, read) = tokio::join!(missing(cluster, needs), reads);
+    let lacking = lacking?;
+    if !lacking.is_empty() {
+        return Err(refusal(cluster, command, &lacking).await);
+    }
+    read
 }
 
 /// What a run with `write` needs of `needs`: a client dry run writes

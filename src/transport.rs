@@ -93,6 +93,9 @@ pub fn client(mut config: Config, user: &str) -> Result<Client> {
 
     let mut http = HttpConnector::new();
     http.enforce_http(false);
+    // Small HTTP/2 frames go out at once, as Go clients send them, instead
+    // of waiting on the acknowledgement of the previous one (Nagle).
+    http.set_nodelay(true);
     let mut https = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http();

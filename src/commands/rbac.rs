@@ -30,11 +30,7 @@ pub async fn run(target: &Target, args: &RbacArgs) -> Result<()> {
     // the grants name.
     let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
-    let scope = Scope {
-        kms: &target.kms_namespace,
-        istio: &target.istio_namespace,
-        cert_manager: served.cert_manager(),
-    };
+    let scope = Scope::of(target, served.cert_manager());
     let name = args
         .name
         .clone()

@@ -34,7 +34,7 @@ use crate::manifests::exposure::{
     CA_SECRET, CERTIFICATE, DESTINATION_RULE, GATEWAY, VIRTUAL_SERVICE,
 };
 use crate::output;
-use crate::permissions::{self, Permission};
+use crate::permissions::{self, Permission, Scope};
 use crate::rollout::{self, FIELD_MANAGER};
 use crate::sidecar;
 use crate::steps::injection;
@@ -228,7 +228,7 @@ pub async fn uninstall(
     permissions::require(
         cluster,
         permissions::Command::Uninstall,
-        &needs(&plan, target),
+        &needs(&plan, target, served),
         args.write.options(),
     )
     .await?;
@@ -464,55 +464,27 @@ pub fn earlier_template(
         .max_by_key(|(revision, _)| *revision)
 }
 
-/// The permissions the plan's writes need, and the reads it made.
-fn needs(plan: &Plan, target: &Target) -> Vec<Permission> {
-    let mut needs = Vec::new();
-    for (found, fate) in &plan.objects {
-        let resource: &'static str = match found.resource.plural.as_str() {
-            "identitymappingpolicies" => "identitymappingpolicies",
-            "destinationrules" => "destinationrules",
-            "virtualservices" => "virtualservices",
-            "gateways" => "gateways",
-            "certificates" => "certificates",
-            _ => "secrets",
-        };
-        let verbs: &[&'static str] = match fate {
-            Fate::Delete { .. } => &["get", "delete"],
-            _ => &["get"],
-        };
-        needs.extend(verbs.iter().map(|verb| Permission {
-            verb,
-            group: found.resource.group.clone(),
-            resource,
-            namespace: Some(found.namespace.clone()),
-        }));
-    }
-    let kms = Some(target.kms_namespace.clone());
-    let mut deployment_verbs = vec!["get"];
-    if matches!(plan.sidecar, SidecarFate::Restore { .. }) {
-        deployment_verbs.push("update");
-        needs.push(Permission {
-            verb: "list",
-            group: String::new(),
-            resource: "pods",
-            namespace: kms.clone(),
-        });
-    }
-    needs.push(Permission {
-        verb: "list",
-        group: "apps".into(),
-        resource: "replicasets",
-        namespace: kms.clone(),
-    });
-    needs.extend(deployment_verbs.into_iter().map(|verb| Permission {
-        verb,
-        group: "apps".into(),
-        resource: "deployments",
-        namespace: kms.clone(),
-    }));
-    needs.sort();
-    needs.dedup();
-    needs
+/// What carrying out `plan` needs: of everything `uninstall` may need
+/// (`permissions::for_uninstall`, which `rbac --for uninstall` grants), the
+/// reads of every object found, the deletes of those it deletes, and the
+/// Deployment's update, watch and pods only when its template is restored.
+fn needs(plan: &Plan, target: &Target, served: &discovery::ServedApis) -> Vec<Permission> {
+    let scope = Scope::of(target, served.cert_manager());
+    let restores = matches!(plan.sidecar, SidecarFate::Restore { .. });
+    permissions::for_uninstall(&scope)
+        .into_iter()
+        .filter(|need| match (need.group.as_str(), need.resource) {
+            ("apps", "deployments") => need.verb == "get" || restores,
+            ("", "pods") => restores,
+            ("apps", "replicasets") => true,
+            (group, resource) => plan.objects.iter().any(|(found, fate)| {
+                found.resource.group == group
+                    && found.resource.plural == resource
+                    && need.namespace.as_ref() == Some(&found.namespace)
+                    && (need.verb == "get" || matches!(fate, Fate::Delete { .. }))
+            }),
+        })
+        .collect()
 }
 
 /// The plan as a person reads it: one line per object, in write order.

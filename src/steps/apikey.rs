@@ -111,13 +111,12 @@ pub async fn fetch(
     write: WriteOptions,
 ) -> Result<Found> {
     let namespace = &target.istio_namespace;
-    let scope = Scope {
-        kms: &target.kms_namespace,
-        istio: namespace,
-        cert_manager: None,
-    };
     let needs = permissions::for_writes(
-        &permissions::for_set_apikey(&scope, options.create, options.restart != Restart::Never),
+        &permissions::for_set_apikey(
+            &Scope::of(target, None),
+            options.create,
+            options.restart != Restart::Never,
+        ),
         write,
     );
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
@@ -138,12 +137,8 @@ pub async fn fetch(
             adapter,
         )
     };
-    let (lacking, reads) = tokio::join!(permissions::missing(cluster, &needs), reads);
-    let lacking = lacking?;
-    if !lacking.is_empty() {
-        return Err(permissions::refusal(cluster, Command::SetApikey, &lacking).await);
-    }
-    let (secret, adapter) = reads?;
+    let (secret, adapter) =
+        permissions::reads_allowed(cluster, Command::SetApikey, &needs, reads).await?;
     Ok(Found {
         secret,
         token_adapter_exists: adapter.is_some(),

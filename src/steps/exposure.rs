@@ -67,12 +67,7 @@ fn needs(
     cert_manager: Option<CertManagerApi>,
     options: &ExposeOptions,
 ) -> Vec<Permission> {
-    let scope = Scope {
-        kms: &target.kms_namespace,
-        istio: &target.istio_namespace,
-        cert_manager,
-    };
-    permissions::for_expose(&scope, options.apply.strategy)
+    permissions::for_expose(&Scope::of(target, cert_manager), options.apply.strategy)
 }
 
 /// Reads what exposure depends on. A user who lacks a permission it needs
@@ -157,12 +152,8 @@ pub async fn fetch(
         }
     };
     let reads = async { tokio::try_join!(kms_side, gateway_pods, given_ca, issuer, live) };
-    let (lacking, reads) = tokio::join!(permissions::missing(cluster, &needs), reads);
-    let lacking = lacking?;
-    if !lacking.is_empty() {
-        return Err(permissions::refusal(cluster, Command::Expose, &lacking).await);
-    }
-    let ((service, served_tls), gateway_pods, given_ca, issuer, live) = reads?;
+    let ((service, served_tls), gateway_pods, given_ca, issuer, live) =
+        permissions::reads_allowed(cluster, Command::Expose, &needs, reads).await?;
     Ok(Found {
         cert_manager,
         istio_version,

@@ -57,13 +57,8 @@ pub async fn fetch(
     write: WriteOptions,
 ) -> Result<Found> {
     let namespace = &target.istio_namespace;
-    let scope = Scope {
-        kms: &target.kms_namespace,
-        istio: namespace,
-        cert_manager: None,
-    };
     let needs = permissions::for_writes(
-        &permissions::for_map_identity(&scope, options.apply.strategy),
+        &permissions::for_map_identity(&Scope::of(target, None), options.apply.strategy),
         write,
     );
     let serves_policy = served.identity_policy();
@@ -78,12 +73,8 @@ pub async fn fetch(
     let read_secret = format!("read secret {namespace}/{}", options.secret);
     let secret = cluster.call(&read_secret, secrets.get_opt(&options.secret));
     let reads = async { tokio::try_join!(live, secret) };
-    let (lacking, reads) = tokio::join!(permissions::missing(cluster, &needs), reads);
-    let lacking = lacking?;
-    if !lacking.is_empty() {
-        return Err(permissions::refusal(cluster, Command::MapIdentity, &lacking).await);
-    }
-    let (live, apikey_secret) = reads?;
+    let (live, apikey_secret) =
+        permissions::reads_allowed(cluster, Command::MapIdentity, &needs, reads).await?;
     Ok(Found {
         serves_policy,
         apikey_secret,

@@ -87,12 +87,7 @@ pub async fn fetch(
     config_needed: bool,
 ) -> Result<Found> {
     let namespace = &target.kms_namespace;
-    let scope = Scope {
-        kms: namespace,
-        istio: &target.istio_namespace,
-        cert_manager: None,
-    };
-    let needs = permissions::for_writes(&permissions::for_inject(&scope), write);
+    let needs = permissions::for_writes(&permissions::for_inject(&Scope::of(target, None)), write);
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let read_deployment = format!("read deployment {namespace}/{}", options.deployment);
     let reads = async {
@@ -111,12 +106,8 @@ pub async fn fetch(
             config,
         )
     };
-    let (lacking, reads) = tokio::join!(permissions::missing(cluster, &needs), reads);
-    let lacking = lacking?;
-    if !lacking.is_empty() {
-        return Err(permissions::refusal(cluster, Command::Inject, &lacking).await);
-    }
-    let (deployment, config) = reads?;
+    let (deployment, config) =
+        permissions::reads_allowed(cluster, Command::Inject, &needs, reads).await?;
     Ok(Found {
         deployment,
         config,
