@@ -18,6 +18,7 @@ use crate::steps::apikey::{ApikeyOptions, Restart};
 use crate::steps::exposure::ExposeOptions;
 use crate::steps::identity::MapIdentityOptions;
 use crate::steps::injection::InjectOptions;
+use crate::steps::uninstall::UninstallOptions;
 
 // `set-apikey`
 
@@ -420,6 +421,22 @@ pub struct UninstallArgs {
 
     #[command(flatten)]
     pub write: WriteArgs,
+}
+
+impl UninstallArgs {
+    pub fn options(&self) -> UninstallOptions {
+        UninstallOptions {
+            deployment: self.deployment.clone(),
+            policy: self.policy.clone(),
+            secret: self.secret.clone(),
+            delete_certificate_secret: self.delete_certificate_secret,
+            delete_apikey: self.delete_apikey,
+            backup_dir: self.backup_dir.clone(),
+            timeout: self.timeout,
+            yes: self.yes,
+            write: self.write.options(),
+        }
+    }
 }
 
 // `rbac`

@@ -18,9 +18,9 @@ use crate::apikey::{self, ApiKey};
 use crate::apply::{self, ApplyOptions, Preview, WriteOptions};
 use crate::checks::evaluate::Names;
 use crate::checks::{CheckId, Outcome, Report};
-use crate::cli::{ObjectNameArgs, UninstallArgs, WizardArgs, WriteArgs};
+use crate::cli::{ObjectNameArgs, WizardArgs};
 use crate::cluster::{self, Cluster, Target};
-use crate::commands::{status, uninstall};
+use crate::commands::status;
 use crate::crn;
 use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
@@ -31,6 +31,7 @@ use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretCh
 use crate::steps::exposure::{self, ExposeOptions};
 use crate::steps::identity::{self, MapIdentityOptions};
 use crate::steps::injection;
+use crate::steps::uninstall::{self, UninstallOptions};
 use crate::wording;
 
 fn on_terminal() -> bool {
@@ -118,7 +119,7 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     let before = status::check(&cluster, &served, &names).await?;
     eprintln!("{}", before.render_text());
     if interactive && before.summary.failed == 0 && choose_uninstall()? {
-        let uninstall_args = UninstallArgs {
+        let options = UninstallOptions {
             deployment: names.deployment.clone(),
             policy: names.policy.clone(),
             secret: names.secret.clone(),
@@ -127,9 +128,9 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
             backup_dir: args.inject_tools.backup_dir.clone(),
             timeout: args.timeout,
             yes: false,
-            write: WriteArgs::default(),
+            write: WriteOptions::default(),
         };
-        return uninstall::uninstall(&cluster, &served, &target, &uninstall_args).await;
+        return uninstall::uninstall(&cluster, &served, &target, &options).await;
     }
 
     let key_missing = check_failed(&before, CheckId::ApiKeySecret);

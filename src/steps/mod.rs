@@ -4,9 +4,10 @@
 //! decides every write (with its field-level change) or lists every unmet
 //! prerequisite, and an `apply` that writes the plan. The subcommands are
 //! thin shells over these, and the wizard composes the four plans before its
-//! one confirmation.
+//! one confirmation. `uninstall` takes them back out in the same shape.
 
 pub mod apikey;
 pub mod exposure;
 pub mod identity;
 pub mod injection;
+pub mod uninstall;

@@ -1,0 +1,999 @@
+//! `uninstall`: takes the setup back out, in the reverse order of the
+//! runbook, deleting only what the plugin itself created.
+//!
+//! It reads everything in one concurrent batch, then `plan` (a pure
+//! function) decides each object's fate: deleted when its only field
+//! manager, status aside, is `kubectl-kms-sts`; kept, with the other managers
+//! named, when anyone else owns fields of it. The Certificate's issued secret
+//! and the API key Secret are deleted only when asked for, and the token
+//! adapter is not restarted. The sidecar is taken out of the KMS Deployment
+//! in place: its pod template is put back from the newest backup `inject`
+//! saved, else from the Deployment's own earlier ReplicaSet without the
+//! sidecar (what `kubectl rollout undo` would use), and the rollout is
+//! awaited and checked. After one confirmation the deletions are sent with
+//! the uid and resourceVersion that were read as preconditions, so an object
+//! changed in between is refused, not deleted.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Preconditions};
+use kube::core::ApiResource;
+use serde_json::Value;
+
+use crate::apply::{DryRun, WriteOptions};
+use crate::backup;
+use crate::cluster::{Cluster, Target};
+use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
+use crate::error::{Error, Result};
+use crate::manifests::exposure::{
+    CA_SECRET, CERTIFICATE, DESTINATION_RULE, GATEWAY, VIRTUAL_SERVICE,
+};
+use crate::output;
+use crate::permissions::{self, Permission, Scope};
+use crate::rollout::{self, FIELD_MANAGER};
+use crate::sidecar;
+use crate::steps::injection;
+
+/// One object the setup may have left, as read.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub resource: ApiResource,
+    pub namespace: String,
+    pub name: String,
+    /// Why the setup has it: which step made it.
+    pub role: Role,
+    pub object: Option<DynamicObject>,
+}
+
+/// What made an object, which decides when it may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Written by `expose` or `map-identity`: deleted when only the plugin
+    /// owns it.
+    Created,
+    /// The secret cert-manager issued: deleted with --delete-certificate-secret.
+    IssuedSecret,
+    /// The API key Secret: deleted with --delete-apikey.
+    ApiKey,
+}
+
+impl Found {
+    /// `kind.group/name`, as kubectl names objects.
+    fn object_name(&self) -> String {
+        let kind = self.resource.kind.to_lowercase();
+        if self.resource.group.is_empty() {
+            format!("{kind}/{}", self.name)
+        } else {
+            format!("{kind}.{}/{}", self.resource.group, self.name)
+        }
+    }
+
+    fn display_name(&self) -> String {
+        format!("{} in {}", self.object_name(), self.namespace)
+    }
+}
+
+/// What will happen to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Absent,
+    Delete { because: String },
+    Keep { because: String },
+}
+
+/// What will happen to the KMS Deployment's sidecar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SidecarFate {
+    NoDeployment,
+    NotInjected,
+    Restore {
+        template: Box<PodTemplateSpec>,
+        from: String,
+    },
+    Keep {
+        because: String,
+    },
+}
+
+/// Every decision, in the order the writes are made.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub objects: Vec<(Found, Fate)>,
+    pub sidecar: SidecarFate,
+}
+
+impl Plan {
+    fn writes(&self) -> usize {
+        let deletes = self
+            .objects
+            .iter()
+            .filter(|(_, fate)| matches!(fate, Fate::Delete { .. }))
+            .count();
+        deletes + usize::from(matches!(self.sidecar, SidecarFate::Restore { .. }))
+    }
+}
+
+/// The field managers other than the plugin that own fields of `object`;
+/// status written by controllers does not count.
+pub fn other_managers(object: &DynamicObject) -> Vec<String> {
+    let mut managers: Vec<String> = object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref().unwrap_or("").is_empty())
+        .filter_map(|entry| entry.manager.clone())
+        .filter(|manager| manager != FIELD_MANAGER)
+        .collect();
+    managers.sort();
+    managers.dedup();
+    managers
+}
+
+/// Decides each object's fate and the sidecar's; pure.
+pub fn plan(found: Vec<Found>, sidecar: SidecarFate, options: &UninstallOptions) -> Plan {
+    let objects = found
+        .into_iter()
+        .map(|found| {
+            let fate = fate(&found, options);
+            (found, fate)
+        })
+        .collect();
+    Plan { objects, sidecar }
+}
+
+fn fate(found: &Found, options: &UninstallOptions) -> Fate {
+    let Some(object) = &found.object else {
+        return Fate::Absent;
+    };
+    match found.role {
+        Role::IssuedSecret if options.delete_certificate_secret => Fate::Delete {
+            because: "--delete-certificate-secret".into(),
+        },
+        Role::IssuedSecret => Fate::Keep {
+            because: "cert-manager issued it; --delete-certificate-secret deletes it".into(),
+        },
+        Role::ApiKey if options.delete_apikey => Fate::Delete {
+            because: "--delete-apikey".into(),
+        },
+        Role::ApiKey => Fate::Keep {
+            because: "other workloads may use the key; --delete-apikey deletes it".into(),
+        },
+        Role::Created => {
+            let others = other_managers(object);
+            let plugin_owns = object
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .any(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER));
+            if !plugin_owns {
+                Fate::Keep {
+                    because: "kubectl-kms-sts did not create it".into(),
+                }
+            } else if others.is_empty() {
+                Fate::Delete {
+                    because: "created by kubectl-kms-sts".into(),
+                }
+            } else {
+                Fate::Keep {
+                    because: format!("also owned by {}", others.join(", ")),
+                }
+            }
+        }
+    }
+}
+
+/// What `uninstall` is asked to take out, and how.
+#[derive(Debug, Clone)]
+pub struct UninstallOptions {
+    /// The KMS Deployment whose sidecar goes.
+    pub deployment: String,
+    pub policy: String,
+    /// The API-key Secret, deleted only with `delete_apikey`.
+    pub secret: String,
+    pub delete_certificate_secret: bool,
+    pub delete_apikey: bool,
+    /// Where inject's backups are; the context's default directory when absent.
+    pub backup_dir: Option<PathBuf>,
+    /// How long the Deployment's rollout may take.
+    pub timeout: Duration,
+    /// Go ahead without asking.
+    pub yes: bool,
+    pub write: WriteOptions,
+}
+
+/// The whole command over a connection and the APIs it serves, which the
+/// wizard passes on from its own run.
+pub async fn uninstall(
+    cluster: &Cluster,
+    served: &discovery::ServedApis,
+    target: &Target,
+    options: &UninstallOptions,
+) -> Result<()> {
+    let targets = targets(served, target, options);
+    let backup_dir = options
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| backup::default_dir(cluster.context()));
+
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &target.kms_namespace);
+    let read_deployment = format!(
+        "read deployment {}/{}",
+        target.kms_namespace, options.deployment
+    );
+    let (found, deployment) = futures::try_join!(
+        fetch(cluster, targets),
+        cluster.call(&read_deployment, deployments.get_opt(&options.deployment)),
+    )?;
+    let found = with_issued_secret(cluster, found).await?;
+    let sidecar = match &deployment {
+        None => SidecarFate::NoDeployment,
+        Some(deployment) => sidecar_fate(cluster, deployment, &backup_dir).await?,
+    };
+    let plan = plan(found, sidecar, options);
+
+    permissions::require(
+        cluster,
+        permissions::Command::Uninstall,
+        &needs(&plan, target, served),
+        options.write,
+    )
+    .await?;
+    eprintln!("Uninstall plan for context {}:", cluster.context());
+    let current_template = deployment
+        .as_ref()
+        .map(injection::pod_template)
+        .unwrap_or_default();
+    eprint!("{}", plan_text(&plan, &current_template, target, options));
+    if let Some(format) = options.write.output {
+        output::print(&output::render(&shown(&plan, deployment.as_ref()), format))?;
+    }
+    if plan.writes() == 0 {
+        eprintln!("nothing to uninstall");
+        return Ok(());
+    }
+    if options.write.dry_run.is_none() && !options.yes {
+        confirm()?;
+    }
+    apply(cluster, &plan, deployment, target, options).await
+}
+
+/// The objects `expose` and `map-identity` write, and the two secrets that
+/// are deleted on request, at the API versions the cluster serves.
+fn targets(
+    served: &discovery::ServedApis,
+    target: &Target,
+    options: &UninstallOptions,
+) -> Vec<(ApiResource, String, String, Role)> {
+    let kms = &target.kms_namespace;
+    let istio = &target.istio_namespace;
+    let mut targets = Vec::new();
+    if served.identity_policy() {
+        targets.push((
+            discovery::api_resource(
+                IDENTITY_POLICY_GROUP,
+                IDENTITY_POLICY_VERSION,
+                "IdentityMappingPolicy",
+                "identitymappingpolicies",
+            ),
+            istio.clone(),
+            options.policy.clone(),
+            Role::Created,
+        ));
+    }
+    if let Some(version) = served.istio_networking() {
+        for (kind, plural, name) in [
+            ("DestinationRule", "destinationrules", DESTINATION_RULE),
+            ("VirtualService", "virtualservices", VIRTUAL_SERVICE),
+            ("Gateway", "gateways", GATEWAY),
+        ] {
+            targets.push((
+                discovery::api_resource(ISTIO_NETWORKING, version, kind, plural),
+                kms.clone(),
+                name.to_owned(),
+                Role::Created,
+            ));
+        }
+    }
+    if let Some(api) = served.cert_manager() {
+        targets.push((
+            discovery::api_resource(api.group(), api.version(), "Certificate", "certificates"),
+            istio.clone(),
+            CERTIFICATE.to_owned(),
+            Role::Created,
+        ));
+    }
+    targets.push((
+        secret_resource(),
+        istio.clone(),
+        CA_SECRET.to_owned(),
+        Role::Created,
+    ));
+    targets.push((
+        secret_resource(),
+        istio.clone(),
+        options.secret.clone(),
+        Role::ApiKey,
+    ));
+    targets
+}
+
+fn secret_resource() -> ApiResource {
+    discovery::api_resource("", "v1", "Secret", "secrets")
+}
+
+fn api(cluster: &Cluster, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(cluster.client(), namespace, resource)
+}
+
+/// Reads every target at once.
+async fn fetch(
+    cluster: &Cluster,
+    targets: Vec<(ApiResource, String, String, Role)>,
+) -> Result<Vec<Found>> {
+    let reads = targets
+        .into_iter()
+        .map(|(resource, namespace, name, role)| async move {
+            let object = cluster
+                .call(
+                    &format!("read {} {namespace}/{name}", resource.kind.to_lowercase()),
+                    api(cluster, &resource, &namespace).get_opt(&name),
+                )
+                .await?;
+            Ok(Found {
+                resource,
+                namespace,
+                name,
+                role,
+                object,
+            })
+        });
+    futures::future::try_join_all(reads).await
+}
+
+/// Adds the secret the Certificate names (`spec.secretName`), read after
+/// the Certificate since its name comes from there; placed right after it.
+async fn with_issued_secret(cluster: &Cluster, mut found: Vec<Found>) -> Result<Vec<Found>> {
+    let Some(position) = found
+        .iter()
+        .position(|f| f.resource.kind == "Certificate" && f.object.is_some())
+    else {
+        return Ok(found);
+    };
+    let certificate = &found[position];
+    let Some(name) = certificate
+        .object
+        .as_ref()
+        .and_then(|object| object.data["spec"]["secretName"].as_str())
+        .map(str::to_owned)
+    else {
+        return Ok(found);
+    };
+    let namespace = certificate.namespace.clone();
+    let object = cluster
+        .call(
+            &format!("read secret {namespace}/{name}"),
+            api(cluster, &secret_resource(), &namespace).get_opt(&name),
+        )
+        .await?;
+    found.insert(
+        position + 1,
+        Found {
+            resource: secret_resource(),
+            namespace,
+            name,
+            role: Role::IssuedSecret,
+            object,
+        },
+    );
+    Ok(found)
+}
+
+/// Where the pod template without the sidecar comes from: the newest backup
+/// `inject` saved, else the Deployment's newest earlier ReplicaSet without it.
+async fn sidecar_fate(
+    cluster: &Cluster,
+    deployment: &Deployment,
+    backup_dir: &Path,
+) -> Result<SidecarFate> {
+    let template = injection::pod_template(deployment);
+    if !sidecar::template_is_injected(&template) {
+        return Ok(SidecarFate::NotInjected);
+    }
+    let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    if let Some((path, template)) = injection::backed_up_template(backup_dir, &namespace, &name)? {
+        return Ok(SidecarFate::Restore {
+            template: Box::new(template),
+            from: format!("the backup {}", path.display()),
+        });
+    }
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(cluster.client(), &namespace);
+    let listed = cluster
+        .call(
+            &format!("list replicasets in {namespace}"),
+            replica_sets.list(&ListParams::default()),
+        )
+        .await?;
+    Ok(earlier_template(deployment, &listed.items).map_or_else(
+        || SidecarFate::Keep {
+            because: format!(
+                "no backup in {} and no earlier ReplicaSet without the sidecar; \
+                 name the backup directory with --backup-dir",
+                backup_dir.display()
+            ),
+        },
+        |(revision, template)| SidecarFate::Restore {
+            template: Box::new(template),
+            from: format!("its revision {revision} (an earlier ReplicaSet)"),
+        },
+    ))
+}
+
+/// The pod template of the newest ReplicaSet that `deployment` owns and that
+/// runs no sidecar, without the hash label the controller adds; with its
+/// revision.
+pub fn earlier_template(
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+) -> Option<(i64, PodTemplateSpec)> {
+    let uid = deployment.metadata.uid.as_deref()?;
+    replica_sets
+        .iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|owner| owner.uid == uid && owner.controller == Some(true))
+        })
+        .filter_map(|rs| {
+            let revision = rs
+                .metadata
+                .annotations
+                .as_ref()?
+                .get("deployment.kubernetes.io/revision")?
+                .parse::<i64>()
+                .ok()?;
+            let mut template = rs.spec.as_ref()?.template.clone()?;
+            if sidecar::template_is_injected(&template) {
+                return None;
+            }
+            if let Some(labels) = template
+                .metadata
+                .as_mut()
+                .and_then(|meta| meta.labels.as_mut())
+            {
+                labels.remove("pod-template-hash");
+            }
+            Some((revision, template))
+        })
+        .max_by_key(|(revision, _)| *revision)
+}
+
+/// What carrying out `plan` needs: of everything `uninstall` may need
+/// (`permissions::for_uninstall`, which `rbac --for uninstall` grants), the
+/// reads of every object found, the deletes of those it deletes, and the
+/// Deployment's update, watch and pods only when its template is restored.
+fn needs(plan: &Plan, target: &Target, served: &discovery::ServedApis) -> Vec<Permission> {
+    let scope = Scope::of(target, served.cert_manager());
+    let restores = matches!(plan.sidecar, SidecarFate::Restore { .. });
+    permissions::for_uninstall(&scope)
+        .into_iter()
+        .filter(|need| match (need.group.as_str(), need.resource) {
+            ("apps", "deployments") => need.verb == "get" || restores,
+            ("", "pods") => restores,
+            ("apps", "replicasets") => true,
+            (group, resource) => plan.objects.iter().any(|(found, fate)| {
+                found.resource.group == group
+                    && found.resource.plural == resource
+                    && need.namespace.as_ref() == Some(&found.namespace)
+                    && (need.verb == "get" || matches!(fate, Fate::Delete { .. }))
+            }),
+        })
+        .collect()
+}
+
+/// The plan as a person reads it: one line per object, in write order.
+fn plan_text(
+    plan: &Plan,
+    current_template: &PodTemplateSpec,
+    target: &Target,
+    options: &UninstallOptions,
+) -> String {
+    let mut text = String::new();
+    for (found, fate) in &plan.objects {
+        let line = match fate {
+            Fate::Absent => format!("  absent   {}", found.display_name()),
+            Fate::Delete { because } => format!("  delete   {} ({because})", found.display_name()),
+            Fate::Keep { because } => format!("  keep     {} ({because})", found.display_name()),
+        };
+        text += &line;
+        text.push('\n');
+    }
+    let deployment = format!(
+        "deployment.apps/{} in {}",
+        options.deployment, target.kms_namespace
+    );
+    text += &match &plan.sidecar {
+        SidecarFate::NoDeployment => format!("  absent   {deployment}\n"),
+        SidecarFate::NotInjected => format!("  as is    {deployment} (no Istio sidecar)\n"),
+        SidecarFate::Restore { from, template } => {
+            let removed = removed_from_template(current_template, template);
+            format!(
+                "  change   {deployment}: pod template from {from}, rolled out\n{}",
+                removed
+                    .iter()
+                    .map(|line| format!("             - {line}\n"))
+                    .collect::<String>()
+            )
+        }
+        SidecarFate::Keep { because } => format!("  keep     {deployment} sidecar ({because})\n"),
+    };
+    text
+}
+
+/// What the pod template loses going from `current` to `restored`, field
+/// by field: containers, init containers, volumes, labels and annotations.
+pub fn removed_from_template(current: &PodTemplateSpec, restored: &PodTemplateSpec) -> Vec<String> {
+    fn gone(what: &str, current: Vec<String>, restored: &[String]) -> Option<String> {
+        let gone: Vec<String> = current
+            .into_iter()
+            .filter(|name| !restored.contains(name))
+            .collect();
+        (!gone.is_empty()).then(|| format!("{what} {}", gone.join(", ")))
+    }
+    let parts = |template: &PodTemplateSpec| {
+        let spec = template.spec.clone().unwrap_or_default();
+        let meta = template.metadata.clone().unwrap_or_default();
+        [
+            spec.containers.iter().map(|c| c.name.clone()).collect(),
+            spec.init_containers
+                .iter()
+                .flatten()
+                .map(|c| c.name.clone())
+                .collect(),
+            spec.volumes
+                .iter()
+                .flatten()
+                .map(|v| v.name.clone())
+                .collect(),
+            meta.labels.unwrap_or_default().into_keys().collect(),
+            meta.annotations.unwrap_or_default().into_keys().collect(),
+        ]
+    };
+    let [containers, init, volumes, labels, annotations]: [Vec<String>; 5] = parts(current);
+    let kept = parts(restored);
+    [
+        gone("containers", containers, &kept[0]),
+        gone("init containers", init, &kept[1]),
+        gone("volumes", volumes, &kept[2]),
+        gone("pod labels", labels, &kept[3]),
+        gone("pod annotations", annotations, &kept[4]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What `-o` prints: each object that would be deleted, as read (secret
+/// values redacted), and the Deployment as it would be.
+fn shown(plan: &Plan, deployment: Option<&Deployment>) -> Value {
+    let mut items: Vec<Value> = plan
+        .objects
+        .iter()
+        .filter(|(_, fate)| matches!(fate, Fate::Delete { .. }))
+        .filter_map(|(found, _)| found.object.as_ref())
+        .map(|object| {
+            let mut value = serde_json::to_value(object).unwrap_or_default();
+            value["metadata"]
+                .as_object_mut()
+                .map(|meta| meta.remove("managedFields"));
+            for field in ["data", "stringData"] {
+                if let Some(data) = value[field].as_object_mut() {
+                    for entry in data.values_mut() {
+                        *entry = Value::from("<redacted>");
+                    }
+                }
+            }
+            value
+        })
+        .collect();
+    if let (SidecarFate::Restore { template, .. }, Some(deployment)) = (&plan.sidecar, deployment) {
+        let mut restored = deployment.clone();
+        injection::set_pod_template(&mut restored, (**template).clone());
+        restored.metadata.managed_fields = None;
+        restored.status = None;
+        items.push(serde_json::to_value(restored).unwrap_or_default());
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+/// One confirmation, on a terminal.
+fn confirm() -> Result<()> {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Error::ConfirmationNeeded {
+            command: "uninstall",
+        });
+    }
+    let go = dialoguer::Confirm::new()
+        .with_prompt("Uninstall as planned?")
+        .default(false)
+        .interact_opt();
+    match go {
+        Ok(Some(true)) => Ok(()),
+        _ => {
+            let _ = console::Term::stderr().show_cursor();
+            Err(Error::Cancelled)
+        }
+    }
+}
+
+async fn apply(
+    cluster: &Cluster,
+    plan: &Plan,
+    deployment: Option<Deployment>,
+    target: &Target,
+    options: &UninstallOptions,
+) -> Result<()> {
+    // Each write is reported as it is made, so a failure part-way leaves a
+    // record on stderr of what was already done; a re-run plans from there.
+    let note = options.write.dry_run_note();
+    for (found, fate) in &plan.objects {
+        let (Fate::Delete { .. }, Some(object)) = (fate, &found.object) else {
+            continue;
+        };
+        if options.write.dry_run != Some(DryRun::Client) {
+            delete(cluster, found, object, options.write).await?;
+        }
+        eprintln!("{} deleted{note}", found.display_name());
+    }
+    if let (SidecarFate::Restore { template, from }, Some(current)) = (&plan.sidecar, deployment) {
+        restore(cluster, current, template, target, options).await?;
+        eprintln!(
+            "deployment/{} restored from {from} without the Istio sidecar{note}",
+            options.deployment
+        );
+    }
+    Ok(())
+}
+
+/// How often a delete refused only because controllers wrote the object's
+/// status (its resourceVersion moved on, nothing else did) is sent again.
+const STATUS_ONLY_RETRIES: u32 = 3;
+
+/// Deletes `object` if it is still the one read (same uid and
+/// resourceVersion); already gone counts as deleted. A refusal caused only
+/// by a controller writing status (cert-manager does, all the time) is
+/// retried against the fresh version; any other change keeps the object.
+async fn delete(
+    cluster: &Cluster,
+    found: &Found,
+    object: &DynamicObject,
+    write: WriteOptions,
+) -> Result<()> {
+    let action = format!("delete {}", found.display_name());
+    let api = api(cluster, &found.resource, &found.namespace);
+    let changed = || Error::ChangedBeforeDelete {
+        object: found.object_name(),
+        namespace: found.namespace.clone(),
+    };
+    let mut resource_version = object.metadata.resource_version.clone();
+    for attempt in 0..=STATUS_ONLY_RETRIES {
+        let params = DeleteParams {
+            dry_run: write.server_dry_run(),
+            preconditions: Some(Preconditions {
+                uid: object.metadata.uid.clone(),
+                resource_version: resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match cluster.bounded(api.delete(&found.name, &params)).await? {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let read = format!("read {}", found.display_name());
+                let Some(fresh) = cluster.call(&read, api.get_opt(&found.name)).await? else {
+                    return Ok(());
+                };
+                if attempt == STATUS_ONLY_RETRIES || !only_status_changed(object, &fresh) {
+                    return Err(changed());
+                }
+                resource_version = fresh.metadata.resource_version;
+            }
+            Err(source) => return Err(cluster.classify(&action, source)),
+        }
+    }
+    Err(changed())
+}
+
+/// Whether `fresh` differs from `read` only in what controllers maintain:
+/// the status, the resourceVersion that moves with it, and the timestamps
+/// of field ownership; the same managers must own the same fields.
+pub fn only_status_changed(read: &DynamicObject, fresh: &DynamicObject) -> bool {
+    let essence = |object: &DynamicObject| {
+        let mut value = serde_json::to_value(object).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("status");
+        }
+        if let Some(meta) = value["metadata"].as_object_mut() {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        let owners: Vec<(Option<String>, Option<String>, String)> = object
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|entry| entry.subresource.as_deref().unwrap_or("").is_empty())
+            .map(|entry| {
+                (
+                    entry.manager.clone(),
+                    entry.operation.clone(),
+                    serde_json::to_string(&entry.fields_v1).unwrap_or_default(),
+                )
+            })
+            .collect();
+        (value, owners)
+    };
+    essence(read) == essence(fresh)
+}
+
+/// Puts the pod template without the sidecar back in place, waits for the
+/// rollout and checks that no pod runs the sidecar any more.
+async fn restore(
+    cluster: &Cluster,
+    current: Deployment,
+    template: &PodTemplateSpec,
+    target: &Target,
+    options: &UninstallOptions,
+) -> Result<()> {
+    if options.write.dry_run == Some(DryRun::Client) {
+        return Ok(());
+    }
+    let namespace = &target.kms_namespace;
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let mut restored = current.clone();
+    injection::set_pod_template(&mut restored, template.clone());
+    restored.metadata.managed_fields = None;
+    restored.status = None;
+    let params = kube::api::PostParams {
+        dry_run: options.write.server_dry_run(),
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    let applied =
+        injection::replace_unless_changed(cluster, &deployments, &current, restored, &params)
+            .await?;
+    if options.write.dry_run.is_some() {
+        return Ok(());
+    }
+    rollout::wait(cluster, namespace, &options.deployment, options.timeout).await?;
+    let pods = rollout::pods(cluster, namespace, &applied).await?;
+    let still: Vec<String> = pods
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter(|pod| sidecar::pod_has_sidecar(pod))
+        .filter_map(|pod| pod.metadata.name.clone())
+        .collect();
+    if still.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::RolloutFailed {
+            kind: "Deployment",
+            namespace: namespace.clone(),
+            name: options.deployment.clone(),
+            reason: format!(
+                "pods still run the istio-proxy sidecar: {}",
+                still.join(", ")
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defaults;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        ManagedFieldsEntry, ObjectMeta, OwnerReference,
+    };
+    use std::collections::BTreeMap;
+
+    fn options() -> UninstallOptions {
+        UninstallOptions {
+            deployment: defaults::DEPLOYMENT.into(),
+            policy: defaults::POLICY.into(),
+            secret: defaults::SECRET.into(),
+            delete_certificate_secret: false,
+            delete_apikey: false,
+            backup_dir: None,
+            timeout: Duration::from_secs(300),
+            yes: false,
+            write: WriteOptions::default(),
+        }
+    }
+
+    fn entry(manager: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            subresource: subresource.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    fn found(role: Role, managers: Option<Vec<ManagedFieldsEntry>>) -> Found {
+        let resource = discovery::api_resource(ISTIO_NETWORKING, "v1", "Gateway", "gateways");
+        let object = managers.map(|entries| {
+            let mut object = DynamicObject::new("kmsgateway", &resource);
+            object.metadata.managed_fields = Some(entries);
+            object
+        });
+        Found {
+            resource,
+            namespace: "kube-system".into(),
+            name: "kmsgateway".into(),
+            role,
+            object,
+        }
+    }
+
+    #[test]
+    fn only_what_the_plugin_alone_owns_is_deleted() {
+        let options = options();
+        let cases = [
+            (found(Role::Created, None), "absent"),
+            (
+                found(Role::Created, Some(vec![entry(FIELD_MANAGER, None)])),
+                "delete",
+            ),
+            (
+                // A controller writing status does not own the object.
+                found(
+                    Role::Created,
+                    Some(vec![
+                        entry(FIELD_MANAGER, None),
+                        entry("cert-manager-certificates", Some("status")),
+                    ]),
+                ),
+                "delete",
+            ),
+            (
+                found(
+                    Role::Created,
+                    Some(vec![
+                        entry(FIELD_MANAGER, None),
+                        entry("kubectl-edit", None),
+                    ]),
+                ),
+                "keep: also owned by kubectl-edit",
+            ),
+            (
+                found(
+                    Role::Created,
+                    Some(vec![entry("kubectl-client-side-apply", None)]),
+                ),
+                "keep: kubectl-kms-sts did not create it",
+            ),
+            (
+                found(Role::ApiKey, Some(vec![entry(FIELD_MANAGER, None)])),
+                "keep: other workloads may use the key; --delete-apikey deletes it",
+            ),
+            (
+                found(Role::IssuedSecret, Some(vec![entry("cert-manager", None)])),
+                "keep: cert-manager issued it; --delete-certificate-secret deletes it",
+            ),
+        ];
+        for (found, expected) in cases {
+            let described = match fate(&found, &options) {
+                Fate::Absent => "absent".to_owned(),
+                Fate::Delete { .. } => "delete".to_owned(),
+                Fate::Keep { because } => format!("keep: {because}"),
+            };
+            assert_eq!(described, expected);
+        }
+        let mut asked = options;
+        asked.delete_apikey = true;
+        asked.delete_certificate_secret = true;
+        for role in [Role::ApiKey, Role::IssuedSecret] {
+            let found = found(role, Some(vec![entry("someone", None)]));
+            assert!(matches!(fate(&found, &asked), Fate::Delete { .. }));
+        }
+    }
+
+    #[test]
+    fn a_status_write_is_no_change_but_another_manager_is() {
+        let resource =
+            discovery::api_resource("cert-manager.io", "v1", "Certificate", "certificates");
+        let mut read = DynamicObject::new("cert", &resource);
+        read.metadata.resource_version = Some("1".into());
+        read.metadata.managed_fields = Some(vec![entry(FIELD_MANAGER, None)]);
+        read.data = serde_json::json!({"spec": {"secretName": "s"}});
+
+        let mut status_only = read.clone();
+        status_only.metadata.resource_version = Some("2".into());
+        status_only.data["status"] = serde_json::json!({"conditions": []});
+        status_only
+            .metadata
+            .managed_fields
+            .as_mut()
+            .unwrap()
+            .push(entry("cert-manager-certificates", Some("status")));
+        assert!(only_status_changed(&read, &status_only));
+
+        let mut annotated = status_only.clone();
+        annotated.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+        assert!(!only_status_changed(&read, &annotated));
+
+        let mut co_owned = status_only;
+        co_owned
+            .metadata
+            .managed_fields
+            .as_mut()
+            .unwrap()
+            .push(entry("kubectl-edit", None));
+        assert!(!only_status_changed(&read, &co_owned));
+
+        let mut respecced = read.clone();
+        respecced.data["spec"]["secretName"] = "other".into();
+        assert!(!only_status_changed(&read, &respecced));
+    }
+
+    fn replica_set(owner: &str, revision: &str, injected: bool) -> ReplicaSet {
+        let mut containers = vec![serde_json::json!({"name": "kms", "image": "kms"})];
+        if injected {
+            containers.push(serde_json::json!({"name": "istio-proxy", "image": "proxy"}));
+        }
+        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "kms", "pod-template-hash": revision}},
+            "spec": {"containers": containers},
+        }))
+        .unwrap();
+        ReplicaSet {
+            metadata: ObjectMeta {
+                annotations: Some(BTreeMap::from([(
+                    "deployment.kubernetes.io/revision".to_owned(),
+                    revision.to_owned(),
+                )])),
+                owner_references: Some(vec![OwnerReference {
+                    uid: owner.into(),
+                    controller: Some(true),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
+                template: Some(template),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_earlier_template_without_the_sidecar_is_found() {
+        let deployment = Deployment {
+            metadata: ObjectMeta {
+                uid: Some("d1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let sets = [
+            replica_set("d1", "1", false),
+            replica_set("d1", "2", false),
+            replica_set("d1", "3", true),
+            replica_set("other", "4", false),
+        ];
+        let (revision, template) = earlier_template(&deployment, &sets).unwrap();
+        assert_eq!(revision, 2);
+        let labels = template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels, BTreeMap::from([("app".into(), "kms".into())]));
+        assert!(earlier_template(&deployment, &sets[2..]).is_none());
+    }
+}
