@@ -1,10 +1,11 @@
 //! `wizard`: the whole runbook for a person at a terminal, or replayed from an
-//! answers file. It shows what `status` finds, asks only for what is missing,
-//! shows the plan (down to each field an object would gain, change or lose,
-//! with every prerequisite checked) and asks once; then it fills the same
-//! argument structs the subcommands take and runs their code. It never
-//! writes to the cluster by itself, and nothing is written before the
-//! confirmation: cancelling any prompt leaves the cluster as it was.
+//! answers file. It shows what `status` finds and asks only for what is
+//! missing; it then fetches what all four steps (`crate::steps`) depend on
+//! at once, over one connection, and plans them. The plan names every unmet
+//! prerequisite of every step, or shows each field an object would gain,
+//! change or lose, and is confirmed once. Only then do the steps' own
+//! `apply` functions run: the wizard never writes to the cluster by itself,
+//! and cancelling any prompt leaves the cluster as it was.
 
 use std::io::IsTerminal;
 
