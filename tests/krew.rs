@@ -1,12 +1,14 @@
 //! Distribution through krew, with the real krew built from its module: the
 //! committed manifest is well-formed and matches the crate; one snapshot
-//! release (`scripts/release`, GoReleaser) builds all five krew platforms,
-//! whose archives, checksums and manifest agree and pass krew's validator;
-//! the macOS binaries are Mach-O executables for their architecture that
-//! load only the system library and carry a valid ad-hoc signature on arm64;
-//! `kubectl krew install` of the Linux archive makes `kubectl kms-sts` work
-//! with nothing but krew's bin directory on PATH, and `uninstall` removes
-//! it; the release workflow passes actionlint.
+//! release (`scripts/release --unoptimized`: GoReleaser and the release
+//! pipeline, without the size optimizations that take most of its time)
+//! builds all five krew platforms, whose archives, checksums and manifest
+//! agree and pass krew's validator; the macOS binaries are Mach-O
+//! executables for their architecture that load only the system library and
+//! carry a valid ad-hoc signature on arm64; `kubectl krew install` of the
+//! Linux archive makes `kubectl kms-sts` work with nothing but krew's bin
+//! directory on PATH, and `uninstall` removes it; the release workflow passes
+//! actionlint.
 
 mod support;
 
@@ -126,14 +128,15 @@ struct Snapshot {
     archives: BTreeMap<String, PathBuf>,
 }
 
-/// The snapshot release, built once for all the tests here: five release
-/// builds take minutes.
+/// The snapshot release, built once for all the tests here: five builds take
+/// minutes even unoptimized.
 fn snapshot() -> &'static Snapshot {
     static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         let dir = scratch_dir("release");
         let release = run(Command::new(repo().join("scripts/release"))
             .args(["--homepage", HOMEPAGE, "--download-url", DOWNLOAD_URL])
+            .arg("--unoptimized")
             .arg("--out")
             .arg(&dir));
         assert_exit(&release, 0);
