@@ -157,6 +157,24 @@ impl WriteOptions {
         self.dry_run == Some(DryRun::Client)
     }
 
+    /// How a create or replace is sent: as this plugin's field manager, and
+    /// as a server-side dry run when asked.
+    pub fn post_params(&self) -> PostParams {
+        PostParams {
+            dry_run: self.server_dry_run(),
+            field_manager: Some(FIELD_MANAGER.into()),
+        }
+    }
+
+    /// How a merge or strategic patch is sent, as `post_params`.
+    pub fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.server_dry_run(),
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        }
+    }
+
     /// A suffix for result lines, like kubectl's `(dry run)`.
     pub fn dry_run_note(&self) -> &'static str {
         match self.dry_run {

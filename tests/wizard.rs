@@ -36,6 +36,18 @@ fn wizard(test: &TestCluster, file: &std::path::Path) -> std::process::Command {
     command
 }
 
+/// The wizard with the answers in `file` and a key on stdin, told to run an
+/// istioctl that does not exist.
+fn wizard_without_istioctl(test: &TestCluster, file: &std::path::Path) -> std::process::Output {
+    run_with_stdin(
+        test.plugin()
+            .args(["wizard", "--yes", "--apikey-from-stdin", "--answers"])
+            .arg(file)
+            .args(["--istioctl", "/nonexistent/istioctl"]),
+        b"some-key",
+    )
+}
+
 /// Replays `file` with `key` on stdin, saving the answers to `saved`; the
 /// run must end with every check passing.
 fn replay_to_a_passing_setup(
@@ -280,13 +292,7 @@ fn what_inject_needs_is_checked_before_the_key_is_written() {
     let ns = fresh_namespaces(test, "wizard-no-istioctl");
     let file = scratch_dir("wizard-no-istioctl").join("answers.yaml");
     std::fs::write(&file, answers(&ns)).unwrap();
-    let out = run_with_stdin(
-        test.plugin()
-            .args(["wizard", "--yes", "--apikey-from-stdin", "--answers"])
-            .arg(&file)
-            .args(["--istioctl", "/nonexistent/istioctl"]),
-        b"some-key",
-    );
+    let out = wizard_without_istioctl(test, &file);
     assert_exit(&out, 6);
     let err = stderr(&out);
     assert!(err.contains("istioctl"), "{err}");
@@ -311,13 +317,7 @@ fn every_unmet_prerequisite_of_every_step_is_named_before_the_confirmation() {
         .args(["delete", "secret", "sts-apikey", "-n", &ns.1]));
     assert_exit(&deleted, 0);
     let offset = test.audit_offset();
-    let out = run_with_stdin(
-        test.plugin()
-            .args(["wizard", "--yes", "--apikey-from-stdin", "--answers"])
-            .arg(&file)
-            .args(["--istioctl", "/nonexistent/istioctl"]),
-        b"some-key",
-    );
+    let out = wizard_without_istioctl(test, &file);
     assert_exit(&out, 6);
     let err = stderr(&out);
     assert!(err.contains("3 prerequisites are not met"), "{err}");

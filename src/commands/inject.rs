@@ -10,10 +10,11 @@ pub async fn run(target: &Target, args: &InjectArgs) -> Result<()> {
     let options = args.options();
     let write = args.write.options();
     let cluster = Cluster::connect(target).await?;
-    let found = injection::fetch(&cluster, target, &options, write, !args.undo).await?;
     if args.undo {
-        return injection::undo(&cluster, target, &options, write, found).await;
+        let deployment = injection::fetch_for_undo(&cluster, target, &options, write).await?;
+        return injection::undo(&cluster, target, &options, write, deployment).await;
     }
+    let found = injection::fetch(&cluster, target, &options, write).await?;
     let plan = injection::plan(found, target, &options)?;
     injection::apply(&cluster, target, &options, write, plan).await
 }

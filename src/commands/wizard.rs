@@ -212,7 +212,7 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
         },
         async {
             if inject_needed {
-                injection::fetch(&cluster, &target, &inject_options, write, true)
+                injection::fetch(&cluster, &target, &inject_options, write)
                     .await
                     .map(Some)
             } else {
@@ -318,9 +318,10 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     };
     let injection_plan = injection_found
         .and_then(|found| planned(injection::plan(found, &target, &inject_options), &mut unmet));
-    Error::unmet(unmet)?;
-    let (Some(mut objects), Some(identity_plan)) = (exposure_plan, identity_plan) else {
-        unreachable!("a step without a plan has an unmet prerequisite");
+    // A step without a plan has put its reasons in `unmet`.
+    let (mut objects, identity_plan) = match (exposure_plan, identity_plan) {
+        (Some(objects), Some(identity_plan)) if unmet.is_empty() => (objects, identity_plan),
+        _ => return Err(Error::together(unmet)),
     };
     objects.push(identity_plan.policy);
 

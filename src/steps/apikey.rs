@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::Patch;
 
 use crate::apikey::{self, ApiKey};
 use crate::apply::{DryRun, WriteOptions};
@@ -24,7 +24,7 @@ use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::permissions::{self, Command, Scope};
-use crate::rollout::{self, FIELD_MANAGER};
+use crate::rollout;
 
 /// How many times a write is retried when another client changed the Secret
 /// between our read and our write.
@@ -287,23 +287,24 @@ async fn create_secret(
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(
-            options.secret_key.clone(),
-            ByteString(key.as_bytes().to_vec()),
-        )])),
+        data: Some(key_data(options, key)),
         ..Secret::default()
-    };
-    let params = PostParams {
-        dry_run: write.server_dry_run(),
-        field_manager: Some(FIELD_MANAGER.into()),
     };
     cluster
         .call(
             &format!("create secret {namespace}/{}", options.secret),
-            secrets.create(&params, &secret),
+            secrets.create(&write.post_params(), &secret),
         )
         .await?;
     Ok(())
+}
+
+/// The Secret's data that holds the key.
+fn key_data(options: &ApikeyOptions, key: &ApiKey) -> BTreeMap<String, ByteString> {
+    BTreeMap::from([(
+        options.secret_key.clone(),
+        ByteString(key.as_bytes().to_vec()),
+    )])
 }
 
 /// Writes the key with the resourceVersion that was read as a precondition:
@@ -318,11 +319,7 @@ async fn update_secret(
     key: &ApiKey,
     mut current: Option<Secret>,
 ) -> Result<()> {
-    let params = PatchParams {
-        dry_run: write.server_dry_run(),
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
+    let params = write.patch_params();
     let action = format!("update secret {namespace}/{}", options.secret);
     for _ in 0..CONFLICT_ATTEMPTS {
         let Some(secret) = &current else {
@@ -341,10 +338,7 @@ async fn update_secret(
                 resource_version: secret.metadata.resource_version.clone(),
                 ..ObjectMeta::default()
             },
-            data: Some(BTreeMap::from([(
-                options.secret_key.clone(),
-                ByteString(key.as_bytes().to_vec()),
-            )])),
+            data: Some(key_data(options, key)),
             ..Secret::default()
         };
         let written = cluster

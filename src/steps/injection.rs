@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::istioctl::{self, InjectorConfig};
 use crate::output;
 use crate::permissions::{self, Command, Scope};
-use crate::rollout::{self, FIELD_MANAGER};
+use crate::rollout;
 use crate::sidecar;
 use crate::wording::count;
 
@@ -57,8 +57,8 @@ impl InjectOptions {
 /// What the cluster (and this machine) hold that injection depends on.
 pub struct Found {
     deployment: Option<Deployment>,
-    /// Read only for injection; a missing one is an unmet prerequisite.
-    config: Option<Result<InjectorConfig>>,
+    /// A missing one is an unmet prerequisite.
+    config: Result<InjectorConfig>,
     istioctl: Result<PathBuf>,
 }
 
@@ -75,44 +75,63 @@ pub enum Plan {
     },
 }
 
-/// Reads what injection depends on: the Deployment, and the injector
-/// configuration unless `config_needed` is false (`--undo` needs none). A
-/// user who lacks a permission it needs is told so, with every missing one,
-/// before anything else.
+/// Reads what injection depends on: the Deployment and the injector
+/// configuration. A user who lacks a permission it needs is told so, with
+/// every missing one, before anything else.
 pub async fn fetch(
     cluster: &Cluster,
     target: &Target,
     options: &InjectOptions,
     write: WriteOptions,
-    config_needed: bool,
 ) -> Result<Found> {
-    let namespace = &target.kms_namespace;
-    let needs = permissions::for_writes(&permissions::for_inject(&Scope::of(target, None)), write);
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let read_deployment = format!("read deployment {namespace}/{}", options.deployment);
-    let reads = async {
-        let config = async {
-            if !config_needed {
-                return Ok(None);
-            }
-            match injector_config(cluster, &target.istio_namespace).await {
-                Ok(config) => Ok(Some(Ok(config))),
-                Err(missing @ Error::Missing { .. }) => Ok(Some(Err(missing))),
-                Err(other) => Err(other),
-            }
-        };
-        tokio::try_join!(
-            cluster.call(&read_deployment, deployments.get_opt(&options.deployment)),
-            config,
-        )
+    let config = async {
+        match injector_config(cluster, &target.istio_namespace).await {
+            Ok(config) => Ok(Ok(config)),
+            Err(missing @ Error::Missing { .. }) => Ok(Err(missing)),
+            Err(other) => Err(other),
+        }
     };
     let (deployment, config) =
-        permissions::reads_allowed(cluster, Command::Inject, &needs, reads).await?;
+        read_deployment_with(cluster, target, options, write, config).await?;
     Ok(Found {
         deployment,
         config,
         istioctl: istioctl::locate(options.istioctl.as_deref()),
     })
+}
+
+/// Reads the Deployment alone, for `--undo`: the backup holds the rest.
+pub async fn fetch_for_undo(
+    cluster: &Cluster,
+    target: &Target,
+    options: &InjectOptions,
+    write: WriteOptions,
+) -> Result<Option<Deployment>> {
+    let (deployment, ()) =
+        read_deployment_with(cluster, target, options, write, async { Ok(()) }).await?;
+    Ok(deployment)
+}
+
+/// Reads the Deployment together with `also` and the permission reviews of
+/// `inject`.
+async fn read_deployment_with<T>(
+    cluster: &Cluster,
+    target: &Target,
+    options: &InjectOptions,
+    write: WriteOptions,
+    also: impl Future<Output = Result<T>>,
+) -> Result<(Option<Deployment>, T)> {
+    let namespace = &target.kms_namespace;
+    let needs = permissions::for_writes(&permissions::for_inject(&Scope::of(target, None)), write);
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let read_deployment = format!("read deployment {namespace}/{}", options.deployment);
+    let reads = async {
+        tokio::try_join!(
+            cluster.call(&read_deployment, deployments.get_opt(&options.deployment)),
+            also,
+        )
+    };
+    permissions::reads_allowed(cluster, Command::Inject, &needs, reads).await
 }
 
 /// What injection will do, or every prerequisite that is not met.
@@ -123,10 +142,7 @@ pub fn plan(found: Found, target: &Target, options: &InjectOptions) -> Result<Pl
     if sidecar::template_is_injected(&pod_template(&original)) {
         return Ok(Plan::AlreadyInjected(original));
     }
-    let config = found
-        .config
-        .expect("injection's fetch reads the injector configuration");
-    match (config, found.istioctl) {
+    match (found.config, found.istioctl) {
         (Ok(config), Ok(istioctl)) => Ok(Plan::Inject {
             original,
             config,
@@ -229,10 +245,7 @@ pub async fn apply(
         eprintln!("original deployment/{name} saved to {}", path.display());
     }
 
-    let params = PostParams {
-        dry_run: write.server_dry_run(),
-        field_manager: Some(FIELD_MANAGER.into()),
-    };
+    let params = write.post_params();
     let applied =
         replace_unless_changed(cluster, &deployments, &original, updated, &params).await?;
     if write.dry_run.is_some() {
@@ -347,9 +360,9 @@ pub async fn undo(
     target: &Target,
     options: &InjectOptions,
     write: WriteOptions,
-    found: Found,
+    deployment: Option<Deployment>,
 ) -> Result<()> {
-    let Some(current) = &found.deployment else {
+    let Some(current) = &deployment else {
         return Err(missing_deployment(target, options));
     };
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &target.kms_namespace);
@@ -376,10 +389,7 @@ pub async fn undo(
     restored.status = None;
     let note = write.dry_run_note();
     if !write.client_dry_run() {
-        let params = PostParams {
-            dry_run: write.server_dry_run(),
-            field_manager: Some(FIELD_MANAGER.into()),
-        };
+        let params = write.post_params();
         restored = cluster
             .call(
                 &format!("restore deployment {namespace}/{name}"),
@@ -526,10 +536,7 @@ async fn restore_template(
     let mut current = cluster.call(&action, deployments.get(name)).await?;
     set_pod_template(&mut current, template);
     current.metadata.managed_fields = None;
-    let params = PostParams {
-        dry_run: false,
-        field_manager: Some(FIELD_MANAGER.into()),
-    };
+    let params = WriteOptions::default().post_params();
     cluster
         .call(&action, deployments.replace(name, &params, &current))
         .await?;

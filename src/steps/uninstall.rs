@@ -763,10 +763,7 @@ async fn restore(
     injection::set_pod_template(&mut restored, template.clone());
     restored.metadata.managed_fields = None;
     restored.status = None;
-    let params = kube::api::PostParams {
-        dry_run: options.write.server_dry_run(),
-        field_manager: Some(FIELD_MANAGER.into()),
-    };
+    let params = options.write.post_params();
     let applied =
         injection::replace_unless_changed(cluster, &deployments, &current, restored, &params)
             .await?;
