@@ -39,6 +39,9 @@ from pathlib import Path
 
 import yaml
 
+# libyaml's parser where PyYAML was built with it: many times faster.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 HERE = Path(__file__).resolve().parent
 SEED = HERE / "seed"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kubectl-kms-sts"
@@ -354,7 +357,7 @@ class Cluster:
              "--set", "values.global.istioNamespace=istio-system"],
             check=True, capture_output=True, text=True).stdout
         wanted, gateway = [], []
-        for obj in yaml.safe_load_all(generated):
+        for obj in yaml.load_all(generated, Loader=YAML_LOADER):
             if not obj:
                 continue
             if obj["kind"] == "CustomResourceDefinition":
@@ -415,7 +418,7 @@ def serve_only(crd, version):
 
 
 def load_yaml(path):
-    return [o for o in yaml.safe_load_all(Path(path).read_text()) if o]
+    return [o for o in yaml.load_all(Path(path).read_text(), Loader=YAML_LOADER) if o]
 
 
 def b64(data):
@@ -470,18 +473,22 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace):
             obj["metadata"]["labels"] = {SCRATCH_LABEL: "true"}
     if istio_namespace != "istio-system":
         # The injector configuration Istio keeps in its own namespace.
-        for name in ("istio", "istio-sidecar-injector"):
-            cm = json.loads(cluster.kubectl_run("get", "configmap", name, "-n", "istio-system",
-                                                "-o", "json").stdout)
+        configs = json.loads(cluster.kubectl_run("get", "configmap", "istio",
+                                                 "istio-sidecar-injector", "-n", "istio-system",
+                                                 "-o", "json").stdout)
+        for cm in configs["items"]:
             objects.append({"apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": name, "namespace": istio_namespace},
+                            "metadata": {"name": cm["metadata"]["name"],
+                                         "namespace": istio_namespace},
                             "data": cm["data"]})
     objects += kms_tls(cluster, kms_namespace)
     cluster.apply_objects(objects)
-    for ns, name in ((kms_namespace, "key-management-api"), (istio_namespace, "tokenadapter"),
-                     (istio_namespace, "istio-ingressgateway"), (istio_namespace, "istio-ingress")):
-        cluster.kubectl_run("rollout", "status", f"deployment/{name}", "-n", ns,
-                            "--timeout=120s")
+    # Each Deployment is new, with one revision: Available is its rollout done.
+    for ns, names in ((kms_namespace, ["key-management-api"]),
+                      (istio_namespace, ["tokenadapter", "istio-ingressgateway",
+                                         "istio-ingress"])):
+        cluster.kubectl_run("wait", "--for=condition=Available", "--timeout=120s", "-n", ns,
+                            *(f"deployment/{name}" for name in names))
     if cluster.profile == "modern":
         cluster.kubectl_run("wait", "--for=condition=Ready", "--timeout=120s", "-n", kms_namespace,
                             f"certificate.cert-manager.io/{KMS_TLS_SECRET}")
@@ -513,7 +520,7 @@ def issue_legacy_certificate(cluster, namespace, name, days=3650):
 
 
 def load_yaml_text(text):
-    return [o for o in yaml.safe_load_all(text) if o]
+    return [o for o in yaml.load_all(text, Loader=YAML_LOADER) if o]
 
 
 def main():
