@@ -321,7 +321,7 @@ async fn apply(
     cluster: &Cluster,
     planned: &Planned,
     options: ApplyOptions,
-    server_dry_run: bool,
+    write: WriteOptions,
 ) -> Result<Outcome> {
     let Planned {
         desired,
@@ -342,7 +342,7 @@ async fn apply(
     let written = match options.strategy {
         Strategy::ServerSide => {
             let mut params = PatchParams::apply(FIELD_MANAGER);
-            params.dry_run = server_dry_run;
+            params.dry_run = write.server_dry_run();
             params.force = options.force_conflicts;
             cluster
                 .write(
@@ -352,10 +352,7 @@ async fn apply(
                 .await?
         }
         Strategy::Update => {
-            let params = PostParams {
-                dry_run: server_dry_run,
-                field_manager: Some(FIELD_MANAGER.into()),
-            };
+            let params = write.post_params();
             let mut object: DynamicObject = serde_json::from_value(desired.object.clone())
                 .expect("desired objects are objects");
             match &existing {
@@ -518,7 +515,6 @@ pub async fn write_all(
         return Ok(());
     }
     let note = write.dry_run_note();
-    let server_dry_run = write.server_dry_run();
     // The first object that changes is written alone: when the cluster
     // refuses it (an admission webhook, a field another manager owns),
     // nothing is written at all. The rest go together.
@@ -528,7 +524,7 @@ pub async fn write_all(
     {
         None => planned.iter().map(|_| Ok(Outcome::Unchanged)).collect(),
         Some(first) => {
-            let written = apply(cluster, &planned[first], options, server_dry_run).await?;
+            let written = apply(cluster, &planned[first], options, write).await?;
             let writes = planned
                 .iter()
                 .enumerate()
@@ -536,7 +532,7 @@ pub async fn write_all(
                     if index == first {
                         Ok(written)
                     } else {
-                        apply(cluster, object, options, server_dry_run).await
+                        apply(cluster, object, options, write).await
                     }
                 });
             futures::future::join_all(writes).await
