@@ -8,6 +8,7 @@ mod support;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{
@@ -46,14 +47,63 @@ fn yaml_field(text: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// What the build recorded: the checkout's commit, this machine's target
+/// and compiler, and a build date in RFC 3339 form.
+fn expected_build() -> (String, String, String) {
+    let git = run(Command::new("git")
+        .arg("-C")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(["rev-parse", "HEAD"]));
+    assert_exit(&git, 0);
+    let rustc = run(Command::new("rustc").arg("-vV"));
+    assert_exit(&rustc, 0);
+    let rustc_text = stdout(&rustc);
+    let host = rustc_text
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .unwrap()
+        .to_owned();
+    let release = rustc_text.lines().next().unwrap().to_owned();
+    (stdout(&git).trim().to_owned(), host, release)
+}
+
+fn assert_rfc3339_utc(date: &str) {
+    let shape: String = date
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99T99:99:99Z", "{date}");
+}
+
 #[test]
 fn version_client_needs_no_cluster() {
     let out = run(plugin().args(["version", "--client"]));
     assert_exit(&out, 0);
+    let text = stdout(&out);
+    let mut lines = text.lines();
     assert_eq!(
-        stdout(&out),
-        format!("Client Version: v{}\n", env!("CARGO_PKG_VERSION"))
+        lines.next(),
+        Some(format!("Client Version: v{}", env!("CARGO_PKG_VERSION")).as_str())
     );
+    let (commit, target, rustc) = expected_build();
+    assert_eq!(lines.next(), Some(format!("  Commit: {commit}").as_str()));
+    assert_rfc3339_utc(lines.next().unwrap().strip_prefix("  Built: ").unwrap());
+    assert_eq!(lines.next(), Some(format!("  Target: {target}").as_str()));
+    assert_eq!(lines.next(), Some(format!("  Compiler: {rustc}").as_str()));
+    assert_eq!(lines.next(), None, "{text}");
+
+    let out = run(plugin().args(["version", "--client", "-o", "json"]));
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["clientVersion"],
+        format!("v{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(json["build"]["commit"], commit.as_str());
+    assert_eq!(json["build"]["target"], target.as_str());
+    assert_eq!(json["build"]["rustcVersion"], rustc.as_str());
+    assert_rfc3339_utc(json["build"]["buildDate"].as_str().unwrap());
+    assert!(json.get("serverVersion").is_none(), "{json}");
 }
 
 #[test]

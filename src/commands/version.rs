@@ -1,5 +1,7 @@
-//! `version`: the plugin's version and, unless `--client`, the API server's,
-//! which also proves the kubeconfig and credentials work.
+//! `version`: the plugin's version and what it was built from (commit,
+//! build date, target, compiler: see `build.rs`), so that a bug report names
+//! the exact binary; and, unless `--client`, the API server's version, which
+//! also proves the kubeconfig and credentials work.
 
 use serde::Serialize;
 
@@ -12,9 +14,27 @@ use crate::output::{self};
 #[serde(rename_all = "camelCase")]
 struct Versions {
     client_version: String,
+    build: Build,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_version: Option<ServerVersion>,
 }
+
+/// What `build.rs` recorded about this binary.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Build {
+    commit: &'static str,
+    build_date: &'static str,
+    target: &'static str,
+    rustc_version: &'static str,
+}
+
+const BUILD: Build = Build {
+    commit: env!("KMS_STS_BUILD_COMMIT"),
+    build_date: env!("KMS_STS_BUILD_DATE"),
+    target: env!("KMS_STS_BUILD_TARGET"),
+    rustc_version: env!("KMS_STS_BUILD_RUSTC"),
+};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,12 +65,21 @@ pub async fn run(target: &Target, args: &VersionArgs) -> Result<()> {
     };
     let versions = Versions {
         client_version: format!("v{}", env!("CARGO_PKG_VERSION")),
+        build: BUILD,
         server_version,
     };
     let text = match args.output {
         Some(format) => output::render(&versions, format),
         None => {
-            let mut text = format!("Client Version: {}\n", versions.client_version);
+            let build = &versions.build;
+            let mut text = format!(
+                "Client Version: {}\n  Commit: {}\n  Built: {}\n  Target: {}\n  Compiler: {}\n",
+                versions.client_version,
+                build.commit,
+                build.build_date,
+                build.target,
+                build.rustc_version
+            );
             if let Some(server) = &versions.server_version {
                 text.push_str(&format!("Server Version: {}\n", server.git_version));
             }
