@@ -5,14 +5,16 @@
 //! builds all five krew platforms, whose archives, checksums and manifest
 //! agree and pass krew's validator; the macOS binaries are Mach-O
 //! executables for their architecture that load only the system library and
-//! carry a valid ad-hoc signature on arm64; `kubectl krew install` of the
+//! carry a valid ad-hoc signature on arm64; each binary carries the list of
+//! crates it links (cargo-auditable) and each archive has a CycloneDX SBOM in
+//! checksums.txt, both matching Cargo.lock; `kubectl krew install` of the
 //! Linux archive makes `kubectl kms-sts` work with nothing but krew's bin
 //! directory on PATH, and `uninstall` removes it; the release workflow passes
 //! actionlint.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -490,4 +492,255 @@ fn release_workflow_passes_actionlint() {
         .arg(repo().join(".github/workflows/release.yml")));
     assert_exit(&out, 0);
     assert_eq!(stdout(&out), "", "{}", stderr(&out));
+}
+
+/// Cargo.lock's packages, `(name, version)` to the SHA-256 it records
+/// (none for this crate, which comes from the checkout).
+fn locked_packages() -> BTreeMap<(String, String), Option<String>> {
+    let text = std::fs::read_to_string(repo().join("Cargo.lock")).unwrap();
+    text.split("[[package]]")
+        .skip(1)
+        .map(|block| {
+            let field = |key: &str| {
+                block.lines().find_map(|line| {
+                    let value = line.strip_prefix(key)?.strip_prefix(" = \"")?;
+                    Some(value.trim_end_matches('"').to_owned())
+                })
+            };
+            (
+                (field("name").unwrap(), field("version").unwrap()),
+                field("checksum"),
+            )
+        })
+        .collect()
+}
+
+/// Packages as `(name, version)`.
+type Packages = BTreeSet<(String, String)>;
+
+/// What cargo resolves from Cargo.lock for the binary on one platform.
+struct Resolved {
+    /// Linked into the binary: this crate and its normal dependencies,
+    /// without proc macros and what only they use.
+    linked: Packages,
+    /// Everything its build uses: build scripts' dependencies and proc
+    /// macros too, never dev-dependencies.
+    built_with: Packages,
+}
+
+fn resolved_packages(triple: &str) -> Resolved {
+    let out = run(Command::new("cargo")
+        .args(["metadata", "--locked", "--format-version", "1"])
+        .args(["--filter-platform", triple])
+        .arg("--manifest-path")
+        .arg(repo().join("Cargo.toml")));
+    assert_exit(&out, 0);
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages: BTreeMap<&str, &serde_json::Value> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|package| (package["id"].as_str().unwrap(), package))
+        .collect();
+    let is_proc_macro = |id: &str| {
+        packages[id]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|target| target["kind"][0] == "proc-macro")
+    };
+    let nodes: BTreeMap<&str, &serde_json::Value> = metadata["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| (node["id"].as_str().unwrap(), node))
+        .collect();
+    let root = metadata["resolve"]["root"].as_str().unwrap();
+    // Every package reachable from the root through edges that `follows`
+    // accepts, given the edge's kind (null for normal, "build" or "dev").
+    let walk = |follows: &dyn Fn(&serde_json::Value, &str) -> bool| {
+        let mut pending = vec![root];
+        let mut seen = BTreeSet::new();
+        while let Some(id) = pending.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            for dep in nodes[id]["deps"].as_array().unwrap() {
+                let dep_id = dep["pkg"].as_str().unwrap();
+                let kinds = dep["dep_kinds"].as_array().unwrap();
+                if kinds.iter().any(|kind| follows(&kind["kind"], dep_id)) {
+                    pending.push(dep_id);
+                }
+            }
+        }
+        seen.iter()
+            .map(|id| {
+                let package = packages[id];
+                (
+                    package["name"].as_str().unwrap().to_owned(),
+                    package["version"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Packages>()
+    };
+    Resolved {
+        linked: walk(&|kind, dep| kind.is_null() && !is_proc_macro(dep)),
+        built_with: walk(&|kind, _| kind != "dev"),
+    }
+}
+
+/// The Rust target each krew platform's binary is built for.
+fn release_target(platform: &str) -> &'static str {
+    match platform {
+        "darwin/amd64" => "x86_64-apple-darwin",
+        "darwin/arm64" => "aarch64-apple-darwin",
+        "linux/amd64" => "x86_64-unknown-linux-gnu",
+        "linux/arm64" => "aarch64-unknown-linux-gnu",
+        "windows/amd64" => "x86_64-pc-windows-gnu",
+        other => panic!("no release target for {other}"),
+    }
+}
+
+#[test]
+fn each_binary_carries_its_dependency_list_and_each_archive_an_sbom_both_from_the_lock_file() {
+    let snapshot = snapshot();
+    let locked = locked_packages();
+    let checksums = std::fs::read_to_string(snapshot.dir.join("checksums.txt")).unwrap();
+    let crate_version = env!("CARGO_PKG_VERSION");
+    for (platform, archive) in &snapshot.archives {
+        let Resolved { linked, built_with } = resolved_packages(release_target(platform));
+
+        // The dependency list cargo-auditable embedded, read back out of the
+        // binary as a scanner would.
+        let members = unpack(archive);
+        let (bin, bytes) = members
+            .iter()
+            .find(|(name, _)| name.starts_with("kubectl-kms_sts"))
+            .unwrap();
+        let path = scratch_dir("audited").join(bin);
+        std::fs::write(&path, bytes).unwrap();
+        let out = run(Command::new(release_tools_bin().join("rust-audit-info")).arg(&path));
+        assert_exit(&out, 0);
+        let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let audited = audit["packages"].as_array().unwrap();
+        let root: Vec<_> = audited
+            .iter()
+            .filter(|package| package["root"] == true)
+            .collect();
+        assert_eq!(root.len(), 1, "{platform}: one root package");
+        assert_eq!(root[0]["name"], "kubectl-kms-sts", "{platform}");
+        assert_eq!(root[0]["version"], crate_version, "{platform}");
+        let key = |package: &serde_json::Value| {
+            (
+                package["name"].as_str().unwrap().to_owned(),
+                package["version"].as_str().unwrap().to_owned(),
+            )
+        };
+        for package in audited {
+            assert!(
+                built_with.contains(&key(package)) && locked.contains_key(&key(package)),
+                "{platform}: {:?} is in Cargo.lock and built for this platform",
+                key(package)
+            );
+        }
+        let runtime: Packages = audited
+            .iter()
+            .filter(|package| package["kind"] != "build")
+            .map(key)
+            .collect();
+        assert!(
+            linked.is_subset(&runtime),
+            "{platform}: the binary does not name {:?}",
+            linked.difference(&runtime).collect::<Vec<_>>()
+        );
+
+        // The SBOM beside the archive, listed in checksums.txt.
+        let archive_name = archive.file_name().unwrap().to_str().unwrap();
+        let sbom_name = format!("{archive_name}.cdx.json");
+        let sbom_bytes = std::fs::read(snapshot.dir.join(&sbom_name))
+            .unwrap_or_else(|e| panic!("{sbom_name}: {e}"));
+        assert!(
+            checksums
+                .lines()
+                .any(|line| line == format!("{}  {sbom_name}", sha256_hex(&sbom_bytes))),
+            "{sbom_name} in checksums.txt:\n{checksums}"
+        );
+        let sbom: serde_json::Value = serde_json::from_slice(&sbom_bytes).unwrap();
+        assert_eq!(sbom["bomFormat"], "CycloneDX", "{sbom_name}");
+        assert_eq!(
+            sbom["metadata"]["component"]["name"], "kubectl-kms-sts",
+            "{sbom_name}"
+        );
+        assert_eq!(
+            sbom["metadata"]["component"]["version"], crate_version,
+            "{sbom_name}"
+        );
+        let mut listed = BTreeSet::new();
+        for component in sbom["components"].as_array().unwrap() {
+            let name = component["name"].as_str().unwrap().to_owned();
+            let version = component["version"].as_str().unwrap().to_owned();
+            assert_eq!(
+                component["purl"],
+                format!("pkg:cargo/{name}@{version}"),
+                "{sbom_name}"
+            );
+            let key = (name, version);
+            assert!(
+                built_with.contains(&key),
+                "{sbom_name}: {key:?} is built for this platform"
+            );
+            let checksum = locked
+                .get(&key)
+                .unwrap_or_else(|| panic!("{sbom_name}: {key:?} in Cargo.lock"));
+            let hashes = component["hashes"].as_array().unwrap();
+            assert_eq!(
+                hashes[0]["content"].as_str(),
+                checksum.as_deref(),
+                "{sbom_name}: {key:?} has Cargo.lock's SHA-256"
+            );
+            listed.insert(key);
+        }
+        let dependencies: BTreeSet<_> = linked
+            .iter()
+            .filter(|(name, _)| name != "kubectl-kms-sts")
+            .cloned()
+            .collect();
+        assert!(
+            dependencies.is_subset(&listed),
+            "{sbom_name} misses {:?}",
+            dependencies.difference(&listed).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn release_binary_says_which_commit_it_was_built_from_and_when() {
+    let snapshot = snapshot();
+    let git = |format: &[&str]| {
+        let out = run(Command::new("git")
+            .arg("-C")
+            .arg(repo())
+            .args(["show", "-s"])
+            .args(format)
+            .env("TZ", "UTC"));
+        assert_exit(&out, 0);
+        stdout(&out).trim().to_owned()
+    };
+    let commit = git(&["--format=%H"]);
+    // The release sets the build date to the commit's, so a rebuild of a
+    // tag is the same binary.
+    let commit_date = git(&["--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ"]);
+    let members = unpack(&snapshot.archives["linux/amd64"]);
+    let path = scratch_dir("released").join("kubectl-kms_sts");
+    std::fs::write(&path, &members["kubectl-kms_sts"]).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(Command::new(&path).args(["version", "--client", "-o", "json"]));
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["build"]["commit"], commit.as_str(), "{json}");
+    assert_eq!(json["build"]["buildDate"], commit_date.as_str(), "{json}");
+    assert_eq!(
+        json["build"]["target"], "x86_64-unknown-linux-gnu",
+        "{json}"
+    );
 }
