@@ -48,7 +48,7 @@ const ISTIO_NETWORKING_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
 /// The resources a cluster serves, as (group, version, plural) triples.
 /// Kinds are checked one by one because a group can serve a version for some
 /// of its kinds only (Istio serves ProxyConfig at v1beta1 alone, for one).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ServedApis {
     resources: BTreeSet<(String, String, String)>,
 }

@@ -33,6 +33,34 @@ pub enum ExitStatus {
     Interrupted = 130,
 }
 
+impl ExitStatus {
+    const ALL: [ExitStatus; 10] = [
+        ExitStatus::Success,
+        ExitStatus::Failure,
+        ExitStatus::Usage,
+        ExitStatus::Unreachable,
+        ExitStatus::Unauthorized,
+        ExitStatus::Forbidden,
+        ExitStatus::MissingPrerequisite,
+        ExitStatus::Conflict,
+        ExitStatus::ChecksFailed,
+        ExitStatus::Interrupted,
+    ];
+
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The status a documented exit code stands for; `Failure` for any other.
+    pub fn from_code(code: u8) -> ExitStatus {
+        ExitStatus::ALL
+            .into_iter()
+            .find(|status| status.code() == code)
+            .unwrap_or(ExitStatus::Failure)
+    }
+}
+
 impl From<ExitStatus> for std::process::ExitCode {
     fn from(status: ExitStatus) -> Self {
         std::process::ExitCode::from(status as u8)
@@ -259,6 +287,17 @@ pub enum Error {
     #[error("status found failed checks: {failed}")]
     ChecksFailed { failed: usize },
 
+    #[error("{failed} of {total} contexts did not pass")]
+    ContextsFailed {
+        failed: usize,
+        total: usize,
+        /// The worst outcome among them, which is the run's exit status.
+        worst: ExitStatus,
+    },
+
+    #[error("{} is not a status snapshot this version can read: {reason}", path.display())]
+    InvalidSnapshot { path: PathBuf, reason: String },
+
     #[error("interrupted; what was already sent stays in the cluster")]
     Interrupted,
 }
@@ -328,7 +367,8 @@ impl Error {
             | Error::InvalidBackup { .. }
             | Error::NeedsTerminal
             | Error::ConfirmationNeeded { .. }
-            | Error::KeyRead { .. } => ExitStatus::Usage,
+            | Error::KeyRead { .. }
+            | Error::InvalidSnapshot { .. } => ExitStatus::Usage,
             Error::Missing { .. }
             | Error::ToolMissing { .. }
             | Error::DataPath { .. }
@@ -338,6 +378,7 @@ impl Error {
             }
             Error::ApplyConflict { .. } => ExitStatus::Conflict,
             Error::ChecksFailed { .. } => ExitStatus::ChecksFailed,
+            Error::ContextsFailed { worst, .. } => *worst,
             Error::Unmet(problems) => problems
                 .first()
                 .map_or(ExitStatus::MissingPrerequisite, Error::exit_status),
@@ -370,6 +411,11 @@ impl Error {
             ),
             Error::UnknownContext { .. } => Some(
                 "pick one with --context NAME; `kubectl config get-contexts` lists them".into(),
+            ),
+            Error::InvalidSnapshot { .. } => Some(
+                "save a new snapshot with `kubectl kms-sts status --save FILE` where the cluster \
+                 is reachable, with the same version of the plugin that reads it"
+                    .into(),
             ),
             Error::UnknownCluster { .. } => Some(
                 "pick one with --cluster NAME; `kubectl config get-clusters` lists them".into(),
@@ -536,6 +582,26 @@ pub struct Report<'a> {
     pub cluster_flags: &'a str,
 }
 
+impl Report<'_> {
+    /// The error and its causes on one line, without the hint.
+    pub fn message(&self) -> String {
+        let text = self.to_string();
+        let text = text.strip_prefix("error: ").unwrap_or(&text);
+        let body = text.split("\n  hint: ").next().unwrap_or_default();
+        body.replace("\n  caused by: ", ": ")
+    }
+
+    /// The error's hint, its commands carrying the run's cluster flags.
+    pub fn hint(&self) -> Option<String> {
+        let hint = self.error.hint()?;
+        Some(wording::with_flags(
+            &hint,
+            "kubectl kms-sts ",
+            self.cluster_flags,
+        ))
+    }
+}
+
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Error::Unmet(problems) = self.error {
@@ -568,8 +634,7 @@ impl fmt::Display for Report<'_> {
             previous = text;
             cause = next;
         }
-        if let Some(hint) = self.error.hint() {
-            let hint = wording::with_flags(&hint, "kubectl kms-sts ", self.cluster_flags);
+        if let Some(hint) = self.hint() {
             write!(f, "\n  hint: {hint}")?;
         }
         Ok(())

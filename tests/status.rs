@@ -1,16 +1,22 @@
-//! `status` against the real test cluster: a fresh setup fails with hints,
+//! `status` against the real test clusters: a fresh setup fails with hints,
 //! the full chain of subcommands makes every check pass, drift is found, a
 //! user without a permission is told which, and an unreachable cluster gives
-//! one error.
+//! one error. Several contexts in one run (both clusters, a refused user, a
+//! server that never answers) give one table, one document and the worst
+//! exit code; a saved snapshot gives the same report without a cluster and
+//! holds no secret.
 
 mod support;
 
+use std::path::{Path, PathBuf};
+
 use support::{
-    assert_exit, closed_port, cluster, fresh_namespaces, istioctl_binary, json_status,
-    kubeconfig_for_port, plugin, plugin_in, run, run_chain, run_with_stdin, status_check, stderr,
-    stdout,
+    TestCluster, assert_exit, closed_port, cluster, fresh_namespaces, istioctl_binary, json_status,
+    kubeconfig_for_port, plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir,
+    status_check, stderr, stdout,
 };
 
+const USAGE: i32 = 2;
 const UNREACHABLE: i32 = 3;
 const CHECKS_FAILED: i32 = 8;
 
@@ -20,7 +26,7 @@ fn backups(ns: &(String, String)) -> std::path::PathBuf {
 }
 
 #[test]
-fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
+fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles_then_both_are_one_fleet() {
     for profile in ["modern", "legacy"] {
         let test = cluster(profile);
         let ns = fresh_namespaces(test, "status-chain");
@@ -65,6 +71,358 @@ fn fresh_setup_fails_and_the_full_chain_passes_in_both_profiles() {
             stdout(&out)
         );
     }
+    // The same namespace pair, set up on both clusters: one fleet.
+    a_fleet_is_checked_in_one_run(&ns_of("status-chain"));
+}
+
+/// The namespace pair `fresh_namespaces` gave `label` (the same on both
+/// clusters).
+fn ns_of(label: &str) -> (String, String) {
+    let suffix = format!("{}-{label}", std::process::id());
+    (format!("kms-{suffix}"), format!("istio-{suffix}"))
+}
+
+/// One kubeconfig holding a context per `(name, kubeconfig)`, each with the
+/// cluster and user of that kubeconfig's current context, renamed so that
+/// the users of the two clusters (both `kms-sts-admin`) stay apart.
+fn merged_kubeconfig(parts: &[(&str, &Path)]) -> PathBuf {
+    let (mut clusters, mut users, mut contexts) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, path) in parts {
+        let text = std::fs::read_to_string(path).unwrap();
+        let config: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        clusters
+            .push(serde_json::json!({"name": name, "cluster": config["clusters"][0]["cluster"]}));
+        users.push(serde_json::json!({"name": name, "user": config["users"][0]["user"]}));
+        contexts
+            .push(serde_json::json!({"name": name, "context": {"cluster": name, "user": name}}));
+    }
+    let merged = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": parts[0].0,
+        "clusters": clusters, "users": users, "contexts": contexts,
+    });
+    let path = scratch_dir("fleet").join("kubeconfig");
+    // JSON is YAML: kubeconfig readers take it as it is.
+    std::fs::write(&path, merged.to_string()).unwrap();
+    path
+}
+
+/// `status` over several contexts of `kubeconfig` in `ns`, with `args`.
+fn fleet_status(kubeconfig: &Path, ns: &(String, String), args: &[&str]) -> std::process::Output {
+    run(support::plugin_as(kubeconfig, ns).arg("status").args(args))
+}
+
+fn document(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}\n{}", stdout(out), stderr(out)))
+}
+
+/// The base64 `tls.key` of a TLS secret, as the cluster holds it.
+fn private_key(test: &TestCluster, namespace: &str, secret: &str) -> String {
+    let key = test.jsonpath(namespace, &format!("secret/{secret}"), "{.data.tls\\.key}");
+    assert!(
+        key.len() > 100,
+        "secret {namespace}/{secret} has a private key: {key}"
+    );
+    key
+}
+
+/// Both clusters set up in `ns`: healthy together, one broken, then beside
+/// a user refused everything and a server that never answers; saved and
+/// checked again from the file.
+fn a_fleet_is_checked_in_one_run(ns: &(String, String)) {
+    let (modern, legacy) = (cluster("modern"), cluster("legacy"));
+    let nobody = modern.user_kubeconfig("fleet-nobody");
+    // Accepts connections and never answers: each request waits for its
+    // timeout. A token no file may repeat.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_config = kubeconfig_for_port(silent.local_addr().unwrap().port());
+    let silent_text = std::fs::read_to_string(&silent_config)
+        .unwrap()
+        .replace("token: abc", "token: fleet-sentinel-token-4711");
+    std::fs::write(&silent_config, silent_text).unwrap();
+    let kubeconfig = merged_kubeconfig(&[
+        ("modern", &modern.kubeconfig),
+        ("legacy", &legacy.kubeconfig),
+        ("nobody", &nobody),
+        ("silent", &silent_config),
+    ]);
+    let pair = ["--context", "modern", "--context", "legacy"];
+
+    let out = fleet_status(&kubeconfig, ns, &pair);
+    assert_exit(&out, 0);
+    let table = stdout(&out);
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(rows[0].starts_with("CONTEXT"), "{table}");
+    assert!(
+        rows[1].starts_with("modern ") && rows[1].contains(" pass "),
+        "{table}"
+    );
+    assert!(
+        rows[2].starts_with("legacy ") && rows[2].contains(" pass "),
+        "{table}"
+    );
+    assert!(
+        !table.contains("\nContext "),
+        "passing contexts print no report: {table}"
+    );
+
+    // Legacy loses its route: one row fails, with the hint for its context.
+    let out = legacy
+        .kubectl()
+        .args([
+            "delete",
+            "virtualservices.networking.istio.io",
+            "kmsvservice",
+            "-n",
+            &ns.0,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fleet_status(&kubeconfig, ns, &pair);
+    assert_exit(&out, CHECKS_FAILED);
+    let table = stdout(&out);
+    let legacy_row = table.lines().find(|l| l.starts_with("legacy ")).unwrap();
+    assert!(legacy_row.contains(" fail "), "{table}");
+    assert!(legacy_row.contains("VirtualService: "), "{table}");
+    assert!(legacy_row.contains("--context legacy"), "{table}");
+    assert!(
+        table.contains("\nContext legacy\n==============\ncluster\n"),
+        "{table}"
+    );
+    assert!(!table.contains("\nContext modern\n"), "{table}");
+    assert!(
+        stderr(&out).contains("1 of 2 contexts did not pass"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fleet_status(&kubeconfig, ns, &[&pair[..], &["-o", "json"]].concat());
+    assert_exit(&out, CHECKS_FAILED);
+    let fleet = document(&out);
+    assert_eq!(fleet["success"], false);
+    assert_eq!(fleet["contexts"][0]["context"], "modern");
+    assert_eq!(fleet["contexts"][0]["success"], true);
+    assert!(
+        fleet["contexts"][0]["serverVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.")
+    );
+    let broken = &fleet["contexts"][1];
+    assert_eq!(broken["context"], "legacy");
+    assert_eq!(status_check(broken, "VirtualService")["result"], "fail");
+    // The same report a run of that context alone prints.
+    let (code, alone) =
+        json_status(support::plugin_as(&kubeconfig, ns).args(["--context", "legacy", "status"]));
+    assert_eq!(code, CHECKS_FAILED);
+    assert_eq!(broken["categories"], alone["categories"], "{alone:#}");
+    assert_eq!(broken["summary"], alone["summary"]);
+
+    // Four contexts: a user refused everything is a failed report, a server
+    // that never answers one error row after its deadline, not a wait that
+    // holds the others.
+    let saved = scratch_dir("fleet-save").join("fleet.json");
+    let started = std::time::Instant::now();
+    let out = run(support::plugin_as(&kubeconfig, ns)
+        .args([
+            "status",
+            "--all-contexts",
+            "--request-timeout",
+            "3s",
+            "-o",
+            "json",
+            "--save",
+        ])
+        .arg(&saved));
+    let elapsed = started.elapsed();
+    assert_exit(&out, UNREACHABLE);
+    assert!(
+        elapsed < std::time::Duration::from_secs(20),
+        "took {elapsed:?}"
+    );
+    let live = document(&out);
+    let by_name = |name: &str| -> serde_json::Value {
+        live["contexts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["context"] == name)
+            .unwrap_or_else(|| panic!("no context {name}: {live:#}"))
+            .clone()
+    };
+    assert_eq!(live["summary"]["contexts"], 4);
+    assert_eq!(by_name("modern")["verdict"], "pass");
+    assert_eq!(by_name("legacy")["verdict"], "fail");
+    let refused = by_name("nobody");
+    assert_eq!(refused["verdict"], "fail");
+    assert_eq!(status_check(&refused, "read access")["result"], "fail");
+    assert!(
+        status_check(&refused, "permissions")["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing: "),
+        "{refused:#}"
+    );
+    let silent_row = by_name("silent");
+    assert_eq!(silent_row["verdict"], "error");
+    assert_eq!(silent_row["error"]["exitCode"], UNREACHABLE);
+    assert!(
+        silent_row["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3s"),
+        "{silent_row:#}"
+    );
+    drop(silent);
+
+    // The saved file gives the same document and exit code, and holds no
+    // secret: not the API key, no private key, no kubeconfig credential.
+    let out = run(plugin()
+        .args(["status", "-o", "json", "--from"])
+        .arg(&saved));
+    assert_exit(&out, UNREACHABLE);
+    assert_eq!(document(&out), live);
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let mut secrets = vec![
+        "chain-test-key".to_owned(),
+        "Y2hhaW4tdGVzdC1rZXk".to_owned(),
+        "PRIVATE KEY".to_owned(),
+        "fleet-sentinel-token-4711".to_owned(),
+        private_key(modern, &ns.0, "kms-api-tls"),
+        private_key(modern, &ns.1, "istio-ingressgateway-certs"),
+        private_key(legacy, &ns.0, "kms-api-tls"),
+    ];
+    for config in [&modern.kubeconfig, &nobody] {
+        let config: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+        let key_file = config["users"][0]["user"]["client-key"].as_str().unwrap();
+        let key = std::fs::read_to_string(key_file).unwrap();
+        secrets.push(key.lines().nth(1).unwrap().to_owned());
+        secrets.push(key_file.to_owned());
+    }
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "{secret} is in the saved snapshot"
+        );
+    }
+    // The certificates the checks need are kept.
+    assert!(text.contains(&modern.jsonpath(&ns.0, "secret/kms-api-tls", "{.data.tls\\.crt}")));
+
+    // One context from the file prints as that context alone did.
+    let out = run(plugin()
+        .args(["status", "--context", "legacy", "--from"])
+        .arg(&saved));
+    assert_exit(&out, CHECKS_FAILED);
+    assert!(stdout(&out).contains("Checked as of "), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("× VirtualService: "),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn one_context_saved_and_checked_from_the_file_gives_the_same_report() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "status-save");
+    // A sentinel key, set without restarting the token adapter.
+    let sentinel = "snapshot-sentinel-key-0815";
+    let out = run_with_stdin(
+        plugin_in(test, &ns).args(["set-apikey", "--from-stdin", "--no-restart"]),
+        sentinel.as_bytes(),
+    );
+    assert_exit(&out, 0);
+    let saved = scratch_dir("status-save").join("snapshot.json");
+    let (code, live) = json_status(plugin_in(test, &ns).arg("status").arg("--save").arg(&saved));
+    assert_eq!(code, CHECKS_FAILED);
+    assert_eq!(status_check(&live, "API key secret")["result"], "pass");
+    let (code, mut from_file) = json_status(plugin().arg("status").arg("--from").arg(&saved));
+    assert_eq!(code, CHECKS_FAILED);
+    let checked_at = from_file
+        .as_object_mut()
+        .unwrap()
+        .remove("checkedAt")
+        .unwrap();
+    assert_eq!(from_file, live);
+    // The report says which time its certificate checks compared against:
+    // when the snapshot was taken.
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let now = document["contexts"][0]["result"]["read"]["complete"]["now"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        checked_at,
+        jiff::Timestamp::from_second(now).unwrap().to_string()
+    );
+    let encoded = test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.apikey}");
+    for secret in [sentinel, encoded.as_str()] {
+        assert!(!text.contains(secret), "{secret} is in the saved snapshot");
+    }
+
+    // A file that is not a snapshot, a damaged one and one of another
+    // format are refused with the reason and a documented exit code.
+    let dir = scratch_dir("status-bad-snapshots");
+    for (name, content, reason) in [
+        (
+            "kubeconfig",
+            std::fs::read_to_string(&test.kubeconfig).unwrap(),
+            "it is not JSON",
+        ),
+        (
+            "cut.json",
+            text[..text.len() / 2].to_owned(),
+            "it is cut short or damaged",
+        ),
+        (
+            "future.json",
+            text.replace("\"formatVersion\": 1", "\"formatVersion\": 99"),
+            "it is of format 99",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        let out = run(plugin().arg("status").arg("--from").arg(&path));
+        assert_exit(&out, USAGE);
+        let err = stderr(&out);
+        assert!(
+            err.contains("is not a status snapshot this version can read: "),
+            "{err}"
+        );
+        assert!(err.contains(reason), "{reason}: {err}");
+        assert!(err.contains("hint: save a new snapshot"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(stdout(&out).is_empty());
+    }
+}
+
+#[test]
+fn several_contexts_are_for_status_only() {
+    let out = run(plugin().args(["inject", "--context", "a", "--context", "b"]));
+    assert_exit(&out, USAGE);
+    assert!(
+        stderr(&out).contains("only `status` checks several contexts"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(plugin().args(["status", "--all-contexts", "--context", "a"]));
+    assert_exit(&out, USAGE);
+    assert!(
+        stderr(&out).contains("leave out --context"),
+        "{}",
+        stderr(&out)
+    );
+    let path = kubeconfig_for_port(closed_port());
+    let out = run(plugin().arg("--kubeconfig").arg(&path).args([
+        "status",
+        "--context",
+        "x",
+        "--context",
+        "typo",
+    ]));
+    assert_exit(&out, USAGE);
+    assert!(stderr(&out).contains("typo"), "{}", stderr(&out));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Category, Check, CheckId, Report};
@@ -19,14 +20,14 @@ use crate::discovery::ServedApis;
 use crate::manifests::exposure::{
     self, GATEWAY, Host, KMS_SERVICE, secret_data, secret_mounted_at,
 };
-use crate::permissions::Permission;
 use crate::rollout::{RolloutState, rollout_state};
 use crate::sidecar;
 use crate::wording::count;
 use crate::wording::shell_word;
 
 /// The names `status` looks for; the subcommands' defaults unless overridden.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Names {
     pub kms_namespace: String,
     pub istio_namespace: String,
@@ -121,16 +122,20 @@ fn expose_command(s: &Snapshot, names: &Names) -> String {
     names.command("expose", &args)
 }
 
-/// What the cluster looked like when the checks ran.
-#[derive(Debug, Clone, Default)]
+/// What the cluster looked like when the checks ran: only what the checks
+/// read, and nothing secret (see `redact`), so that it can be saved to a
+/// file and sent to someone else.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub server: String,
     pub server_version: String,
     pub permissions_needed: usize,
-    pub missing_permissions: Vec<Permission>,
+    /// The permissions the user lacks, as people read them.
+    pub missing_permissions: Vec<String>,
     pub served: ServedApis,
     pub kms_service: Option<Service>,
-    pub apikey_secret: Option<Secret>,
+    pub apikey_secret: Option<KeySecret>,
     pub token_adapter: Option<Deployment>,
     pub token_adapter_pods: Vec<Pod>,
     pub kms: Option<Deployment>,
@@ -151,6 +156,68 @@ pub struct Snapshot {
     pub kms_tls_secret: Option<(String, Secret)>,
     /// When the snapshot was taken, in seconds since the Unix epoch.
     pub now: i64,
+}
+
+/// The Secret holding the API key, as far as the checks need it: the
+/// fingerprint `status` prints of the key, never the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeySecret {
+    /// `sha256:...` of the value under the Secret's data key; `None` when
+    /// that key is missing or empty.
+    pub fingerprint: Option<String>,
+    /// When the Secret was last written (its newest managed-fields entry,
+    /// else its creation), in seconds since the Unix epoch.
+    pub last_changed: Option<i64>,
+}
+
+impl KeySecret {
+    /// What the checks keep of `secret`, whose data key `key` holds the API key.
+    pub fn of(secret: &Secret, key: &str) -> KeySecret {
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .filter(|value| !value.0.is_empty());
+        KeySecret {
+            fingerprint: value.map(|value| format!("sha256:{}", apikey::fingerprint(&value.0))),
+            last_changed: last_changed(secret).map(|time| time.as_second()),
+        }
+    }
+}
+
+/// What one round of reads gave the checks: the whole snapshot, or, when a
+/// read was refused, what a user with partial rights could still read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reading {
+    Complete(Snapshot),
+    Refused {
+        snapshot: Snapshot,
+        /// What was refused, and the server's words for it.
+        action: String,
+        refusal: String,
+    },
+}
+
+impl Reading {
+    pub fn snapshot(&self) -> &Snapshot {
+        match self {
+            Reading::Complete(snapshot) | Reading::Refused { snapshot, .. } => snapshot,
+        }
+    }
+
+    /// The report the checks give on what was read.
+    pub fn report(&self, names: &Names) -> Report {
+        match self {
+            Reading::Complete(snapshot) => report(snapshot, names),
+            Reading::Refused {
+                snapshot,
+                action,
+                refusal,
+            } => unreadable_report(snapshot, names, action, refusal),
+        }
+    }
 }
 
 pub fn report(snapshot: &Snapshot, names: &Names) -> Report {
@@ -313,9 +380,7 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
     let value = s
         .apikey_secret
         .as_ref()
-        .and_then(|secret| secret.data.as_ref())
-        .and_then(|data| data.get(&names.secret_key))
-        .filter(|value| !value.0.is_empty());
+        .and_then(|secret| secret.fingerprint.as_ref());
     let mut checks = vec![match (&s.apikey_secret, value) {
         (None, _) => Check::fail(
             CheckId::ApiKeySecret,
@@ -327,12 +392,9 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
             format!("{secret_name} has no value for key {}", names.secret_key),
             set_apikey,
         ),
-        (Some(_), Some(value)) => Check::pass(
+        (Some(_), Some(fingerprint)) => Check::pass(
             CheckId::ApiKeySecret,
-            format!(
-                "{secret_name} holds key sha256:{}",
-                apikey::fingerprint(&value.0)
-            ),
+            format!("{secret_name} holds key {fingerprint}"),
         ),
     }];
     let adapter = format!("{}/{}", names.istio_namespace, names.token_adapter);
@@ -341,7 +403,10 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
         .iter()
         .filter(|p| pod_ready(p))
         .collect();
-    let changed = s.apikey_secret.as_ref().and_then(last_changed);
+    let changed = s
+        .apikey_secret
+        .as_ref()
+        .and_then(|secret| secret.last_changed);
     let stale = ready
         .iter()
         .filter(|pod| {
@@ -349,7 +414,7 @@ fn api_key(s: &Snapshot, names: &Names) -> Vec<Check> {
                 .status
                 .as_ref()
                 .and_then(|st| st.start_time.as_ref())
-                .map(|t| t.0);
+                .map(|t| t.0.as_second());
             matches!((started, changed), (Some(started), Some(changed)) if started < changed)
         })
         .count();
@@ -1122,7 +1187,7 @@ mod tests {
         };
         let deployment: Deployment = object(json!({"spec": {"selector": {}, "template": {}}}));
         let mut snapshot = Snapshot {
-            apikey_secret: Some(secret),
+            apikey_secret: Some(KeySecret::of(&secret, "apikey")),
             token_adapter: Some(deployment),
             token_adapter_pods: vec![pod("2026-01-01T00:00:00Z")],
             ..Snapshot::default()

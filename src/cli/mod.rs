@@ -72,14 +72,38 @@ impl Cli {
     /// version or is malformed, the exit status once clap has printed its
     /// answer (help and version to stdout, usage errors to stderr).
     pub fn from_env() -> Result<Cli, ExitStatus> {
-        Cli::try_parse().map_err(|err| {
+        let print = |err: clap::Error| {
             let _ = err.print();
             if err.use_stderr() {
                 ExitStatus::Usage
             } else {
                 ExitStatus::Success
             }
-        })
+        };
+        let cli = Cli::try_parse().map_err(print)?;
+        match cli.several_contexts_refused() {
+            Some(err) => Err(print(err)),
+            None => Ok(cli),
+        }
+    }
+
+    /// `--context` given more than once where only one context can be
+    /// used, or beside `status --all-contexts`.
+    fn several_contexts_refused(&self) -> Option<clap::Error> {
+        let message = match &self.command {
+            Command::Status(args) if args.all_contexts && !self.cluster.context.is_empty() => {
+                "--all-contexts checks every context; leave out --context, or name the \
+                 contexts with --context alone"
+            }
+            Command::Status(_) => return None,
+            _ if self.cluster.context.len() > 1 => {
+                "--context can be given once here; only `status` checks several contexts \
+                 in one run"
+            }
+            _ => return None,
+        };
+        let mut command = <Cli as clap::CommandFactory>::command();
+        Some(command.error(clap::error::ErrorKind::ArgumentConflict, message))
     }
 }
 
@@ -91,9 +115,10 @@ pub struct ClusterArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// The kubeconfig context to use.
+    /// The kubeconfig context to use (`status` takes it repeated, to check
+    /// several contexts in one run).
     #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
+    pub context: Vec<String>,
 
     /// The kubeconfig cluster to use.
     #[arg(long, global = true, value_name = "NAME")]
@@ -127,17 +152,29 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// Where this run works.
+    /// Where this run works: its one context (`Cli::from_env` refuses
+    /// several for every subcommand but `status`).
     pub fn target(&self) -> Target {
         Target {
             kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
+            context: self.context.first().cloned(),
             cluster: self.cluster.clone(),
             user: self.user.clone(),
             request_timeout: self.request_timeout,
             kms_namespace: self.kms_namespace.clone(),
             istio_namespace: self.istio_namespace.clone(),
         }
+    }
+
+    /// One target per `--context` given, in order; none when none was.
+    pub fn targets(&self) -> Vec<Target> {
+        self.context
+            .iter()
+            .map(|context| Target {
+                context: Some(context.clone()),
+                ..self.target()
+            })
+            .collect()
     }
 }
 

@@ -324,6 +324,21 @@ pub struct StatusArgs {
     /// Print the report as JSON or YAML.
     #[arg(short, long, value_name = "FORMAT")]
     pub output: Option<Format>,
+
+    /// Check every context of the kubeconfig (--context, repeated, checks
+    /// the contexts named).
+    #[arg(long)]
+    pub all_contexts: bool,
+
+    /// Also write what the checks were decided on to FILE (JSON, no secrets
+    /// in it), for `status --from FILE` anywhere.
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub save: Option<PathBuf>,
+
+    /// Check a snapshot saved with --save instead of a cluster (with
+    /// --context: only the contexts named).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["wait", "all_contexts"])]
+    pub from: Option<PathBuf>,
 }
 
 // `wizard`

@@ -17,10 +17,11 @@ use crate::error::Result;
 pub async fn run(cli: Cli) -> Result<()> {
     let target = cli.cluster.target();
     let target = &target;
+    let contexts = cli.cluster.targets();
     match cli.command {
         Command::Expose(args) => expose::run(target, &args).await,
         Command::MapIdentity(args) => map_identity::run(target, &args).await,
-        Command::Status(args) => status::run(target, &args).await,
+        Command::Status(args) => status::run(target, &contexts, &args).await,
         Command::Rbac(args) => rbac::run(target, &args).await,
         Command::Completion(args) => completion::run(&args),
         Command::Wizard(args) => wizard::run(target, &args).await,

@@ -2,58 +2,117 @@
 //! Reachability is checked first, so an unreachable cluster gives one error;
 //! then every object the checks need is read concurrently into a snapshot,
 //! and `checks::evaluate` turns the snapshot into the report.
+//!
+//! Several contexts (`--context` repeated, `--all-contexts`) are checked
+//! concurrently, a bounded number at a time, each within its own deadline,
+//! into one `checks::fleet` report. `--save` writes what the checks were
+//! decided on and `--from` checks such a file without a cluster.
 
+use std::path::Path;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, DynamicObject};
+use serde::Serialize;
 
-use crate::checks::Report;
-use crate::checks::evaluate::{self, Names, Snapshot};
-use crate::cli::StatusArgs;
-use crate::cluster::{Cluster, Target};
+use crate::checks::evaluate::{self, KeySecret, Names, Reading, Snapshot};
+use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport};
+use crate::checks::{Report, redact, saved};
+use crate::cli::{ObjectNameArgs, StatusArgs};
+use crate::cluster::{self, Cluster, Target};
 use crate::datapath;
 use crate::discovery::{
     self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING, ServedApis,
 };
+use crate::duration;
 use crate::error::{self, Error, Result};
 use crate::manifests::exposure::{
     self, CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
 };
-use crate::output::{self};
+use crate::output::{self, Format};
 use crate::permissions::{self, Scope};
+use crate::private_files::{self, Existing};
 use crate::progress::Progress;
 use crate::rollout;
 use crate::wording::count;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
+/// How many contexts are checked at once: enough that a fleet takes a few
+/// times one context's round trips, few enough that fifty contexts do not
+/// open fifty connections together.
+const CONCURRENT_CONTEXTS: usize = 16;
 
-pub async fn run(target: &Target, args: &StatusArgs) -> Result<()> {
-    let names = Names {
+/// `target` is the run's cluster selection; `contexts` one target per
+/// `--context` given (none when none was).
+pub async fn run(target: &Target, contexts: &[Target], args: &StatusArgs) -> Result<()> {
+    if let Some(path) = &args.from {
+        return from_file(path, contexts, args.output);
+    }
+    let targets = if args.all_contexts {
+        every_context(target)?
+    } else {
+        contexts.to_vec()
+    };
+    if targets.len() <= 1 && !args.all_contexts {
+        return one_context(targets.first().unwrap_or(target), args).await;
+    }
+    check_known(target, &targets)?;
+    let runs = check_contexts(targets, args).await;
+    if let Some(path) = &args.save {
+        save(path, &runs)?;
+    }
+    print_fleet(&FleetReport::new(&runs), args.output)
+}
+
+/// The names `status` looks for in `target`, its hints carrying its flags.
+fn names_in(target: &Target, names: &ObjectNameArgs) -> Names {
+    Names {
         kms_namespace: target.kms_namespace.clone(),
         istio_namespace: target.istio_namespace.clone(),
-        deployment: args.names.deployment.clone(),
-        token_adapter: args.names.token_adapter.clone(),
-        secret: args.names.secret.clone(),
-        secret_key: args.names.secret_key.clone(),
-        policy: args.names.policy.clone(),
+        deployment: names.deployment.clone(),
+        token_adapter: names.token_adapter.clone(),
+        secret: names.secret.clone(),
+        secret_key: names.secret_key.clone(),
+        policy: names.policy.clone(),
         cluster_flags: target.flags_for_hints(),
-    };
-    let cluster = Cluster::connect(target).await?;
-    let report = match args.wait {
-        None => {
-            let check = async |served: &ServedApis| check(&cluster, served, &names).await;
-            discovery::fetch_while_discovering(&cluster, check).await?.1
-        }
-        Some(limit) => {
-            let served = discovery::discover(&cluster).await?;
-            check_until_passing(&cluster, &served, &names, limit).await?
-        }
-    };
-    output::print(&match args.output {
-        Some(format) => output::render(&report, format),
-        None => report.render_text(),
+    }
+}
+
+/// One context, printed as `status` always has: its report, or its error.
+async fn one_context(target: &Target, args: &StatusArgs) -> Result<()> {
+    let names = names_in(target, &args.names);
+    let (context, reading) = read_context(target, &names, args.wait, None).await?;
+    let report = reading.report(&names);
+    if let Some(path) = &args.save {
+        let run = ContextRun {
+            context,
+            names,
+            result: ContextResult::Read(Box::new(reading)),
+        };
+        save(path, std::slice::from_ref(&run))?;
+    }
+    print_report(&report, args.output, None)
+}
+
+fn print_report(report: &Report, format: Option<Format>, checked_at: Option<String>) -> Result<()> {
+    /// A report from a saved snapshot says when the checks looked.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Dated<'a> {
+        #[serde(flatten)]
+        report: &'a Report,
+        checked_at: &'a str,
+    }
+    output::print(&match (format, &checked_at) {
+        (Some(format), Some(checked_at)) => output::render(&Dated { report, checked_at }, format),
+        (Some(format), None) => output::render(report, format),
+        (None, Some(checked_at)) => format!(
+            "{}Checked as of {checked_at}, from a saved snapshot.\n",
+            report.render_text()
+        ),
+        (None, None) => report.render_text(),
     })?;
     if report.success {
         Ok(())
@@ -61,6 +120,227 @@ pub async fn run(target: &Target, args: &StatusArgs) -> Result<()> {
         Err(Error::ChecksFailed {
             failed: report.summary.failed,
         })
+    }
+}
+
+fn print_fleet(fleet: &FleetReport, format: Option<Format>) -> Result<()> {
+    output::print(&match format {
+        Some(format) => output::render(fleet, format),
+        None => fleet.render_text(),
+    })?;
+    match fleet.exit_status {
+        error::ExitStatus::Success => Ok(()),
+        worst => Err(Error::ContextsFailed {
+            failed: fleet.not_passing(),
+            total: fleet.contexts.len(),
+            worst,
+        }),
+    }
+}
+
+/// A target per context of the kubeconfig, in its order.
+fn every_context(target: &Target) -> Result<Vec<Target>> {
+    let (names, _) = cluster::contexts(target)?;
+    if names.is_empty() {
+        return Err(Error::InvalidFlag {
+            flag: "--all-contexts",
+            reason: "the kubeconfig has no contexts".into(),
+        });
+    }
+    Ok(names
+        .into_iter()
+        .map(|context| Target {
+            context: Some(context),
+            ..target.clone()
+        })
+        .collect())
+}
+
+/// Refuses, before any connection, a context the kubeconfig lacks.
+fn check_known(target: &Target, targets: &[Target]) -> Result<()> {
+    let (available, _) = cluster::contexts(target)?;
+    match targets
+        .iter()
+        .filter_map(|t| t.context.as_ref())
+        .find(|name| !available.contains(name))
+    {
+        Some(name) => Err(Error::UnknownContext {
+            name: name.clone(),
+            available,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks every target, `CONCURRENT_CONTEXTS` at a time, in their order.
+async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> Vec<ContextRun> {
+    let total = targets.len();
+    let mut progress = Progress::start(&format!("checking {total} contexts"));
+    let mut runs = Vec::with_capacity(total);
+    let mut checked = futures::stream::iter(targets)
+        .map(|target| check_context(target, args))
+        .buffered(CONCURRENT_CONTEXTS);
+    while let Some(run) = checked.next().await {
+        runs.push(run);
+        progress.update(&format!("checked {} of {total} contexts", runs.len()));
+    }
+    runs
+}
+
+/// One context of several: its reading, or its error as a person reads
+/// it, within the context's own deadline.
+async fn check_context(target: Target, args: &StatusArgs) -> ContextRun {
+    let names = names_in(&target, &args.names);
+    let context = target.context.clone().unwrap_or_default();
+    let deadline = context_deadline(&target, args.wait);
+    let result = match read_context(&target, &names, args.wait, deadline).await {
+        Ok((_, reading)) => ContextResult::Read(Box::new(reading)),
+        Err(err) => {
+            let report = error::Report {
+                error: &err,
+                cluster_flags: &names.cluster_flags,
+            };
+            ContextResult::Failed(ContextError {
+                message: report.message(),
+                hint: report.hint(),
+                exit_code: err.exit_status().code(),
+            })
+        }
+    };
+    ContextRun {
+        context,
+        names,
+        result,
+    }
+}
+
+/// How long one of several contexts may take in all: its request timeout
+/// (each batch of reads is concurrent, so a healthy cluster needs a few
+/// round trips), plus the `--wait`; no limit when requests have none.
+fn context_deadline(target: &Target, wait: Option<Duration>) -> Option<Duration> {
+    let limit = target.request_timeout;
+    (!limit.is_zero()).then(|| limit + wait.unwrap_or_default())
+}
+
+/// Connects to `target` and reads it, waiting for every check to pass when
+/// asked, all within `deadline` when one is given. Returns the context's
+/// name and the last reading.
+async fn read_context(
+    target: &Target,
+    names: &Names,
+    wait: Option<Duration>,
+    deadline: Option<Duration>,
+) -> Result<(String, Reading)> {
+    let cluster = Cluster::connect(target).await?;
+    let reading = async {
+        match wait {
+            None => {
+                let read = async |served: &ServedApis| read(&cluster, served, names).await;
+                Ok(discovery::fetch_while_discovering(&cluster, read).await?.1)
+            }
+            Some(limit) => {
+                let served = discovery::discover(&cluster).await?;
+                read_until_passing(&cluster, &served, names, limit, deadline.is_none()).await
+            }
+        }
+    };
+    let reading = match deadline {
+        None => reading.await?,
+        Some(limit) => {
+            tokio::time::timeout(limit, reading)
+                .await
+                .map_err(|_| Error::Timeout {
+                    server: cluster.server().to_owned(),
+                    timeout: duration::display(limit),
+                })??
+        }
+    };
+    Ok((cluster.context().to_owned(), reading))
+}
+
+/// Writes the runs to `path`, replacing what was there.
+fn save(path: &Path, runs: &[ContextRun]) -> Result<()> {
+    private_files::write(path, saved::to_text(runs).as_bytes(), Existing::Replace)?;
+    eprintln!(
+        "Saved the snapshot of {} to {}.",
+        count(runs.len() as i64, "context", "contexts"),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Checks a snapshot file: one context prints as a live run of it would,
+/// several as a fleet; `contexts` (when given) selects among them.
+fn from_file(path: &Path, contexts: &[Target], format: Option<Format>) -> Result<()> {
+    let text = std::fs::read(path).map_err(|source| Error::LocalFile {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |reason: String| Error::InvalidSnapshot {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut runs = saved::parse(&text).map_err(invalid)?;
+    let wanted: Vec<&String> = contexts.iter().filter_map(|t| t.context.as_ref()).collect();
+    if let Some(missing) = wanted
+        .iter()
+        .find(|name| !runs.iter().any(|run| &&run.context == *name))
+    {
+        let held: Vec<&str> = runs.iter().map(|run| run.context.as_str()).collect();
+        return Err(Error::InvalidFlag {
+            flag: "--context",
+            reason: format!(
+                "the snapshot holds no context {missing} (it holds {})",
+                held.join(", ")
+            ),
+        });
+    }
+    if !wanted.is_empty() {
+        runs.retain(|run| wanted.contains(&&run.context));
+    }
+    match runs.as_slice() {
+        [] => Err(invalid("it holds no context".into())),
+        [
+            ContextRun {
+                names,
+                result: ContextResult::Read(reading),
+                ..
+            },
+        ] => {
+            let checked_at = fleet::timestamp(reading.snapshot().now);
+            print_report(&reading.report(names), format, Some(checked_at))
+        }
+        runs => print_fleet(&FleetReport::new(runs), format),
+    }
+}
+
+/// Reads again every two seconds until every check passes or `limit` has
+/// passed; returns the last reading. `progress` shows the wait on stderr.
+async fn read_until_passing(
+    cluster: &Cluster,
+    served: &ServedApis,
+    names: &Names,
+    limit: Duration,
+    progress: bool,
+) -> Result<Reading> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut shown = progress.then(|| Progress::start("checking"));
+    loop {
+        let reading = read(cluster, served, names).await?;
+        let report = reading.report(names);
+        let summary = report.summary;
+        if report.all_pass() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
+            return Ok(reading);
+        }
+        if let Some(shown) = shown.as_mut() {
+            shown.update(&format!(
+                "waiting for every check to pass: {}, {} failed",
+                count(summary.warnings as i64, "warning", "warnings"),
+                summary.failed
+            ));
+        }
+        tokio::time::sleep(WAIT_INTERVAL).await;
     }
 }
 
@@ -72,36 +352,25 @@ pub async fn check_until_passing(
     names: &Names,
     limit: Duration,
 ) -> Result<Report> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut progress = Progress::start("checking");
-    loop {
-        let report = check(cluster, served, names).await?;
-        let summary = report.summary;
-        if report.all_pass() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
-            return Ok(report);
-        }
-        progress.update(&format!(
-            "waiting for every check to pass: {}, {} failed",
-            count(summary.warnings as i64, "warning", "warnings"),
-            summary.failed
-        ));
-        tokio::time::sleep(WAIT_INTERVAL).await;
-    }
+    let reading = read_until_passing(cluster, served, names, limit, true).await?;
+    Ok(reading.report(names))
 }
 
 /// One round of checks.
 pub async fn check(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Report> {
+    Ok(read(cluster, served, names).await?.report(names))
+}
+
+/// One round of reads: the whole snapshot, or what a user refused one of
+/// them can still be told.
+async fn read(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Reading> {
     match snapshot(cluster, served, names).await {
-        Ok(snapshot) => Ok(evaluate::report(&snapshot, names)),
-        Err(Error::Forbidden { action, source }) => {
-            let snapshot = permissions_only(cluster, served, names).await?;
-            Ok(evaluate::unreadable_report(
-                &snapshot,
-                names,
-                &action,
-                &error::for_people(&source),
-            ))
-        }
+        Ok(snapshot) => Ok(Reading::Complete(snapshot)),
+        Err(Error::Forbidden { action, source }) => Ok(Reading::Refused {
+            snapshot: permissions_only(cluster, served, names).await?,
+            action,
+            refusal: error::for_people(&source),
+        }),
         Err(other) => Err(other),
     }
 }
@@ -129,10 +398,17 @@ async fn permissions_only(
         server: cluster.server().to_owned(),
         server_version: version.git_version,
         permissions_needed: needs.len(),
-        missing_permissions: permissions::missing(cluster, &needs).await?,
+        missing_permissions: missing(cluster, &needs).await?,
         served: served.clone(),
+        now: jiff::Timestamp::now().as_second(),
         ..Snapshot::default()
     })
+}
+
+/// The permissions of `needs` the user lacks, as people read them.
+async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result<Vec<String>> {
+    let missing = permissions::missing(cluster, needs).await?;
+    Ok(missing.iter().map(ToString::to_string).collect())
 }
 
 /// Reads everything the checks look at, in three concurrent batches: the
@@ -272,7 +548,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         policy,
     ) = tokio::try_join!(
         cluster.call("read the server version", client.apiserver_version()),
-        permissions::missing(cluster, &needs),
+        missing(cluster, &needs),
         cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
@@ -281,28 +557,34 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         networking("VirtualService", "virtualservices", VIRTUAL_SERVICE),
         policy,
     )?;
+    let pods = |pods: Vec<Pod>| pods.into_iter().map(redact::pod).collect::<Vec<_>>();
+    let object = |object: Option<DynamicObject>| object.map(redact::without_bookkeeping);
     Ok(Snapshot {
-        gateway_pods,
-        gateway_secrets,
-        kms_tls_secret,
+        gateway_pods: pods(gateway_pods),
+        gateway_secrets: gateway_secrets
+            .into_iter()
+            .map(|(name, secret)| (name, redact::certificates_only(secret)))
+            .collect(),
+        kms_tls_secret: kms_tls_secret
+            .map(|(name, secret)| (name, redact::certificates_only(secret))),
         now: jiff::Timestamp::now().as_second(),
         server: cluster.server().to_owned(),
         server_version: version.git_version,
         permissions_needed: needs.len(),
         missing_permissions,
         served: served.clone(),
-        kms_service,
-        apikey_secret,
-        token_adapter,
-        token_adapter_pods,
-        kms,
-        kms_pods,
-        certificate,
-        certificate_secret,
-        gateway,
-        virtual_service,
-        destination_rule,
-        policy,
+        kms_service: kms_service.map(redact::without_bookkeeping),
+        apikey_secret: apikey_secret.map(|secret| KeySecret::of(&secret, &names.secret_key)),
+        token_adapter: token_adapter.map(redact::deployment),
+        token_adapter_pods: pods(token_adapter_pods),
+        kms: kms.map(redact::deployment),
+        kms_pods: pods(kms_pods),
+        certificate: object(certificate),
+        certificate_secret: certificate_secret.map(redact::certificates_only),
+        gateway: object(gateway),
+        virtual_service: object(virtual_service),
+        destination_rule: object(destination_rule),
+        policy: object(policy),
     })
 }
 

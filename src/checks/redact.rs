@@ -1,0 +1,140 @@
+//! What a `status` snapshot keeps of the objects it reads. A snapshot may be
+//! saved and sent to someone without access to the cluster, so it never
+//! holds secret material: the API key only as its fingerprint (see
+//! `KeySecret`), TLS secrets only as their certificates, no literal
+//! environment values of a pod spec, and no `last-applied-configuration`
+//! (which repeats an object's whole content, a Secret's data included).
+//! Applied when the snapshot is taken, so a live report and a report from the
+//! saved file are decided on the same data.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Secret};
+use kube::Resource;
+
+/// The data keys of a TLS secret the checks read (the `kubernetes.io/tls`
+/// keys and Istio's generic-secret keys), all of them certificates.
+const CERTIFICATE_KEYS: [&str; 4] = ["tls.crt", "ca.crt", "cert", "cacert"];
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A secret with only its certificates: the data under `CERTIFICATE_KEYS`
+/// that holds no private key; every other key (`tls.key` first) is dropped.
+pub fn certificates_only(mut secret: Secret) -> Secret {
+    if let Some(data) = secret.data.as_mut() {
+        data.retain(|key, value| {
+            CERTIFICATE_KEYS.contains(&key.as_str()) && !holds_private_key(&value.0)
+        });
+    }
+    secret.string_data = None;
+    without_bookkeeping(secret)
+}
+
+fn holds_private_key(pem: &[u8]) -> bool {
+    String::from_utf8_lossy(pem).contains("PRIVATE KEY-----")
+}
+
+/// A pod without literal environment values.
+pub fn pod(mut pod: Pod) -> Pod {
+    if let Some(spec) = pod.spec.as_mut() {
+        without_literal_env(spec);
+    }
+    without_bookkeeping(pod)
+}
+
+/// A Deployment whose pod template has no literal environment values.
+pub fn deployment(mut deployment: Deployment) -> Deployment {
+    if let Some(spec) = deployment
+        .spec
+        .as_mut()
+        .and_then(|spec| spec.template.spec.as_mut())
+    {
+        without_literal_env(spec);
+    }
+    without_bookkeeping(deployment)
+}
+
+/// An object without the metadata the checks never read and that may
+/// repeat its content: managed fields and the last applied configuration.
+pub fn without_bookkeeping<K: Resource>(mut object: K) -> K {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+    object
+}
+
+/// Drops every `env[].value` (a variable's literal value may be a
+/// credential); the names and `valueFrom` references stay.
+fn without_literal_env(spec: &mut PodSpec) {
+    let containers = spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten());
+    for container in containers {
+        without_literal_values(container);
+    }
+    for container in spec.ephemeral_containers.iter_mut().flatten() {
+        for var in container.env.iter_mut().flatten() {
+            var.value = None;
+        }
+    }
+}
+
+fn without_literal_values(container: &mut Container) {
+    for var in container.env.iter_mut().flatten() {
+        var.value = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_tls_secret_keeps_its_certificates_only() {
+        use crate::certificate::fixtures::{CA, LEAF, secret};
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+        let bundle = format!("{LEAF}{key}");
+        let mut full = secret(&[
+            ("tls.crt", LEAF),
+            ("tls.key", key),
+            ("ca.crt", CA),
+            ("cert", &bundle),
+            ("password", "hunter2"),
+        ]);
+        full.metadata.annotations =
+            Some([(LAST_APPLIED.to_owned(), "{\"data\":{}}".to_owned())].into());
+        let kept = certificates_only(full);
+        let data = kept.data.unwrap();
+        assert_eq!(
+            data.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["ca.crt", "tls.crt"]
+        );
+        assert_eq!(data["tls.crt"].0, LEAF.as_bytes());
+        assert!(kept.metadata.annotations.unwrap().is_empty());
+    }
+
+    #[test]
+    fn pod_specs_lose_literal_environment_values_but_keep_references() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "managedFields": [{"manager": "m"}]},
+            "spec": {
+                "containers": [{"name": "c", "env": [
+                    {"name": "TOKEN", "value": "s3cret"},
+                    {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "v"}}}]}],
+                "initContainers": [{"name": "i", "env": [{"name": "PASSWORD", "value": "p4ss"}]}]
+            }
+        }))
+        .unwrap();
+        let text = serde_json::to_string(&super::pod(pod)).unwrap();
+        for secret in ["s3cret", "p4ss", "managedFields"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("TOKEN") && text.contains("secretKeyRef"),
+            "{text}"
+        );
+    }
+}
