@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::crn;
 use crate::defaults;
 use crate::error::{Error, Result};
+use crate::host;
 use crate::manifests::exposure;
 use crate::private_files::{self, Existing};
 
@@ -106,8 +107,7 @@ impl Answers {
             ));
         }
         for (index, host) in self.hosts.iter().enumerate() {
-            exposure::parse_host(host)
-                .map_err(|reason| invalid(&format!("hosts[{index}]"), reason))?;
+            host::parse_host(host).map_err(|reason| invalid(&format!("hosts[{index}]"), reason))?;
         }
         if !["ClusterIssuer", "Issuer"].contains(&self.issuer_kind.as_str()) {
             return Err(invalid(

@@ -20,6 +20,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod duration;
 pub mod error;
+pub mod host;
 pub mod istioctl;
 pub mod manifests;
 pub mod output;

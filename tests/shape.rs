@@ -1,5 +1,6 @@
 //! The source tree keeps the shape the README's Development section
-//! describes: the command line (`src/cli/`) is lowered into the library's
+//! describes: no module imports itself through others (no import cycle
+//! anywhere), the command line (`src/cli/`) is lowered into the library's
 //! plain options, so no path through the module imports leads back to it,
 //! and clap is seen only there and in the command shells (`src/commands/`).
 //! Read from the source files; no cluster is needed.
@@ -51,8 +52,11 @@ fn file_of(path: &[&str], modules: &BTreeSet<String>) -> Option<String> {
 }
 
 /// The `crate::` paths a file names, with `use crate::{a, b::{c, d}}`
-/// groups expanded to `a`, `b::c` and `b::d`.
-fn crate_paths(text: &str) -> Vec<Vec<String>> {
+/// groups expanded to `a`, `b::c` and `b::d`; and the file's own top-level
+/// `use super::...` imports, as paths from the crate root (`super` of
+/// `checks/evaluate` is `checks`). An indented `use super::` is in an inline
+/// module (`mod tests`), whose `super` is the file itself.
+fn crate_paths(module: &str, text: &str) -> Vec<Vec<String>> {
     let code: String = text
         .lines()
         .filter(|line| !line.trim_start().starts_with("//"))
@@ -62,7 +66,57 @@ fn crate_paths(text: &str) -> Vec<Vec<String>> {
     for (at, _) in code.match_indices("crate::") {
         expand(&code[at + "crate::".len()..], &[], &mut paths);
     }
+    let parent = parent_module(module);
+    for line in code.lines() {
+        if let Some(rest) = line.strip_prefix("use super::") {
+            expand(rest, &parent, &mut paths);
+        }
+    }
     paths
+}
+
+/// The module `super` names in a file: `checks/evaluate` -> `checks`,
+/// `checks/mod` -> the crate root.
+fn parent_module(module: &str) -> Vec<String> {
+    let mut parts: Vec<String> = module.split('/').map(str::to_owned).collect();
+    if parts.last().is_some_and(|last| last == "mod") {
+        parts.pop();
+    }
+    parts.pop();
+    parts
+}
+
+/// A cycle in `graph`, as the modules along it with the first repeated at
+/// the end, if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        route: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = route.iter().position(|m| m == module) {
+            let mut cycle = route[at..].to_vec();
+            cycle.push(module.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        route.push(module.to_owned());
+        for next in graph.get(module).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, route, done) {
+                return Some(cycle);
+            }
+        }
+        route.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|module| visit(module, graph, &mut Vec::new(), &mut done))
 }
 
 /// Adds the paths `text` starts with to `paths`, each under `prefix`.
@@ -120,7 +174,7 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
     sources
         .iter()
         .map(|(module, text)| {
-            let targets = crate_paths(text)
+            let targets = crate_paths(module, text)
                 .iter()
                 .filter_map(|path| {
                     let path: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -135,6 +189,42 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
 
 fn is_command_line(module: &str) -> bool {
     module.starts_with("cli/") || module.starts_with("commands/")
+}
+
+#[test]
+fn no_module_imports_itself_through_others() {
+    let graph = import_graph();
+    assert!(
+        graph["checks/evaluate"].contains("checks/mod"),
+        "the reader sees a file's `use super::` imports: {graph:?}"
+    );
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!("an import cycle: {}", cycle.join(" -> "));
+    }
+}
+
+#[test]
+fn the_cycle_finder_finds_a_ring_and_nothing_in_a_tree() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in edges {
+            graph
+                .entry((*from).into())
+                .or_default()
+                .insert((*to).into());
+            graph.entry((*to).into()).or_default();
+        }
+        graph
+    };
+    let tree = graph(&[("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]);
+    assert_eq!(find_cycle(&tree), None);
+    let ring = graph(&[("a", "b"), ("b", "c"), ("c", "d"), ("d", "b")]);
+    assert_eq!(
+        find_cycle(&ring),
+        Some(["b", "c", "d", "b"].map(str::to_owned).to_vec())
+    );
+    assert_eq!(parent_module("checks/evaluate"), ["checks"]);
+    assert!(parent_module("checks/mod").is_empty());
 }
 
 #[test]
@@ -205,7 +295,7 @@ fn the_graph_reader_resolves_grouped_and_nested_imports() {
         .into();
     let text =
         "use crate::{apply::{self, Desired}, cli};\nfn f() { crate::commands::expose::run() }";
-    let files: BTreeSet<String> = crate_paths(text)
+    let files: BTreeSet<String> = crate_paths("commands/expose", text)
         .iter()
         .filter_map(|p| file_of(&p.iter().map(String::as_str).collect::<Vec<_>>(), &modules))
         .collect();

@@ -17,9 +17,8 @@ use crate::certificate::{self, Certificate};
 use crate::crn;
 use crate::defaults;
 use crate::discovery::ServedApis;
-use crate::manifests::exposure::{
-    self, GATEWAY, Host, KMS_SERVICE, secret_data, secret_mounted_at,
-};
+use crate::host::{self, Host};
+use crate::manifests::exposure::{self, GATEWAY, KMS_SERVICE, secret_data, secret_mounted_at};
 use crate::rollout::{RolloutState, rollout_state};
 use crate::sidecar;
 use crate::wording::count;
@@ -829,7 +828,7 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
         .collect();
     let uncovered: Vec<&String> = hosts
         .iter()
-        .filter(|h| !exposure::parse_host(h).is_ok_and(|host: Host| cert.covers(&host)))
+        .filter(|h| !host::parse_host(h).is_ok_and(|host: Host| cert.covers(&host)))
         .collect();
     let renew = format!(
         "check `kubectl describe certificate {} -n {}`: cert-manager renews it when its spec changes",

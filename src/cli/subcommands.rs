@@ -11,7 +11,8 @@ use crate::crn;
 use crate::defaults;
 use crate::duration;
 use crate::error::{Error, Result};
-use crate::manifests::exposure::{self, Host};
+use crate::host::{Host, parse_host};
+use crate::manifests::exposure;
 use crate::output::Format;
 use crate::permissions;
 use crate::steps::apikey::{ApikeyOptions, Restart};
@@ -166,7 +167,7 @@ impl InjectTools {
 pub struct ExposeArgs {
     /// An address clients use to reach the gateway: an IP address or a DNS
     /// name. Repeat for several.
-    #[arg(long = "host", value_name = "HOST", required = true, value_parser = exposure::parse_host)]
+    #[arg(long = "host", value_name = "HOST", required = true, value_parser = parse_host)]
     pub hosts: Vec<Host>,
 
     /// The cert-manager issuer that signs the gateway's certificate.

@@ -26,6 +26,7 @@ use crate::crn;
 use crate::defaults;
 use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::error::{Error, Result};
+use crate::host;
 use crate::manifests::exposure as exposure_manifests;
 use crate::output;
 use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretChange};
@@ -157,7 +158,7 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
         hosts: answers
             .hosts
             .iter()
-            .map(|h| exposure_manifests::parse_host(h).expect("validated answers"))
+            .map(|h| host::parse_host(h).expect("validated answers"))
             .collect(),
         issuer: answers.issuer.clone(),
         issuer_kind: answers.issuer_kind.clone(),
@@ -605,7 +606,7 @@ fn ask(
                 |text| {
                     text.split(',')
                         .map(str::trim)
-                        .try_for_each(|host| exposure_manifests::parse_host(host).map(|_| ()))
+                        .try_for_each(|host| host::parse_host(host).map(|_| ()))
                 },
             )?;
             let issuer = prompt_text(

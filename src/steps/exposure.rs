@@ -22,7 +22,8 @@ use crate::datapath;
 use crate::defaults;
 use crate::discovery::{self, CertManagerApi, ServedApis};
 use crate::error::{Error, Result};
-use crate::manifests::exposure::{self, Exposure, Host, KMS_SERVICE, Places};
+use crate::host::Host;
+use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places};
 use crate::permissions::{self, Command, Permission, Scope};
 use crate::rollout;
 
