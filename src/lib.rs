@@ -23,6 +23,7 @@ pub mod error;
 pub mod host;
 pub mod istioctl;
 pub mod manifests;
+pub mod one_connection;
 pub mod output;
 pub mod permissions;
 pub mod private_files;

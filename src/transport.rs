@@ -34,6 +34,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use secrecy::ExposeSecret;
 use tower::{BoxError, ServiceBuilder, retry::RetryLayer};
 
+use crate::one_connection::OneConnection;
+
 /// Why a client could not be built from the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -108,8 +110,8 @@ pub fn client(mut config: Config, user: &str) -> Result<Client> {
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
-    let http_client =
-        hyper_util::client::legacy::Builder::new(TokioExecutor::new()).build(connector);
+    let http_client = hyper_util::client::legacy::Builder::new(TokioExecutor::new())
+        .build(OneConnection::new(connector));
 
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
