@@ -9,6 +9,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{
@@ -517,4 +518,97 @@ fn unknown_subcommand_is_a_usage_error() {
     let mut buf = String::new();
     let _ = out.stdout.as_slice().read_to_string(&mut buf);
     assert!(buf.is_empty());
+}
+
+/// A TCP pass-through to `upstream` that counts the connections it is
+/// given; TLS goes through untouched (the API server's certificate names
+/// 127.0.0.1, whatever the port).
+fn counting_proxy(upstream: std::net::SocketAddr) -> (u16, std::sync::Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    (port, accepted)
+}
+
+/// The test cluster's kubeconfig with its server at `address`.
+fn kubeconfig_at(test: &support::TestCluster, address: &str) -> (PathBuf, String) {
+    let text = std::fs::read_to_string(&test.kubeconfig).unwrap();
+    let server = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("server: https://"))
+        .unwrap()
+        .to_owned();
+    let path = scratch_dir("moved-server").join("kubeconfig");
+    std::fs::write(&path, text.replace(&server, address)).unwrap();
+    (path, server)
+}
+
+#[test]
+fn concurrent_requests_share_one_http2_connection() {
+    let test = cluster("modern");
+    let (_, server) = kubeconfig_at(test, "unused");
+    let (port, accepted) = counting_proxy(server.parse().unwrap());
+    let (path, _) = kubeconfig_at(test, &format!("127.0.0.1:{port}"));
+    // `status` sends its reads in concurrent batches.
+    let out = run(plugin().arg("--kubeconfig").arg(&path).arg("status"));
+    assert!(
+        stdout(&out).contains(&format!(
+            "√ API server: reachable at https://127.0.0.1:{port}"
+        )),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "connections opened");
+}
+
+#[test]
+fn a_server_that_speaks_only_http1_gets_a_connection_per_concurrent_request() {
+    use std::io::BufRead;
+    let test = cluster("modern");
+    let mut proxy = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cluster/http1-proxy"
+    ))
+    .args(["--profile", test.profile])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("start tests/cluster/http1-proxy");
+    let mut lines = std::io::BufReader::new(proxy.stdout.take().unwrap()).lines();
+    let address = lines.next().unwrap().unwrap();
+    let (path, _) = kubeconfig_at(test, &address);
+    let out = run(plugin().arg("--kubeconfig").arg(&path).arg("status"));
+    proxy.kill().unwrap();
+    proxy.wait().unwrap();
+    assert!(
+        stdout(&out).contains(&format!("√ API server: reachable at https://{address}")),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("√ permissions: "), "{}", stdout(&out));
+    let connections: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(connections.len() > 1, "{connections:?}");
+    assert!(
+        connections.iter().all(|line| line == "connection http/1.1"),
+        "{connections:?}"
+    );
 }
