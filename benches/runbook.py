@@ -469,6 +469,22 @@ def latency_lines(result, rtt_ms, runs):
     return lines
 
 
+# Sections of RESULTS.md that other scripts write (benches/fleet.py), kept
+# as they are when this script writes the rest.
+OTHER_SECTIONS = ("## Many contexts in one run",)
+
+
+def kept_sections(path):
+    text = path.read_text() if path.exists() else ""
+    kept = []
+    for heading in OTHER_SECTIONS:
+        start = text.find(heading)
+        if start >= 0:
+            end = text.find("\n## ", start + len(heading))
+            kept.append(text[start:end + 1 if end >= 0 else len(text)])
+    return kept
+
+
 def size_mb(path):
     return Path(path).stat().st_size / 1e6
 
@@ -550,6 +566,7 @@ def main():
         "",
         *latency_lines(far, args.rtt_ms, args.latency_runs),
     ]
+    lines += kept_sections(Path(args.out))
     notes = ROOT / "benches/NOTES.md"
     if notes.exists():
         lines += [notes.read_text()]

@@ -357,7 +357,8 @@ fn one_context_saved_and_checked_from_the_file_gives_the_same_report() {
         jiff::Timestamp::from_second(now).unwrap().to_string()
     );
     let encoded = test.jsonpath(&ns.1, "secret/sts-apikey", "{.data.apikey}");
-    for secret in [sentinel, encoded.as_str()] {
+    let tls_key = private_key(test, &ns.0, "kms-api-tls");
+    for secret in [sentinel, encoded.as_str(), tls_key.as_str(), "PRIVATE KEY"] {
         assert!(!text.contains(secret), "{secret} is in the saved snapshot");
     }
 

@@ -116,7 +116,29 @@ pub fn timestamp(seconds: i64) -> String {
         .unwrap_or_else(|_| seconds.to_string())
 }
 
+/// A context's part of the report and the exit status a run of it alone
+/// would end with: all a fleet report keeps of a context once it is read.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub report: ContextReport,
+    pub exit_status: ExitStatus,
+}
+
 impl ContextRun {
+    /// This context's part of the report, and its exit status.
+    pub fn judge(&self) -> Judged {
+        let report = self.report();
+        let exit_status = match (&self.result, report.success) {
+            (ContextResult::Failed(error), _) => ExitStatus::from_code(error.exit_code),
+            (ContextResult::Read(_), true) => ExitStatus::Success,
+            (ContextResult::Read(_), false) => ExitStatus::ChecksFailed,
+        };
+        Judged {
+            report,
+            exit_status,
+        }
+    }
+
     /// This context's part of the report.
     pub fn report(&self) -> ContextReport {
         match &self.result {
@@ -153,17 +175,6 @@ impl ContextRun {
             },
         }
     }
-
-    /// The exit status a run of this context alone would end with.
-    fn exit_status(&self) -> ExitStatus {
-        match &self.result {
-            ContextResult::Read(reading) if reading.report(&self.names).success => {
-                ExitStatus::Success
-            }
-            ContextResult::Read(_) => ExitStatus::ChecksFailed,
-            ContextResult::Failed(error) => ExitStatus::from_code(error.exit_code),
-        }
-    }
 }
 
 /// How bad an exit status is for a fleet: passing, then failed checks,
@@ -177,8 +188,25 @@ fn severity(status: ExitStatus) -> u8 {
 }
 
 impl FleetReport {
-    pub fn new(runs: &[ContextRun]) -> FleetReport {
-        let contexts: Vec<ContextReport> = runs.iter().map(ContextRun::report).collect();
+    /// The report of runs read or loaded earlier.
+    pub fn of(runs: &[ContextRun]) -> FleetReport {
+        FleetReport::new(runs.iter().map(ContextRun::judge).collect())
+    }
+
+    pub fn new(judged: Vec<Judged>) -> FleetReport {
+        // The first of the worst, so that the exit code names the context
+        // listed first among those that fared worst.
+        let exit_status = judged.iter().map(|context| context.exit_status).fold(
+            ExitStatus::Success,
+            |worst, next| {
+                if severity(next) > severity(worst) {
+                    next
+                } else {
+                    worst
+                }
+            },
+        );
+        let contexts: Vec<ContextReport> = judged.into_iter().map(|c| c.report).collect();
         let mut summary = FleetSummary {
             contexts: contexts.len(),
             ..FleetSummary::default()
@@ -191,18 +219,6 @@ impl FleetReport {
                 Verdict::Error => summary.errors += 1,
             }
         }
-        // The first of the worst, so that the exit code names the context
-        // listed first among those that fared worst.
-        let exit_status =
-            runs.iter()
-                .map(ContextRun::exit_status)
-                .fold(ExitStatus::Success, |worst, next| {
-                    if severity(next) > severity(worst) {
-                        next
-                    } else {
-                        worst
-                    }
-                });
         FleetReport {
             success: contexts.iter().all(|context| context.success),
             summary,
@@ -385,13 +401,13 @@ mod tests {
 
     #[test]
     fn the_exit_status_is_the_worst_context_s() {
-        let fleet = FleetReport::new(&[read("a"), failed("b", 3), failed("c", 4)]);
+        let fleet = FleetReport::of(&[read("a"), failed("b", 3), failed("c", 4)]);
         assert_eq!(fleet.exit_status, ExitStatus::Unreachable);
         assert_eq!(
-            FleetReport::new(&[read("a")]).exit_status,
+            FleetReport::of(&[read("a")]).exit_status,
             ExitStatus::ChecksFailed
         );
-        assert_eq!(FleetReport::new(&[]).exit_status, ExitStatus::Success);
+        assert_eq!(FleetReport::of(&[]).exit_status, ExitStatus::Success);
         assert!(!fleet.success);
         assert_eq!(fleet.not_passing(), 3);
         assert_eq!(
@@ -408,7 +424,7 @@ mod tests {
 
     #[test]
     fn each_context_is_a_row_then_a_report_with_its_own_hints() {
-        let text = FleetReport::new(&[read("east"), failed("west", 3)]).render_text();
+        let text = FleetReport::of(&[read("east"), failed("west", 3)]).render_text();
         let lines: Vec<&str> = text.lines().collect();
         assert!(
             lines[0].starts_with("CONTEXT  SERVER VERSION  VERDICT"),
@@ -450,7 +466,7 @@ mod tests {
     #[test]
     fn the_document_has_a_report_per_context_in_the_single_context_shape() {
         let document =
-            serde_json::to_value(FleetReport::new(&[read("east"), failed("west", 3)])).unwrap();
+            serde_json::to_value(FleetReport::of(&[read("east"), failed("west", 3)])).unwrap();
         let east = &document["contexts"][0];
         assert_eq!(east["context"], "east");
         assert_eq!(east["checkedAt"], "2027-01-15T08:00:00Z");

@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::fleet::ContextRun;
 
@@ -21,22 +22,33 @@ pub const KIND: &str = "KmsStsStatusSnapshot";
 pub const FORMAT_VERSION: u64 = 1;
 const SAVED_BY: &str = concat!("kubectl-kms-sts ", env!("CARGO_PKG_VERSION"));
 
+/// The file: its contexts are `ContextRun`s, written as each is read.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SavedRun {
+struct SavedRun<C> {
     kind: String,
     format_version: u64,
     saved_by: String,
-    contexts: Vec<ContextRun>,
+    contexts: Vec<C>,
 }
 
-/// The file's text for `runs`.
-pub fn to_text(runs: &[ContextRun]) -> String {
+/// A context as the file holds it, serialised as soon as it is read so that
+/// a run over many contexts keeps only text, not every snapshot.
+pub struct Entry(Box<RawValue>);
+
+impl Entry {
+    pub fn of(run: &ContextRun) -> Entry {
+        Entry(serde_json::value::to_raw_value(run).expect("snapshots serialise to JSON"))
+    }
+}
+
+/// The file's text for the contexts of a run, in order.
+pub fn to_text(entries: Vec<Entry>) -> String {
     let saved = SavedRun {
         kind: KIND.to_owned(),
         format_version: FORMAT_VERSION,
         saved_by: SAVED_BY.to_owned(),
-        contexts: runs.to_vec(),
+        contexts: entries.into_iter().map(|entry| entry.0).collect(),
     };
     let mut text = serde_json::to_string_pretty(&saved).expect("snapshots serialise to JSON");
     text.push('\n');
@@ -76,7 +88,7 @@ pub fn parse(text: &[u8]) -> Result<Vec<ContextRun>, String> {
         }
         None => return Err("it has no formatVersion".to_owned()),
     }
-    let saved: SavedRun = serde_json::from_value(document)
+    let saved: SavedRun<ContextRun> = serde_json::from_value(document)
         .map_err(|err| format!("it is damaged: {err} (saved by {saved_by})"))?;
     Ok(saved.contexts)
 }
@@ -127,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_saved_run_reads_back_as_the_same_report() {
-        let text = to_text(&runs());
+        let text = to_text(runs().iter().map(Entry::of).collect());
         let back = parse(text.as_bytes()).unwrap();
         assert_eq!(back.len(), 2);
         for (before, after) in runs().iter().zip(&back) {
@@ -143,7 +155,7 @@ mod tests {
 
     #[test]
     fn foreign_damaged_and_other_format_files_are_refused_with_the_reason() {
-        let text = to_text(&runs());
+        let text = to_text(runs().iter().map(Entry::of).collect());
         let cases: Vec<(String, &str)> = vec![
             ("apiVersion: v1\nkind: Config\n".into(), "not JSON"),
             (text[..text.len() / 2].to_owned(), "cut short or damaged"),
@@ -161,7 +173,7 @@ mod tests {
                 "no formatVersion",
             ),
             (
-                text.replace("\"context\": \"west\"", "\"context\": 7"),
+                text.replace("\"context\":\"west\"", "\"context\":7"),
                 "damaged: invalid type",
             ),
         ];

@@ -18,8 +18,9 @@ use kube::api::{Api, DynamicObject};
 use serde::Serialize;
 
 use crate::checks::evaluate::{self, KeySecret, Names, Reading, Snapshot};
-use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport};
-use crate::checks::{Report, redact, saved};
+use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
+use crate::checks::saved::{self, Entry};
+use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
 use crate::cluster::{self, Cluster, Target};
 use crate::datapath;
@@ -39,10 +40,11 @@ use crate::rollout;
 use crate::wording::count;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
-/// How many contexts are checked at once: enough that a fleet takes a few
-/// times one context's round trips, few enough that fifty contexts do not
-/// open fifty connections together.
-const CONCURRENT_CONTEXTS: usize = 16;
+/// How many contexts are checked at once: a context in flight holds its
+/// connection and about 1 MB of responses being read, so fifty contexts go
+/// in two rounds (within about three times one context's wall time) and
+/// never open fifty connections together.
+const CONCURRENT_CONTEXTS: usize = 25;
 
 /// `target` is the run's cluster selection; `contexts` one target per
 /// `--context` given (none when none was).
@@ -59,11 +61,11 @@ pub async fn run(target: &Target, contexts: &[Target], args: &StatusArgs) -> Res
         return one_context(targets.first().unwrap_or(target), args).await;
     }
     check_known(target, &targets)?;
-    let runs = check_contexts(targets, args).await;
+    let (judged, entries) = check_contexts(targets, args).await;
     if let Some(path) = &args.save {
-        save(path, &runs)?;
+        save(path, entries)?;
     }
-    print_fleet(&FleetReport::new(&runs), args.output)
+    print_fleet(&FleetReport::new(judged), args.output)
 }
 
 /// The names `status` looks for in `target`, its hints carrying its flags.
@@ -91,7 +93,7 @@ async fn one_context(target: &Target, args: &StatusArgs) -> Result<()> {
             names,
             result: ContextResult::Read(Box::new(reading)),
         };
-        save(path, std::slice::from_ref(&run))?;
+        save(path, vec![Entry::of(&run)])?;
     }
     print_report(&report, args.output, None)
 }
@@ -172,19 +174,32 @@ fn check_known(target: &Target, targets: &[Target]) -> Result<()> {
     }
 }
 
-/// Checks every target, `CONCURRENT_CONTEXTS` at a time, in their order.
-async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> Vec<ContextRun> {
+/// Checks every target, `CONCURRENT_CONTEXTS` at a time: as soon as one
+/// is done the next starts, so a slow context holds up no other. Of each
+/// context only its judgement is kept, and, with `--save`, the file's text
+/// for it: never every snapshot at once. Both come back in the targets'
+/// order.
+async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> (Vec<Judged>, Vec<Entry>) {
     let total = targets.len();
     let mut progress = Progress::start(&format!("checking {total} contexts"));
-    let mut runs = Vec::with_capacity(total);
-    let mut checked = futures::stream::iter(targets)
-        .map(|target| check_context(target, args))
-        .buffered(CONCURRENT_CONTEXTS);
-    while let Some(run) = checked.next().await {
-        runs.push(run);
-        progress.update(&format!("checked {} of {total} contexts", runs.len()));
+    let mut done = Vec::with_capacity(total);
+    let mut checked = futures::stream::iter(targets.into_iter().enumerate())
+        .map(|(index, target)| async move { (index, check_context(target, args).await) })
+        .buffer_unordered(CONCURRENT_CONTEXTS);
+    while let Some((index, run)) = checked.next().await {
+        let entry = args.save.is_some().then(|| Entry::of(&run));
+        done.push((index, run.judge(), entry));
+        progress.update(&format!("checked {} of {total} contexts", done.len()));
     }
-    runs
+    done.sort_by_key(|(index, _, _)| *index);
+    let entries = done
+        .iter_mut()
+        .filter_map(|(_, _, entry)| entry.take())
+        .collect();
+    (
+        done.into_iter().map(|(_, judged, _)| judged).collect(),
+        entries,
+    )
 }
 
 /// One context of several: its reading, or its error as a person reads
@@ -258,14 +273,11 @@ async fn read_context(
     Ok((cluster.context().to_owned(), reading))
 }
 
-/// Writes the runs to `path`, replacing what was there.
-fn save(path: &Path, runs: &[ContextRun]) -> Result<()> {
-    private_files::write(path, saved::to_text(runs).as_bytes(), Existing::Replace)?;
-    eprintln!(
-        "Saved the snapshot of {} to {}.",
-        count(runs.len() as i64, "context", "contexts"),
-        path.display()
-    );
+/// Writes the contexts to `path`, replacing what was there.
+fn save(path: &Path, entries: Vec<Entry>) -> Result<()> {
+    let contexts = count(entries.len() as i64, "context", "contexts");
+    private_files::write(path, saved::to_text(entries).as_bytes(), Existing::Replace)?;
+    eprintln!("Saved the snapshot of {contexts} to {}.", path.display());
     Ok(())
 }
 
@@ -311,7 +323,7 @@ fn from_file(path: &Path, contexts: &[Target], format: Option<Format>) -> Result
             let checked_at = fleet::timestamp(reading.snapshot().now);
             print_report(&reading.report(names), format, Some(checked_at))
         }
-        runs => print_fleet(&FleetReport::new(runs), format),
+        runs => print_fleet(&FleetReport::of(runs), format),
     }
 }
 

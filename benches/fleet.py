@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Measures `status` over many contexts in one run against one context, on
+a far-away cluster, and writes the section "Many contexts in one run" of
+benches/RESULTS.md.
+
+    benches/fleet.py [--rtt-ms 100] [--runs 3] [--contexts 1,10,50]
+
+The modern test cluster gets one namespace pair set up by the plugin's
+chain, so every context passes every check. A kubeconfig then holds N
+contexts, all reaching that cluster through benches/latency_proxy.py (each
+its own connection, as N clusters would be), and `status --context c1 ...
+--context cN` runs over them; N = 1 is the single-context run. Wall time is
+the median of --runs runs; peak RSS is the process's high-water mark in one
+more run.
+"""
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runbook import ROOT, Harness, LatencyProxy, median, peak_rss, plugin_chain, sh  # noqa: E402
+
+HEADING = "## Many contexts in one run"
+# How many contexts status checks at once, as the source says.
+CONCURRENT = re.search(r"const CONCURRENT_CONTEXTS: usize = (\d+);",
+                       (ROOT / "src/commands/status.rs").read_text()).group(1)
+# Targets, as multiples of one context's wall time, and the peak RSS at 50.
+TIME_TARGETS = {10: 1.5, 50: 3.0}
+RSS_TARGET_MB = 40
+
+
+def fleet_kubeconfig(proxy_kubeconfig, count):
+    """A kubeconfig of `count` contexts, each with its own cluster entry
+    pointing at the proxy and the cluster's admin user."""
+    config = yaml.safe_load(Path(proxy_kubeconfig).read_text())
+    cluster, user = config["clusters"][0], config["users"][0]
+    names = [f"site-{index:02d}" for index in range(1, count + 1)]
+    fleet = {
+        "apiVersion": "v1", "kind": "Config", "current-context": names[0],
+        "clusters": [{"name": name, "cluster": cluster["cluster"]} for name in names],
+        "users": [user],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user["name"]}} for name in names],
+    }
+    path = Path(proxy_kubeconfig).with_name(f"fleet-{count}.kubeconfig")
+    path.write_text(yaml.safe_dump(fleet))
+    return path, names
+
+
+def status_command(h, kubeconfig, names, kms, istio):
+    contexts = [arg for name in names for arg in ("--context", name)]
+    return [h.plugin, "--kubeconfig", kubeconfig, "--kms-namespace", kms, "--istio-namespace", istio,
+            "status", "-o", "json", *contexts]
+
+
+def measure(h, command, runs):
+    walls = []
+    for _ in range(runs):
+        started = time.monotonic()
+        result = sh(*command, env=h.env, check=False)
+        walls.append(time.monotonic() - started)
+        if result.returncode != 0:
+            sys.exit(f"error: status exited with {result.returncode}:\n{result.stdout[-2000:]}{result.stderr}")
+        document = json.loads(result.stdout)
+        if "contexts" in document and document["summary"]["passed"] != len(document["contexts"]):
+            sys.exit(f"error: not every context passed: {document['summary']}")
+    return median(walls), peak_rss(command, None, h.env)
+
+
+def replace_section(path, lines):
+    """RESULTS.md with this script's section replaced (or added before the
+    notes, which start at "## Reading the figures")."""
+    text = path.read_text() if path.exists() else ""
+    section = "\n".join([HEADING, "", *lines, ""]) + "\n"
+    start = text.find(HEADING)
+    if start >= 0:
+        end = text.find("\n## ", start + len(HEADING))
+        return text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    notes = text.find("## Reading the figures")
+    if notes < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    return text[:notes] + section + "\n" + text[notes:]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rtt-ms", type=float, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--contexts", default="1,10,50")
+    parser.add_argument("--out", default=str(ROOT / "benches/RESULTS.md"))
+    args = parser.parse_args()
+    counts = [int(n) for n in args.contexts.split(",")]
+    h = Harness("modern")
+    kms, istio = h.fresh_namespaces("fleet")
+    workdir = Path(sh("mktemp", "-d").stdout.strip())
+    plugin_chain(h, kms, istio, workdir)
+    proxy = LatencyProxy(h, args.rtt_ms)
+    results = {}
+    try:
+        for count in counts:
+            kubeconfig, names = fleet_kubeconfig(proxy.kubeconfig, count)
+            results[count] = measure(h, status_command(h, kubeconfig, names, kms, istio), args.runs)
+            print(f"{count} contexts: {results[count][0]:.2f}s, {results[count][1]:.1f} MB", file=sys.stderr)
+    finally:
+        proxy.close()
+
+    one = results[counts[0]][0]
+    rows = []
+    for count in counts:
+        wall, rss = results[count]
+        target = TIME_TARGETS.get(count)
+        targets = [f"≤ {target}x" if target else ""]
+        if count == max(counts):
+            targets.append(f"RSS < {RSS_TARGET_MB} MB")
+        rows.append(f"| {count} | {wall:.2f} | {wall / one:.2f}x | {rss:.1f} | {', '.join(t for t in targets if t)} |")
+    lines = [
+        f"Measured by `benches/fleet.py` on {time.strftime('%Y-%m-%d')}: `status` over N kubeconfig contexts in "
+        f"one run, every one reaching the modern test cluster through `benches/latency_proxy.py` at "
+        f"{args.rtt_ms:.0f} ms round trip, each context its own connection, the same set-up namespace pair "
+        f"in all (every context passes every check). Wall time is the median of {args.runs} runs; N = 1 is "
+        f"the single-context run. Contexts are checked {CONCURRENT} at a time.",
+        "",
+        "| contexts | wall time (s) | of one context's | peak RSS (MB) | target |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+    out = Path(args.out)
+    out.write_text(replace_section(out, lines))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
