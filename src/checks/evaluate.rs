@@ -41,6 +41,21 @@ pub struct Names {
 }
 
 impl Names {
+    /// The runbook's names and namespaces, with `cluster_flags` for hints.
+    #[cfg(test)]
+    pub fn runbook(cluster_flags: &str) -> Names {
+        Names {
+            kms_namespace: defaults::KMS_NAMESPACE.into(),
+            istio_namespace: defaults::ISTIO_NAMESPACE.into(),
+            deployment: defaults::DEPLOYMENT.into(),
+            token_adapter: defaults::TOKEN_ADAPTER.into(),
+            secret: defaults::SECRET.into(),
+            secret_key: defaults::SECRET_KEY.into(),
+            policy: defaults::POLICY.into(),
+            cluster_flags: cluster_flags.into(),
+        }
+    }
+
     /// A subcommand line to paste, in backquotes: `sub` with `args`, the
     /// names it takes that differ from the runbook's, and the run's
     /// cluster flags, so that it acts on what this report checked.
@@ -1075,16 +1090,7 @@ mod tests {
     use serde_json::json;
 
     fn names() -> Names {
-        Names {
-            kms_namespace: "kube-system".into(),
-            istio_namespace: "istio-system".into(),
-            deployment: "key-management-api".into(),
-            token_adapter: "tokenadapter".into(),
-            secret: "sts-apikey".into(),
-            secret_key: "apikey".into(),
-            policy: "stspolicy".into(),
-            cluster_flags: String::new(),
-        }
+        Names::runbook("")
     }
 
     fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {

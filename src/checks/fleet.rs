@@ -363,16 +363,7 @@ mod tests {
     use crate::checks::evaluate::Snapshot;
 
     fn names(context: &str) -> Names {
-        Names {
-            kms_namespace: "kube-system".into(),
-            istio_namespace: "istio-system".into(),
-            deployment: "key-management-api".into(),
-            token_adapter: "tokenadapter".into(),
-            secret: "sts-apikey".into(),
-            secret_key: "apikey".into(),
-            policy: "stspolicy".into(),
-            cluster_flags: format!(" --context {context}"),
-        }
+        Names::runbook(&format!(" --context {context}"))
     }
 
     fn read(context: &str) -> ContextRun {

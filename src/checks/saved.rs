@@ -100,16 +100,7 @@ mod tests {
     use crate::checks::fleet::{ContextError, ContextResult};
 
     fn runs() -> Vec<ContextRun> {
-        let names = Names {
-            kms_namespace: "kms".into(),
-            istio_namespace: "istio".into(),
-            deployment: "key-management-api".into(),
-            token_adapter: "tokenadapter".into(),
-            secret: "sts-apikey".into(),
-            secret_key: "apikey".into(),
-            policy: "stspolicy".into(),
-            cluster_flags: " --context east".into(),
-        };
+        let names = Names::runbook(" --context east");
         vec![
             ContextRun {
                 context: "east".into(),
