@@ -8,7 +8,7 @@
 //! saved file are decided on the same data.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret};
 use kube::Resource;
 
 /// The data keys of a TLS secret the checks read (the `kubernetes.io/tls`
@@ -67,22 +67,18 @@ pub fn without_bookkeeping<K: Resource>(mut object: K) -> K {
 /// Drops every `env[].value` (a variable's literal value may be a
 /// credential); the names and `valueFrom` references stay.
 fn without_literal_env(spec: &mut PodSpec) {
-    let containers = spec
+    let envs = spec
         .containers
         .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten());
-    for container in containers {
-        without_literal_values(container);
-    }
-    for container in spec.ephemeral_containers.iter_mut().flatten() {
-        for var in container.env.iter_mut().flatten() {
-            var.value = None;
-        }
-    }
-}
-
-fn without_literal_values(container: &mut Container) {
-    for var in container.env.iter_mut().flatten() {
+        .chain(spec.init_containers.iter_mut().flatten())
+        .map(|container| &mut container.env)
+        .chain(
+            spec.ephemeral_containers
+                .iter_mut()
+                .flatten()
+                .map(|container| &mut container.env),
+        );
+    for var in envs.flatten().flatten() {
         var.value = None;
     }
 }

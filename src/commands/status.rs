@@ -54,13 +54,12 @@ pub async fn run(target: &Target, contexts: &[Target], args: &StatusArgs) -> Res
     }
     let targets = if args.all_contexts {
         every_context(target)?
+    } else if contexts.len() <= 1 {
+        return one_context(contexts.first().unwrap_or(target), args).await;
     } else {
+        check_known(target, contexts)?;
         contexts.to_vec()
     };
-    if targets.len() <= 1 && !args.all_contexts {
-        return one_context(targets.first().unwrap_or(target), args).await;
-    }
-    check_known(target, &targets)?;
     let (judged, entries) = check_contexts(targets, args).await;
     if let Some(path) = &args.save {
         save(path, entries)?;
@@ -69,7 +68,7 @@ pub async fn run(target: &Target, contexts: &[Target], args: &StatusArgs) -> Res
 }
 
 /// The names `status` looks for in `target`, its hints carrying its flags.
-fn names_in(target: &Target, names: &ObjectNameArgs) -> Names {
+pub fn names_in(target: &Target, names: &ObjectNameArgs) -> Names {
     Names {
         kms_namespace: target.kms_namespace.clone(),
         istio_namespace: target.istio_namespace.clone(),

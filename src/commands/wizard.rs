@@ -106,16 +106,7 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
         },
         None => args.names.clone(),
     };
-    let names = Names {
-        kms_namespace: target.kms_namespace.clone(),
-        istio_namespace: target.istio_namespace.clone(),
-        deployment: object_names.deployment.clone(),
-        token_adapter: object_names.token_adapter.clone(),
-        secret: object_names.secret.clone(),
-        secret_key: object_names.secret_key.clone(),
-        policy: object_names.policy.clone(),
-        cluster_flags: target.flags_for_hints(),
-    };
+    let names = status::names_in(&target, &object_names);
     // One connection and one discovery serve the whole run.
     let served = discovery::discover(&cluster).await?;
     let before = status::check(&cluster, &served, &names).await?;
