@@ -26,12 +26,14 @@ pub mod manifests;
 pub mod one_connection;
 pub mod output;
 pub mod permissions;
+pub mod pod_template;
 pub mod private_files;
 pub mod progress;
 pub mod rollout;
 pub mod sidecar;
 pub mod steps;
 pub mod transport;
+pub mod unless_changed;
 pub mod wording;
 
 use crate::cli::{Cli, complete as completion};

@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec};
 use kube::Api;
-use kube::api::PostParams;
 
 use crate::apply::WriteOptions;
 use crate::backup;
@@ -27,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::istioctl::{self, InjectorConfig};
 use crate::output;
 use crate::permissions::{self, Command, Scope};
+use crate::pod_template::{self, Sidecar};
 use crate::rollout;
 use crate::sidecar;
 use crate::wording::count;
@@ -139,7 +139,7 @@ pub fn plan(found: Found, target: &Target, options: &InjectOptions) -> Result<Pl
     let Some(original) = found.deployment else {
         return Err(missing_deployment(target, options));
     };
-    if sidecar::template_is_injected(&pod_template(&original)) {
+    if sidecar::template_is_injected(&pod_template::of(&original)) {
         return Ok(Plan::AlreadyInjected(original));
     }
     match (found.config, found.istioctl) {
@@ -181,7 +181,8 @@ pub async fn apply(
         Plan::AlreadyInjected(original) => {
             if write.dry_run.is_none() {
                 rollout::wait(cluster, namespace, name, options.timeout).await?;
-                let pods = verify_sidecars(cluster, namespace, &original).await?;
+                let pods =
+                    pod_template::live_pods_all(cluster, &original, Sidecar::Present).await?;
                 eprintln!(
                     "deployment/{name} already carries the Istio sidecar: {} it",
                     count(pods as i64, "pod runs", "pods run")
@@ -197,8 +198,7 @@ pub async fn apply(
             istioctl,
         } => (original, config, istioctl),
     };
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let original_template = pod_template(&original);
+    let original_template = pod_template::of(&original);
     let injected = istioctl::kube_inject(
         &istioctl,
         target,
@@ -206,151 +206,90 @@ pub async fn apply(
         &config,
     )
     .await?;
-    let injected_template = pod_template(&injected);
+    let injected_template = pod_template::of(&injected);
     if !sidecar::template_is_injected(&injected_template) {
         return Err(Error::ToolFailed {
             tool: "istioctl",
             detail: "kube-inject returned the Deployment without an istio-proxy container".into(),
         });
     }
-
-    let mut updated = original.clone();
-    set_pod_template(&mut updated, injected_template);
-    updated.metadata.managed_fields = None;
-    updated.status = None;
-    let note = write.dry_run_note();
-
-    if write.client_dry_run() {
-        print_object(&updated, write)?;
-        eprintln!("deployment/{name} injected{note}");
-        return Ok(());
-    }
-
-    let backup_path = if write.dry_run.is_none() {
-        let mut saved = original.clone();
-        saved.metadata.managed_fields = None;
-        saved.status = None;
-        let yaml = output::render(&saved, output::Format::Yaml);
-        Some(backup::save(
-            &options.backup_dir(cluster),
-            "Deployment",
-            namespace,
-            name,
-            &yaml,
-        )?)
-    } else {
-        None
-    };
-    if let Some(path) = &backup_path {
-        eprintln!("original deployment/{name} saved to {}", path.display());
-    }
-
-    let params = write.post_params();
-    let applied =
-        replace_unless_changed(cluster, &deployments, &original, updated, &params).await?;
     if write.dry_run.is_some() {
-        print_object(&applied, write)?;
-        eprintln!("deployment/{name} injected{note}");
+        let shown = pod_template::replace(cluster, &original, injected_template, write).await?;
+        print_object(&shown, write)?;
+        eprintln!("deployment/{name} injected{}", write.dry_run_note());
         return Ok(());
     }
 
+    let backup_path = save_backup(cluster, options, &original)?;
+    eprintln!(
+        "original deployment/{name} saved to {}",
+        backup_path.display()
+    );
+    let applied = pod_template::replace(cluster, &original, injected_template, write).await?;
     let verified = match rollout::wait(cluster, namespace, name, options.timeout).await {
-        Ok(_) => verify_sidecars(cluster, namespace, &applied).await,
+        Ok(_) => pod_template::live_pods_all(cluster, &applied, Sidecar::Present).await,
         Err(err) => Err(err),
     };
-    match verified {
+    let cause = match verified {
         Ok(pods) => {
             print_object(&applied, write)?;
             eprintln!("deployment/{name} injected: {pods} pods run the istio-proxy sidecar");
-            Ok(())
+            return Ok(());
         }
-        Err(cause) if options.no_rollback => Err(cause),
-        Err(cause) => {
-            let restored =
-                restore_template(cluster, &deployments, namespace, name, original_template).await;
-            match restored {
-                Ok(()) => Err(Error::RolledBack {
-                    what: format!("injecting deployment {namespace}/{name} failed"),
-                    cause: Box::new(cause),
-                }),
-                Err(rollback) => Err(Error::Incomplete {
-                    done: vec![
-                        format!(
-                            "original saved to {}",
-                            backup_path
-                                .as_deref()
-                                .map(|p| p.display().to_string())
-                                .unwrap_or_default()
-                        ),
-                        format!("deployment {namespace}/{name} updated with the sidecar"),
-                    ],
-                    not_done: vec![
-                        "rollout confirmed".into(),
-                        format!("rollback to the original ({rollback})"),
-                    ],
-                    cause: Box::new(cause),
-                }),
-            }
-        }
+        Err(cause) if options.no_rollback => return Err(cause),
+        Err(cause) => cause,
+    };
+    match roll_back(cluster, namespace, name, original_template).await {
+        Ok(()) => Err(Error::RolledBack {
+            what: format!("injecting deployment {namespace}/{name} failed"),
+            cause: Box::new(cause),
+        }),
+        Err(rollback) => Err(Error::Incomplete {
+            done: vec![
+                format!("original saved to {}", backup_path.display()),
+                format!("deployment {namespace}/{name} updated with the sidecar"),
+            ],
+            not_done: vec![
+                "rollout confirmed".into(),
+                format!("rollback to the original ({rollback})"),
+            ],
+            cause: Box::new(cause),
+        }),
     }
 }
 
-/// How often a write refused only because the Deployment's status moved on
-/// is sent again.
-const STATUS_ONLY_RETRIES: u32 = 3;
-
-/// Replaces the Deployment read as `original` with `updated`. A 409 caused
-/// by the controllers writing its status (the object's resourceVersion
-/// moves on, its spec and metadata do not) is retried against the fresh
-/// version; a change by another client to what was read is refused, never
-/// overwritten.
-pub async fn replace_unless_changed(
+/// Saves the Deployment as read to a backup file, without the server's
+/// bookkeeping.
+fn save_backup(
     cluster: &Cluster,
-    deployments: &Api<Deployment>,
+    options: &InjectOptions,
     original: &Deployment,
-    mut updated: Deployment,
-    params: &PostParams,
-) -> Result<Deployment> {
-    let namespace = original.metadata.namespace.clone().unwrap_or_default();
-    let name = original.metadata.name.clone().unwrap_or_default();
-    let conflict = |attempts| Error::Conflict {
-        kind: "Deployment",
-        namespace: namespace.clone(),
-        name: name.clone(),
-        attempts,
-    };
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let written = cluster
-            .write(
-                &format!("update deployment {namespace}/{name}"),
-                deployments.replace(&name, params, &updated),
-            )
-            .await?;
-        if let Ok(applied) = written {
-            return Ok(applied);
-        }
-        if attempts > STATUS_ONLY_RETRIES {
-            return Err(conflict(attempts));
-        }
-        let Some(current) = cluster
-            .call(
-                &format!("read deployment {namespace}/{name}"),
-                deployments.get_opt(&name),
-            )
-            .await?
-        else {
-            return Err(conflict(attempts));
-        };
-        let unchanged = current.spec == original.spec
-            && current.metadata.labels == original.metadata.labels
-            && current.metadata.annotations == original.metadata.annotations;
-        if !unchanged {
-            return Err(conflict(attempts));
-        }
-        updated.metadata.resource_version = current.metadata.resource_version;
-    }
+) -> Result<PathBuf> {
+    let mut saved = original.clone();
+    saved.metadata.managed_fields = None;
+    saved.status = None;
+    backup::save(
+        &options.backup_dir(cluster),
+        "Deployment",
+        saved.metadata.namespace.as_deref().unwrap_or_default(),
+        &options.deployment,
+        &output::render(&saved, output::Format::Yaml),
+    )
+}
+
+/// Puts the original pod template back after a failed injection, on the
+/// Deployment as it is now (the controllers have moved it on since).
+async fn roll_back(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    template: PodTemplateSpec,
+) -> Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let action = format!("read deployment {namespace}/{name}");
+    let current = cluster.call(&action, deployments.get(name)).await?;
+    pod_template::replace(cluster, &current, template, WriteOptions::default()).await?;
+    Ok(())
 }
 
 /// `--undo`: puts back the pod template of the newest backup and waits for
@@ -365,11 +304,10 @@ pub async fn undo(
     let Some(current) = &deployment else {
         return Err(missing_deployment(target, options));
     };
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &target.kms_namespace);
     let backup_dir = &options.backup_dir(cluster);
     let namespace = current.metadata.namespace.clone().unwrap_or_default();
     let name = &options.deployment;
-    if !sidecar::template_is_injected(&pod_template(current)) {
+    if !sidecar::template_is_injected(&pod_template::of(current)) {
         eprintln!("deployment/{name} carries no Istio sidecar; nothing to undo");
         return Ok(());
     }
@@ -383,25 +321,14 @@ pub async fn undo(
                 backup_dir.display()
             ),
         })?;
-    let mut restored = current.clone();
-    set_pod_template(&mut restored, template);
-    restored.metadata.managed_fields = None;
-    restored.status = None;
-    let note = write.dry_run_note();
-    if !write.client_dry_run() {
-        let params = write.post_params();
-        restored = cluster
-            .call(
-                &format!("restore deployment {namespace}/{name}"),
-                deployments.replace(name, &params, &restored),
-            )
-            .await?;
-    }
-    if write.dry_run.is_none() {
-        rollout::wait(cluster, &namespace, name, options.timeout).await?;
-    }
+    let restored =
+        pod_template::put_back(cluster, current, template, write, options.timeout).await?;
     print_object(&restored, write)?;
-    eprintln!("deployment/{name} restored from {}{note}", path.display());
+    eprintln!(
+        "deployment/{name} restored from {}{}",
+        path.display(),
+        write.dry_run_note()
+    );
     Ok(())
 }
 
@@ -424,7 +351,7 @@ pub fn backed_up_template(
         path: path.clone(),
         reason: format!("it is not a Deployment manifest: {err}"),
     })?;
-    let template = pod_template(&saved);
+    let template = pod_template::of(&saved);
     if sidecar::template_is_injected(&template) {
         return Err(Error::InvalidBackup {
             path,
@@ -441,20 +368,6 @@ fn print_object(deployment: &Deployment, write: WriteOptions) -> Result<()> {
     let mut shown = deployment.clone();
     shown.metadata.managed_fields = None;
     output::print(&output::render(&shown, format))
-}
-
-pub fn pod_template(deployment: &Deployment) -> PodTemplateSpec {
-    deployment
-        .spec
-        .as_ref()
-        .map(|spec| spec.template.clone())
-        .unwrap_or_default()
-}
-
-pub fn set_pod_template(deployment: &mut Deployment, template: PodTemplateSpec) {
-    if let Some(spec) = deployment.spec.as_mut() {
-        spec.template = template;
-    }
 }
 
 /// The cluster's injector configuration; both ConfigMaps come with Istio.
@@ -492,53 +405,4 @@ pub async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<Injec
         values,
         mesh,
     })
-}
-
-/// Counts the Deployment's live pods, failing if any lacks the sidecar.
-async fn verify_sidecars(
-    cluster: &Cluster,
-    namespace: &str,
-    deployment: &Deployment,
-) -> Result<usize> {
-    let pods = rollout::pods(cluster, namespace, deployment).await?;
-    let live: Vec<&Pod> = pods
-        .iter()
-        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-        .collect();
-    let missing: Vec<String> = live
-        .iter()
-        .filter(|pod| !sidecar::pod_has_sidecar(pod))
-        .filter_map(|pod| pod.metadata.name.clone())
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::RolloutFailed {
-            kind: "Deployment",
-            namespace: namespace.to_owned(),
-            name: deployment.metadata.name.clone().unwrap_or_default(),
-            reason: format!(
-                "pods without the istio-proxy sidecar: {}",
-                missing.join(", ")
-            ),
-        });
-    }
-    Ok(live.len())
-}
-
-/// Puts the original pod template back (a rollback by the same rolling update).
-async fn restore_template(
-    cluster: &Cluster,
-    deployments: &Api<Deployment>,
-    namespace: &str,
-    name: &str,
-    template: PodTemplateSpec,
-) -> Result<()> {
-    let action = format!("restore deployment {namespace}/{name}");
-    let mut current = cluster.call(&action, deployments.get(name)).await?;
-    set_pod_template(&mut current, template);
-    current.metadata.managed_fields = None;
-    let params = WriteOptions::default().post_params();
-    cluster
-        .call(&action, deployments.replace(name, &params, &current))
-        .await?;
-    Ok(())
 }

@@ -35,9 +35,11 @@ use crate::manifests::exposure::{
 };
 use crate::output;
 use crate::permissions::{self, Permission, Scope};
-use crate::rollout::{self, FIELD_MANAGER};
+use crate::pod_template;
+use crate::rollout::FIELD_MANAGER;
 use crate::sidecar;
 use crate::steps::injection;
+use crate::unless_changed::{self, Written};
 
 /// One object the setup may have left, as read.
 #[derive(Debug, Clone)]
@@ -248,7 +250,7 @@ pub async fn uninstall(
     eprintln!("Uninstall plan for context {}:", cluster.context());
     let current_template = deployment
         .as_ref()
-        .map(injection::pod_template)
+        .map(pod_template::of)
         .unwrap_or_default();
     eprint!("{}", plan_text(&plan, &current_template, target, options));
     if let Some(format) = options.write.output {
@@ -261,7 +263,7 @@ pub async fn uninstall(
     if options.write.dry_run.is_none() && !options.yes {
         confirm()?;
     }
-    apply(cluster, &plan, deployment, target, options).await
+    apply(cluster, &plan, deployment, options).await
 }
 
 /// The objects `expose` and `map-identity` write, and the two secrets that
@@ -402,7 +404,7 @@ async fn sidecar_fate(
     deployment: &Deployment,
     backup_dir: &Path,
 ) -> Result<SidecarFate> {
-    let template = injection::pod_template(deployment);
+    let template = pod_template::of(deployment);
     if !sidecar::template_is_injected(&template) {
         return Ok(SidecarFate::NotInjected);
     }
@@ -607,7 +609,7 @@ fn shown(plan: &Plan, deployment: Option<&Deployment>) -> Value {
         .collect();
     if let (SidecarFate::Restore { template, .. }, Some(deployment)) = (&plan.sidecar, deployment) {
         let mut restored = deployment.clone();
-        injection::set_pod_template(&mut restored, (**template).clone());
+        pod_template::set(&mut restored, (**template).clone());
         restored.metadata.managed_fields = None;
         restored.status = None;
         items.push(serde_json::to_value(restored).unwrap_or_default());
@@ -639,7 +641,6 @@ async fn apply(
     cluster: &Cluster,
     plan: &Plan,
     deployment: Option<Deployment>,
-    target: &Target,
     options: &UninstallOptions,
 ) -> Result<()> {
     // Each write is reported as it is made, so a failure part-way leaves a
@@ -655,7 +656,16 @@ async fn apply(
         eprintln!("{} deleted{note}", found.display_name());
     }
     if let (SidecarFate::Restore { template, from }, Some(current)) = (&plan.sidecar, deployment) {
-        restore(cluster, current, template, target, options).await?;
+        if options.write.dry_run != Some(DryRun::Client) {
+            pod_template::put_back(
+                cluster,
+                &current,
+                (**template).clone(),
+                options.write,
+                options.timeout,
+            )
+            .await?;
+        }
         eprintln!(
             "deployment/{} restored from {from} without the Istio sidecar{note}",
             options.deployment
@@ -663,10 +673,6 @@ async fn apply(
     }
     Ok(())
 }
-
-/// How often a delete refused only because controllers wrote the object's
-/// status (its resourceVersion moved on, nothing else did) is sent again.
-const STATUS_ONLY_RETRIES: u32 = 3;
 
 /// Deletes `object` if it is still the one read (same uid and
 /// resourceVersion); already gone counts as deleted. A refusal caused only
@@ -680,116 +686,28 @@ async fn delete(
 ) -> Result<()> {
     let action = format!("delete {}", found.display_name());
     let api = api(cluster, &found.resource, &found.namespace);
-    let changed = || Error::ChangedBeforeDelete {
-        object: found.object_name(),
-        namespace: found.namespace.clone(),
-    };
-    let mut resource_version = object.metadata.resource_version.clone();
-    for attempt in 0..=STATUS_ONLY_RETRIES {
+    let send = async |latest: &DynamicObject| {
         let params = DeleteParams {
             dry_run: write.server_dry_run(),
             preconditions: Some(Preconditions {
                 uid: object.metadata.uid.clone(),
-                resource_version: resource_version.clone(),
+                resource_version: latest.metadata.resource_version.clone(),
             }),
             ..DeleteParams::default()
         };
         match cluster.bounded(api.delete(&found.name, &params)).await? {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                let read = format!("read {}", found.display_name());
-                let Some(fresh) = cluster.call(&read, api.get_opt(&found.name)).await? else {
-                    return Ok(());
-                };
-                if attempt == STATUS_ONLY_RETRIES || !only_status_changed(object, &fresh) {
-                    return Err(changed());
-                }
-                resource_version = fresh.metadata.resource_version;
-            }
-            Err(source) => return Err(cluster.classify(&action, source)),
+            Ok(_) => Ok(Some(())),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Some(())),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+            Err(source) => Err(cluster.classify(&action, source)),
         }
-    }
-    Err(changed())
-}
-
-/// Whether `fresh` differs from `read` only in what controllers maintain:
-/// the status, the resourceVersion that moves with it, and the timestamps
-/// of field ownership; the same managers must own the same fields.
-pub fn only_status_changed(read: &DynamicObject, fresh: &DynamicObject) -> bool {
-    let essence = |object: &DynamicObject| {
-        let mut value = serde_json::to_value(object).unwrap_or_default();
-        if let Some(fields) = value.as_object_mut() {
-            fields.remove("status");
-        }
-        if let Some(meta) = value["metadata"].as_object_mut() {
-            meta.remove("resourceVersion");
-            meta.remove("managedFields");
-        }
-        let owners: Vec<(Option<String>, Option<String>, String)> = object
-            .metadata
-            .managed_fields
-            .iter()
-            .flatten()
-            .filter(|entry| entry.subresource.as_deref().unwrap_or("").is_empty())
-            .map(|entry| {
-                (
-                    entry.manager.clone(),
-                    entry.operation.clone(),
-                    serde_json::to_string(&entry.fields_v1).unwrap_or_default(),
-                )
-            })
-            .collect();
-        (value, owners)
     };
-    essence(read) == essence(fresh)
-}
-
-/// Puts the pod template without the sidecar back in place, waits for the
-/// rollout and checks that no pod runs the sidecar any more.
-async fn restore(
-    cluster: &Cluster,
-    current: Deployment,
-    template: &PodTemplateSpec,
-    target: &Target,
-    options: &UninstallOptions,
-) -> Result<()> {
-    if options.write.dry_run == Some(DryRun::Client) {
-        return Ok(());
-    }
-    let namespace = &target.kms_namespace;
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let mut restored = current.clone();
-    injection::set_pod_template(&mut restored, template.clone());
-    restored.metadata.managed_fields = None;
-    restored.status = None;
-    let params = options.write.post_params();
-    let applied =
-        injection::replace_unless_changed(cluster, &deployments, &current, restored, &params)
-            .await?;
-    if options.write.dry_run.is_some() {
-        return Ok(());
-    }
-    rollout::wait(cluster, namespace, &options.deployment, options.timeout).await?;
-    let pods = rollout::pods(cluster, namespace, &applied).await?;
-    let still: Vec<String> = pods
-        .iter()
-        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-        .filter(|pod| sidecar::pod_has_sidecar(pod))
-        .filter_map(|pod| pod.metadata.name.clone())
-        .collect();
-    if still.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::RolloutFailed {
-            kind: "Deployment",
-            namespace: namespace.clone(),
-            name: options.deployment.clone(),
-            reason: format!(
-                "pods still run the istio-proxy sidecar: {}",
-                still.join(", ")
-            ),
-        })
+    match unless_changed::write(cluster, &api, (object, &found.display_name()), send).await? {
+        Written::Done(()) | Written::Gone => Ok(()),
+        Written::Changed { .. } => Err(Error::ChangedBeforeDelete {
+            object: found.object_name(),
+            namespace: found.namespace.clone(),
+        }),
     }
 }
 
@@ -901,44 +819,6 @@ mod tests {
             let found = found(role, Some(vec![entry("someone", None)]));
             assert!(matches!(fate(&found, &asked), Fate::Delete { .. }));
         }
-    }
-
-    #[test]
-    fn a_status_write_is_no_change_but_another_manager_is() {
-        let resource =
-            discovery::api_resource("cert-manager.io", "v1", "Certificate", "certificates");
-        let mut read = DynamicObject::new("cert", &resource);
-        read.metadata.resource_version = Some("1".into());
-        read.metadata.managed_fields = Some(vec![entry(FIELD_MANAGER, None)]);
-        read.data = serde_json::json!({"spec": {"secretName": "s"}});
-
-        let mut status_only = read.clone();
-        status_only.metadata.resource_version = Some("2".into());
-        status_only.data["status"] = serde_json::json!({"conditions": []});
-        status_only
-            .metadata
-            .managed_fields
-            .as_mut()
-            .unwrap()
-            .push(entry("cert-manager-certificates", Some("status")));
-        assert!(only_status_changed(&read, &status_only));
-
-        let mut annotated = status_only.clone();
-        annotated.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
-        assert!(!only_status_changed(&read, &annotated));
-
-        let mut co_owned = status_only;
-        co_owned
-            .metadata
-            .managed_fields
-            .as_mut()
-            .unwrap()
-            .push(entry("kubectl-edit", None));
-        assert!(!only_status_changed(&read, &co_owned));
-
-        let mut respecced = read.clone();
-        respecced.data["spec"]["secretName"] = "other".into();
-        assert!(!only_status_changed(&read, &respecced));
     }
 
     fn replica_set(owner: &str, revision: &str, injected: bool) -> ReplicaSet {

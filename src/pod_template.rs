@@ -1,0 +1,150 @@
+//! A Deployment's pod template, written in place as one update that rolls
+//! the pods over under the Deployment's own strategy. `inject` writes the
+//! injected template this way; `inject --undo`, the rollback of a failed
+//! injection and `uninstall` put the template without the sidecar back with
+//! `put_back`, which also waits for the rollout and checks every pod.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use kube::Api;
+
+use crate::apply::WriteOptions;
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::rollout;
+use crate::sidecar;
+use crate::unless_changed::{self, Written};
+
+pub fn of(deployment: &Deployment) -> PodTemplateSpec {
+    deployment
+        .spec
+        .as_ref()
+        .map(|spec| spec.template.clone())
+        .unwrap_or_default()
+}
+
+pub fn set(deployment: &mut Deployment, template: PodTemplateSpec) {
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.template = template;
+    }
+}
+
+/// `read` with `template` in place, as it is sent: without the server's
+/// bookkeeping.
+pub fn with_template(read: &Deployment, template: PodTemplateSpec) -> Deployment {
+    let mut updated = read.clone();
+    set(&mut updated, template);
+    updated.metadata.managed_fields = None;
+    updated.status = None;
+    updated
+}
+
+/// Replaces the Deployment as `read` with `template` in its pod template;
+/// returns it as written (as it would be, under a client dry run). The write
+/// carries the resourceVersion read: a refusal caused by the controllers
+/// writing the Deployment's status is sent again against the fresh version,
+/// a change by another client to what was read is refused, never
+/// overwritten.
+pub async fn replace(
+    cluster: &Cluster,
+    read: &Deployment,
+    template: PodTemplateSpec,
+    write: WriteOptions,
+) -> Result<Deployment> {
+    let namespace = read.metadata.namespace.clone().unwrap_or_default();
+    let name = read.metadata.name.clone().unwrap_or_default();
+    let mut updated = with_template(read, template);
+    if write.client_dry_run() {
+        return Ok(updated);
+    }
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &namespace);
+    let shown = format!("deployment {namespace}/{name}");
+    let params = write.post_params();
+    let send = async |latest: &Deployment| {
+        updated.metadata.resource_version = latest.metadata.resource_version.clone();
+        let written = cluster
+            .write(
+                &format!("update {shown}"),
+                deployments.replace(&name, &params, &updated),
+            )
+            .await?;
+        Ok(written.ok())
+    };
+    match unless_changed::write(cluster, &deployments, (read, &shown), send).await? {
+        Written::Done(written) => Ok(written),
+        Written::Gone => Err(Error::Missing {
+            kind: "Deployment",
+            namespace,
+            name,
+            hint: "it was deleted while being updated; run the command again".into(),
+        }),
+        Written::Changed { attempts } => Err(Error::Conflict {
+            kind: "Deployment",
+            namespace,
+            name,
+            attempts,
+        }),
+    }
+}
+
+/// Puts `template` (one without the sidecar) back in place, waits for the
+/// rollout and checks that no pod runs the sidecar any more. Returns the
+/// Deployment as written.
+pub async fn put_back(
+    cluster: &Cluster,
+    read: &Deployment,
+    template: PodTemplateSpec,
+    write: WriteOptions,
+    timeout: Duration,
+) -> Result<Deployment> {
+    let written = replace(cluster, read, template, write).await?;
+    if write.dry_run.is_none() {
+        let namespace = read.metadata.namespace.clone().unwrap_or_default();
+        let name = read.metadata.name.clone().unwrap_or_default();
+        rollout::wait(cluster, &namespace, &name, timeout).await?;
+        live_pods_all(cluster, &written, Sidecar::Absent).await?;
+    }
+    Ok(written)
+}
+
+/// Whether the pods should run the sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sidecar {
+    Present,
+    Absent,
+}
+
+/// Counts the Deployment's live pods, failing with their names if any of
+/// them does not have the sidecar as `wanted`.
+pub async fn live_pods_all(
+    cluster: &Cluster,
+    deployment: &Deployment,
+    wanted: Sidecar,
+) -> Result<usize> {
+    let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
+    let pods = rollout::pods(cluster, &namespace, deployment).await?;
+    let live: Vec<&Pod> = pods
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .collect();
+    let wrong: Vec<String> = live
+        .iter()
+        .filter(|pod| sidecar::pod_has_sidecar(pod) != (wanted == Sidecar::Present))
+        .filter_map(|pod| pod.metadata.name.clone())
+        .collect();
+    if wrong.is_empty() {
+        return Ok(live.len());
+    }
+    let reason = match wanted {
+        Sidecar::Present => "pods without the istio-proxy sidecar",
+        Sidecar::Absent => "pods still run the istio-proxy sidecar",
+    };
+    Err(Error::RolloutFailed {
+        kind: "Deployment",
+        namespace,
+        name: deployment.metadata.name.clone().unwrap_or_default(),
+        reason: format!("{reason}: {}", wrong.join(", ")),
+    })
+}
