@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::wording;
+use crate::terminal::wording;
 
 /// The process exit codes. They are part of the plugin's interface: scripts
 /// branch on them, so values never change meaning.
@@ -117,7 +117,7 @@ pub enum Error {
     ClientSetup {
         server: String,
         #[source]
-        source: crate::transport::TransportError,
+        source: crate::cluster::transport::TransportError,
     },
 
     #[error("cannot reach the API server at {server}")]
@@ -246,7 +246,7 @@ pub enum Error {
     #[error("invalid {flag}: {source}")]
     InvalidCrn {
         flag: &'static str,
-        source: crate::crn::CrnError,
+        source: crate::values::crn::CrnError,
     },
 
     #[error("stopped part-way; done: {}; not done: {}", list_or_none(.done), list_or_none(.not_done))]

@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use crate::cluster::Target;
 use crate::error::{Error, Result};
-use crate::private_files::{self, Existing};
+use crate::files::private_files::{self, Existing};
 
 /// The injector configuration, as the cluster's ConfigMaps hold it.
 pub struct InjectorConfig {

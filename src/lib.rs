@@ -5,36 +5,17 @@
 //! code. The executable is a one-line wrapper so that tests and the binary run
 //! exactly the same code.
 
-pub mod answers;
-pub mod apikey;
-pub mod apply;
-pub mod backup;
-pub mod certificate;
 pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod crn;
-pub mod datapath;
-pub mod defaults;
-pub mod discovery;
-pub mod duration;
 pub mod error;
-pub mod host;
+pub mod files;
 pub mod istioctl;
 pub mod manifests;
-pub mod one_connection;
-pub mod output;
-pub mod permissions;
-pub mod pod_template;
-pub mod private_files;
-pub mod progress;
-pub mod rollout;
-pub mod sidecar;
 pub mod steps;
-pub mod transport;
-pub mod unless_changed;
-pub mod wording;
+pub mod terminal;
+pub mod values;
 
 use crate::cli::{Cli, complete as completion};
 use crate::error::{Error, ExitStatus, Report};
@@ -43,7 +24,7 @@ use crate::error::{Error, ExitStatus, Report};
 pub fn run_from_env() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(completion::REQUEST) {
-        return exit_code(output::print(&completion::answer(&args[1..])), "");
+        return exit_code(terminal::output::print(&completion::answer(&args[1..])), "");
     }
     let cli = match Cli::from_env() {
         Ok(cli) => cli,

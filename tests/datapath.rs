@@ -289,7 +289,10 @@ const MISTAKES: [Mistake; 5] = [
 #[test]
 fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
     let test = cluster("modern");
-    let wrong_ca = concat!(env!("CARGO_MANIFEST_DIR"), "/src/testdata/other-ca.crt");
+    let wrong_ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/values/testdata/other-ca.crt"
+    );
     for (index, mistake) in MISTAKES.iter().enumerate() {
         let ns = fresh_namespaces(test, &format!("datapath-mistake-{index}"));
         expose(test, &ns, &["kms.example.com"], &[]);
@@ -414,7 +417,10 @@ fn a_certificate_that_misses_a_host_or_nears_its_end_is_reported() {
 fn expose_refuses_a_ca_that_did_not_sign_kms_certificate_and_writes_nothing() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "datapath-wrong-ca");
-    let wrong_ca = concat!(env!("CARGO_MANIFEST_DIR"), "/src/testdata/other-ca.crt");
+    let wrong_ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/values/testdata/other-ca.crt"
+    );
     let out = run(test.kubectl().args([
         "create",
         "secret",

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use kms_sts::answers::Answers;
+use kms_sts::files::answers::Answers;
 use kms_sts::error::Error;
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use kms_sts::crn;
+use kms_sts::values::crn;
 use libfuzzer_sys::fuzz_target;
 
 fn check(result: Result<crn::Crn, crn::CrnError>, text: &str) {

@@ -12,17 +12,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Category, Check, CheckId, Report};
-use crate::apikey;
-use crate::certificate::{self, Certificate};
-use crate::crn;
-use crate::defaults;
-use crate::discovery::ServedApis;
-use crate::host::{self, Host};
+use crate::cluster::discovery::ServedApis;
+use crate::cluster::rollout::{RolloutState, rollout_state};
 use crate::manifests::exposure::{self, GATEWAY, KMS_SERVICE, secret_data, secret_mounted_at};
-use crate::rollout::{RolloutState, rollout_state};
-use crate::sidecar;
-use crate::wording::count;
-use crate::wording::shell_word;
+use crate::terminal::wording::count;
+use crate::terminal::wording::shell_word;
+use crate::values::apikey;
+use crate::values::certificate::{self, Certificate};
+use crate::values::crn;
+use crate::values::defaults;
+use crate::values::host::{self, Host};
+use crate::values::sidecar;
 
 /// The names `status` looks for; the subcommands' defaults unless overridden.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1242,7 +1242,7 @@ mod tests {
     /// A set-up exposure as `expose` writes it for a gateway that mounts the
     /// secrets, with kms-api serving the test leaf certificate.
     fn exposed() -> Snapshot {
-        use crate::certificate::fixtures::{CA as ca, LEAF as leaf, secret as tls_secret};
+        use crate::values::certificate::fixtures::{CA as ca, LEAF as leaf, secret as tls_secret};
         let gateway: DynamicObject = object(json!({
             "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
             "metadata": {"name": "kmsgateway"},

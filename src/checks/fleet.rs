@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::evaluate::{Names, Reading};
 use super::{Category, Check, Outcome, Report, Summary};
 use crate::error::ExitStatus;
-use crate::wording::count;
+use crate::terminal::wording::count;
 
 /// One context of a run: its name, the names its checks looked for (its
 /// hints carry its `--context`), and what was read or why nothing could be.

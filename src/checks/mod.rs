@@ -12,7 +12,7 @@ pub mod saved;
 
 use serde::Serialize;
 
-use crate::wording::count;
+use crate::terminal::wording::count;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

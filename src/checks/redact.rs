@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn a_tls_secret_keeps_its_certificates_only() {
-        use crate::certificate::fixtures::{CA, LEAF, secret};
+        use crate::values::certificate::fixtures::{CA, LEAF, secret};
         let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
         let bundle = format!("{LEAF}{key}");
         let mut full = secret(&[

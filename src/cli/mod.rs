@@ -16,13 +16,13 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use self::subcommands::*;
-use crate::apply::{ApplyOptions, DryRun, Strategy, WriteOptions};
 use crate::cluster::Target;
-use crate::defaults;
-use crate::duration;
+use crate::cluster::apply::{ApplyOptions, DryRun, Strategy, WriteOptions};
+use crate::cluster::permissions::Command as PermissionCommand;
 use crate::error::ExitStatus;
-use crate::output::Format;
-use crate::permissions::Command as PermissionCommand;
+use crate::terminal::output::Format;
+use crate::values::defaults;
+use crate::values::duration;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -5,21 +5,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::apikey::KeySource;
 use crate::cli::{ApplyArgs, ObjectNameArgs, WriteArgs};
-use crate::crn;
-use crate::defaults;
-use crate::duration;
+use crate::cluster::permissions;
 use crate::error::{Error, Result};
-use crate::host::{Host, parse_host};
 use crate::manifests::exposure;
-use crate::output::Format;
-use crate::permissions;
 use crate::steps::apikey::{ApikeyOptions, Restart};
 use crate::steps::exposure::ExposeOptions;
 use crate::steps::identity::MapIdentityOptions;
 use crate::steps::injection::InjectOptions;
 use crate::steps::uninstall::UninstallOptions;
+use crate::terminal::output::Format;
+use crate::values::apikey::KeySource;
+use crate::values::crn;
+use crate::values::defaults;
+use crate::values::duration;
+use crate::values::host::{Host, parse_host};
 
 // `set-apikey`
 

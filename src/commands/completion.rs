@@ -7,7 +7,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionArgs, Shell};
 use crate::error::Result;
-use crate::output;
+use crate::terminal::output;
 
 /// The helper kubectl runs to complete the plugin's arguments.
 pub const KUBECTL_HELPER: &str = "#!/bin/sh\n\

@@ -6,8 +6,8 @@
 //! VirtualService and DestinationRule idempotently.
 
 use crate::cli::ExposeArgs;
+use crate::cluster::discovery::{self, ServedApis};
 use crate::cluster::{Cluster, Target};
-use crate::discovery::{self, ServedApis};
 use crate::error::Result;
 use crate::steps::exposure;
 

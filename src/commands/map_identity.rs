@@ -3,8 +3,8 @@
 //! policy will reference, and applies the IdentityMappingPolicy idempotently.
 
 use crate::cli::MapIdentityArgs;
+use crate::cluster::discovery::{self, ServedApis};
 use crate::cluster::{Cluster, Target};
-use crate::discovery::{self, ServedApis};
 use crate::error::Result;
 use crate::steps::identity;
 

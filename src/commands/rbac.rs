@@ -5,11 +5,11 @@
 //! for cannot drift apart.
 
 use crate::cli::RbacArgs;
+use crate::cluster::discovery;
+use crate::cluster::permissions::{self, Scope, Subject};
 use crate::cluster::{Cluster, Target};
-use crate::discovery;
 use crate::error::{Error, Result};
-use crate::output;
-use crate::permissions::{self, Scope, Subject};
+use crate::terminal::output;
 
 pub async fn run(target: &Target, args: &RbacArgs) -> Result<()> {
     let subject = match (&args.to_user, &args.to_group, &args.to_service_account) {

@@ -1,11 +1,11 @@
 //! `set-apikey`: the runbook's prerequisite steps 1-3, over `steps::apikey`.
 //! The key is read (never from the command line) before anything is sent.
 
-use crate::apikey;
 use crate::cli::SetApikeyArgs;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
 use crate::steps::apikey as step;
+use crate::values::apikey;
 
 pub async fn run(target: &Target, args: &SetApikeyArgs) -> Result<()> {
     let key = apikey::read(&args.key_source())?;

@@ -22,22 +22,22 @@ use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetR
 use crate::checks::saved::{self, Entry};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
-use crate::cluster::{self, Cluster, Target};
-use crate::datapath;
-use crate::discovery::{
+use crate::cluster::datapath;
+use crate::cluster::discovery::{
     self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING, ServedApis,
 };
-use crate::duration;
+use crate::cluster::permissions::{self, Scope};
+use crate::cluster::rollout;
+use crate::cluster::{self, Cluster, Target};
 use crate::error::{self, Error, Result};
+use crate::files::private_files::{self, Existing};
 use crate::manifests::exposure::{
     self, CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
 };
-use crate::output::{self, Format};
-use crate::permissions::{self, Scope};
-use crate::private_files::{self, Existing};
-use crate::progress::Progress;
-use crate::rollout;
-use crate::wording::count;
+use crate::terminal::output::{self, Format};
+use crate::terminal::progress::Progress;
+use crate::terminal::wording::count;
+use crate::values::duration;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its

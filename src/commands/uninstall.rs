@@ -1,8 +1,8 @@
 //! `uninstall`: takes the setup back out, over `steps::uninstall`.
 
 use crate::cli::UninstallArgs;
+use crate::cluster::discovery;
 use crate::cluster::{Cluster, Target};
-use crate::discovery;
 use crate::error::Result;
 use crate::steps::uninstall;
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::VersionArgs;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
-use crate::output::{self};
+use crate::terminal::output::{self};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -14,27 +14,27 @@ use kube::Api;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 
-use crate::answers::Answers;
-use crate::apikey::{self, ApiKey};
-use crate::apply::{self, ApplyOptions, Preview, WriteOptions};
 use crate::checks::evaluate::Names;
 use crate::checks::{CheckId, Outcome, Report};
 use crate::cli::{ObjectNameArgs, WizardArgs};
+use crate::cluster::apply::{self, ApplyOptions, Preview, WriteOptions};
+use crate::cluster::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::cluster::{self, Cluster, Target};
 use crate::commands::status;
-use crate::crn;
-use crate::defaults;
-use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::error::{Error, Result};
-use crate::host;
+use crate::files::answers::Answers;
 use crate::manifests::exposure as exposure_manifests;
-use crate::output;
 use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretChange};
 use crate::steps::exposure::{self, ExposeOptions};
 use crate::steps::identity::{self, MapIdentityOptions};
 use crate::steps::injection;
 use crate::steps::uninstall::{self, UninstallOptions};
-use crate::wording;
+use crate::terminal::output;
+use crate::terminal::wording;
+use crate::values::apikey::{self, ApiKey};
+use crate::values::crn;
+use crate::values::defaults;
+use crate::values::host;
 
 fn on_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
@@ -636,7 +636,7 @@ fn ask(
         common_name: "istio-service".into(),
         source_crn,
         target_crns: vec![target_crn],
-        gateway_selector: crate::answers::default_gateway_selector(),
+        gateway_selector: crate::files::answers::default_gateway_selector(),
         upstream_ca_secret: None,
         deployment: names.deployment.clone(),
         token_adapter: names.token_adapter.clone(),

@@ -16,10 +16,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret, Service};
 use serde_json::json;
 
-use crate::apply::{Desired, ObjectRef};
-use crate::certificate;
-use crate::discovery::{CertManagerApi, ISTIO_NETWORKING};
-use crate::host::Host;
+use crate::cluster::apply::{Desired, ObjectRef};
+use crate::cluster::discovery::{CertManagerApi, ISTIO_NETWORKING};
+use crate::values::certificate;
+use crate::values::host::Host;
 
 pub const CERTIFICATE: &str = "istio-ingressgateway-certs";
 pub const GATEWAY: &str = "kmsgateway";
@@ -500,7 +500,7 @@ impl Exposure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::parse_host;
+    use crate::values::host::parse_host;
     use serde_json::Value;
 
     fn exposure(hosts: &[&str]) -> Exposure {
@@ -662,7 +662,9 @@ mod tests {
 
     #[test]
     fn upstream_trust_comes_from_the_served_secret_or_the_given_ca() {
-        use crate::certificate::fixtures::{CA as ca, LEAF as leaf, OTHER_CA as other, secret};
+        use crate::values::certificate::fixtures::{
+            CA as ca, LEAF as leaf, OTHER_CA as other, secret,
+        };
         let served = secret(&[("tls.crt", leaf), ("ca.crt", ca)]);
         let trust = upstream_trust(
             "kube-system",

@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
-use crate::apply::{Desired, ObjectRef};
-use crate::crn::Crn;
-use crate::discovery::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
+use crate::cluster::apply::{Desired, ObjectRef};
+use crate::cluster::discovery::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
+use crate::values::crn::Crn;
 
 pub const MAPPING_TYPE: &str = "inbound";
 pub const SOURCE_AUTHORITY: &str = "ibm-cloud-iam";
@@ -57,7 +57,7 @@ impl IdentityMapping<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crn;
+    use crate::values::crn;
 
     #[test]
     fn policy_has_the_runbooks_shape() {

@@ -18,13 +18,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::Patch;
 
-use crate::apikey::{self, ApiKey};
-use crate::apply::{DryRun, WriteOptions};
+use crate::cluster::apply::{DryRun, WriteOptions};
+use crate::cluster::permissions::{self, Command, Scope};
+use crate::cluster::rollout;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
-use crate::output;
-use crate::permissions::{self, Command, Scope};
-use crate::rollout;
+use crate::terminal::output;
+use crate::values::apikey::{self, ApiKey};
 
 /// How many times a write is retried when another client changed the Secret
 /// between our read and our write.

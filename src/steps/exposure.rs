@@ -16,16 +16,16 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Api;
 use kube::api::DynamicObject;
 
-use crate::apply::{self, ApplyOptions, Live, Planned, WriteOptions};
+use crate::cluster::apply::{self, ApplyOptions, Live, Planned, WriteOptions};
+use crate::cluster::datapath;
+use crate::cluster::discovery::{self, CertManagerApi, ServedApis};
+use crate::cluster::permissions::{self, Command, Permission, Scope};
+use crate::cluster::rollout;
 use crate::cluster::{Cluster, Target};
-use crate::datapath;
-use crate::defaults;
-use crate::discovery::{self, CertManagerApi, ServedApis};
 use crate::error::{Error, Result};
-use crate::host::Host;
 use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places};
-use crate::permissions::{self, Command, Permission, Scope};
-use crate::rollout;
+use crate::values::defaults;
+use crate::values::host::Host;
 
 /// What `expose` is asked to set up.
 #[derive(Debug, Clone)]

@@ -8,13 +8,13 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::apply::{self, ApplyOptions, Live, ObjectRef, Planned, WriteOptions};
+use crate::cluster::apply::{self, ApplyOptions, Live, ObjectRef, Planned, WriteOptions};
+use crate::cluster::discovery::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
+use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::{Cluster, Target};
-use crate::crn::Crn;
-use crate::discovery::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
 use crate::error::{Error, Result};
 use crate::manifests::identity::{self, IdentityMapping};
-use crate::permissions::{self, Command, Scope};
+use crate::values::crn::Crn;
 
 /// What `map-identity` is asked to set up.
 #[derive(Debug, Clone)]

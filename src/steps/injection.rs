@@ -19,17 +19,17 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec};
 use kube::Api;
 
-use crate::apply::WriteOptions;
-use crate::backup;
+use crate::cluster::apply::WriteOptions;
+use crate::cluster::permissions::{self, Command, Scope};
+use crate::cluster::pod_template::{self, Sidecar};
+use crate::cluster::rollout;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
+use crate::files::backup;
 use crate::istioctl::{self, InjectorConfig};
-use crate::output;
-use crate::permissions::{self, Command, Scope};
-use crate::pod_template::{self, Sidecar};
-use crate::rollout;
-use crate::sidecar;
-use crate::wording::count;
+use crate::terminal::output;
+use crate::terminal::wording::count;
+use crate::values::sidecar;
 
 /// What `inject` is asked to do.
 #[derive(Debug, Clone)]

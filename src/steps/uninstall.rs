@@ -25,21 +25,23 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Preconditions};
 use kube::core::ApiResource;
 use serde_json::Value;
 
-use crate::apply::{DryRun, WriteOptions};
-use crate::backup;
+use crate::cluster::apply::{DryRun, WriteOptions};
+use crate::cluster::discovery::{
+    self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING,
+};
+use crate::cluster::permissions::{self, Permission, Scope};
+use crate::cluster::pod_template;
+use crate::cluster::rollout::FIELD_MANAGER;
+use crate::cluster::unless_changed::{self, Written};
 use crate::cluster::{Cluster, Target};
-use crate::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING};
 use crate::error::{Error, Result};
+use crate::files::backup;
 use crate::manifests::exposure::{
     CA_SECRET, CERTIFICATE, DESTINATION_RULE, GATEWAY, VIRTUAL_SERVICE,
 };
-use crate::output;
-use crate::permissions::{self, Permission, Scope};
-use crate::pod_template;
-use crate::rollout::FIELD_MANAGER;
-use crate::sidecar;
 use crate::steps::injection;
-use crate::unless_changed::{self, Written};
+use crate::terminal::output;
+use crate::values::sidecar;
 
 /// One object the setup may have left, as read.
 #[derive(Debug, Clone)]
@@ -714,7 +716,7 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::defaults;
+    use crate::values::defaults;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
         ManagedFieldsEntry, ObjectMeta, OwnerReference,
     };

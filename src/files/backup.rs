@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::private_files::{self, Existing};
+use crate::files::private_files::{self, Existing};
 
 /// The default backup directory for a kubeconfig context.
 pub fn default_dir(context: &str) -> PathBuf {

@@ -6,6 +6,19 @@
 //! Every API request goes through `Cluster::call`, which bounds it by
 //! `--request-timeout` and classifies failures (unreachable, unauthorized,
 //! forbidden) so each command reports them the same way.
+//!
+//! Below it, the rest of the plumbing every step shares: discovery,
+//! permission reviews, writing objects and pod templates, rollouts.
+
+pub mod apply;
+pub mod datapath;
+pub mod discovery;
+pub mod one_connection;
+pub mod permissions;
+pub mod pod_template;
+pub mod rollout;
+pub mod transport;
+pub mod unless_changed;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -15,11 +28,10 @@ use http::{HeaderName, HeaderValue};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
-use crate::defaults;
-use crate::duration;
 use crate::error::{self, Error, Result};
-use crate::transport;
-use crate::wording::shell_word;
+use crate::terminal::wording::shell_word;
+use crate::values::defaults;
+use crate::values::duration;
 
 /// The User-Agent every request carries, so audit logs can tell the plugin's
 /// requests apart: `kubectl-kms-sts/<version>`.

@@ -11,7 +11,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::X509Certificate;
 
-use crate::host::Host;
+use crate::values::host::Host;
 
 /// The facts of one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub mod fixtures {
 mod tests {
     use super::fixtures::{CA, LEAF, OTHER_CA};
     use super::*;
-    use crate::host::parse_host;
+    use crate::values::host::parse_host;
 
     #[test]
     fn names_addresses_and_expiry_are_read() {

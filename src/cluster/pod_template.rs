@@ -10,12 +10,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use kube::Api;
 
-use crate::apply::WriteOptions;
 use crate::cluster::Cluster;
+use crate::cluster::apply::WriteOptions;
+use crate::cluster::rollout;
+use crate::cluster::unless_changed::{self, Written};
 use crate::error::{Error, Result};
-use crate::rollout;
-use crate::sidecar;
-use crate::unless_changed::{self, Written};
+use crate::values::sidecar;
 
 pub fn of(deployment: &Deployment) -> PodTemplateSpec {
     deployment

@@ -15,10 +15,10 @@ use kube::api::{ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use serde_json::json;
 
 use crate::cluster::Cluster;
-use crate::duration;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::wording::count;
+use crate::terminal::progress::Progress;
+use crate::terminal::wording::count;
+use crate::values::duration;
 
 pub const FIELD_MANAGER: &str = "kubectl-kms-sts";
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";

@@ -34,7 +34,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use secrecy::ExposeSecret;
 use tower::{BoxError, ServiceBuilder, retry::RetryLayer};
 
-use crate::one_connection::OneConnection;
+use crate::cluster::one_connection::OneConnection;
 
 /// Why a client could not be built from the configuration.
 #[derive(Debug, thiserror::Error)]

@@ -17,9 +17,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 use crate::cluster::Cluster;
+use crate::cluster::rollout::FIELD_MANAGER;
 use crate::error::{Error, Result};
-use crate::output::{self, Format};
-use crate::rollout::FIELD_MANAGER;
+use crate::terminal::output::{self, Format};
 
 /// Where an object lives: its resource, namespace and name. A step's fetch
 /// reads its objects by these before it knows their contents.

@@ -104,8 +104,8 @@ fn essence<K: Serialize>(object: &K) -> (Value, Vec<(Value, Value, Value)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery;
-    use crate::rollout::FIELD_MANAGER;
+    use crate::cluster::discovery;
+    use crate::cluster::rollout::FIELD_MANAGER;
     use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
     use kube::api::DynamicObject;

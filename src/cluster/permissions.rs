@@ -17,9 +17,9 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::apply::{Strategy, WriteOptions};
+use crate::cluster::apply::{Strategy, WriteOptions};
+use crate::cluster::discovery::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
 use crate::cluster::{Cluster, Target};
-use crate::discovery::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

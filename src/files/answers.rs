@@ -6,12 +6,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crn;
-use crate::defaults;
 use crate::error::{Error, Result};
-use crate::host;
+use crate::files::private_files::{self, Existing};
 use crate::manifests::exposure;
-use crate::private_files::{self, Existing};
+use crate::values::crn;
+use crate::values::defaults;
+use crate::values::host;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,0 +1,11 @@
+//! Value types: what the flags and objects carry, parsed and checked
+//! (CRNs, API keys, certificates, durations, host names, the sidecar's
+//! marks) and the default object names, with no knowledge of the cluster.
+
+pub mod apikey;
+pub mod certificate;
+pub mod crn;
+pub mod defaults;
+pub mod duration;
+pub mod host;
+pub mod sidecar;
