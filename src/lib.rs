@@ -13,6 +13,7 @@ pub mod error;
 pub mod files;
 pub mod istioctl;
 pub mod manifests;
+pub mod objects;
 pub mod steps;
 pub mod terminal;
 pub mod values;

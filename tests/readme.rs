@@ -2,8 +2,8 @@
 //! here and compared with the lists the commands' own preflight checks (and
 //! `rbac` grants), so the two cannot drift apart. No cluster is needed.
 
-use kms_sts::cluster::discovery::CertManagerApi;
 use kms_sts::cluster::permissions::{Command, Scope};
+use kms_sts::objects::apis::CertManagerApi;
 
 /// The rows of the table under "Prerequisites": command, then the cells for
 /// the Istio namespace, the KMS namespace and cluster-wide.

@@ -7,14 +7,17 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Category, Check, CheckId, Report};
-use crate::cluster::discovery::ServedApis;
 use crate::cluster::rollout::{RolloutState, rollout_state};
-use crate::manifests::exposure::{self, GATEWAY, KMS_SERVICE, secret_data, secret_mounted_at};
+use crate::manifests::exposure::{self, KMS_SERVICE, secret_data, secret_mounted_at};
+use crate::objects::apis::ServedApis;
+use crate::objects::owned::{self, GATEWAY};
+use crate::objects::schemas::{
+    Certificate as CertificateObject, ClientTls, Destination, DestinationRule, Gateway,
+    IdentityMappingPolicy, ServerTls, VirtualService, VirtualServiceSpec, certificate_ready,
+};
 use crate::terminal::wording::count;
 use crate::terminal::wording::shell_word;
 use crate::values::apikey;
@@ -89,24 +92,17 @@ impl Names {
 }
 
 /// The labels a Gateway selects its pods by.
-pub fn gateway_labels(gateway: &DynamicObject) -> BTreeMap<String, String> {
-    gateway.data["spec"]["selector"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(label, value)| Some((label.clone(), value.as_str()?.to_owned())))
-        .collect()
+pub fn gateway_labels(gateway: &Gateway) -> BTreeMap<String, String> {
+    gateway.spec.selector.clone()
 }
 
 /// `expose` as the Certificate and Gateway in the cluster were written: their
 /// hosts, issuer and gateway label, placeholders only for what is unknown.
 fn expose_command(s: &Snapshot, names: &Names) -> String {
-    let spec = s.certificate.as_ref().map(|c| &c.data["spec"]);
-    let hosts: Vec<&str> = ["ipAddresses", "dnsNames"]
-        .iter()
-        .filter_map(|field| spec.and_then(|spec| spec[field].as_array()))
-        .flatten()
-        .filter_map(Value::as_str)
+    let spec = s.certificate.as_ref().map(|c| &c.spec);
+    let hosts: Vec<&String> = spec
+        .into_iter()
+        .flat_map(|spec| spec.ip_addresses.iter().chain(&spec.dns_names))
         .collect();
     let mut args = if hosts.is_empty() {
         " --host ADDRESS".to_owned()
@@ -116,11 +112,11 @@ fn expose_command(s: &Snapshot, names: &Names) -> String {
             .map(|host| format!(" --host {}", shell_word(host)))
             .collect()
     };
-    if let Some(issuer) = spec.map(|spec| &spec["issuerRef"]) {
-        if let Some(name) = issuer["name"].as_str().filter(|n| *n != defaults::ISSUER) {
-            args += &format!(" --issuer {}", shell_word(name));
+    if let Some(issuer) = spec.map(|spec| &spec.issuer_ref) {
+        if !issuer.name.is_empty() && issuer.name != defaults::ISSUER {
+            args += &format!(" --issuer {}", shell_word(&issuer.name));
         }
-        if issuer["kind"] == "Issuer" {
+        if issuer.kind.as_deref() == Some("Issuer") {
             args += " --issuer-kind Issuer";
         }
     }
@@ -154,12 +150,12 @@ pub struct Snapshot {
     pub token_adapter_pods: Vec<Pod>,
     pub kms: Option<Deployment>,
     pub kms_pods: Vec<Pod>,
-    pub certificate: Option<DynamicObject>,
+    pub certificate: Option<CertificateObject>,
     pub certificate_secret: Option<Secret>,
-    pub gateway: Option<DynamicObject>,
-    pub virtual_service: Option<DynamicObject>,
-    pub destination_rule: Option<DynamicObject>,
-    pub policy: Option<DynamicObject>,
+    pub gateway: Option<Gateway>,
+    pub virtual_service: Option<VirtualService>,
+    pub destination_rule: Option<DestinationRule>,
+    pub policy: Option<IdentityMappingPolicy>,
     /// The pods in the Istio namespace that the Gateway's selector matches.
     pub gateway_pods: Vec<Pod>,
     /// The secrets of the Istio namespace the gateway's certificate and CA
@@ -531,14 +527,6 @@ fn sidecar_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     checks
 }
 
-fn condition_ready(object: &DynamicObject) -> bool {
-    object.data["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
-
 fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     let expose = format!("run {}", expose_command(s, names));
     let expose = expose.as_str();
@@ -550,9 +538,9 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         None => missing(
             CheckId::Certificate,
             &names.istio_namespace,
-            exposure::CERTIFICATE,
+            owned::CERTIFICATE,
         ),
-        Some(cert) if condition_ready(cert) => {
+        Some(cert) if certificate_ready(cert) => {
             Check::pass(CheckId::Certificate, "issued and Ready")
         }
         Some(_) => Check::warn(
@@ -560,13 +548,13 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
             "not Ready yet",
             format!(
                 "check `kubectl describe certificate {} -n {}` and its issuer",
-                exposure::CERTIFICATE,
+                owned::CERTIFICATE,
                 names.istio_namespace
             ),
         ),
     });
     if let Some(cert) = &s.certificate {
-        let secret = cert.data["spec"]["secretName"].as_str().unwrap_or_default();
+        let secret = &cert.spec.secret_name;
         checks.push(match &s.certificate_secret {
             Some(_) => Check::pass(
                 CheckId::TlsSecret,
@@ -590,35 +578,32 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         .kms_service
         .as_ref()
         .and_then(|svc| exposure::service_port(svc, None).ok());
-    let route = s.virtual_service.as_ref().map(|vs| &vs.data["spec"]);
-    let destination = route.map(|spec| &spec["http"][0]["route"][0]["destination"]);
-    checks.push(match (route, destination) {
-        (None, _) | (_, None) => missing(
+    let route = s.virtual_service.as_ref().map(|vs| &vs.spec);
+    let destination = route.and_then(VirtualServiceSpec::first_destination);
+    let routed_host = destination.and_then(|d| d.host.as_deref());
+    checks.push(match route {
+        None => missing(
             CheckId::VirtualService,
             &names.kms_namespace,
-            exposure::VIRTUAL_SERVICE,
+            owned::VIRTUAL_SERVICE,
         ),
-        (Some(spec), Some(destination)) => {
-            let bound = spec["gateways"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|g| g == GATEWAY);
-            let port = destination["port"]["number"].as_i64();
+        Some(spec) => {
+            let bound = spec.gateways.iter().any(|g| g == GATEWAY);
+            let port = destination.and_then(Destination::port_number);
             if !bound {
                 Check::fail(
                     CheckId::VirtualService,
                     format!("not bound to gateway {GATEWAY}"),
                     expose,
                 )
-            } else if !destination["host"].is_string() {
+            } else if routed_host.is_none() {
                 Check::fail(
                     CheckId::VirtualService,
                     format!("has no HTTP route to {KMS_SERVICE}"),
                     expose,
                 )
             } else if let (Some(port), Some(expected)) = (port, service_port)
-                && port != i64::from(expected)
+                && i64::from(port) != i64::from(expected)
             {
                 Check::fail(
                     CheckId::VirtualService,
@@ -630,8 +615,8 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
                     CheckId::VirtualService,
                     format!(
                         "bound to {GATEWAY}, routes to {}:{}",
-                        value_text(&destination["host"]),
-                        value_text(&destination["port"]["number"])
+                        routed_host.unwrap_or_default(),
+                        shown(port)
                     ),
                 )
             }
@@ -641,26 +626,17 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         None => missing(
             CheckId::DestinationRule,
             &names.kms_namespace,
-            exposure::DESTINATION_RULE,
+            owned::DESTINATION_RULE,
         ),
         Some(dr) => {
-            let host = &dr.data["spec"]["host"];
-            let routed = destination.map(|d| &d["host"]);
-            if routed.is_some_and(|routed| routed != host) {
-                Check::fail(
+            let host = dr.spec.host.as_deref();
+            match routed_host {
+                Some(routed) if Some(routed) != host => Check::fail(
                     CheckId::DestinationRule,
-                    format!(
-                        "host {} differs from the route's {}",
-                        value_text(host),
-                        value_text(routed.unwrap())
-                    ),
+                    format!("host {} differs from the route's {routed}", shown(host)),
                     expose,
-                )
-            } else {
-                Check::pass(
-                    CheckId::DestinationRule,
-                    format!("TLS to {}", value_text(host)),
-                )
+                ),
+                _ => Check::pass(CheckId::DestinationRule, format!("TLS to {}", shown(host))),
             }
         }
     });
@@ -669,15 +645,6 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
 
 /// Certificates closer than this to their end are warned about.
 const EXPIRY_WARNING_SECONDS: i64 = 30 * 24 * 3600;
-
-/// The HTTPS server of a Gateway: the one on port 443, else the first.
-fn https_server(gateway: &DynamicObject) -> Option<&Value> {
-    let servers = gateway.data["spec"]["servers"].as_array()?;
-    servers
-        .iter()
-        .find(|server| server["port"]["number"] == 443)
-        .or_else(|| servers.first())
-}
 
 /// Where a gateway pod reads a certificate from, and its data.
 struct Source<'a> {
@@ -790,19 +757,19 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
             ),
         )
     }];
-    let tls = https_server(gateway).map(|server| &server["tls"]);
+    let tls = gateway
+        .spec
+        .https_server()
+        .and_then(|server| server.tls.as_ref());
     let served = match tls {
-        Some(tls) if tls["credentialName"].is_string() => credential_source(
-            s,
-            names,
-            tls["credentialName"].as_str().unwrap_or_default(),
-            &["tls.crt", "cert"],
-        ),
-        Some(tls) if tls["serverCertificate"].is_string() => file_source(
-            s,
-            names,
-            tls["serverCertificate"].as_str().unwrap_or_default(),
-        ),
+        Some(ServerTls {
+            credential_name: Some(name),
+            ..
+        }) => credential_source(s, names, name, &["tls.crt", "cert"]),
+        Some(ServerTls {
+            server_certificate: Some(path),
+            ..
+        }) => file_source(s, names, path),
         _ => Err("the Gateway's HTTPS server names no certificate".to_owned()),
     };
     let served = served.and_then(|source| {
@@ -834,12 +801,11 @@ fn data_path(s: &Snapshot, names: &Names) -> Vec<Check> {
 /// The served certificate covers every host the Certificate lists and is
 /// not about to expire.
 fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
-    let spec = s.certificate.as_ref().map(|c| &c.data["spec"]);
-    let hosts: Vec<String> = ["dnsNames", "ipAddresses"]
+    let hosts: Vec<String> = s
+        .certificate
         .iter()
-        .filter_map(|field| spec.and_then(|spec| spec[field].as_array()))
-        .flatten()
-        .filter_map(|h| h.as_str().map(str::to_owned))
+        .flat_map(|c| c.spec.hosts())
+        .cloned()
         .collect();
     let uncovered: Vec<&String> = hosts
         .iter()
@@ -847,7 +813,7 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
         .collect();
     let renew = format!(
         "check `kubectl describe certificate {} -n {}`: cert-manager renews it when its spec changes",
-        exposure::CERTIFICATE,
+        owned::CERTIFICATE,
         names.istio_namespace
     );
     if !uncovered.is_empty() {
@@ -899,31 +865,32 @@ fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
             format!(
                 "no DestinationRule {}/{}: the gateway would send plain text to KMS's TLS port",
                 names.kms_namespace,
-                exposure::DESTINATION_RULE
+                owned::DESTINATION_RULE
             ),
             expose,
         );
     };
-    let tls = &rule.data["spec"]["trafficPolicy"]["tls"];
-    if tls["mode"] != "SIMPLE" {
+    let unset = ClientTls::default();
+    let tls = rule.spec.tls().unwrap_or(&unset);
+    if tls.mode.as_deref() != Some("SIMPLE") {
         return Check::fail(
             name,
-            format!("TLS mode is {}, not SIMPLE", value_text(&tls["mode"])),
+            format!("TLS mode is {}, not SIMPLE", shown(tls.mode.as_deref())),
             expose,
         );
     }
-    if tls["insecureSkipVerify"] == true {
+    if tls.insecure_skip_verify == Some(true) {
         return Check::warn(
             name,
             "the gateway does not verify KMS's certificate",
             expose,
         );
     }
-    let ca = if let Some(credential) = tls["credentialName"].as_str() {
+    let ca = if let Some(credential) = &tls.credential_name {
         let cacert = format!("{credential}-cacert");
         credential_source(s, names, &cacert, &["cacert", "ca.crt"])
             .or_else(|_| credential_source(s, names, credential, &["cacert", "ca.crt"]))
-    } else if let Some(path) = tls["caCertificates"].as_str() {
+    } else if let Some(path) = &tls.ca_certificates {
         file_source(s, names, path)
     } else {
         return Check::fail(
@@ -977,14 +944,9 @@ fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
             expose,
         );
     }
-    let mut checked: Vec<String> = tls["subjectAltNames"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n.as_str().map(str::to_owned))
-        .collect();
+    let mut checked = tls.subject_alt_names.clone();
     if checked.is_empty() {
-        checked.extend(tls["sni"].as_str().map(str::to_owned));
+        checked.extend(tls.sni.clone());
     }
     if checked.is_empty() {
         return Check::fail(
@@ -1013,11 +975,9 @@ fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
     }
 }
 
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
+/// A field's value for a message; "unset" when the object lacks it.
+fn shown(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or("unset".to_owned(), |value| value.to_string())
 }
 
 fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
@@ -1031,20 +991,18 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
             ),
         )];
     };
-    let spec = &policy.data["spec"];
+    let spec = &policy.spec;
     let mut checks = vec![Check::pass(
         CheckId::IdentityMappingPolicy,
         format!("{}/{} present", names.istio_namespace, names.policy),
     )];
-    let source = spec["identityMapping"]["sourceIdentity"]
-        .as_str()
-        .unwrap_or_default();
+    let source = &spec.identity_mapping.source_identity;
     let mut problems: Vec<String> = Vec::new();
     if let Err(err) = crn::parse(source) {
         problems.push(format!("source: {}", err.problem));
     }
-    for target in spec["targetResources"].as_array().into_iter().flatten() {
-        if let Err(err) = crn::parse_kms_target(target.as_str().unwrap_or_default()) {
+    for target in &spec.target_resources {
+        if let Err(err) = crn::parse_kms_target(target) {
             problems.push(format!("target: {}", err.problem));
         }
     }
@@ -1060,8 +1018,8 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
             ),
         )
     });
-    let reference = &spec["identityMapping"]["targetCredentials"]["apiKeyRef"];
-    let secret = reference["secretName"].as_str().unwrap_or_default();
+    let reference = &spec.identity_mapping.target_credentials.api_key_ref;
+    let secret = reference.secret_name.as_str();
     checks.push(if secret == names.secret && s.apikey_secret.is_some() {
         Check::pass(CheckId::ApiKeyReference, format!("secret {secret} exists"))
     } else if secret == names.secret {
@@ -1087,7 +1045,7 @@ fn identity(s: &Snapshot, names: &Names) -> Vec<Check> {
 mod tests {
     use super::*;
     use crate::checks::Outcome;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn names() -> Names {
         Names::runbook("")
@@ -1106,7 +1064,7 @@ mod tests {
             .unwrap()
     }
 
-    fn vs(port: i64, gateway: &str) -> DynamicObject {
+    fn vs(port: i64, gateway: &str) -> VirtualService {
         object(json!({
             "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
             "metadata": {"name": "kmsvservice"},
@@ -1243,7 +1201,7 @@ mod tests {
     /// secrets, with kms-api serving the test leaf certificate.
     fn exposed() -> Snapshot {
         use crate::values::certificate::fixtures::{CA as ca, LEAF as leaf, secret as tls_secret};
-        let gateway: DynamicObject = object(json!({
+        let gateway: Gateway = object(json!({
             "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
             "metadata": {"name": "kmsgateway"},
             "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
@@ -1253,7 +1211,7 @@ mod tests {
                         "privateKey": "/etc/istio/ingressgateway-certs/tls.key"},
                 "hosts": ["*"]}]}
         }));
-        let rule: DynamicObject = object(json!({
+        let rule: DestinationRule = object(json!({
             "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
             "metadata": {"name": "kms-api-tls"},
             "spec": {"host": "kms-api", "trafficPolicy": {"tls": {
@@ -1261,7 +1219,7 @@ mod tests {
                 "subjectAltNames": ["kms-api.kube-system.svc.cluster.local"],
                 "caCertificates": "/etc/istio/ingressgateway-ca-certs/ca.crt"}}}
         }));
-        let certificate: DynamicObject = object(json!({
+        let certificate: CertificateObject = object(json!({
             "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
             "metadata": {"name": "istio-ingressgateway-certs"},
             "spec": {"dnsNames": ["kms.example.com"], "ipAddresses": ["10.0.0.7"]}
@@ -1345,7 +1303,7 @@ mod tests {
 
         let mut snapshot = exposed();
         if let Some(cert) = snapshot.certificate.as_mut() {
-            cert.data["spec"]["dnsNames"] = json!(["kms.example.com", "other.example.org"]);
+            cert.spec.dns_names = vec!["kms.example.com".into(), "other.example.org".into()];
         }
         let check = find(&report(&snapshot, &names()), "certificate hosts").clone();
         assert_eq!(check.result, Outcome::Fail);

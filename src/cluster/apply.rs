@@ -13,94 +13,26 @@
 use std::collections::BTreeMap;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::{ApiResource, DynamicResourceScope};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cluster::Cluster;
 use crate::cluster::rollout::FIELD_MANAGER;
 use crate::error::{Error, Result};
+use crate::objects::apis::ServedApis;
+use crate::objects::owned::{Owned, Where};
+use crate::objects::place::{Desired, ObjectRef};
 use crate::terminal::output::{self, Format};
 
-/// Where an object lives: its resource, namespace and name. A step's fetch
-/// reads its objects by these before it knows their contents.
-#[derive(Debug, Clone)]
-pub struct ObjectRef {
-    pub resource: ApiResource,
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// The object `name` of `group/version` `kind` (`plural` in URLs).
-    pub fn new(
-        (group, version, kind, plural): (&str, &str, &str, &str),
-        namespace: Option<&str>,
-        name: &str,
-    ) -> ObjectRef {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        ObjectRef {
-            resource: ApiResource::from_gvk_with_plural(&gvk, plural),
-            namespace: namespace.map(str::to_owned),
-            name: name.to_owned(),
-        }
-    }
-
-    /// `kind.group/name`, as kubectl names objects in its output.
-    pub fn display_name(&self) -> String {
-        let kind = self.resource.kind.to_lowercase();
-        if self.resource.group.is_empty() {
-            format!("{kind}/{}", self.name)
-        } else {
-            format!("{kind}.{}/{}", self.resource.group, self.name)
-        }
-    }
-
-    /// Two references to the same object have the same key.
-    fn key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.resource.api_version,
-            self.resource.plural,
-            self.namespace.as_deref().unwrap_or_default(),
-            self.name
-        )
-    }
-
-    fn api(&self, cluster: &Cluster) -> Api<DynamicObject> {
-        match &self.namespace {
-            Some(ns) => Api::namespaced_with(cluster.client(), ns, &self.resource),
-            None => Api::all_with(cluster.client(), &self.resource),
-        }
-    }
-}
-
-/// One object the plugin wants to exist, as it should look.
-#[derive(Debug, Clone)]
-pub struct Desired {
-    pub place: ObjectRef,
-    pub object: Value,
-}
-
-impl Desired {
-    /// The object at `place`, with the fields of `body`.
-    pub fn at(place: ObjectRef, body: Value) -> Desired {
-        let mut object = serde_json::json!({
-            "apiVersion": place.resource.api_version,
-            "kind": place.resource.kind,
-            "metadata": {"name": place.name},
-        });
-        if let Some(namespace) = &place.namespace {
-            object["metadata"]["namespace"] = Value::from(namespace.as_str());
-        }
-        if let (Value::Object(target), Value::Object(fields)) = (&mut object, body) {
-            target.extend(fields);
-        }
-        Desired { place, object }
-    }
-
-    /// `kind.group/name`, as kubectl names objects in its output.
-    pub fn display_name(&self) -> String {
-        self.place.display_name()
+/// The API of the object at `place`.
+fn api<K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>>(
+    cluster: &Cluster,
+    place: &ObjectRef,
+) -> Api<K> {
+    match &place.namespace {
+        Some(ns) => Api::namespaced_with(cluster.client(), ns, &place.resource),
+        None => Api::all_with(cluster.client(), &place.resource),
     }
 }
 
@@ -253,19 +185,48 @@ impl Live {
     }
 }
 
+/// Reads the object at `place` as `K` (a typed schema, or
+/// `DynamicObject`); `None` when it does not exist.
+pub async fn read<K>(cluster: &Cluster, place: &ObjectRef) -> Result<Option<K>>
+where
+    K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let action = format!("read {}", place.display_name());
+    cluster
+        .call(&action, api::<K>(cluster, place).get_opt(&place.name))
+        .await
+}
+
+/// Reads the owned object `owned` of the run `at` as `K`; `None` when it
+/// does not exist, or the cluster does not serve its kind.
+pub async fn read_owned<K>(
+    cluster: &Cluster,
+    served: &ServedApis,
+    at: &Where<'_>,
+    owned: &Owned,
+) -> Result<Option<K>>
+where
+    K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    match owned.place(served, at) {
+        Some(place) => read(cluster, &place).await,
+        None => Ok(None),
+    }
+}
+
 /// Reads every object in `places` at once.
 pub async fn read_live(
     cluster: &Cluster,
     places: impl IntoIterator<Item = ObjectRef>,
 ) -> Result<Live> {
     let reads = places.into_iter().map(|place| async move {
-        let shown = place.display_name();
-        let found = cluster
-            .call(
-                &format!("read {shown}"),
-                place.api(cluster).get_opt(&place.name),
-            )
-            .await?;
+        let found = read::<DynamicObject>(cluster, &place).await?;
         Ok::<_, Error>((place.key(), found))
     });
     Ok(Live(
@@ -328,7 +289,7 @@ async fn apply(
         live: existing,
         preview,
     } = planned;
-    let api = desired.place.api(cluster);
+    let api = api::<DynamicObject>(cluster, &desired.place);
     let name = &desired.place.name;
     let shown = desired.display_name();
     // Nothing to send when every field we want is already there: a re-run

@@ -18,9 +18,9 @@ use kube::api::PostParams;
 use serde_json::json;
 
 use crate::cluster::apply::{Strategy, WriteOptions};
-use crate::cluster::discovery::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
+use crate::objects::apis::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Permission {

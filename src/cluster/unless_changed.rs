@@ -104,8 +104,8 @@ fn essence<K: Serialize>(object: &K) -> (Value, Vec<(Value, Value, Value)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::discovery;
     use crate::cluster::rollout::FIELD_MANAGER;
+    use crate::objects::apis;
     use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
     use kube::api::DynamicObject;
@@ -120,8 +120,7 @@ mod tests {
 
     #[test]
     fn a_status_write_is_no_change_but_another_manager_is() {
-        let resource =
-            discovery::api_resource("cert-manager.io", "v1", "Certificate", "certificates");
+        let resource = apis::api_resource("cert-manager.io", "v1", "Certificate", "certificates");
         let mut read = DynamicObject::new("cert", &resource);
         read.metadata.resource_version = Some("1".into());
         read.metadata.managed_fields = Some(vec![entry(FIELD_MANAGER, None)]);

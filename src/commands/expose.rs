@@ -6,9 +6,10 @@
 //! VirtualService and DestinationRule idempotently.
 
 use crate::cli::ExposeArgs;
-use crate::cluster::discovery::{self, ServedApis};
+use crate::cluster::discovery::{self};
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
+use crate::objects::apis::ServedApis;
 use crate::steps::exposure;
 
 pub async fn run(target: &Target, args: &ExposeArgs) -> Result<()> {

@@ -3,9 +3,10 @@
 //! policy will reference, and applies the IdentityMappingPolicy idempotently.
 
 use crate::cli::MapIdentityArgs;
-use crate::cluster::discovery::{self, ServedApis};
+use crate::cluster::discovery::{self};
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
+use crate::objects::apis::ServedApis;
 use crate::steps::identity;
 
 pub async fn run(target: &Target, args: &MapIdentityArgs) -> Result<()> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use kube::api::{Api, DynamicObject};
+use kube::Api;
 use serde::Serialize;
 
 use crate::checks::evaluate::{self, KeySecret, Names, Reading, Snapshot};
@@ -22,17 +22,19 @@ use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetR
 use crate::checks::saved::{self, Entry};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
+use crate::cluster::apply::read_owned;
 use crate::cluster::datapath;
-use crate::cluster::discovery::{
-    self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING, ServedApis,
-};
+use crate::cluster::discovery::{self};
 use crate::cluster::permissions::{self, Scope};
 use crate::cluster::rollout;
 use crate::cluster::{self, Cluster, Target};
 use crate::error::{self, Error, Result};
 use crate::files::private_files::{self, Existing};
-use crate::manifests::exposure::{
-    self, CERTIFICATE, DESTINATION_RULE, GATEWAY, KMS_SERVICE, VIRTUAL_SERVICE,
+use crate::manifests::exposure::{self, KMS_SERVICE};
+use crate::objects::apis::ServedApis;
+use crate::objects::owned::{self, Where};
+use crate::objects::schemas::{
+    Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
 };
 use crate::terminal::output::{self, Format};
 use crate::terminal::progress::Progress;
@@ -430,51 +432,12 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     let client = cluster.client();
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
 
-    let get = |api: Api<DynamicObject>, name: &str| {
-        let name = name.to_owned();
-        async move {
-            let action = format!("read {name}");
-            cluster.call(&action, api.get_opt(&name)).await
-        }
+    let at = Where {
+        policy: Some(&names.policy),
+        apikey_secret: Some(&names.secret),
+        ..Where::namespaces(kms_ns, istio_ns)
     };
     let cert_api = served.cert_manager();
-    let istio = served.istio_networking();
-    let certificate = async {
-        let Some(api) = cert_api else { return Ok(None) };
-        let resource =
-            discovery::api_resource(api.group(), api.version(), "Certificate", "certificates");
-        get(
-            Api::namespaced_with(client.clone(), istio_ns, &resource),
-            CERTIFICATE,
-        )
-        .await
-    };
-    let networking = |kind: &'static str, plural: &'static str, name: &'static str| {
-        let client = client.clone();
-        async move {
-            let Some(version) = istio else {
-                return Ok(None);
-            };
-            let resource = discovery::api_resource(ISTIO_NETWORKING, version, kind, plural);
-            get(Api::namespaced_with(client, kms_ns, &resource), name).await
-        }
-    };
-    let policy = async {
-        if !served.identity_policy() {
-            return Ok(None);
-        }
-        let resource = discovery::api_resource(
-            IDENTITY_POLICY_GROUP,
-            IDENTITY_POLICY_VERSION,
-            "IdentityMappingPolicy",
-            "identitymappingpolicies",
-        );
-        get(
-            Api::namespaced_with(client.clone(), istio_ns, &resource),
-            &names.policy,
-        )
-        .await
-    };
     let scope = Scope {
         kms: kms_ns,
         istio: istio_ns,
@@ -489,9 +452,9 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     // secret those pods mount or the objects name.
     let gateway_side = async {
         let (certificate, gateway, destination_rule) = tokio::try_join!(
-            certificate,
-            networking("Gateway", "gateways", GATEWAY),
-            networking("DestinationRule", "destinationrules", DESTINATION_RULE),
+            read_owned::<Certificate>(cluster, served, &at, &owned::CERTIFICATE_OBJECT),
+            read_owned::<Gateway>(cluster, served, &at, &owned::GATEWAY_OBJECT),
+            read_owned::<DestinationRule>(cluster, served, &at, &owned::DESTINATION_RULE_OBJECT),
         )?;
         let gateway_labels = gateway
             .as_ref()
@@ -504,19 +467,16 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         };
         let certificate_secret_name = certificate
             .as_ref()
-            .and_then(|cert| cert.data["spec"]["secretName"].as_str())
-            .map(str::to_owned);
+            .map(|cert| cert.spec.secret_name.clone())
+            .filter(|name| !name.is_empty());
         let gateway_credential = gateway
-            .as_ref()
-            .and_then(|gw| gw.data["spec"]["servers"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|server| server["tls"]["credentialName"].as_str().map(str::to_owned))
+            .iter()
+            .flat_map(|gw| &gw.spec.servers)
+            .filter_map(|server| server.tls.as_ref()?.credential_name.clone())
             .collect::<Vec<_>>();
         let upstream_credential = destination_rule
             .as_ref()
-            .and_then(|rule| rule.data["spec"]["trafficPolicy"]["tls"]["credentialName"].as_str())
-            .map(str::to_owned);
+            .and_then(|rule| rule.spec.tls()?.credential_name.clone());
         // The Certificate's secret, and every secret the gateway may load its
         // certificate or CA from, in one batch.
         let wanted = gateway_pods
@@ -565,11 +525,10 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
         kms_side,
         gateway_side,
-        networking("VirtualService", "virtualservices", VIRTUAL_SERVICE),
-        policy,
+        read_owned::<VirtualService>(cluster, served, &at, &owned::VIRTUAL_SERVICE_OBJECT),
+        read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
     )?;
     let pods = |pods: Vec<Pod>| pods.into_iter().map(redact::pod).collect::<Vec<_>>();
-    let object = |object: Option<DynamicObject>| object.map(redact::without_bookkeeping);
     Ok(Snapshot {
         gateway_pods: pods(gateway_pods),
         gateway_secrets: gateway_secrets
@@ -590,12 +549,12 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         token_adapter_pods: pods(token_adapter_pods),
         kms: kms.map(redact::deployment),
         kms_pods: pods(kms_pods),
-        certificate: object(certificate),
+        certificate: certificate.map(redact::without_bookkeeping),
         certificate_secret: certificate_secret.map(redact::certificates_only),
-        gateway: object(gateway),
-        virtual_service: object(virtual_service),
-        destination_rule: object(destination_rule),
-        policy: object(policy),
+        gateway: gateway.map(redact::without_bookkeeping),
+        virtual_service: virtual_service.map(redact::without_bookkeeping),
+        destination_rule: destination_rule.map(redact::without_bookkeeping),
+        policy: policy.map(redact::without_bookkeeping),
     })
 }
 

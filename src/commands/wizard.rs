@@ -10,20 +10,20 @@
 use std::io::IsTerminal;
 
 use dialoguer::{Confirm, Input, Password, Select};
-use kube::Api;
-use kube::api::DynamicObject;
-use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::checks::evaluate::Names;
 use crate::checks::{CheckId, Outcome, Report};
 use crate::cli::{ObjectNameArgs, WizardArgs};
-use crate::cluster::apply::{self, ApplyOptions, Preview, WriteOptions};
-use crate::cluster::discovery::{self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
+use crate::cluster::apply::{self, ApplyOptions, Preview, WriteOptions, read_owned};
+use crate::cluster::discovery;
 use crate::cluster::{self, Cluster, Target};
 use crate::commands::status;
 use crate::error::{Error, Result};
 use crate::files::answers::Answers;
 use crate::manifests::exposure as exposure_manifests;
+use crate::objects::apis::ServedApis;
+use crate::objects::owned::{self, Where};
+use crate::objects::schemas::{Certificate, IdentityMappingPolicy};
 use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretChange};
 use crate::steps::exposure::{self, ExposeOptions};
 use crate::steps::identity::{self, MapIdentityOptions};
@@ -448,7 +448,7 @@ fn plan_text(
     });
     lines.push(format!(
         "  3. expose: certificate {istio}/{} for {} issued by {} {}; gateway, virtualservice and destinationrule in {kms}",
-        exposure_manifests::CERTIFICATE,
+        owned::CERTIFICATE,
         answers.hosts.join(", "),
         answers.issuer_kind,
         answers.issuer
@@ -505,49 +505,31 @@ struct Existing {
 
 /// Reads the Certificate and the policy an earlier run created, if any.
 async fn existing_setup(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Existing> {
-    let get = |group: &str, version: &str, kind: &str, plural: &str, name: &str| {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(cluster.client(), &names.istio_namespace, &resource);
-        let (name, action) = (name.to_owned(), format!("read {plural} {name}"));
-        async move { cluster.call(&action, api.get_opt(&name)).await }
+    let at = Where {
+        policy: Some(&names.policy),
+        ..Where::namespaces(&names.kms_namespace, &names.istio_namespace)
     };
+    let (certificate, policy) = tokio::try_join!(
+        read_owned::<Certificate>(cluster, served, &at, &owned::CERTIFICATE_OBJECT),
+        read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
+    )?;
     let mut existing = Existing::default();
-    if let Some(api) = served.cert_manager()
-        && let Some(cert) = get(
-            api.group(),
-            api.version(),
-            "Certificate",
-            "certificates",
-            exposure_manifests::CERTIFICATE,
-        )
-        .await?
-    {
-        let spec = &cert.data["spec"];
-        let hosts: Vec<&str> = ["ipAddresses", "dnsNames"]
-            .iter()
-            .flat_map(|field| spec[field].as_array().into_iter().flatten())
-            .filter_map(|value| value.as_str())
-            .collect();
-        existing.hosts = (!hosts.is_empty()).then(|| hosts.join(", "));
-        existing.issuer = spec["issuerRef"]["name"].as_str().map(str::to_owned);
+    if let Some(cert) = certificate {
+        let spec = cert.spec;
+        let hosts: Vec<&String> = spec.ip_addresses.iter().chain(&spec.dns_names).collect();
+        existing.hosts = (!hosts.is_empty()).then(|| {
+            hosts
+                .iter()
+                .map(|host| host.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        existing.issuer = Some(spec.issuer_ref.name).filter(|name| !name.is_empty());
     }
-    if served.identity_policy()
-        && let Some(policy) = get(
-            IDENTITY_POLICY_GROUP,
-            IDENTITY_POLICY_VERSION,
-            "IdentityMappingPolicy",
-            "identitymappingpolicies",
-            &names.policy,
-        )
-        .await?
-    {
-        let spec = &policy.data["spec"];
-        existing.source_crn = spec["identityMapping"]["sourceIdentity"]
-            .as_str()
-            .map(str::to_owned);
-        existing.target_crn = spec["targetResources"][0].as_str().map(str::to_owned);
+    if let Some(policy) = policy {
+        let spec = policy.spec;
+        existing.source_crn = Some(spec.identity_mapping.source_identity).filter(|s| !s.is_empty());
+        existing.target_crn = spec.target_resources.into_iter().next();
     }
     Ok(existing)
 }

@@ -11,24 +11,22 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret, Service};
-use serde_json::json;
 
-use crate::cluster::apply::{Desired, ObjectRef};
-use crate::cluster::discovery::{CertManagerApi, ISTIO_NETWORKING};
+use crate::objects::apis::ServedApis;
+use crate::objects::owned::{self, CA_SECRET, CERTIFICATE, GATEWAY, Owned, Where};
+use crate::objects::place::{Desired, ObjectRef};
+use crate::objects::schemas::{
+    CertificateSpec, ClientTls, Destination, DestinationRuleSpec, GatewaySpec, HttpMatch,
+    HttpRoute, IssuerRef, PortSelector, Rewrite, RouteDestination, Server, ServerPort, ServerTls,
+    TrafficPolicy, UriMatch, VirtualServiceSpec,
+};
 use crate::values::certificate;
 use crate::values::host::Host;
 
-pub const CERTIFICATE: &str = "istio-ingressgateway-certs";
-pub const GATEWAY: &str = "kmsgateway";
-pub const VIRTUAL_SERVICE: &str = "kmsvservice";
-pub const DESTINATION_RULE: &str = "kms-api-tls";
 pub const KMS_SERVICE: &str = "kms-api";
-/// The Secret holding the CA that signed kms-api's certificate, in the
-/// gateway's namespace: the name Istio's gateways mount for CA files.
-pub const CA_SECRET: &str = "istio-ingressgateway-ca-certs";
 /// Where Istio's file-based gateways (the Istio 1.0 chart, `istioctl
 /// install`) mount `istio-ingressgateway-certs` and `istio-ingressgateway-ca-certs`.
 pub const CERTS_DIR: &str = "/etc/istio/ingressgateway-certs";
@@ -306,39 +304,17 @@ pub struct Places {
 }
 
 impl Places {
-    pub fn new(
-        kms_namespace: &str,
-        istio_namespace: &str,
-        cert_manager: CertManagerApi,
-        istio_version: &str,
-    ) -> Places {
-        let networking = |kind, plural, name| {
-            ObjectRef::new(
-                (ISTIO_NETWORKING, istio_version, kind, plural),
-                Some(kms_namespace),
-                name,
-            )
-        };
-        Places {
-            certificate: ObjectRef::new(
-                (
-                    cert_manager.group(),
-                    cert_manager.version(),
-                    "Certificate",
-                    "certificates",
-                ),
-                Some(istio_namespace),
-                CERTIFICATE,
-            ),
-            ca_secret: ObjectRef::new(
-                ("", "v1", "Secret", "secrets"),
-                Some(istio_namespace),
-                CA_SECRET,
-            ),
-            gateway: networking("Gateway", "gateways", GATEWAY),
-            virtual_service: networking("VirtualService", "virtualservices", VIRTUAL_SERVICE),
-            destination_rule: networking("DestinationRule", "destinationrules", DESTINATION_RULE),
-        }
+    /// Where they are in this run; `None` when the cluster serves no
+    /// cert-manager or no Istio networking API.
+    pub fn new(served: &ServedApis, at: &Where) -> Option<Places> {
+        let place = |owned: &Owned| owned.place(served, at);
+        Some(Places {
+            certificate: place(&owned::CERTIFICATE_OBJECT)?,
+            ca_secret: place(&owned::CA_SECRET_OBJECT)?,
+            gateway: place(&owned::GATEWAY_OBJECT)?,
+            virtual_service: place(&owned::VIRTUAL_SERVICE_OBJECT)?,
+            destination_rule: place(&owned::DESTINATION_RULE_OBJECT)?,
+        })
     }
 
     /// All of them, in the order they are applied.
@@ -356,10 +332,7 @@ impl Places {
 /// Everything the objects are made from.
 #[derive(Debug, Clone)]
 pub struct Exposure {
-    pub kms_namespace: String,
-    pub istio_namespace: String,
-    pub cert_manager: CertManagerApi,
-    pub istio_version: &'static str,
+    pub places: Places,
     pub issuer: String,
     pub issuer_kind: String,
     pub common_name: String,
@@ -373,39 +346,27 @@ pub struct Exposure {
 }
 
 impl Exposure {
-    pub fn places(&self) -> Places {
-        Places::new(
-            &self.kms_namespace,
-            &self.istio_namespace,
-            self.cert_manager,
-            self.istio_version,
-        )
-    }
-
     pub fn certificate(&self) -> Desired {
-        let mut ips: Vec<String> = Vec::new();
-        let mut names: Vec<String> = Vec::new();
+        let mut spec = CertificateSpec {
+            secret_name: self.tls_secret_name().to_owned(),
+            common_name: Some(self.common_name.clone()),
+            issuer_ref: IssuerRef {
+                name: self.issuer.clone(),
+                kind: Some(self.issuer_kind.clone()),
+                ..IssuerRef::default()
+            },
+            ..CertificateSpec::default()
+        };
         for host in &self.hosts {
             let (list, text) = match host {
-                Host::Ip(ip) => (&mut ips, ip.to_string()),
-                Host::Dns(name) => (&mut names, name.clone()),
+                Host::Ip(ip) => (&mut spec.ip_addresses, ip.to_string()),
+                Host::Dns(name) => (&mut spec.dns_names, name.clone()),
             };
             if !list.contains(&text) {
                 list.push(text);
             }
         }
-        let mut spec = json!({
-            "secretName": self.tls_secret_name(),
-            "commonName": self.common_name,
-            "issuerRef": {"name": self.issuer, "kind": self.issuer_kind},
-        });
-        if !ips.is_empty() {
-            spec["ipAddresses"] = json!(ips);
-        }
-        if !names.is_empty() {
-            spec["dnsNames"] = json!(names);
-        }
-        Desired::at(self.places().certificate, json!({ "spec": spec }))
+        Desired::with_spec(self.places.certificate.clone(), &spec)
     }
 
     /// The secret the Certificate fills and the gateway serves.
@@ -418,71 +379,109 @@ impl Exposure {
 
     /// The CA of kms-api's certificate, in the gateway's namespace.
     pub fn ca_secret(&self) -> Desired {
-        let pem = base64::engine::general_purpose::STANDARD.encode(&self.upstream.ca_pem);
-        Desired::at(
-            self.places().ca_secret,
-            json!({"type": "Opaque", "data": {"ca.crt": pem}}),
-        )
+        let secret = Secret {
+            type_: Some("Opaque".into()),
+            data: Some(BTreeMap::from([(
+                "ca.crt".to_owned(),
+                ByteString(self.upstream.ca_pem.clone().into_bytes()),
+            )])),
+            ..Secret::default()
+        };
+        Desired::with_fields(self.places.ca_secret.clone(), &secret)
     }
 
     pub fn gateway(&self) -> Desired {
         let tls = match &self.server_delivery {
-            Delivery::Credential(name) => json!({"mode": "SIMPLE", "credentialName": name}),
-            Delivery::Files => json!({
-                "mode": "SIMPLE",
-                "serverCertificate": format!("{CERTS_DIR}/tls.crt"),
-                "privateKey": format!("{CERTS_DIR}/tls.key"),
-            }),
+            Delivery::Credential(name) => ServerTls {
+                mode: Some("SIMPLE".into()),
+                credential_name: Some(name.clone()),
+                ..ServerTls::default()
+            },
+            Delivery::Files => ServerTls {
+                mode: Some("SIMPLE".into()),
+                server_certificate: Some(format!("{CERTS_DIR}/tls.crt")),
+                private_key: Some(format!("{CERTS_DIR}/tls.key")),
+                ..ServerTls::default()
+            },
         };
         let (label, value) = &self.gateway_selector;
-        let selector: BTreeMap<&str, &str> = [(label.as_str(), value.as_str())].into();
         // `hosts: "*"` as in the runbook: clients reach KMS by IP address as
         // well as by name, and the Host header of a request to an IP is that
         // IP (with a port when not 443), so a list would have to spell every
         // form; which hosts are served safely is decided by the certificate.
-        Desired::at(
-            self.places().gateway,
-            json!({"spec": {
-                "selector": selector,
-                "servers": [{
-                    "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
-                    "tls": tls,
-                    "hosts": ["*"],
-                }],
-            }}),
-        )
+        let spec = GatewaySpec {
+            selector: BTreeMap::from([(label.clone(), value.clone())]),
+            servers: vec![Server {
+                port: ServerPort {
+                    number: Some(443),
+                    name: Some("https".into()),
+                    protocol: Some("HTTPS".into()),
+                    ..ServerPort::default()
+                },
+                tls: Some(tls),
+                hosts: vec!["*".into()],
+                ..Server::default()
+            }],
+            ..GatewaySpec::default()
+        };
+        Desired::with_spec(self.places.gateway.clone(), &spec)
     }
 
     pub fn virtual_service(&self) -> Desired {
-        Desired::at(
-            self.places().virtual_service,
-            json!({"spec": {
-                "hosts": ["*"],
-                "gateways": [GATEWAY],
-                "http": [{
-                    "match": [{"uri": {"prefix": self.path_prefix}}],
-                    "rewrite": {"uri": self.rewrite},
-                    "route": [{"destination": {"host": KMS_SERVICE, "port": {"number": self.port}}}],
+        let spec = VirtualServiceSpec {
+            hosts: vec!["*".into()],
+            gateways: vec![GATEWAY.into()],
+            http: vec![HttpRoute {
+                matches: vec![HttpMatch {
+                    uri: Some(UriMatch {
+                        prefix: Some(self.path_prefix.clone()),
+                        ..UriMatch::default()
+                    }),
+                    ..HttpMatch::default()
                 }],
-            }}),
-        )
+                rewrite: Some(Rewrite {
+                    uri: Some(self.rewrite.clone()),
+                    ..Rewrite::default()
+                }),
+                route: vec![RouteDestination {
+                    destination: Destination {
+                        host: Some(KMS_SERVICE.into()),
+                        port: Some(PortSelector {
+                            number: u32::try_from(self.port).ok(),
+                            ..PortSelector::default()
+                        }),
+                        ..Destination::default()
+                    },
+                    ..RouteDestination::default()
+                }],
+                ..HttpRoute::default()
+            }],
+            ..VirtualServiceSpec::default()
+        };
+        Desired::with_spec(self.places.virtual_service.clone(), &spec)
     }
 
     pub fn destination_rule(&self) -> Desired {
         let trust = &self.upstream;
-        let mut tls = json!({
-            "mode": "SIMPLE",
-            "sni": trust.name,
-            "subjectAltNames": [trust.name],
-        });
+        let mut tls = ClientTls {
+            mode: Some("SIMPLE".into()),
+            sni: Some(trust.name.clone()),
+            subject_alt_names: vec![trust.name.clone()],
+            ..ClientTls::default()
+        };
         match &trust.delivery {
-            Delivery::Files => tls["caCertificates"] = json!(format!("{CA_CERTS_DIR}/ca.crt")),
-            Delivery::Credential(name) => tls["credentialName"] = json!(name),
+            Delivery::Files => tls.ca_certificates = Some(format!("{CA_CERTS_DIR}/ca.crt")),
+            Delivery::Credential(name) => tls.credential_name = Some(name.clone()),
         }
-        Desired::at(
-            self.places().destination_rule,
-            json!({"spec": {"host": KMS_SERVICE, "trafficPolicy": {"tls": tls}}}),
-        )
+        let spec = DestinationRuleSpec {
+            host: Some(KMS_SERVICE.into()),
+            traffic_policy: Some(TrafficPolicy {
+                tls: Some(tls),
+                ..TrafficPolicy::default()
+            }),
+            ..DestinationRuleSpec::default()
+        };
+        Desired::with_spec(self.places.destination_rule.clone(), &spec)
     }
 
     /// All of them, in the order they are applied.
@@ -501,14 +500,13 @@ impl Exposure {
 mod tests {
     use super::*;
     use crate::values::host::parse_host;
-    use serde_json::Value;
+    use serde_json::{Value, json};
+
+    const AT: Where = Where::namespaces("kube-system", "istio-system");
 
     fn exposure(hosts: &[&str]) -> Exposure {
         Exposure {
-            kms_namespace: "kube-system".into(),
-            istio_namespace: "istio-system".into(),
-            cert_manager: CertManagerApi::Current,
-            istio_version: "v1",
+            places: Places::new(&ServedApis::preferred(), &AT).unwrap(),
             issuer: "icp-ca-issuer".into(),
             issuer_kind: "ClusterIssuer".into(),
             common_name: "istio-service".into(),
@@ -543,7 +541,13 @@ mod tests {
     #[test]
     fn legacy_cert_manager_uses_its_group() {
         let mut e = exposure(&["10.0.0.1"]);
-        e.cert_manager = CertManagerApi::Legacy;
+        let legacy = ServedApis::from_triples([
+            ("certmanager.k8s.io", "v1alpha1", "certificates"),
+            ("networking.istio.io", "v1alpha3", "gateways"),
+            ("networking.istio.io", "v1alpha3", "virtualservices"),
+            ("networking.istio.io", "v1alpha3", "destinationrules"),
+        ]);
+        e.places = Places::new(&legacy, &AT).unwrap();
         assert_eq!(
             e.certificate().object["apiVersion"],
             "certmanager.k8s.io/v1alpha1"
@@ -553,7 +557,13 @@ mod tests {
     #[test]
     fn route_uses_the_given_port_and_version() {
         let mut e = exposure(&["10.0.0.1"]);
-        e.istio_version = "v1alpha3";
+        let older_istio = ServedApis::from_triples([
+            ("cert-manager.io", "v1", "certificates"),
+            ("networking.istio.io", "v1alpha3", "gateways"),
+            ("networking.istio.io", "v1alpha3", "virtualservices"),
+            ("networking.istio.io", "v1alpha3", "destinationrules"),
+        ]);
+        e.places = Places::new(&older_istio, &AT).unwrap();
         let vs = e.virtual_service();
         assert_eq!(vs.object["apiVersion"], "networking.istio.io/v1alpha3");
         let route = &vs.object["spec"]["http"][0];

@@ -18,12 +18,13 @@ use kube::api::DynamicObject;
 
 use crate::cluster::apply::{self, ApplyOptions, Live, Planned, WriteOptions};
 use crate::cluster::datapath;
-use crate::cluster::discovery::{self, CertManagerApi, ServedApis};
 use crate::cluster::permissions::{self, Command, Permission, Scope};
 use crate::cluster::rollout;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places};
+use crate::objects::apis::{self, CertManagerApi, ServedApis};
+use crate::objects::owned::Where;
 use crate::values::defaults;
 use crate::values::host::Host;
 
@@ -52,6 +53,8 @@ pub struct ExposeOptions {
 pub struct Found {
     cert_manager: Option<CertManagerApi>,
     istio_version: Option<&'static str>,
+    /// Where the objects are; `None` without cert-manager's or Istio's API.
+    places: Option<Places>,
     service: Option<Service>,
     gateway_pods: Vec<Pod>,
     issuer_exists: bool,
@@ -87,9 +90,7 @@ pub async fn fetch(
         target.istio_namespace.as_str(),
     );
     let needs = permissions::for_writes(&needs(target, cert_manager, options), write);
-    let places = cert_manager
-        .zip(istio_version)
-        .map(|(api, version)| Places::new(kms_ns, istio_ns, api, version));
+    let places = Places::new(served, &Where::namespaces(kms_ns, istio_ns));
 
     // kms-api's side: the Service, the pods it selects, the certificate
     // they serve. The runbook's KMS Deployment usually runs those pods, so
@@ -158,6 +159,7 @@ pub async fn fetch(
     Ok(Found {
         cert_manager,
         istio_version,
+        places,
         service,
         gateway_pods,
         issuer_exists: issuer.is_some(),
@@ -176,8 +178,7 @@ async fn issuer(
     options: &ExposeOptions,
 ) -> Result<Option<DynamicObject>> {
     let (plural, namespace) = issuer_place(&options.issuer_kind, istio_namespace);
-    let resource =
-        discovery::api_resource(api.group(), api.version(), &options.issuer_kind, plural);
+    let resource = apis::api_resource(api.group(), api.version(), &options.issuer_kind, plural);
     let issuers: Api<DynamicObject> = match namespace {
         Some(namespace) => Api::namespaced_with(cluster.client(), namespace, &resource),
         None => Api::all_with(cluster.client(), &resource),
@@ -305,16 +306,11 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
         None
     };
     Error::unmet(unmet)?;
-    let (Some(cert_manager), Some(istio_version), Some(port), Some(upstream)) =
-        (found.cert_manager, found.istio_version, port, upstream)
-    else {
+    let (Some(places), Some(port), Some(upstream)) = (found.places.clone(), port, upstream) else {
         unreachable!("every missing part was reported as unmet");
     };
     let objects = Exposure {
-        kms_namespace: kms_namespace.clone(),
-        istio_namespace: istio_namespace.clone(),
-        cert_manager,
-        istio_version,
+        places,
         issuer: options.issuer.clone(),
         issuer_kind: options.issuer_kind.clone(),
         common_name: options.common_name.clone(),

@@ -8,12 +8,14 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::cluster::apply::{self, ApplyOptions, Live, ObjectRef, Planned, WriteOptions};
-use crate::cluster::discovery::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
+use crate::cluster::apply::{self, ApplyOptions, Live, Planned, WriteOptions};
 use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
-use crate::manifests::identity::{self, IdentityMapping};
+use crate::manifests::identity::IdentityMapping;
+use crate::objects::apis::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
+use crate::objects::owned::{self, Where};
+use crate::objects::place::ObjectRef;
 use crate::values::crn::Crn;
 
 /// What `map-identity` is asked to set up.
@@ -34,7 +36,8 @@ pub struct MapIdentityOptions {
 /// What the cluster holds that the policy depends on.
 #[derive(Debug, Clone)]
 pub struct Found {
-    serves_policy: bool,
+    /// Where the policy is; `None` when the cluster does not serve its API.
+    place: Option<ObjectRef>,
     apikey_secret: Option<Secret>,
     live: Live,
 }
@@ -61,12 +64,15 @@ pub async fn fetch(
         &permissions::for_map_identity(&Scope::of(target, None), options.apply.strategy),
         write,
     );
-    let serves_policy = served.identity_policy();
+    let at = Where {
+        policy: Some(&options.name),
+        ..Where::namespaces(&target.kms_namespace, namespace)
+    };
+    let place = owned::POLICY.place(served, &at);
     let live = async {
-        if serves_policy {
-            apply::read_live(cluster, [place(target, options)]).await
-        } else {
-            Ok(Live::default())
+        match &place {
+            Some(place) => apply::read_live(cluster, [place.clone()]).await,
+            None => Ok(Live::default()),
         }
     };
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
@@ -76,21 +82,17 @@ pub async fn fetch(
     let (live, apikey_secret) =
         permissions::reads_allowed(cluster, Command::MapIdentity, &needs, reads).await?;
     Ok(Found {
-        serves_policy,
+        place,
         apikey_secret,
         live,
     })
-}
-
-fn place(target: &Target, options: &MapIdentityOptions) -> ObjectRef {
-    identity::place(&target.istio_namespace, &options.name)
 }
 
 /// The policy as it should be, or what stops it.
 pub fn plan(found: &Found, target: &Target, options: &MapIdentityOptions) -> Result<Plan> {
     let namespace = &target.istio_namespace;
     let mut unmet = Vec::new();
-    if !found.serves_policy {
+    if found.place.is_none() {
         unmet.push(Error::Missing {
             kind: "API",
             namespace: "cluster".into(),
@@ -129,9 +131,11 @@ pub fn plan(found: &Found, target: &Target, options: &MapIdentityOptions) -> Res
         )),
     };
     Error::unmet(unmet)?;
+    let Some(place) = found.place.clone() else {
+        unreachable!("an unserved policy API was reported as unmet");
+    };
     let policy = IdentityMapping {
-        namespace,
-        name: &options.name,
+        place,
         source: &options.source,
         targets: &options.targets,
         secret: &options.secret,

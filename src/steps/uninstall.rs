@@ -25,10 +25,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Preconditions};
 use kube::core::ApiResource;
 use serde_json::Value;
 
-use crate::cluster::apply::{DryRun, WriteOptions};
-use crate::cluster::discovery::{
-    self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING,
-};
+use crate::cluster::apply::{self, DryRun, WriteOptions};
 use crate::cluster::permissions::{self, Permission, Scope};
 use crate::cluster::pod_template;
 use crate::cluster::rollout::FIELD_MANAGER;
@@ -36,9 +33,10 @@ use crate::cluster::unless_changed::{self, Written};
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::files::backup;
-use crate::manifests::exposure::{
-    CA_SECRET, CERTIFICATE, DESTINATION_RULE, GATEWAY, VIRTUAL_SERVICE,
-};
+use crate::objects::apis::ServedApis;
+use crate::objects::owned::{self, Owned, Removal, Request, Where};
+use crate::objects::place::ObjectRef;
+use crate::objects::schemas::Certificate;
 use crate::steps::injection;
 use crate::terminal::output;
 use crate::values::sidecar;
@@ -49,21 +47,9 @@ pub struct Found {
     pub resource: ApiResource,
     pub namespace: String,
     pub name: String,
-    /// Why the setup has it: which step made it.
-    pub role: Role,
+    /// Its row of the table of owned objects, which says when it may go.
+    pub owned: Owned,
     pub object: Option<DynamicObject>,
-}
-
-/// What made an object, which decides when it may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Written by `expose` or `map-identity`: deleted when only the plugin
-    /// owns it.
-    Created,
-    /// The secret cert-manager issued: deleted with --delete-certificate-secret.
-    IssuedSecret,
-    /// The API key Secret: deleted with --delete-apikey.
-    ApiKey,
 }
 
 impl Found {
@@ -155,20 +141,14 @@ fn fate(found: &Found, options: &UninstallOptions) -> Fate {
     let Some(object) = &found.object else {
         return Fate::Absent;
     };
-    match found.role {
-        Role::IssuedSecret if options.delete_certificate_secret => Fate::Delete {
-            because: "--delete-certificate-secret".into(),
+    match found.owned.removal {
+        Removal::OnRequest(request) if options.deletes(request) => Fate::Delete {
+            because: request.flag().into(),
         },
-        Role::IssuedSecret => Fate::Keep {
-            because: "cert-manager issued it; --delete-certificate-secret deletes it".into(),
+        Removal::OnRequest(request) => Fate::Keep {
+            because: format!("{}; {} deletes it", request.kept_because(), request.flag()),
         },
-        Role::ApiKey if options.delete_apikey => Fate::Delete {
-            because: "--delete-apikey".into(),
-        },
-        Role::ApiKey => Fate::Keep {
-            because: "other workloads may use the key; --delete-apikey deletes it".into(),
-        },
-        Role::Created => {
+        Removal::WhenOnlyThePluginOwnsIt => {
             let others = other_managers(object);
             let plugin_owns = object
                 .metadata
@@ -212,15 +192,26 @@ pub struct UninstallOptions {
     pub write: WriteOptions,
 }
 
+impl UninstallOptions {
+    /// Whether the flag of `request` was given.
+    pub fn deletes(&self, request: Request) -> bool {
+        match request {
+            Request::IssuedSecret => self.delete_certificate_secret,
+            Request::ApiKey => self.delete_apikey,
+        }
+    }
+}
+
 /// The whole command over a connection and the APIs it serves, which the
 /// wizard passes on from its own run.
 pub async fn uninstall(
     cluster: &Cluster,
-    served: &discovery::ServedApis,
+    served: &ServedApis,
     target: &Target,
     options: &UninstallOptions,
 ) -> Result<()> {
-    let targets = targets(served, target, options);
+    let at = place_of_run(target, options);
+    let targets = targets(served, &at);
     let backup_dir = options
         .backup_dir
         .clone()
@@ -235,7 +226,7 @@ pub async fn uninstall(
         fetch(cluster, targets),
         cluster.call(&read_deployment, deployments.get_opt(&options.deployment)),
     )?;
-    let found = with_issued_secret(cluster, found).await?;
+    let found = with_issued_secret(cluster, served, &at, found).await?;
     let sidecar = match &deployment {
         None => SidecarFate::NoDeployment,
         Some(deployment) => sidecar_fate(cluster, deployment, &backup_dir).await?,
@@ -268,68 +259,24 @@ pub async fn uninstall(
     apply(cluster, &plan, deployment, options).await
 }
 
-/// The objects `expose` and `map-identity` write, and the two secrets that
-/// are deleted on request, at the API versions the cluster serves.
-fn targets(
-    served: &discovery::ServedApis,
-    target: &Target,
-    options: &UninstallOptions,
-) -> Vec<(ApiResource, String, String, Role)> {
-    let kms = &target.kms_namespace;
-    let istio = &target.istio_namespace;
-    let mut targets = Vec::new();
-    if served.identity_policy() {
-        targets.push((
-            discovery::api_resource(
-                IDENTITY_POLICY_GROUP,
-                IDENTITY_POLICY_VERSION,
-                "IdentityMappingPolicy",
-                "identitymappingpolicies",
-            ),
-            istio.clone(),
-            options.policy.clone(),
-            Role::Created,
-        ));
-    }
-    if let Some(version) = served.istio_networking() {
-        for (kind, plural, name) in [
-            ("DestinationRule", "destinationrules", DESTINATION_RULE),
-            ("VirtualService", "virtualservices", VIRTUAL_SERVICE),
-            ("Gateway", "gateways", GATEWAY),
-        ] {
-            targets.push((
-                discovery::api_resource(ISTIO_NETWORKING, version, kind, plural),
-                kms.clone(),
-                name.to_owned(),
-                Role::Created,
-            ));
-        }
-    }
-    if let Some(api) = served.cert_manager() {
-        targets.push((
-            discovery::api_resource(api.group(), api.version(), "Certificate", "certificates"),
-            istio.clone(),
-            CERTIFICATE.to_owned(),
-            Role::Created,
-        ));
-    }
-    targets.push((
-        secret_resource(),
-        istio.clone(),
-        CA_SECRET.to_owned(),
-        Role::Created,
-    ));
-    targets.push((
-        secret_resource(),
-        istio.clone(),
-        options.secret.clone(),
-        Role::ApiKey,
-    ));
-    targets
+/// Every object of the table the plugin may have written whose name is
+/// known before reading (the issued secret's is not), at the API versions
+/// the cluster serves, in the order they go.
+fn targets(served: &ServedApis, at: &Where) -> Vec<(ObjectRef, Owned)> {
+    owned::ALL
+        .iter()
+        .filter_map(|owned| Some((owned.place(served, at)?, *owned)))
+        .collect()
 }
 
-fn secret_resource() -> ApiResource {
-    discovery::api_resource("", "v1", "Secret", "secrets")
+/// The run's namespaces and the names of the policy and the key Secret.
+fn place_of_run<'a>(target: &'a Target, options: &'a UninstallOptions) -> Where<'a> {
+    Where {
+        kms_namespace: &target.kms_namespace,
+        istio_namespace: &target.istio_namespace,
+        policy: Some(&options.policy),
+        apikey_secret: Some(&options.secret),
+    }
 }
 
 fn api(cluster: &Cluster, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
@@ -337,62 +284,55 @@ fn api(cluster: &Cluster, resource: &ApiResource, namespace: &str) -> Api<Dynami
 }
 
 /// Reads every target at once.
-async fn fetch(
-    cluster: &Cluster,
-    targets: Vec<(ApiResource, String, String, Role)>,
-) -> Result<Vec<Found>> {
-    let reads = targets
-        .into_iter()
-        .map(|(resource, namespace, name, role)| async move {
-            let object = cluster
-                .call(
-                    &format!("read {} {namespace}/{name}", resource.kind.to_lowercase()),
-                    api(cluster, &resource, &namespace).get_opt(&name),
-                )
-                .await?;
-            Ok(Found {
-                resource,
-                namespace,
-                name,
-                role,
-                object,
-            })
-        });
+async fn fetch(cluster: &Cluster, targets: Vec<(ObjectRef, Owned)>) -> Result<Vec<Found>> {
+    let reads = targets.into_iter().map(|(place, owned)| async move {
+        let object = apply::read(cluster, &place).await?;
+        Ok(Found {
+            resource: place.resource,
+            namespace: place.namespace.unwrap_or_default(),
+            name: place.name,
+            owned,
+            object,
+        })
+    });
     futures::future::try_join_all(reads).await
 }
 
 /// Adds the secret the Certificate names (`spec.secretName`), read after
 /// the Certificate since its name comes from there; placed right after it.
-async fn with_issued_secret(cluster: &Cluster, mut found: Vec<Found>) -> Result<Vec<Found>> {
+async fn with_issued_secret(
+    cluster: &Cluster,
+    served: &ServedApis,
+    at: &Where<'_>,
+    mut found: Vec<Found>,
+) -> Result<Vec<Found>> {
     let Some(position) = found
         .iter()
-        .position(|f| f.resource.kind == "Certificate" && f.object.is_some())
+        .position(|f| f.owned == owned::CERTIFICATE_OBJECT && f.object.is_some())
     else {
         return Ok(found);
     };
     let certificate = &found[position];
     let Some(name) = certificate
         .object
-        .as_ref()
-        .and_then(|object| object.data["spec"]["secretName"].as_str())
-        .map(str::to_owned)
+        .clone()
+        .and_then(|object| object.try_parse::<Certificate>().ok())
+        .map(|certificate| certificate.spec.secret_name)
+        .filter(|name| !name.is_empty())
     else {
         return Ok(found);
     };
-    let namespace = certificate.namespace.clone();
-    let object = cluster
-        .call(
-            &format!("read secret {namespace}/{name}"),
-            api(cluster, &secret_resource(), &namespace).get_opt(&name),
-        )
-        .await?;
+    let Some(place) = owned::ISSUED_SECRET.place_named(served, at, &name) else {
+        return Ok(found);
+    };
+    let object = apply::read(cluster, &place).await?;
     found.insert(
         position + 1,
         Found {
-            resource: secret_resource(),
-            namespace,
-            name,
-            role: Role::IssuedSecret,
+            resource: place.resource,
+            namespace: place.namespace.unwrap_or_default(),
+            name: place.name,
+            owned: owned::ISSUED_SECRET,
             object,
         },
     );
@@ -485,7 +425,7 @@ pub fn earlier_template(
 /// (`permissions::for_uninstall`, which `rbac --for uninstall` grants), the
 /// reads of every object found, the deletes of those it deletes, and the
 /// Deployment's update, watch and pods only when its template is restored.
-fn needs(plan: &Plan, target: &Target, served: &discovery::ServedApis) -> Vec<Permission> {
+fn needs(plan: &Plan, target: &Target, served: &ServedApis) -> Vec<Permission> {
     let scope = Scope::of(target, served.cert_manager());
     let restores = matches!(plan.sidecar, SidecarFate::Restore { .. });
     permissions::for_uninstall(&scope)
@@ -744,8 +684,8 @@ mod tests {
         }
     }
 
-    fn found(role: Role, managers: Option<Vec<ManagedFieldsEntry>>) -> Found {
-        let resource = discovery::api_resource(ISTIO_NETWORKING, "v1", "Gateway", "gateways");
+    fn found(owned: Owned, managers: Option<Vec<ManagedFieldsEntry>>) -> Found {
+        let resource = owned.resource(&ServedApis::preferred()).unwrap();
         let object = managers.map(|entries| {
             let mut object = DynamicObject::new("kmsgateway", &resource);
             object.metadata.managed_fields = Some(entries);
@@ -755,7 +695,7 @@ mod tests {
             resource,
             namespace: "kube-system".into(),
             name: "kmsgateway".into(),
-            role,
+            owned,
             object,
         }
     }
@@ -764,15 +704,18 @@ mod tests {
     fn only_what_the_plugin_alone_owns_is_deleted() {
         let options = options();
         let cases = [
-            (found(Role::Created, None), "absent"),
+            (found(owned::GATEWAY_OBJECT, None), "absent"),
             (
-                found(Role::Created, Some(vec![entry(FIELD_MANAGER, None)])),
+                found(
+                    owned::GATEWAY_OBJECT,
+                    Some(vec![entry(FIELD_MANAGER, None)]),
+                ),
                 "delete",
             ),
             (
                 // A controller writing status does not own the object.
                 found(
-                    Role::Created,
+                    owned::GATEWAY_OBJECT,
                     Some(vec![
                         entry(FIELD_MANAGER, None),
                         entry("cert-manager-certificates", Some("status")),
@@ -782,7 +725,7 @@ mod tests {
             ),
             (
                 found(
-                    Role::Created,
+                    owned::GATEWAY_OBJECT,
                     Some(vec![
                         entry(FIELD_MANAGER, None),
                         entry("kubectl-edit", None),
@@ -792,17 +735,23 @@ mod tests {
             ),
             (
                 found(
-                    Role::Created,
+                    owned::GATEWAY_OBJECT,
                     Some(vec![entry("kubectl-client-side-apply", None)]),
                 ),
                 "keep: kubectl-kms-sts did not create it",
             ),
             (
-                found(Role::ApiKey, Some(vec![entry(FIELD_MANAGER, None)])),
+                found(
+                    owned::API_KEY_SECRET,
+                    Some(vec![entry(FIELD_MANAGER, None)]),
+                ),
                 "keep: other workloads may use the key; --delete-apikey deletes it",
             ),
             (
-                found(Role::IssuedSecret, Some(vec![entry("cert-manager", None)])),
+                found(
+                    owned::ISSUED_SECRET,
+                    Some(vec![entry("cert-manager", None)]),
+                ),
                 "keep: cert-manager issued it; --delete-certificate-secret deletes it",
             ),
         ];
@@ -817,8 +766,8 @@ mod tests {
         let mut asked = options;
         asked.delete_apikey = true;
         asked.delete_certificate_secret = true;
-        for role in [Role::ApiKey, Role::IssuedSecret] {
-            let found = found(role, Some(vec![entry("someone", None)]));
+        for owned in [owned::API_KEY_SECRET, owned::ISSUED_SECRET] {
+            let found = found(owned, Some(vec![entry("someone", None)]));
             assert!(matches!(fate(&found, &asked), Fate::Delete { .. }));
         }
     }

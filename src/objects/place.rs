@@ -1,0 +1,102 @@
+//! Where an object lives (`ObjectRef`: its resource, namespace and name)
+//! and how the plugin wants it to look (`Desired`). A step's fetch reads
+//! its objects by place before it knows their contents; its plan compares
+//! each `Desired` with what was read.
+
+use kube::core::{ApiResource, GroupVersionKind};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where an object lives: its resource, namespace and name. A step's fetch
+/// reads its objects by these before it knows their contents.
+#[derive(Debug, Clone)]
+pub struct ObjectRef {
+    pub resource: ApiResource,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// The object `name` of `group/version` `kind` (`plural` in URLs).
+    pub fn new(
+        (group, version, kind, plural): (&str, &str, &str, &str),
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ObjectRef {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        ObjectRef {
+            resource: ApiResource::from_gvk_with_plural(&gvk, plural),
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+
+    /// `kind.group/name`, as kubectl names objects in its output.
+    pub fn display_name(&self) -> String {
+        let kind = self.resource.kind.to_lowercase();
+        if self.resource.group.is_empty() {
+            format!("{kind}/{}", self.name)
+        } else {
+            format!("{kind}.{}/{}", self.resource.group, self.name)
+        }
+    }
+
+    /// Two references to the same object have the same key.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.resource.api_version,
+            self.resource.plural,
+            self.namespace.as_deref().unwrap_or_default(),
+            self.name
+        )
+    }
+}
+
+/// One object the plugin wants to exist, as it should look.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub place: ObjectRef,
+    pub object: Value,
+}
+
+impl Desired {
+    /// The object at `place`, with the fields of `body`.
+    pub fn at(place: ObjectRef, body: Value) -> Desired {
+        let mut object = serde_json::json!({
+            "apiVersion": place.resource.api_version,
+            "kind": place.resource.kind,
+            "metadata": {"name": place.name},
+        });
+        if let Some(namespace) = &place.namespace {
+            object["metadata"]["namespace"] = Value::from(namespace.as_str());
+        }
+        if let (Value::Object(target), Value::Object(fields)) = (&mut object, body) {
+            target.extend(fields);
+        }
+        Desired { place, object }
+    }
+
+    /// The object at `place` whose spec is `spec`.
+    pub fn with_spec(place: ObjectRef, spec: &impl Serialize) -> Desired {
+        let spec = serde_json::to_value(spec).expect("specs serialise to JSON");
+        Desired::at(place, serde_json::json!({ "spec": spec }))
+    }
+
+    /// The object at `place` with the fields `object` sets (its metadata,
+    /// kind and API version aside: those are the place's).
+    pub fn with_fields(place: ObjectRef, object: &impl Serialize) -> Desired {
+        let mut fields = serde_json::to_value(object).expect("objects serialise to JSON");
+        if let Some(fields) = fields.as_object_mut() {
+            for bookkeeping in ["apiVersion", "kind", "metadata"] {
+                fields.remove(bookkeeping);
+            }
+        }
+        Desired::at(place, fields)
+    }
+
+    /// `kind.group/name`, as kubectl names objects in its output.
+    pub fn display_name(&self) -> String {
+        self.place.display_name()
+    }
+}
