@@ -8,6 +8,7 @@
 use kube::discovery::Discovery;
 
 use crate::cluster::Cluster;
+use crate::cluster::run::Run;
 use crate::error::Result;
 use crate::objects::apis::{IDENTITY_POLICY_GROUP, ISTIO_NETWORKING, ServedApis};
 
@@ -57,15 +58,15 @@ pub async fn discover(cluster: &Cluster) -> Result<ServedApis> {
 /// its own; when the cluster serves other versions, `fetch` runs again with
 /// those. Returns what is served and what `fetch` read with it.
 pub async fn fetch_while_discovering<T>(
-    cluster: &Cluster,
-    fetch: impl AsyncFn(&ServedApis) -> Result<T>,
+    run: Run<'_>,
+    fetch: impl AsyncFn(Run<'_>) -> Result<T>,
 ) -> Result<(ServedApis, T)> {
     let preferred = ServedApis::preferred();
-    let (served, guessed) = tokio::join!(discover(cluster), fetch(&preferred));
+    let (served, guessed) = tokio::join!(discover(run.cluster), fetch(run.serving(&preferred)));
     let served = served?;
     if served.choices() == preferred.choices() {
         return Ok((served, guessed?));
     }
-    let fetched = fetch(&served).await?;
+    let fetched = fetch(run.serving(&served)).await?;
     Ok((served, fetched))
 }

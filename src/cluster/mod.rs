@@ -17,6 +17,7 @@ pub mod one_connection;
 pub mod permissions;
 pub mod pod_template;
 pub mod rollout;
+pub mod run;
 pub mod transport;
 pub mod unless_changed;
 

@@ -6,20 +6,18 @@
 //! VirtualService and DestinationRule idempotently.
 
 use crate::cli::ExposeArgs;
-use crate::cluster::discovery::{self};
+use crate::cluster::discovery;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
-use crate::objects::apis::ServedApis;
 use crate::steps::exposure;
 
 pub async fn run(target: &Target, args: &ExposeArgs) -> Result<()> {
     let options = args.options();
-    let write = args.write.options();
     let cluster = Cluster::connect(target).await?;
-    let fetch = async |served: &ServedApis| {
-        exposure::fetch(&cluster, served, target, &options, write).await
-    };
-    let (_, found) = discovery::fetch_while_discovering(&cluster, fetch).await?;
+    let run = Run::without_discovery(&cluster, target, args.write.options());
+    let fetch = async |run: Run<'_>| exposure::fetch(run, &options).await;
+    let (served, found) = discovery::fetch_while_discovering(run, fetch).await?;
     let planned = exposure::plan(&found, target, &options)?;
-    exposure::apply(&cluster, &planned, &options, write).await
+    exposure::apply(run.serving(&served), &planned, &options).await
 }

@@ -2,19 +2,20 @@
 //! `steps::injection`; `--undo` takes the sidecar out again from the backup.
 
 use crate::cli::InjectArgs;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
 use crate::steps::injection;
 
 pub async fn run(target: &Target, args: &InjectArgs) -> Result<()> {
     let options = args.options();
-    let write = args.write.options();
     let cluster = Cluster::connect(target).await?;
+    let run = Run::without_discovery(&cluster, target, args.write.options());
     if args.undo {
-        let deployment = injection::fetch_for_undo(&cluster, target, &options, write).await?;
-        return injection::undo(&cluster, target, &options, write, deployment).await;
+        let deployment = injection::fetch_for_undo(run, &options).await?;
+        return injection::undo(run, &options, deployment).await;
     }
-    let found = injection::fetch(&cluster, target, &options, write).await?;
+    let found = injection::fetch(run, &options).await?;
     let plan = injection::plan(found, target, &options)?;
-    injection::apply(&cluster, target, &options, write, plan).await
+    injection::apply(run, &options, plan).await
 }

@@ -3,23 +3,21 @@
 //! policy will reference, and applies the IdentityMappingPolicy idempotently.
 
 use crate::cli::MapIdentityArgs;
-use crate::cluster::discovery::{self};
+use crate::cluster::discovery;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
-use crate::objects::apis::ServedApis;
 use crate::steps::identity;
 
 pub async fn run(target: &Target, args: &MapIdentityArgs) -> Result<()> {
     let options = args.options()?;
-    let write = args.write.options();
     let cluster = Cluster::connect(target).await?;
-    let fetch = async |served: &ServedApis| {
-        identity::fetch(&cluster, served, target, &options, write).await
-    };
-    let (_, found) = discovery::fetch_while_discovering(&cluster, fetch).await?;
+    let run = Run::without_discovery(&cluster, target, args.write.options());
+    let fetch = async |run: Run<'_>| identity::fetch(run, &options).await;
+    let (served, found) = discovery::fetch_while_discovering(run, fetch).await?;
     let plan = identity::plan(&found, target, &options)?;
     if let Some(warning) = &plan.warning {
         eprintln!("warning: {warning}");
     }
-    identity::apply(&cluster, &plan, &options, write).await
+    identity::apply(run.serving(&served), &plan, &options).await
 }

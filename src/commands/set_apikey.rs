@@ -2,6 +2,7 @@
 //! The key is read (never from the command line) before anything is sent.
 
 use crate::cli::SetApikeyArgs;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
 use crate::steps::apikey as step;
@@ -10,9 +11,9 @@ use crate::values::apikey;
 pub async fn run(target: &Target, args: &SetApikeyArgs) -> Result<()> {
     let key = apikey::read(&args.key_source())?;
     let options = args.options();
-    let write = args.write.options();
     let cluster = Cluster::connect(target).await?;
-    let found = step::fetch(&cluster, target, &options, write).await?;
+    let run = Run::without_discovery(&cluster, target, args.write.options());
+    let found = step::fetch(run, &options).await?;
     let plan = step::plan(
         found,
         target,
@@ -20,5 +21,5 @@ pub async fn run(target: &Target, args: &SetApikeyArgs) -> Result<()> {
         &key,
         &step::create_flag_hint(&options),
     )?;
-    step::apply(&cluster, target, &options, write, &key, plan).await
+    step::apply(run, &options, &key, plan).await
 }

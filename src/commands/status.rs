@@ -22,11 +22,12 @@ use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetR
 use crate::checks::saved::{self, Entry};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
-use crate::cluster::apply::read_owned;
+use crate::cluster::apply::{WriteOptions, read_owned};
 use crate::cluster::datapath;
 use crate::cluster::discovery::{self};
 use crate::cluster::permissions::{self, Scope};
 use crate::cluster::rollout;
+use crate::cluster::run::Run;
 use crate::cluster::{self, Cluster, Target};
 use crate::error::{self, Error, Result};
 use crate::files::private_files::{self, Existing};
@@ -251,8 +252,9 @@ async fn read_context(
     let reading = async {
         match wait {
             None => {
-                let read = async |served: &ServedApis| read(&cluster, served, names).await;
-                Ok(discovery::fetch_while_discovering(&cluster, read).await?.1)
+                let run = Run::without_discovery(&cluster, target, WriteOptions::default());
+                let read = async |run: Run<'_>| read(run.cluster, run.served, names).await;
+                Ok(discovery::fetch_while_discovering(run, read).await?.1)
             }
             Some(limit) => {
                 let served = discovery::discover(&cluster).await?;

@@ -2,6 +2,7 @@
 
 use crate::cli::UninstallArgs;
 use crate::cluster::discovery;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
 use crate::steps::uninstall;
@@ -10,5 +11,5 @@ pub async fn run(target: &Target, args: &UninstallArgs) -> Result<()> {
     let options = args.options();
     let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
-    uninstall::uninstall(&cluster, &served, target, &options).await
+    uninstall::uninstall(Run::new(&cluster, target, &served, options.write), &options).await
 }

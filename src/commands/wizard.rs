@@ -16,6 +16,7 @@ use crate::checks::{CheckId, Outcome, Report};
 use crate::cli::{ObjectNameArgs, WizardArgs};
 use crate::cluster::apply::{self, ApplyOptions, Preview, WriteOptions, read_owned};
 use crate::cluster::discovery;
+use crate::cluster::run::Run;
 use crate::cluster::{self, Cluster, Target};
 use crate::commands::status;
 use crate::error::{Error, Result};
@@ -27,7 +28,7 @@ use crate::objects::schemas::{Certificate, IdentityMappingPolicy};
 use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretChange};
 use crate::steps::exposure::{self, ExposeOptions};
 use crate::steps::identity::{self, MapIdentityOptions};
-use crate::steps::injection;
+use crate::steps::injection::{self, InjectOptions};
 use crate::steps::uninstall::{self, UninstallOptions};
 use crate::terminal::output;
 use crate::terminal::wording;
@@ -73,6 +74,44 @@ fn check_failed(report: &Report, id: CheckId) -> bool {
 }
 
 pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
+    let (target, loaded) = start(target, args)?;
+    let cluster = Cluster::connect(&target).await?;
+    let names = status::names_in(&target, &object_names(loaded.as_ref(), args));
+    // One connection and one discovery serve the whole run.
+    let served = discovery::discover(&cluster).await?;
+    let run = Run::new(&cluster, &target, &served, WriteOptions::default());
+    let before = status::check(&cluster, &served, &names).await?;
+    eprintln!("{}", before.render_text());
+    let interactive = loaded.is_none();
+    if interactive && before.summary.failed == 0 && choose_uninstall()? {
+        return uninstall::uninstall(run, &uninstall_options(&names, args)).await;
+    }
+    let (mut answers, key) = answers_and_key(run, loaded, args, &names, &before).await?;
+    let inject_needed = check_failed(&before, CheckId::Sidecar);
+    let mut options = StepOptions::from_answers(&answers, &names, args);
+    let found = fetch_all(run, &options, key.is_some(), inject_needed).await;
+    let plans = plan_all(
+        run,
+        found,
+        (&mut options, &mut answers),
+        (key.as_ref(), &names),
+        interactive,
+    )
+    .await?;
+    if let Some(path) = &args.save_answers {
+        save_answers(&answers, cluster.context(), path)?;
+    }
+    show_plan(run, &plans, &answers, key.as_ref(), inject_needed, &names);
+    if !args.yes {
+        confirm("Apply this plan?")?;
+    }
+    apply_all(run, &options, plans, key.as_ref()).await?;
+    report_after(run, &names, args.timeout).await
+}
+
+/// Checks the run can be confirmed, and reads the answers file or lets the
+/// person choose a context; returns where the run works.
+fn start(target: &Target, args: &WizardArgs) -> Result<(Target, Option<Answers>)> {
     let interactive = args.answers.is_none();
     if interactive && !on_terminal() {
         return Err(Error::NeedsTerminal);
@@ -93,10 +132,12 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     } else {
         choose_context(&mut target)?;
     }
+    Ok((target, loaded))
+}
 
-    let cluster = Cluster::connect(&target).await?;
-    // The answers file names the objects; without one, the flags do.
-    let object_names = match &loaded {
+/// The objects' names: the answers file's, or without one the flags'.
+fn object_names(loaded: Option<&Answers>, args: &WizardArgs) -> ObjectNameArgs {
+    match loaded {
         Some(answers) => ObjectNameArgs {
             deployment: answers.deployment.clone(),
             token_adapter: answers.token_adapter.clone(),
@@ -105,195 +146,191 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
             policy: answers.policy.clone(),
         },
         None => args.names.clone(),
-    };
-    let names = status::names_in(&target, &object_names);
-    // One connection and one discovery serve the whole run.
-    let served = discovery::discover(&cluster).await?;
-    let before = status::check(&cluster, &served, &names).await?;
-    eprintln!("{}", before.render_text());
-    if interactive && before.summary.failed == 0 && choose_uninstall()? {
-        let options = UninstallOptions {
-            deployment: names.deployment.clone(),
-            policy: names.policy.clone(),
-            secret: names.secret.clone(),
-            delete_certificate_secret: false,
-            delete_apikey: false,
-            backup_dir: args.inject_tools.backup_dir.clone(),
-            timeout: args.timeout,
-            yes: false,
-            write: WriteOptions::default(),
-        };
-        return uninstall::uninstall(&cluster, &served, &target, &options).await;
     }
+}
 
-    let key_missing = check_failed(&before, CheckId::ApiKeySecret);
-    let (mut answers, key) = match loaded {
+/// Taking a complete setup back out: the secrets stay, as `uninstall`
+/// without flags leaves them.
+fn uninstall_options(names: &Names, args: &WizardArgs) -> UninstallOptions {
+    UninstallOptions {
+        deployment: names.deployment.clone(),
+        policy: names.policy.clone(),
+        secret: names.secret.clone(),
+        delete_certificate_secret: false,
+        delete_apikey: false,
+        backup_dir: args.inject_tools.backup_dir.clone(),
+        timeout: args.timeout,
+        yes: false,
+        write: WriteOptions::default(),
+    }
+}
+
+/// The answers (from the file, or asked for what is missing) and the key
+/// to store, when one is given or the cluster lacks one.
+async fn answers_and_key(
+    run: Run<'_>,
+    loaded: Option<Answers>,
+    args: &WizardArgs,
+    names: &Names,
+    before: &Report,
+) -> Result<(Answers, Option<ApiKey>)> {
+    let key_missing = check_failed(before, CheckId::ApiKeySecret);
+    match loaded {
         Some(answers) => {
             let key = match args.key_source() {
                 Some(source) => Some(apikey::read(&source)?),
                 None if key_missing => return Err(Error::NoKeySource),
                 None => None,
             };
-            (answers, key)
+            Ok((answers, key))
         }
         None => {
-            let existing = existing_setup(&cluster, &served, &names).await?;
-            ask(&target, &names, key_missing, &before, &existing)?
+            let existing = existing_setup(run.cluster, run.served, names).await?;
+            ask(run.target, names, key_missing, before, &existing)
         }
-    };
+    }
+}
 
-    let inject_needed = check_failed(&before, CheckId::Sidecar);
-    let write = WriteOptions::default();
-    let apply_options = ApplyOptions::default();
-    let mut expose_options = ExposeOptions {
-        hosts: answers
-            .hosts
-            .iter()
-            .map(|h| host::parse_host(h).expect("validated answers"))
-            .collect(),
-        issuer: answers.issuer.clone(),
-        issuer_kind: answers.issuer_kind.clone(),
-        common_name: answers.common_name.clone(),
-        tls_credential_name: None,
-        gateway_selector: exposure_manifests::parse_selector(&answers.gateway_selector)
-            .expect("validated answers"),
-        upstream_ca_secret: answers.upstream_ca_secret.clone(),
-        path_prefix: "/kms/api".into(),
-        rewrite: "/api".into(),
-        port: None,
-        apply: apply_options,
-    };
-    let map_options = MapIdentityOptions {
-        source: crn::parse(&answers.source_crn).expect("validated answers"),
-        targets: answers
-            .target_crns
-            .iter()
-            .map(|text| crn::parse_kms_target(text).expect("validated answers"))
-            .collect(),
-        name: names.policy.clone(),
-        secret: names.secret.clone(),
-        secret_key: names.secret_key.clone(),
-        strict: false,
-        apply: apply_options,
-    };
-    let key_options = ApikeyOptions {
-        secret: names.secret.clone(),
-        secret_key: names.secret_key.clone(),
-        create: false,
-        token_adapter: names.token_adapter.clone(),
-        restart: Restart::IfChanged,
-        timeout: args.timeout,
-    };
-    let inject_options = args
-        .inject_tools
-        .options(&names.deployment, args.timeout, false);
+/// Each step's options, from the answers and the names.
+struct StepOptions {
+    expose: ExposeOptions,
+    map_identity: MapIdentityOptions,
+    apikey: ApikeyOptions,
+    inject: InjectOptions,
+}
 
-    // Every step's reads go out together; each step's refusals and unmet
-    // prerequisites are gathered, so the plan names all of them at once,
-    // before the confirmation and before anything is written.
-    let (exposure_found, identity_found, key_found, injection_found) = tokio::join!(
-        exposure::fetch(&cluster, &served, &target, &expose_options, write),
-        identity::fetch(&cluster, &served, &target, &map_options, write),
+impl StepOptions {
+    fn from_answers(answers: &Answers, names: &Names, args: &WizardArgs) -> StepOptions {
+        let apply = ApplyOptions::default();
+        StepOptions {
+            expose: ExposeOptions {
+                hosts: answers
+                    .hosts
+                    .iter()
+                    .map(|h| host::parse_host(h).expect("validated answers"))
+                    .collect(),
+                issuer: answers.issuer.clone(),
+                issuer_kind: answers.issuer_kind.clone(),
+                common_name: answers.common_name.clone(),
+                tls_credential_name: None,
+                gateway_selector: exposure_manifests::parse_selector(&answers.gateway_selector)
+                    .expect("validated answers"),
+                upstream_ca_secret: answers.upstream_ca_secret.clone(),
+                path_prefix: "/kms/api".into(),
+                rewrite: "/api".into(),
+                port: None,
+                apply,
+            },
+            map_identity: MapIdentityOptions {
+                source: crn::parse(&answers.source_crn).expect("validated answers"),
+                targets: answers
+                    .target_crns
+                    .iter()
+                    .map(|text| crn::parse_kms_target(text).expect("validated answers"))
+                    .collect(),
+                name: names.policy.clone(),
+                secret: names.secret.clone(),
+                secret_key: names.secret_key.clone(),
+                strict: false,
+                apply,
+            },
+            apikey: ApikeyOptions {
+                secret: names.secret.clone(),
+                secret_key: names.secret_key.clone(),
+                create: false,
+                token_adapter: names.token_adapter.clone(),
+                restart: Restart::IfChanged,
+                timeout: args.timeout,
+            },
+            inject: args
+                .inject_tools
+                .options(&names.deployment, args.timeout, false),
+        }
+    }
+}
+
+/// What every step read, each read's own outcome kept for `plan_all`.
+struct FoundAll {
+    exposure: Result<exposure::Found>,
+    identity: Result<identity::Found>,
+    apikey: Result<Option<apikey_step::Found>>,
+    injection: Result<Option<injection::Found>>,
+}
+
+/// Every step's reads, sent together: storing the key only when there is
+/// one to store, injection only when the sidecar check failed.
+async fn fetch_all(
+    run: Run<'_>,
+    options: &StepOptions,
+    storing_key: bool,
+    inject_needed: bool,
+) -> FoundAll {
+    let (exposure, identity, apikey, injection) = tokio::join!(
+        exposure::fetch(run, &options.expose),
+        identity::fetch(run, &options.map_identity),
         async {
-            match &key {
-                Some(_) => apikey_step::fetch(&cluster, &target, &key_options, write)
-                    .await
-                    .map(Some),
-                None => Ok(None),
+            match storing_key {
+                true => apikey_step::fetch(run, &options.apikey).await.map(Some),
+                false => Ok(None),
             }
         },
         async {
-            if inject_needed {
-                injection::fetch(&cluster, &target, &inject_options, write)
-                    .await
-                    .map(Some)
-            } else {
-                Ok(None)
+            match inject_needed {
+                true => injection::fetch(run, &options.inject).await.map(Some),
+                false => Ok(None),
             }
         },
     );
-    let mut unmet = Vec::new();
-    let mut exposure_found = gathered(exposure_found, &mut unmet)?;
-    let identity_found = gathered(identity_found, &mut unmet)?;
-    let key_found = gathered(key_found, &mut unmet)?.flatten();
-    let injection_found = gathered(injection_found, &mut unmet)?.flatten();
-
-    // What the cluster cannot tell about the gateway is asked for on a
-    // terminal, and the exposure read again.
-    let exposure_plan = loop {
-        let Some(found) = &exposure_found else {
-            break None;
-        };
-        let problems = match exposure::plan(found, &target, &expose_options) {
-            Ok(planned) => break Some(planned),
-            Err(err) => err.into_problems(),
-        };
-        if !interactive {
-            unmet.extend(
-                problems
-                    .into_iter()
-                    .map(|problem| for_answers_file(problem, &target)),
-            );
-            break None;
-        }
-        let mut asked = false;
-        for problem in &problems {
-            match problem {
-                Error::NoGatewayPods {
-                    namespace,
-                    selector,
-                } => {
-                    eprintln!("no pod in {namespace} has the gateway label {selector}");
-                    let text = prompt_text(
-                        &format!("Label of the ingress gateway pods in {namespace} (LABEL=VALUE)"),
-                        None,
-                        |text| exposure_manifests::parse_selector(text).map(|_| ()),
-                    )?;
-                    expose_options.gateway_selector =
-                        exposure_manifests::parse_selector(&text).expect("validated as typed");
-                    answers.gateway_selector = text;
-                    asked = true;
-                }
-                Error::DataPath { problem, .. } => {
-                    eprintln!("{problem}");
-                    let name = prompt_text(
-                        &format!(
-                            "Secret in {} whose ca.crt is the CA that signed kms-api's certificate",
-                            target.kms_namespace
-                        ),
-                        None,
-                        |text| {
-                            if text.is_empty() {
-                                Err("give the Secret's name".to_owned())
-                            } else {
-                                Ok(())
-                            }
-                        },
-                    )?;
-                    expose_options.upstream_ca_secret = Some(name.clone());
-                    answers.upstream_ca_secret = Some(name);
-                    asked = true;
-                }
-                _ => {}
-            }
-        }
-        if !asked {
-            unmet.extend(problems);
-            break None;
-        }
-        exposure_found =
-            Some(exposure::fetch(&cluster, &served, &target, &expose_options, write).await?);
-    };
-    if let Some(path) = &args.save_answers {
-        let mut saved = answers.clone();
-        saved.context = Some(cluster.context().to_owned());
-        saved.save(path)?;
-        eprintln!("answers saved to {}", path.display());
+    FoundAll {
+        exposure,
+        identity,
+        apikey,
+        injection,
     }
+}
+
+/// Every step's plan.
+struct Plans {
+    /// The objects expose and map-identity write.
+    objects: Vec<apply::Planned>,
+    apikey: Option<apikey_step::Plan>,
+    injection: Option<injection::Plan>,
+}
+
+/// Plans every step from what was read. Each step's refusals and unmet
+/// prerequisites are gathered, so that all of them are named at once,
+/// before the confirmation and before anything is written; what the
+/// cluster cannot tell about the gateway is asked for on a terminal, and
+/// the exposure read again.
+async fn plan_all(
+    run: Run<'_>,
+    found: FoundAll,
+    (options, answers): (&mut StepOptions, &mut Answers),
+    (key, names): (Option<&ApiKey>, &Names),
+    interactive: bool,
+) -> Result<Plans> {
+    let target = run.target;
+    let mut unmet = Vec::new();
+    let exposure_found = gathered(found.exposure, &mut unmet)?;
+    let identity_found = gathered(found.identity, &mut unmet)?;
+    let key_found = gathered(found.apikey, &mut unmet)?.flatten();
+    let injection_found = gathered(found.injection, &mut unmet)?.flatten();
+    let exposure_plan = plan_exposure(
+        run,
+        exposure_found,
+        (options, answers),
+        interactive,
+        &mut unmet,
+    )
+    .await?;
     // The wizard stores the key itself, so the policy's reference to it is
     // not warned about.
-    let identity_plan = identity_found
-        .and_then(|found| planned(identity::plan(&found, &target, &map_options), &mut unmet));
+    let identity_plan = identity_found.and_then(|found| {
+        planned(
+            identity::plan(&found, target, &options.map_identity),
+            &mut unmet,
+        )
+    });
     // The wizard has no --create: say what creates a missing Secret.
     let create_hint = wording::with_flags(
         "the secret is created when STS is installed; check the Istio namespace, or create it \
@@ -301,58 +338,185 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
         "kubectl kms-sts ",
         &names.cluster_flags,
     );
-    let key_plan = match (&key, key_found) {
+    let key_plan = match (key, key_found) {
         (Some(key), Some(found)) => planned(
-            apikey_step::plan(found, &target, &key_options, key, &create_hint),
+            apikey_step::plan(found, target, &options.apikey, key, &create_hint),
             &mut unmet,
         ),
         _ => None,
     };
     let injection_plan = injection_found
-        .and_then(|found| planned(injection::plan(found, &target, &inject_options), &mut unmet));
+        .and_then(|found| planned(injection::plan(found, target, &options.inject), &mut unmet));
     // A step without a plan has put its reasons in `unmet`.
-    let (mut objects, identity_plan) = match (exposure_plan, identity_plan) {
-        (Some(objects), Some(identity_plan)) if unmet.is_empty() => (objects, identity_plan),
-        _ => return Err(Error::together(unmet)),
-    };
-    objects.push(identity_plan.policy);
+    match (exposure_plan, identity_plan) {
+        (Some(mut objects), Some(identity_plan)) if unmet.is_empty() => {
+            objects.push(identity_plan.policy);
+            Ok(Plans {
+                objects,
+                apikey: key_plan,
+                injection: injection_plan,
+            })
+        }
+        _ => Err(Error::together(unmet)),
+    }
+}
 
+/// The exposure's plan; on a terminal, asks for the gateway label or the CA
+/// secret the cluster cannot tell and reads again, until it plans or fails
+/// for another reason (added to `unmet`).
+async fn plan_exposure(
+    run: Run<'_>,
+    mut found: Option<exposure::Found>,
+    (options, answers): (&mut StepOptions, &mut Answers),
+    interactive: bool,
+    unmet: &mut Vec<Error>,
+) -> Result<Option<Vec<apply::Planned>>> {
+    loop {
+        let Some(read) = &found else {
+            return Ok(None);
+        };
+        let problems = match exposure::plan(read, run.target, &options.expose) {
+            Ok(planned) => return Ok(Some(planned)),
+            Err(err) => err.into_problems(),
+        };
+        if !interactive {
+            unmet.extend(
+                problems
+                    .into_iter()
+                    .map(|problem| for_answers_file(problem, run.target)),
+            );
+            return Ok(None);
+        }
+        if !ask_about_gateway(&problems, run.target, options, answers)? {
+            unmet.extend(problems);
+            return Ok(None);
+        }
+        found = Some(exposure::fetch(run, &options.expose).await?);
+    }
+}
+
+/// Asks for what the exposure's `problems` say the cluster cannot tell: the
+/// gateway pods' label, the Secret holding kms-api's CA. Whether anything
+/// was asked.
+fn ask_about_gateway(
+    problems: &[Error],
+    target: &Target,
+    options: &mut StepOptions,
+    answers: &mut Answers,
+) -> Result<bool> {
+    let mut asked = false;
+    for problem in problems {
+        match problem {
+            Error::NoGatewayPods {
+                namespace,
+                selector,
+            } => {
+                eprintln!("no pod in {namespace} has the gateway label {selector}");
+                let text = prompt_text(
+                    &format!("Label of the ingress gateway pods in {namespace} (LABEL=VALUE)"),
+                    None,
+                    |text| exposure_manifests::parse_selector(text).map(|_| ()),
+                )?;
+                options.expose.gateway_selector =
+                    exposure_manifests::parse_selector(&text).expect("validated as typed");
+                answers.gateway_selector = text;
+                asked = true;
+            }
+            Error::DataPath { problem, .. } => {
+                eprintln!("{problem}");
+                let name = prompt_text(
+                    &format!(
+                        "Secret in {} whose ca.crt is the CA that signed kms-api's certificate",
+                        target.kms_namespace
+                    ),
+                    None,
+                    |text| {
+                        if text.is_empty() {
+                            Err("give the Secret's name".to_owned())
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )?;
+                options.expose.upstream_ca_secret = Some(name.clone());
+                answers.upstream_ca_secret = Some(name);
+                asked = true;
+            }
+            _ => {}
+        }
+    }
+    Ok(asked)
+}
+
+fn save_answers(answers: &Answers, context: &str, path: &std::path::Path) -> Result<()> {
+    let mut saved = answers.clone();
+    saved.context = Some(context.to_owned());
+    saved.save(path)?;
+    eprintln!("answers saved to {}", path.display());
+    Ok(())
+}
+
+fn show_plan(
+    run: Run<'_>,
+    plans: &Plans,
+    answers: &Answers,
+    key: Option<&ApiKey>,
+    inject_needed: bool,
+    names: &Names,
+) {
     let key_summary = key
-        .as_ref()
-        .zip(key_plan.as_ref())
+        .zip(plans.apikey.as_ref())
         .map(|(key, plan)| (key.fingerprint(), plan.change.clone()));
-    let previews: Vec<(String, Preview)> = objects
+    let previews: Vec<(String, Preview)> = plans
+        .objects
         .iter()
         .map(|object| (object.desired.display_name(), object.preview.clone()))
         .collect();
-    eprintln!("Plan for context {}:", cluster.context());
+    eprintln!("Plan for context {}:", run.cluster.context());
     eprintln!(
         "{}",
-        plan_text(&answers, key_summary, inject_needed, &names, &previews)
+        plan_text(answers, key_summary, inject_needed, names, &previews)
     );
-    if !args.yes {
-        let go = answered(
-            Confirm::new()
-                .with_prompt("Apply this plan?")
-                .default(false)
-                .interact_opt(),
-        )?;
-        if !go {
-            return Err(Error::Cancelled);
-        }
-    }
+}
 
-    if let (Some(key), Some(plan)) = (&key, key_plan) {
-        apikey_step::apply(&cluster, &target, &key_options, write, key, plan).await?;
+/// Asks once; anything but yes cancels the run.
+fn confirm(question: &str) -> Result<()> {
+    let go = answered(
+        Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact_opt(),
+    )?;
+    if go { Ok(()) } else { Err(Error::Cancelled) }
+}
+
+/// Runs each step's `apply`, in the runbook's order.
+async fn apply_all(
+    run: Run<'_>,
+    options: &StepOptions,
+    plans: Plans,
+    key: Option<&ApiKey>,
+) -> Result<()> {
+    if let (Some(key), Some(plan)) = (key, plans.apikey) {
+        apikey_step::apply(run, &options.apikey, key, plan).await?;
     }
-    if let Some(plan) = injection_plan {
-        injection::apply(&cluster, &target, &inject_options, write, plan).await?;
+    if let Some(plan) = plans.injection {
+        injection::apply(run, &options.inject, plan).await?;
     }
     // The objects the plan showed, checked then; storing the key and
     // injecting do not change what they depend on.
-    apply::write_all(&cluster, &objects, apply_options, write).await?;
+    apply::write_all(
+        run.cluster,
+        &plans.objects,
+        ApplyOptions::default(),
+        run.write,
+    )
+    .await
+}
 
-    let after = status::check_until_passing(&cluster, &served, &names, args.timeout).await?;
+/// Waits for `status` to pass, and prints its report.
+async fn report_after(run: Run<'_>, names: &Names, timeout: std::time::Duration) -> Result<()> {
+    let after = status::check_until_passing(run.cluster, run.served, names, timeout).await?;
     output::print(&after.render_text())?;
     if after.success {
         Ok(())

@@ -49,6 +49,11 @@ pub struct ServedApis {
 }
 
 impl ServedApis {
+    /// No custom API at all.
+    pub const NONE: ServedApis = ServedApis {
+        resources: BTreeSet::new(),
+    };
+
     pub fn from_triples<'a>(
         triples: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
     ) -> ServedApis {

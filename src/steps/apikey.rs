@@ -21,6 +21,7 @@ use kube::api::Patch;
 use crate::cluster::apply::{DryRun, WriteOptions};
 use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::rollout;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::terminal::output;
@@ -104,12 +105,13 @@ pub struct Plan {
 /// Reads the Secret and the token adapter. A user who lacks a permission
 /// storing the key needs is told so, with every missing one, before
 /// anything else.
-pub async fn fetch(
-    cluster: &Cluster,
-    target: &Target,
-    options: &ApikeyOptions,
-    write: WriteOptions,
-) -> Result<Found> {
+pub async fn fetch(run: Run<'_>, options: &ApikeyOptions) -> Result<Found> {
+    let Run {
+        cluster,
+        target,
+        write,
+        ..
+    } = run;
     let namespace = &target.istio_namespace;
     let needs = permissions::for_writes(
         &permissions::for_set_apikey(
@@ -201,14 +203,13 @@ pub fn create_flag_hint(options: &ApikeyOptions) -> String {
 }
 
 /// Stores the key and restarts the token adapter as planned.
-pub async fn apply(
-    cluster: &Cluster,
-    target: &Target,
-    options: &ApikeyOptions,
-    write: WriteOptions,
-    key: &ApiKey,
-    plan: Plan,
-) -> Result<()> {
+pub async fn apply(run: Run<'_>, options: &ApikeyOptions, key: &ApiKey, plan: Plan) -> Result<()> {
+    let Run {
+        cluster,
+        target,
+        write,
+        ..
+    } = run;
     let namespace = &target.istio_namespace;
     let secrets: Api<Secret> = Api::namespaced(cluster.client(), namespace);
     let Plan {

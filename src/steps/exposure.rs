@@ -16,14 +16,15 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Api;
 use kube::api::DynamicObject;
 
-use crate::cluster::apply::{self, ApplyOptions, Live, Planned, WriteOptions};
+use crate::cluster::apply::{self, ApplyOptions, Live, Planned};
 use crate::cluster::datapath;
 use crate::cluster::permissions::{self, Command, Permission, Scope};
 use crate::cluster::rollout;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places};
-use crate::objects::apis::{self, CertManagerApi, ServedApis};
+use crate::objects::apis::{self, CertManagerApi};
 use crate::objects::owned::Where;
 use crate::values::defaults;
 use crate::values::host::Host;
@@ -76,13 +77,13 @@ fn needs(
 
 /// Reads what exposure depends on. A user who lacks a permission it needs
 /// is told so, with every missing one, before anything else.
-pub async fn fetch(
-    cluster: &Cluster,
-    served: &ServedApis,
-    target: &Target,
-    options: &ExposeOptions,
-    write: WriteOptions,
-) -> Result<Found> {
+pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
+    let Run {
+        cluster,
+        target,
+        served,
+        write,
+    } = run;
     let cert_manager = served.cert_manager();
     let istio_version = served.istio_networking();
     let (kms_ns, istio_ns) = (
@@ -330,11 +331,6 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
 }
 
 /// Writes what the plan changes, as `write` says.
-pub async fn apply(
-    cluster: &Cluster,
-    planned: &[Planned],
-    options: &ExposeOptions,
-    write: WriteOptions,
-) -> Result<()> {
-    apply::write_all(cluster, planned, options.apply, write).await
+pub async fn apply(run: Run<'_>, planned: &[Planned], options: &ExposeOptions) -> Result<()> {
+    apply::write_all(run.cluster, planned, options.apply, run.write).await
 }

@@ -8,12 +8,13 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::cluster::apply::{self, ApplyOptions, Live, Planned, WriteOptions};
+use crate::cluster::Target;
+use crate::cluster::apply::{self, ApplyOptions, Live, Planned};
 use crate::cluster::permissions::{self, Command, Scope};
-use crate::cluster::{Cluster, Target};
+use crate::cluster::run::Run;
 use crate::error::{Error, Result};
 use crate::manifests::identity::IdentityMapping;
-use crate::objects::apis::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ServedApis};
+use crate::objects::apis::{IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION};
 use crate::objects::owned::{self, Where};
 use crate::objects::place::ObjectRef;
 use crate::values::crn::Crn;
@@ -52,13 +53,13 @@ pub struct Plan {
 
 /// Reads what the policy depends on. A user who lacks a permission it needs
 /// is told so, with every missing one, before anything else.
-pub async fn fetch(
-    cluster: &Cluster,
-    served: &ServedApis,
-    target: &Target,
-    options: &MapIdentityOptions,
-    write: WriteOptions,
-) -> Result<Found> {
+pub async fn fetch(run: Run<'_>, options: &MapIdentityOptions) -> Result<Found> {
+    let Run {
+        cluster,
+        target,
+        served,
+        write,
+    } = run;
     let namespace = &target.istio_namespace;
     let needs = permissions::for_writes(
         &permissions::for_map_identity(&Scope::of(target, None), options.apply.strategy),
@@ -154,17 +155,12 @@ pub fn plan(found: &Found, target: &Target, options: &MapIdentityOptions) -> Res
 }
 
 /// Writes the policy when the plan changes it, as `write` says.
-pub async fn apply(
-    cluster: &Cluster,
-    plan: &Plan,
-    options: &MapIdentityOptions,
-    write: WriteOptions,
-) -> Result<()> {
+pub async fn apply(run: Run<'_>, plan: &Plan, options: &MapIdentityOptions) -> Result<()> {
     apply::write_all(
-        cluster,
+        run.cluster,
         std::slice::from_ref(&plan.policy),
         options.apply,
-        write,
+        run.write,
     )
     .await
 }

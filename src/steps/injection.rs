@@ -23,6 +23,7 @@ use crate::cluster::apply::WriteOptions;
 use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::pod_template::{self, Sidecar};
 use crate::cluster::rollout;
+use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::files::backup;
@@ -78,12 +79,13 @@ pub enum Plan {
 /// Reads what injection depends on: the Deployment and the injector
 /// configuration. A user who lacks a permission it needs is told so, with
 /// every missing one, before anything else.
-pub async fn fetch(
-    cluster: &Cluster,
-    target: &Target,
-    options: &InjectOptions,
-    write: WriteOptions,
-) -> Result<Found> {
+pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
+    let Run {
+        cluster,
+        target,
+        write,
+        ..
+    } = run;
     let config = async {
         match injector_config(cluster, &target.istio_namespace).await {
             Ok(config) => Ok(Ok(config)),
@@ -101,12 +103,13 @@ pub async fn fetch(
 }
 
 /// Reads the Deployment alone, for `--undo`: the backup holds the rest.
-pub async fn fetch_for_undo(
-    cluster: &Cluster,
-    target: &Target,
-    options: &InjectOptions,
-    write: WriteOptions,
-) -> Result<Option<Deployment>> {
+pub async fn fetch_for_undo(run: Run<'_>, options: &InjectOptions) -> Result<Option<Deployment>> {
+    let Run {
+        cluster,
+        target,
+        write,
+        ..
+    } = run;
     let (deployment, ()) =
         read_deployment_with(cluster, target, options, write, async { Ok(()) }).await?;
     Ok(deployment)
@@ -168,13 +171,13 @@ fn missing_deployment(target: &Target, options: &InjectOptions) -> Error {
 }
 
 /// Carries out the plan, as `write` says.
-pub async fn apply(
-    cluster: &Cluster,
-    target: &Target,
-    options: &InjectOptions,
-    write: WriteOptions,
-    plan: Plan,
-) -> Result<()> {
+pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<()> {
+    let Run {
+        cluster,
+        target,
+        write,
+        ..
+    } = run;
     let namespace = &target.kms_namespace;
     let name = &options.deployment;
     let (original, config, istioctl) = match plan {
@@ -295,12 +298,16 @@ async fn roll_back(
 /// `--undo`: puts back the pod template of the newest backup and waits for
 /// the rollout, so the sidecar is removed by the same rolling update.
 pub async fn undo(
-    cluster: &Cluster,
-    target: &Target,
+    run: Run<'_>,
     options: &InjectOptions,
-    write: WriteOptions,
     deployment: Option<Deployment>,
 ) -> Result<()> {
+    let Run {
+        cluster,
+        target,
+        write,
+        ..
+    } = run;
     let Some(current) = &deployment else {
         return Err(missing_deployment(target, options));
     };

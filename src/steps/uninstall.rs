@@ -29,6 +29,7 @@ use crate::cluster::apply::{self, DryRun, WriteOptions};
 use crate::cluster::permissions::{self, Permission, Scope};
 use crate::cluster::pod_template;
 use crate::cluster::rollout::FIELD_MANAGER;
+use crate::cluster::run::Run;
 use crate::cluster::unless_changed::{self, Written};
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
@@ -204,12 +205,13 @@ impl UninstallOptions {
 
 /// The whole command over a connection and the APIs it serves, which the
 /// wizard passes on from its own run.
-pub async fn uninstall(
-    cluster: &Cluster,
-    served: &ServedApis,
-    target: &Target,
-    options: &UninstallOptions,
-) -> Result<()> {
+pub async fn uninstall(run: Run<'_>, options: &UninstallOptions) -> Result<()> {
+    let Run {
+        cluster,
+        target,
+        served,
+        ..
+    } = run;
     let at = place_of_run(target, options);
     let targets = targets(served, &at);
     let backup_dir = options
