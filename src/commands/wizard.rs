@@ -19,6 +19,7 @@ use crate::cluster::discovery;
 use crate::cluster::run::Run;
 use crate::cluster::{self, Cluster, Target};
 use crate::commands::status;
+use crate::commands::uninstall as commands_uninstall;
 use crate::error::{Error, Result};
 use crate::files::answers::Answers;
 use crate::manifests::exposure as exposure_manifests;
@@ -29,7 +30,7 @@ use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretCh
 use crate::steps::exposure::{self, ExposeOptions};
 use crate::steps::identity::{self, MapIdentityOptions};
 use crate::steps::injection::{self, InjectOptions};
-use crate::steps::uninstall::{self, UninstallOptions};
+use crate::steps::uninstall::UninstallOptions;
 use crate::terminal::output;
 use crate::terminal::wording;
 use crate::values::apikey::{self, ApiKey};
@@ -84,7 +85,7 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     eprintln!("{}", before.render_text());
     let interactive = loaded.is_none();
     if interactive && before.summary.failed == 0 && choose_uninstall()? {
-        return uninstall::uninstall(run, &uninstall_options(&names, args)).await;
+        return commands_uninstall::carry_out(run, &uninstall_options(&names, args)).await;
     }
     let (mut answers, key) = answers_and_key(run, loaded, args, &names, &before).await?;
     let inject_needed = check_failed(&before, CheckId::Sidecar);

@@ -1,20 +1,21 @@
 //! `uninstall`: takes the setup back out, in the reverse order of the
 //! runbook, deleting only what the plugin itself created.
 //!
-//! It reads everything in one concurrent batch, then `plan` (a pure
-//! function) decides each object's fate: deleted when its only field
-//! manager, status aside, is `kubectl-kms-sts`; kept, with the other managers
-//! named, when anyone else owns fields of it. The Certificate's issued secret
+//! `fetch` reads in two concurrent rounds (the objects of the owned-object
+//! table, the Deployment and the user's permissions; then what those name),
+//! then `plan` (a pure function) decides each object's fate: deleted when
+//! its only field manager, status aside, is `kubectl-kms-sts`; kept, with
+//! the other managers named, when anyone else owns fields of it; and which
+//! of the permissions it needs the user lacks. The Certificate's issued secret
 //! and the API key Secret are deleted only when asked for, and the token
 //! adapter is not restarted. The sidecar is taken out of the KMS Deployment
 //! in place: its pod template is put back from the newest backup `inject`
 //! saved, else from the Deployment's own earlier ReplicaSet without the
 //! sidecar (what `kubectl rollout undo` would use), and the rollout is
-//! awaited and checked. After one confirmation the deletions are sent with
-//! the uid and resourceVersion that were read as preconditions, so an object
-//! changed in between is refused, not deleted.
+//! awaited and checked. `apply` (after the command's one confirmation)
+//! sends the deletions with the uid and resourceVersion that were read as
+//! preconditions, so an object changed in between is refused, not deleted.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,12 +40,11 @@ use crate::objects::owned::{self, Owned, Removal, Request, Where};
 use crate::objects::place::ObjectRef;
 use crate::objects::schemas::Certificate;
 use crate::steps::injection;
-use crate::terminal::output;
 use crate::values::sidecar;
 
 /// One object the setup may have left, as read.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct Held {
     pub resource: ApiResource,
     pub namespace: String,
     pub name: String,
@@ -53,7 +53,7 @@ pub struct Found {
     pub object: Option<DynamicObject>,
 }
 
-impl Found {
+impl Held {
     /// `kind.group/name`, as kubectl names objects.
     fn object_name(&self) -> String {
         let kind = self.resource.kind.to_lowercase();
@@ -94,12 +94,16 @@ pub enum SidecarFate {
 /// Every decision, in the order the writes are made.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub objects: Vec<(Found, Fate)>,
+    pub objects: Vec<(Held, Fate)>,
     pub sidecar: SidecarFate,
+    /// The KMS Deployment as read.
+    pub deployment: Option<Deployment>,
+    /// The permissions carrying out this plan needs that the user lacks.
+    pub lacking: Vec<Permission>,
 }
 
 impl Plan {
-    fn writes(&self) -> usize {
+    pub fn writes(&self) -> usize {
         let deletes = self
             .objects
             .iter()
@@ -126,19 +130,42 @@ pub fn other_managers(object: &DynamicObject) -> Vec<String> {
     managers
 }
 
-/// Decides each object's fate and the sidecar's; pure.
-pub fn plan(found: Vec<Found>, sidecar: SidecarFate, options: &UninstallOptions) -> Plan {
+/// Decides each object's fate and the sidecar's, and which permissions
+/// that takes; pure.
+pub fn plan(found: Found, options: &UninstallOptions) -> Plan {
+    let sidecar = match &found.deployment {
+        None => SidecarFate::NoDeployment,
+        Some(deployment) => sidecar_fate(
+            deployment,
+            found.backup.clone(),
+            &found.replica_sets,
+            &found.backup_dir,
+        ),
+    };
     let objects = found
+        .objects
         .into_iter()
-        .map(|found| {
-            let fate = fate(&found, options);
-            (found, fate)
+        .map(|held| {
+            let fate = fate(&held, options);
+            (held, fate)
         })
         .collect();
-    Plan { objects, sidecar }
+    let mut plan = Plan {
+        objects,
+        sidecar,
+        deployment: found.deployment,
+        lacking: Vec::new(),
+    };
+    let needed = needs(&plan, &found.scope_needs);
+    plan.lacking = found
+        .lacking
+        .into_iter()
+        .filter(|lacking| needed.contains(lacking))
+        .collect();
+    plan
 }
 
-fn fate(found: &Found, options: &UninstallOptions) -> Fate {
+fn fate(found: &Held, options: &UninstallOptions) -> Fate {
     let Some(object) = &found.object else {
         return Fate::Absent;
     };
@@ -203,62 +230,85 @@ impl UninstallOptions {
     }
 }
 
-/// The whole command over a connection and the APIs it serves, which the
-/// wizard passes on from its own run.
-pub async fn uninstall(run: Run<'_>, options: &UninstallOptions) -> Result<()> {
+/// What the cluster (and the backup directory) hold that uninstall decides
+/// on, read in two concurrent rounds: the objects by name, the Deployment and
+/// the review of the user's permissions; then what the first round names
+/// (the Certificate's issued secret, the Deployment's ReplicaSets).
+pub struct Found {
+    objects: Vec<Held>,
+    deployment: Option<Deployment>,
+    /// The newest backup of the Deployment without the sidecar.
+    backup: Option<(PathBuf, PodTemplateSpec)>,
+    backup_dir: PathBuf,
+    /// The Deployment's ReplicaSets, listed when it carries the sidecar
+    /// and no backup does without it.
+    replica_sets: Vec<ReplicaSet>,
+    /// What of everything `uninstall` may need the user lacks.
+    lacking: Vec<Permission>,
+    scope_needs: Vec<Permission>,
+}
+
+/// Reads everything the plan is made from.
+pub async fn fetch(run: Run<'_>, options: &UninstallOptions) -> Result<Found> {
     let Run {
         cluster,
         target,
         served,
-        ..
+        write,
     } = run;
     let at = place_of_run(target, options);
-    let targets = targets(served, &at);
     let backup_dir = options
         .backup_dir
         .clone()
         .unwrap_or_else(|| backup::default_dir(cluster.context()));
-
+    let backup =
+        injection::backed_up_template(&backup_dir, &target.kms_namespace, &options.deployment)?;
+    let scope_needs = permissions::for_writes(
+        &permissions::for_uninstall(&Scope::of(target, served.cert_manager())),
+        write,
+    );
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &target.kms_namespace);
     let read_deployment = format!(
         "read deployment {}/{}",
         target.kms_namespace, options.deployment
     );
-    let (found, deployment) = futures::try_join!(
-        fetch(cluster, targets),
+    let (objects, deployment, lacking) = tokio::try_join!(
+        read_targets(cluster, targets(served, &at)),
         cluster.call(&read_deployment, deployments.get_opt(&options.deployment)),
+        permissions::missing(cluster, &scope_needs),
     )?;
-    let found = with_issued_secret(cluster, served, &at, found).await?;
-    let sidecar = match &deployment {
-        None => SidecarFate::NoDeployment,
-        Some(deployment) => sidecar_fate(cluster, deployment, &backup_dir).await?,
-    };
-    let plan = plan(found, sidecar, options);
+    let lists_replica_sets = deployment.as_ref().is_some_and(|deployment| {
+        sidecar::template_is_injected(&pod_template::of(deployment))
+            && backup.is_none()
+            && !lacking.iter().any(|p| p.resource == "replicasets")
+    });
+    let (objects, replica_sets) =
+        tokio::try_join!(with_issued_secret(cluster, served, &at, objects), async {
+            match lists_replica_sets {
+                true => replica_sets(cluster, &target.kms_namespace).await,
+                false => Ok(Vec::new()),
+            }
+        },)?;
+    Ok(Found {
+        objects,
+        deployment,
+        backup,
+        backup_dir,
+        replica_sets,
+        lacking,
+        scope_needs,
+    })
+}
 
-    permissions::require(
-        cluster,
-        permissions::Command::Uninstall,
-        &needs(&plan, target, served),
-        options.write,
-    )
-    .await?;
-    eprintln!("Uninstall plan for context {}:", cluster.context());
-    let current_template = deployment
-        .as_ref()
-        .map(pod_template::of)
-        .unwrap_or_default();
-    eprint!("{}", plan_text(&plan, &current_template, target, options));
-    if let Some(format) = options.write.output {
-        output::print(&output::render(&shown(&plan, deployment.as_ref()), format))?;
-    }
-    if plan.writes() == 0 {
-        eprintln!("nothing to uninstall");
-        return Ok(());
-    }
-    if options.write.dry_run.is_none() && !options.yes {
-        confirm()?;
-    }
-    apply(cluster, &plan, deployment, options).await
+async fn replica_sets(cluster: &Cluster, namespace: &str) -> Result<Vec<ReplicaSet>> {
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(cluster.client(), namespace);
+    let listed = cluster
+        .call(
+            &format!("list replicasets in {namespace}"),
+            replica_sets.list(&ListParams::default()),
+        )
+        .await?;
+    Ok(listed.items)
 }
 
 /// Every object of the table the plugin may have written whose name is
@@ -286,10 +336,10 @@ fn api(cluster: &Cluster, resource: &ApiResource, namespace: &str) -> Api<Dynami
 }
 
 /// Reads every target at once.
-async fn fetch(cluster: &Cluster, targets: Vec<(ObjectRef, Owned)>) -> Result<Vec<Found>> {
+async fn read_targets(cluster: &Cluster, targets: Vec<(ObjectRef, Owned)>) -> Result<Vec<Held>> {
     let reads = targets.into_iter().map(|(place, owned)| async move {
         let object = apply::read(cluster, &place).await?;
-        Ok(Found {
+        Ok(Held {
             resource: place.resource,
             namespace: place.namespace.unwrap_or_default(),
             name: place.name,
@@ -306,8 +356,8 @@ async fn with_issued_secret(
     cluster: &Cluster,
     served: &ServedApis,
     at: &Where<'_>,
-    mut found: Vec<Found>,
-) -> Result<Vec<Found>> {
+    mut found: Vec<Held>,
+) -> Result<Vec<Held>> {
     let Some(position) = found
         .iter()
         .position(|f| f.owned == owned::CERTIFICATE_OBJECT && f.object.is_some())
@@ -330,7 +380,7 @@ async fn with_issued_secret(
     let object = apply::read(cluster, &place).await?;
     found.insert(
         position + 1,
-        Found {
+        Held {
             resource: place.resource,
             namespace: place.namespace.unwrap_or_default(),
             name: place.name,
@@ -343,31 +393,22 @@ async fn with_issued_secret(
 
 /// Where the pod template without the sidecar comes from: the newest backup
 /// `inject` saved, else the Deployment's newest earlier ReplicaSet without it.
-async fn sidecar_fate(
-    cluster: &Cluster,
+fn sidecar_fate(
     deployment: &Deployment,
+    backup: Option<(PathBuf, PodTemplateSpec)>,
+    replica_sets: &[ReplicaSet],
     backup_dir: &Path,
-) -> Result<SidecarFate> {
-    let template = pod_template::of(deployment);
-    if !sidecar::template_is_injected(&template) {
-        return Ok(SidecarFate::NotInjected);
+) -> SidecarFate {
+    if !sidecar::template_is_injected(&pod_template::of(deployment)) {
+        return SidecarFate::NotInjected;
     }
-    let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
-    let name = deployment.metadata.name.clone().unwrap_or_default();
-    if let Some((path, template)) = injection::backed_up_template(backup_dir, &namespace, &name)? {
-        return Ok(SidecarFate::Restore {
+    if let Some((path, template)) = backup {
+        return SidecarFate::Restore {
             template: Box::new(template),
             from: format!("the backup {}", path.display()),
-        });
+        };
     }
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(cluster.client(), &namespace);
-    let listed = cluster
-        .call(
-            &format!("list replicasets in {namespace}"),
-            replica_sets.list(&ListParams::default()),
-        )
-        .await?;
-    Ok(earlier_template(deployment, &listed.items).map_or_else(
+    earlier_template(deployment, replica_sets).map_or_else(
         || SidecarFate::Keep {
             because: format!(
                 "no backup in {} and no earlier ReplicaSet without the sidecar; \
@@ -379,7 +420,7 @@ async fn sidecar_fate(
             template: Box::new(template),
             from: format!("its revision {revision} (an earlier ReplicaSet)"),
         },
-    ))
+    )
 }
 
 /// The pod template of the newest ReplicaSet that `deployment` owns and that
@@ -427,11 +468,10 @@ pub fn earlier_template(
 /// (`permissions::for_uninstall`, which `rbac --for uninstall` grants), the
 /// reads of every object found, the deletes of those it deletes, and the
 /// Deployment's update, watch and pods only when its template is restored.
-fn needs(plan: &Plan, target: &Target, served: &ServedApis) -> Vec<Permission> {
-    let scope = Scope::of(target, served.cert_manager());
+fn needs(plan: &Plan, scope_needs: &[Permission]) -> Vec<Permission> {
     let restores = matches!(plan.sidecar, SidecarFate::Restore { .. });
-    permissions::for_uninstall(&scope)
-        .into_iter()
+    scope_needs
+        .iter()
         .filter(|need| match (need.group.as_str(), need.resource) {
             ("apps", "deployments") => need.verb == "get" || restores,
             ("", "pods") => restores,
@@ -443,16 +483,17 @@ fn needs(plan: &Plan, target: &Target, served: &ServedApis) -> Vec<Permission> {
                     && (need.verb == "get" || matches!(fate, Fate::Delete { .. }))
             }),
         })
+        .cloned()
         .collect()
 }
 
 /// The plan as a person reads it: one line per object, in write order.
-fn plan_text(
-    plan: &Plan,
-    current_template: &PodTemplateSpec,
-    target: &Target,
-    options: &UninstallOptions,
-) -> String {
+pub fn plan_text(plan: &Plan, target: &Target, options: &UninstallOptions) -> String {
+    let current_template = plan
+        .deployment
+        .as_ref()
+        .map(pod_template::of)
+        .unwrap_or_default();
     let mut text = String::new();
     for (found, fate) in &plan.objects {
         let line = match fate {
@@ -471,7 +512,7 @@ fn plan_text(
         SidecarFate::NoDeployment => format!("  absent   {deployment}\n"),
         SidecarFate::NotInjected => format!("  as is    {deployment} (no Istio sidecar)\n"),
         SidecarFate::Restore { from, template } => {
-            let removed = removed_from_template(current_template, template);
+            let removed = removed_from_template(&current_template, template);
             format!(
                 "  change   {deployment}: pod template from {from}, rolled out\n{}",
                 removed
@@ -530,7 +571,7 @@ pub fn removed_from_template(current: &PodTemplateSpec, restored: &PodTemplateSp
 
 /// What `-o` prints: each object that would be deleted, as read (secret
 /// values redacted), and the Deployment as it would be.
-fn shown(plan: &Plan, deployment: Option<&Deployment>) -> Value {
+pub fn shown(plan: &Plan) -> Value {
     let mut items: Vec<Value> = plan
         .objects
         .iter()
@@ -551,7 +592,9 @@ fn shown(plan: &Plan, deployment: Option<&Deployment>) -> Value {
             value
         })
         .collect();
-    if let (SidecarFate::Restore { template, .. }, Some(deployment)) = (&plan.sidecar, deployment) {
+    if let (SidecarFate::Restore { template, .. }, Some(deployment)) =
+        (&plan.sidecar, &plan.deployment)
+    {
         let mut restored = deployment.clone();
         pod_template::set(&mut restored, (**template).clone());
         restored.metadata.managed_fields = None;
@@ -561,32 +604,10 @@ fn shown(plan: &Plan, deployment: Option<&Deployment>) -> Value {
     serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
 }
 
-/// One confirmation, on a terminal.
-fn confirm() -> Result<()> {
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(Error::ConfirmationNeeded {
-            command: "uninstall",
-        });
-    }
-    let go = dialoguer::Confirm::new()
-        .with_prompt("Uninstall as planned?")
-        .default(false)
-        .interact_opt();
-    match go {
-        Ok(Some(true)) => Ok(()),
-        _ => {
-            let _ = console::Term::stderr().show_cursor();
-            Err(Error::Cancelled)
-        }
-    }
-}
-
-async fn apply(
-    cluster: &Cluster,
-    plan: &Plan,
-    deployment: Option<Deployment>,
-    options: &UninstallOptions,
-) -> Result<()> {
+/// Deletes what the plan deletes and puts the pod template back, each write
+/// reported as it is made.
+pub async fn apply(run: Run<'_>, plan: Plan, options: &UninstallOptions) -> Result<()> {
+    let cluster = run.cluster;
     // Each write is reported as it is made, so a failure part-way leaves a
     // record on stderr of what was already done; a re-run plans from there.
     let note = options.write.dry_run_note();
@@ -599,11 +620,13 @@ async fn apply(
         }
         eprintln!("{} deleted{note}", found.display_name());
     }
-    if let (SidecarFate::Restore { template, from }, Some(current)) = (&plan.sidecar, deployment) {
+    if let (SidecarFate::Restore { template, from }, Some(current)) =
+        (&plan.sidecar, plan.deployment.as_ref())
+    {
         if options.write.dry_run != Some(DryRun::Client) {
             pod_template::put_back(
                 cluster,
-                &current,
+                current,
                 (**template).clone(),
                 options.write,
                 options.timeout,
@@ -624,7 +647,7 @@ async fn apply(
 /// retried against the fresh version; any other change keeps the object.
 async fn delete(
     cluster: &Cluster,
-    found: &Found,
+    found: &Held,
     object: &DynamicObject,
     write: WriteOptions,
 ) -> Result<()> {
@@ -686,14 +709,14 @@ mod tests {
         }
     }
 
-    fn found(owned: Owned, managers: Option<Vec<ManagedFieldsEntry>>) -> Found {
+    fn found(owned: Owned, managers: Option<Vec<ManagedFieldsEntry>>) -> Held {
         let resource = owned.resource(&ServedApis::preferred()).unwrap();
         let object = managers.map(|entries| {
             let mut object = DynamicObject::new("kmsgateway", &resource);
             object.metadata.managed_fields = Some(entries);
             object
         });
-        Found {
+        Held {
             resource,
             namespace: "kube-system".into(),
             name: "kmsgateway".into(),
@@ -772,6 +795,40 @@ mod tests {
             let found = found(owned, Some(vec![entry("someone", None)]));
             assert!(matches!(fate(&found, &asked), Fate::Delete { .. }));
         }
+    }
+
+    #[test]
+    fn the_plan_names_only_the_lacking_permissions_it_needs() {
+        let options = options();
+        let target = Target::default();
+        let scope_needs = permissions::for_uninstall(&Scope::of(&target, None));
+        let lacking = |verb: &str, resource: &str| {
+            scope_needs
+                .iter()
+                .find(|p| p.verb == verb && p.resource == resource)
+                .cloned()
+                .unwrap()
+        };
+        let found = Found {
+            objects: vec![found(
+                owned::GATEWAY_OBJECT,
+                Some(vec![entry(FIELD_MANAGER, None)]),
+            )],
+            deployment: None,
+            backup: None,
+            backup_dir: PathBuf::from("/nowhere"),
+            replica_sets: Vec::new(),
+            // The gateway is deleted; nothing is restored.
+            lacking: vec![
+                lacking("delete", "gateways"),
+                lacking("update", "deployments"),
+            ],
+            scope_needs: scope_needs.clone(),
+        };
+        let plan = plan(found, &options);
+        assert_eq!(plan.sidecar, SidecarFate::NoDeployment);
+        assert_eq!(plan.writes(), 1);
+        assert_eq!(plan.lacking, vec![lacking("delete", "gateways")]);
     }
 
     fn replica_set(owner: &str, revision: &str, injected: bool) -> ReplicaSet {
