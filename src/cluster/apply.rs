@@ -347,13 +347,19 @@ async fn apply(
     })
 }
 
+/// The fields of `want` that `have` lacks or holds with another value, as
+/// paths under `at` (`spec.template` for a pod template).
+pub fn field_changes(have: &Value, want: &Value, at: &str) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    collect_differences(have, want, at.to_owned(), &mut changes);
+    changes
+}
+
 /// The fields of `want` that `have` lacks or holds with another value; none
 /// when `have` holds all of `want` (a deep subset: lists must match element
 /// by element, and a list of another length is one change).
 fn differences(have: &Value, want: &Value) -> Vec<FieldChange> {
-    let mut changes = Vec::new();
-    collect_differences(have, want, String::new(), &mut changes);
-    changes
+    field_changes(have, want, "")
 }
 
 fn collect_differences(have: &Value, want: &Value, path: String, changes: &mut Vec<FieldChange>) {

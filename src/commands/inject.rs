@@ -12,8 +12,9 @@ pub async fn run(target: &Target, args: &InjectArgs) -> Result<()> {
     let cluster = Cluster::connect(target).await?;
     let run = Run::without_discovery(&cluster, target, args.write.options());
     if args.undo {
-        let deployment = injection::fetch_for_undo(run, &options).await?;
-        return injection::undo(run, &options, deployment).await;
+        let found = injection::fetch_for_undo(run, &options).await?;
+        let plan = injection::plan_undo(found, target, &options)?;
+        return injection::undo(run, &options, plan).await;
     }
     let found = injection::fetch(run, &options).await?;
     let plan = injection::plan(found, target, &options)?;

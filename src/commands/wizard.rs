@@ -14,7 +14,7 @@ use dialoguer::{Confirm, Input, Password, Select};
 use crate::checks::evaluate::Names;
 use crate::checks::{CheckId, Outcome, Report};
 use crate::cli::{ObjectNameArgs, WizardArgs};
-use crate::cluster::apply::{self, ApplyOptions, Preview, WriteOptions, read_owned};
+use crate::cluster::apply::{self, ApplyOptions, FieldChange, Preview, WriteOptions, read_owned};
 use crate::cluster::discovery;
 use crate::cluster::run::Run;
 use crate::cluster::{self, Cluster, Target};
@@ -474,9 +474,16 @@ fn show_plan(
         .map(|object| (object.desired.display_name(), object.preview.clone()))
         .collect();
     eprintln!("Plan for context {}:", run.cluster.context());
+    let injection = inject_needed.then(|| {
+        plans
+            .injection
+            .as_ref()
+            .map(injection::Plan::changes)
+            .unwrap_or_default()
+    });
     eprintln!(
         "{}",
-        plan_text(answers, key_summary, inject_needed, names, &previews)
+        plan_text(answers, key_summary, injection, names, &previews)
     );
 }
 
@@ -577,7 +584,7 @@ fn for_answers_file(problem: Error, target: &Target) -> Error {
 fn plan_text(
     answers: &Answers,
     key_plan: Option<(String, SecretChange)>,
-    inject_needed: bool,
+    injection: Option<Vec<FieldChange>>,
     names: &Names,
     previews: &[(String, Preview)],
 ) -> String {
@@ -603,14 +610,16 @@ fn plan_text(
         Some((fingerprint, _)) => store(&fingerprint, "was empty"),
         None => "  1. set-apikey: keep the stored key".to_owned(),
     });
-    lines.push(if inject_needed {
-        format!(
-            "  2. inject: add the istio-proxy sidecar to deployment {kms}/{} (rolling update, original backed up)",
-            names.deployment
-        )
-    } else {
-        "  2. inject: already done".to_owned()
-    });
+    match injection {
+        Some(changes) => {
+            lines.push(format!(
+                "  2. inject: add the istio-proxy sidecar to deployment {kms}/{} (rolling update, original backed up)",
+                names.deployment
+            ));
+            lines.extend(changes.iter().map(|change| format!("       {change}")));
+        }
+        None => lines.push("  2. inject: already done".to_owned()),
+    }
     lines.push(format!(
         "  3. expose: certificate {istio}/{} for {} issued by {} {}; gateway, virtualservice and destinationrule in {kms}",
         owned::CERTIFICATE,

@@ -19,7 +19,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec};
 use kube::Api;
 
-use crate::cluster::apply::WriteOptions;
+use crate::cluster::apply::{self, FieldChange, WriteOptions};
 use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::pod_template::{self, Sidecar};
 use crate::cluster::rollout;
@@ -58,22 +58,37 @@ impl InjectOptions {
 /// What the cluster (and this machine) hold that injection depends on.
 pub struct Found {
     deployment: Option<Deployment>,
-    /// A missing one is an unmet prerequisite.
-    config: Result<InjectorConfig>,
-    istioctl: Result<PathBuf>,
+    /// The Deployment as `istioctl kube-inject` makes it with the cluster's
+    /// injector configuration, for a Deployment without the sidecar; a
+    /// missing configuration or istioctl is an unmet prerequisite.
+    injected: Result<Option<Deployment>>,
 }
 
 /// What injection will do.
 pub enum Plan {
     /// The Deployment already carries the sidecar: nothing to write, but an
     /// earlier run may have been cut off during its rollout.
-    AlreadyInjected(Deployment),
-    /// Inject the Deployment with the cluster's injector configuration.
+    AlreadyInjected(Box<Deployment>),
+    /// Replace the pod template of `original` with the one of `injected`.
     Inject {
-        original: Deployment,
-        config: InjectorConfig,
-        istioctl: PathBuf,
+        original: Box<Deployment>,
+        injected: Box<Deployment>,
     },
+}
+
+impl Plan {
+    /// What writing the plan changes in the Deployment, field by field.
+    pub fn changes(&self) -> Vec<FieldChange> {
+        match self {
+            Plan::AlreadyInjected(_) => Vec::new(),
+            Plan::Inject { original, injected } => {
+                let value = |deployment: &Deployment| {
+                    serde_json::to_value(pod_template::of(deployment)).unwrap_or_default()
+                };
+                apply::field_changes(&value(original), &value(injected), "spec.template")
+            }
+        }
+    }
 }
 
 /// Reads what injection depends on: the Deployment and the injector
@@ -95,24 +110,108 @@ pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
     };
     let (deployment, config) =
         read_deployment_with(cluster, target, options, write, config).await?;
+    let Some(original) = deployment
+        .as_ref()
+        .filter(|d| !sidecar::template_is_injected(&pod_template::of(d)))
+    else {
+        return Ok(Found {
+            deployment,
+            injected: Ok(None),
+        });
+    };
+    let injected = match (config, istioctl::locate(options.istioctl.as_deref())) {
+        (Ok(config), Ok(istioctl)) => Ok(Some(inject(&istioctl, target, original, &config).await?)),
+        (config, istioctl) => Err(Error::together(
+            [istioctl.err(), config.err()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )),
+    };
     Ok(Found {
         deployment,
-        config,
-        istioctl: istioctl::locate(options.istioctl.as_deref()),
+        injected,
     })
 }
 
-/// Reads the Deployment alone, for `--undo`: the backup holds the rest.
-pub async fn fetch_for_undo(run: Run<'_>, options: &InjectOptions) -> Result<Option<Deployment>> {
+/// `original` with the pod template `istioctl kube-inject` makes of it.
+async fn inject(
+    istioctl: &Path,
+    target: &Target,
+    original: &Deployment,
+    config: &InjectorConfig,
+) -> Result<Deployment> {
+    let input = sidecar::injection_input(original);
+    let injected = istioctl::kube_inject(istioctl, target, &input, config).await?;
+    let template = pod_template::of(&injected);
+    if !sidecar::template_is_injected(&template) {
+        return Err(Error::ToolFailed {
+            tool: "istioctl",
+            detail: "kube-inject returned the Deployment without an istio-proxy container".into(),
+        });
+    }
+    Ok(pod_template::with_template(original, template))
+}
+
+/// What `--undo` decides on: the Deployment, and the newest backup of it.
+pub struct UndoFound {
+    deployment: Option<Deployment>,
+    backup: Option<(PathBuf, PodTemplateSpec)>,
+    backup_dir: PathBuf,
+}
+
+/// What `--undo` will do.
+pub enum UndoPlan {
+    NotInjected,
+    /// Put back the backup's pod template, read from `from`.
+    Restore {
+        current: Box<Deployment>,
+        template: Box<PodTemplateSpec>,
+        from: PathBuf,
+    },
+}
+
+/// Reads the Deployment, for `--undo`, and the newest backup of it.
+pub async fn fetch_for_undo(run: Run<'_>, options: &InjectOptions) -> Result<UndoFound> {
     let Run {
         cluster,
         target,
         write,
         ..
     } = run;
+    let backup_dir = options.backup_dir(cluster);
     let (deployment, ()) =
         read_deployment_with(cluster, target, options, write, async { Ok(()) }).await?;
-    Ok(deployment)
+    let backup = backed_up_template(&backup_dir, &target.kms_namespace, &options.deployment)?;
+    Ok(UndoFound {
+        deployment,
+        backup,
+        backup_dir,
+    })
+}
+
+/// What `--undo` will do, or why it cannot.
+pub fn plan_undo(found: UndoFound, target: &Target, options: &InjectOptions) -> Result<UndoPlan> {
+    let Some(current) = found.deployment else {
+        return Err(missing_deployment(target, options));
+    };
+    if !sidecar::template_is_injected(&pod_template::of(&current)) {
+        return Ok(UndoPlan::NotInjected);
+    }
+    let (from, template) = found.backup.ok_or_else(|| Error::Missing {
+        kind: "backup of Deployment",
+        namespace: target.kms_namespace.clone(),
+        name: options.deployment.clone(),
+        hint: format!(
+            "no backup in {}; name the directory with --backup-dir",
+            found.backup_dir.display()
+        ),
+    })?;
+    Ok(UndoPlan::Restore {
+        current: Box::new(current),
+        template: Box::new(template),
+        from,
+    })
 }
 
 /// Reads the Deployment together with `also` and the permission reviews of
@@ -142,21 +241,12 @@ pub fn plan(found: Found, target: &Target, options: &InjectOptions) -> Result<Pl
     let Some(original) = found.deployment else {
         return Err(missing_deployment(target, options));
     };
-    if sidecar::template_is_injected(&pod_template::of(&original)) {
-        return Ok(Plan::AlreadyInjected(original));
-    }
-    match (found.config, found.istioctl) {
-        (Ok(config), Ok(istioctl)) => Ok(Plan::Inject {
-            original,
-            config,
-            istioctl,
+    match found.injected? {
+        Some(injected) => Ok(Plan::Inject {
+            original: Box::new(original),
+            injected: Box::new(injected),
         }),
-        (config, istioctl) => Err(Error::together(
-            [istioctl.err(), config.err()]
-                .into_iter()
-                .flatten()
-                .collect(),
-        )),
+        None => Ok(Plan::AlreadyInjected(Box::new(original))),
     }
 }
 
@@ -180,7 +270,7 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
     } = run;
     let namespace = &target.kms_namespace;
     let name = &options.deployment;
-    let (original, config, istioctl) = match plan {
+    let (original, injected) = match plan {
         Plan::AlreadyInjected(original) => {
             if write.dry_run.is_none() {
                 rollout::wait(cluster, namespace, name, options.timeout).await?;
@@ -195,27 +285,10 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
             }
             return Ok(());
         }
-        Plan::Inject {
-            original,
-            config,
-            istioctl,
-        } => (original, config, istioctl),
+        Plan::Inject { original, injected } => (*original, *injected),
     };
     let original_template = pod_template::of(&original);
-    let injected = istioctl::kube_inject(
-        &istioctl,
-        target,
-        &sidecar::injection_input(&original),
-        &config,
-    )
-    .await?;
     let injected_template = pod_template::of(&injected);
-    if !sidecar::template_is_injected(&injected_template) {
-        return Err(Error::ToolFailed {
-            tool: "istioctl",
-            detail: "kube-inject returned the Deployment without an istio-proxy container".into(),
-        });
-    }
     if write.dry_run.is_some() {
         let shown = pod_template::replace(cluster, &original, injected_template, write).await?;
         print_object(&shown, write)?;
@@ -297,44 +370,25 @@ async fn roll_back(
 
 /// `--undo`: puts back the pod template of the newest backup and waits for
 /// the rollout, so the sidecar is removed by the same rolling update.
-pub async fn undo(
-    run: Run<'_>,
-    options: &InjectOptions,
-    deployment: Option<Deployment>,
-) -> Result<()> {
-    let Run {
-        cluster,
-        target,
-        write,
-        ..
-    } = run;
-    let Some(current) = &deployment else {
-        return Err(missing_deployment(target, options));
-    };
-    let backup_dir = &options.backup_dir(cluster);
-    let namespace = current.metadata.namespace.clone().unwrap_or_default();
+pub async fn undo(run: Run<'_>, options: &InjectOptions, plan: UndoPlan) -> Result<()> {
     let name = &options.deployment;
-    if !sidecar::template_is_injected(&pod_template::of(current)) {
+    let UndoPlan::Restore {
+        current,
+        template,
+        from,
+    } = plan
+    else {
         eprintln!("deployment/{name} carries no Istio sidecar; nothing to undo");
         return Ok(());
-    }
-    let (path, template) =
-        backed_up_template(backup_dir, &namespace, name)?.ok_or_else(|| Error::Missing {
-            kind: "backup of Deployment",
-            namespace: namespace.clone(),
-            name: name.clone(),
-            hint: format!(
-                "no backup in {}; name the directory with --backup-dir",
-                backup_dir.display()
-            ),
-        })?;
+    };
     let restored =
-        pod_template::put_back(cluster, current, template, write, options.timeout).await?;
-    print_object(&restored, write)?;
+        pod_template::put_back(run.cluster, &current, *template, run.write, options.timeout)
+            .await?;
+    print_object(&restored, run.write)?;
     eprintln!(
         "deployment/{name} restored from {}{}",
-        path.display(),
-        write.dry_run_note()
+        from.display(),
+        run.write.dry_run_note()
     );
     Ok(())
 }
@@ -412,4 +466,101 @@ pub async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<Injec
         values,
         mesh,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(containers: &[&str]) -> Deployment {
+        let containers: Vec<serde_json::Value> = containers
+            .iter()
+            .map(|name| serde_json::json!({"name": name, "image": name}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "key-management-api", "namespace": "kube-system"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "kms"}},
+                "template": {
+                    "metadata": {"labels": {"app": "kms"}},
+                    "spec": {"containers": containers},
+                },
+            },
+        }))
+        .unwrap()
+    }
+
+    fn options() -> InjectOptions {
+        InjectOptions {
+            deployment: "key-management-api".into(),
+            istioctl: None,
+            backup_dir: None,
+            timeout: Duration::from_secs(60),
+            no_rollback: false,
+        }
+    }
+
+    #[test]
+    fn the_plan_holds_the_injected_deployment_and_shows_what_changes() {
+        let target = Target::default();
+        let plain = deployment(&["kms"]);
+        let found = Found {
+            deployment: Some(plain.clone()),
+            injected: Ok(Some(deployment(&["kms", "istio-proxy"]))),
+        };
+        let planned = plan(found, &target, &options()).unwrap();
+        let changes: Vec<String> = planned.changes().iter().map(|c| c.path.clone()).collect();
+        assert_eq!(changes, ["spec.template.spec.containers"]);
+        assert!(matches!(&planned, Plan::Inject { original, .. } if **original == plain));
+
+        let carrying = deployment(&["kms", "istio-proxy"]);
+        let found = Found {
+            deployment: Some(carrying),
+            injected: Ok(None),
+        };
+        let planned = plan(found, &target, &options()).unwrap();
+        assert!(planned.changes().is_empty());
+        assert!(matches!(planned, Plan::AlreadyInjected(_)));
+
+        let absent = Found {
+            deployment: None,
+            injected: Ok(None),
+        };
+        let err = plan(absent, &target, &options()).err().unwrap();
+        assert!(err.to_string().contains("key-management-api"), "{err}");
+
+        let unconfigured = Found {
+            deployment: Some(plain),
+            injected: Err(Error::ToolFailed {
+                tool: "istioctl",
+                detail: "not found".into(),
+            }),
+        };
+        assert!(plan(unconfigured, &target, &options()).is_err());
+    }
+
+    #[test]
+    fn undo_restores_from_the_backup_or_says_where_none_was_found() {
+        let target = Target::default();
+        let found = |deployment: Deployment, backup: bool| UndoFound {
+            deployment: Some(deployment),
+            backup: backup.then(|| {
+                let plain = pod_template::of(&self::deployment(&["kms"]));
+                (PathBuf::from("/backups/kms.yaml"), plain)
+            }),
+            backup_dir: PathBuf::from("/backups"),
+        };
+        let plain = plan_undo(found(deployment(&["kms"]), true), &target, &options()).unwrap();
+        assert!(matches!(plain, UndoPlan::NotInjected));
+        let injected = deployment(&["kms", "istio-proxy"]);
+        let restore = plan_undo(found(injected.clone(), true), &target, &options()).unwrap();
+        assert!(
+            matches!(restore, UndoPlan::Restore { from, .. } if from == Path::new("/backups/kms.yaml"))
+        );
+        let err = plan_undo(found(injected, false), &target, &options())
+            .err()
+            .unwrap();
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains("no backup in /backups"), "{hint}");
+    }
 }

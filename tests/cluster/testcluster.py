@@ -245,6 +245,7 @@ class Cluster:
             "--authorization-mode", "Node,RBAC",
             "--audit-policy-file", self.dir / "audit-policy.yaml",
             "--audit-log-path", self.audit_log, "--audit-log-format", "json",
+            "--audit-log-maxbackup", "1",
             "--allow-privileged", "--profiling=false"])
         self.wait_for("/readyz", 90)
         shared = ["--kubeconfig", self.kubeconfig,

@@ -357,8 +357,8 @@ impl TestCluster {
         assert_exit(&out, 0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let bytes = std::fs::read(self.audit_log()).expect("audit log");
-            let events: Vec<serde_json::Value> = bytes[offset as usize..]
+            let bytes = self.audit_bytes_since(offset);
+            let events: Vec<serde_json::Value> = bytes
                 .split(|b| *b == b'\n')
                 .filter(|line| !line.is_empty())
                 .filter_map(|line| serde_json::from_slice(line).ok())
@@ -375,6 +375,32 @@ impl TestCluster {
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+
+    /// The audit log's bytes after `offset`. The server rotates the log when
+    /// it grows past its size limit: when the log is shorter than `offset`,
+    /// the rest of the rotated file (the newest `audit-*.log`) comes first.
+    fn audit_bytes_since(&self, offset: u64) -> Vec<u8> {
+        let log = self.audit_log();
+        let current = std::fs::read(&log).expect("audit log");
+        if current.len() as u64 >= offset {
+            return current[offset as usize..].to_vec();
+        }
+        let dir = log.parent().expect("the log is in the cluster's directory");
+        let mut rotated: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("the cluster's directory is readable")
+            .map(|entry| entry.expect("the cluster's directory is readable").path())
+            .filter(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                name.starts_with("audit-") && name.ends_with(".log")
+            })
+            .collect();
+        rotated.sort();
+        let previous =
+            std::fs::read(rotated.last().expect("a rotated audit log")).expect("audit log");
+        let mut bytes = previous.get(offset as usize..).unwrap_or_default().to_vec();
+        bytes.extend(current);
+        bytes
     }
 
     pub fn audit_offset(&self) -> u64 {
