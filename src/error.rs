@@ -399,6 +399,13 @@ impl Error {
 
     /// What the user can do about it, when there is something to do.
     pub fn hint(&self) -> Option<String> {
+        self.connection_hint()
+            .or_else(|| self.input_hint())
+            .or_else(|| self.cluster_hint())
+    }
+
+    /// What to do about the kubeconfig, the connection or the rights it carries.
+    fn connection_hint(&self) -> Option<String> {
         match self {
             Error::KubeconfigMissing { .. } => Some(
                 "pass an existing file with --kubeconfig, or fix the KUBECONFIG variable".into(),
@@ -411,11 +418,6 @@ impl Error {
             ),
             Error::UnknownContext { .. } => Some(
                 "pick one with --context NAME; `kubectl config get-contexts` lists them".into(),
-            ),
-            Error::InvalidSnapshot { .. } => Some(
-                "save a new snapshot with `kubectl kms-sts status --save FILE` where the cluster \
-                 is reachable, with the same version of the plugin that reads it"
-                    .into(),
             ),
             Error::UnknownCluster { .. } => Some(
                 "pick one with --cluster NAME; `kubectl config get-clusters` lists them".into(),
@@ -448,8 +450,22 @@ impl Error {
             Error::MissingPermissions { command, user, .. } => Some(format!(
                 "ask a cluster administrator to apply the Roles that `kubectl kms-sts rbac --for \
                  {command} --to-user {}` prints (`| kubectl apply -f -`)",
-                user.as_deref().map(wording::shell_word).unwrap_or_else(|| "NAME".into())
+                user.as_deref()
+                    .map(wording::shell_word)
+                    .unwrap_or_else(|| "NAME".into())
             )),
+            _ => None,
+        }
+    }
+
+    /// What to give instead of input that was refused, or how to go on after a stop.
+    fn input_hint(&self) -> Option<String> {
+        match self {
+            Error::InvalidSnapshot { .. } => Some(
+                "save a new snapshot with `kubectl kms-sts status --save FILE` where the cluster \
+                 is reachable, with the same version of the plugin that reads it"
+                    .into(),
+            ),
             Error::InvalidApiKey { .. } => Some(
                 "give the key exactly as it was issued: no spaces, newlines or control characters"
                     .into(),
@@ -475,6 +491,18 @@ impl Error {
             Error::NoKeySource => {
                 Some("pass the key with --from-stdin, --from-file PATH or --from-env VAR".into())
             }
+            Error::InvalidCrn { .. } => Some(
+                "give the CRN exactly as issued, with all ten fields: \
+                 crn:v1:CNAME:CTYPE:SERVICE-NAME:LOCATION:SCOPE:SERVICE-INSTANCE:RESOURCE-TYPE:RESOURCE"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// What to do about what the cluster holds, or a write it refused.
+    fn cluster_hint(&self) -> Option<String> {
+        match self {
             Error::Missing { hint, .. } | Error::DataPath { hint, .. } => Some(hint.clone()),
             Error::NoGatewayPods { namespace, .. } => Some(format!(
                 "pass --gateway-selector with your ingress gateway pods' label; \
@@ -499,11 +527,6 @@ impl Error {
             Error::ApplyConflict { .. } => Some(
                 "check who else manages it (`kubectl get -o yaml --show-managed-fields`); \
                  --force-conflicts takes the fields over"
-                    .into(),
-            ),
-            Error::InvalidCrn { .. } => Some(
-                "give the CRN exactly as issued, with all ten fields: \
-                 crn:v1:CNAME:CTYPE:SERVICE-NAME:LOCATION:SCOPE:SERVICE-INSTANCE:RESOURCE-TYPE:RESOURCE"
                     .into(),
             ),
             Error::RolloutTimeout {

@@ -529,16 +529,33 @@ fn sidecar_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
 
 fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     let expose = format!("run {}", expose_command(s, names));
-    let expose = expose.as_str();
-    let missing = |what: CheckId, namespace: &str, name: &str| {
-        Check::fail(what, format!("{namespace}/{name} does not exist"), expose)
-    };
+    let mut checks = certificate_checks(s, names, &expose);
+    checks.push(match &s.gateway {
+        None => missing(CheckId::Gateway, &names.kms_namespace, GATEWAY, &expose),
+        Some(_) => Check::pass(
+            CheckId::Gateway,
+            format!("{}/{GATEWAY} present", names.kms_namespace),
+        ),
+    });
+    checks.push(route_check(s, names, &expose));
+    checks.push(destination_rule_check(s, names, &expose));
+    checks
+}
+
+/// A check that fails because the object `namespace/name` does not exist.
+fn missing(what: CheckId, namespace: &str, name: &str, expose: &str) -> Check {
+    Check::fail(what, format!("{namespace}/{name} does not exist"), expose)
+}
+
+/// The Certificate is Ready and its secret exists.
+fn certificate_checks(s: &Snapshot, names: &Names, expose: &str) -> Vec<Check> {
     let mut checks = Vec::new();
     checks.push(match &s.certificate {
         None => missing(
             CheckId::Certificate,
             &names.istio_namespace,
             owned::CERTIFICATE,
+            expose,
         ),
         Some(cert) if certificate_ready(cert) => {
             Check::pass(CheckId::Certificate, "issued and Ready")
@@ -567,25 +584,30 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
             ),
         });
     }
-    checks.push(match &s.gateway {
-        None => missing(CheckId::Gateway, &names.kms_namespace, GATEWAY),
-        Some(_) => Check::pass(
-            CheckId::Gateway,
-            format!("{}/{GATEWAY} present", names.kms_namespace),
-        ),
-    });
+    checks
+}
+
+/// Where the first HTTP route of the VirtualService sends requests.
+fn routed_host(s: &Snapshot) -> Option<&str> {
+    let route = s.virtual_service.as_ref()?;
+    route.spec.first_destination()?.host.as_deref()
+}
+
+/// The VirtualService is bound to the Gateway and routes to kms-api's port.
+fn route_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
     let service_port = s
         .kms_service
         .as_ref()
         .and_then(|svc| exposure::service_port(svc, None).ok());
     let route = s.virtual_service.as_ref().map(|vs| &vs.spec);
     let destination = route.and_then(VirtualServiceSpec::first_destination);
-    let routed_host = destination.and_then(|d| d.host.as_deref());
-    checks.push(match route {
+    let routed_host = routed_host(s);
+    match route {
         None => missing(
             CheckId::VirtualService,
             &names.kms_namespace,
             owned::VIRTUAL_SERVICE,
+            expose,
         ),
         Some(spec) => {
             let bound = spec.gateways.iter().any(|g| g == GATEWAY);
@@ -621,12 +643,18 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
                 )
             }
         }
-    });
-    checks.push(match &s.destination_rule {
+    }
+}
+
+/// The DestinationRule's host is the one the route sends to.
+fn destination_rule_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
+    let routed_host = routed_host(s);
+    match &s.destination_rule {
         None => missing(
             CheckId::DestinationRule,
             &names.kms_namespace,
             owned::DESTINATION_RULE,
+            expose,
         ),
         Some(dr) => {
             let host = dr.spec.host.as_deref();
@@ -639,8 +667,7 @@ fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
                 _ => Check::pass(CheckId::DestinationRule, format!("TLS to {}", shown(host))),
             }
         }
-    });
-    checks
+    }
 }
 
 /// Certificates closer than this to their end are warned about.
@@ -854,13 +881,25 @@ fn certificate_hosts(s: &Snapshot, cert: &Certificate, names: &Names) -> Check {
 /// The DestinationRule has the gateway trust the CA that signed the
 /// certificate kms-api serves, and check a name that certificate has.
 fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
-    let name = CheckId::UpstreamTrust;
     let expose = format!(
         "{expose}: it reads the CA from the TLS secret kms-api mounts (or --upstream-ca-secret)"
     );
-    let expose = expose.as_str();
+    let checked = upstream_tls(s, names, &expose).and_then(|tls| {
+        let (describe, cas) = trusted_cas(s, names, &tls, &expose)?;
+        let kms_cert = kms_certificate(s, names, &describe)?;
+        Ok(upstream_names(&tls, &kms_cert, &describe, &cas, &expose))
+    });
+    match checked {
+        Ok(check) | Err(check) => check,
+    }
+}
+
+/// The DestinationRule's TLS settings, when they make the gateway verify
+/// KMS; the failing check when they do not.
+fn upstream_tls(s: &Snapshot, names: &Names, expose: &str) -> Result<ClientTls, Check> {
+    let name = CheckId::UpstreamTrust;
     let Some(rule) = &s.destination_rule else {
-        return Check::fail(
+        return Err(Check::fail(
             name,
             format!(
                 "no DestinationRule {}/{}: the gateway would send plain text to KMS's TLS port",
@@ -868,24 +907,34 @@ fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
                 owned::DESTINATION_RULE
             ),
             expose,
-        );
+        ));
     };
-    let unset = ClientTls::default();
-    let tls = rule.spec.tls().unwrap_or(&unset);
+    let tls = rule.spec.tls().cloned().unwrap_or_default();
     if tls.mode.as_deref() != Some("SIMPLE") {
-        return Check::fail(
+        return Err(Check::fail(
             name,
             format!("TLS mode is {}, not SIMPLE", shown(tls.mode.as_deref())),
             expose,
-        );
+        ));
     }
     if tls.insecure_skip_verify == Some(true) {
-        return Check::warn(
+        return Err(Check::warn(
             name,
             "the gateway does not verify KMS's certificate",
             expose,
-        );
+        ));
     }
+    Ok(tls)
+}
+
+/// The CAs the gateway verifies KMS against, and where it loads them from.
+fn trusted_cas(
+    s: &Snapshot,
+    names: &Names,
+    tls: &ClientTls,
+    expose: &str,
+) -> Result<(String, Vec<Certificate>), Check> {
+    let name = CheckId::UpstreamTrust;
     let ca = if let Some(credential) = &tls.credential_name {
         let cacert = format!("{credential}-cacert");
         credential_source(s, names, &cacert, &["cacert", "ca.crt"])
@@ -893,48 +942,59 @@ fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
     } else if let Some(path) = &tls.ca_certificates {
         file_source(s, names, path)
     } else {
-        return Check::fail(
+        return Err(Check::fail(
             name,
             "the gateway verifies KMS's certificate against the system's public roots, which \
              did not sign it: every request would fail its TLS handshake",
             expose,
-        );
+        ));
     };
-    let ca = ca.and_then(|source| {
+    ca.and_then(|source| {
         certificate::parse_all(source.data)
             .map(|cas| (source.describe.clone(), cas))
             .map_err(|problem| format!("the CA {} {problem}", source.describe))
-    });
-    let (describe, cas) = match ca {
-        Ok(found) => found,
-        Err(problem) => return Check::fail(name, problem, expose),
-    };
+    })
+    .map_err(|problem| Check::fail(name, problem, expose))
+}
+
+/// The certificate kms-api serves, from the TLS secret its pods mount.
+fn kms_certificate(s: &Snapshot, names: &Names, describe: &str) -> Result<Certificate, Check> {
+    let name = CheckId::UpstreamTrust;
     let Some((secret, served)) = &s.kms_tls_secret else {
-        return Check::warn(
+        return Err(Check::warn(
             name,
             format!(
                 "trusts the CA in {describe}; kms-api's pods mount no TLS secret to check it against"
             ),
             "check that the CA signed the certificate KMS serves",
-        );
+        ));
     };
-    let kms_cert = secret_data(served, "tls.crt")
+    secret_data(served, "tls.crt")
         .ok_or_else(|| "holds no tls.crt".to_owned())
-        .and_then(certificate::parse);
-    let kms_cert = match kms_cert {
-        Ok(cert) => cert,
-        Err(problem) => {
-            return Check::fail(
+        .and_then(certificate::parse)
+        .map_err(|problem| {
+            Check::fail(
                 name,
                 format!(
                     "kms-api's TLS secret {}/{secret} {problem}",
                     names.kms_namespace
                 ),
                 "check the certificate KMS serves",
-            );
-        }
-    };
-    if !kms_cert.signed_by_any(&cas) {
+            )
+        })
+}
+
+/// Whether the trusted CAs signed kms-api's certificate and the gateway
+/// checks a name the certificate has.
+fn upstream_names(
+    tls: &ClientTls,
+    kms_cert: &Certificate,
+    describe: &str,
+    cas: &[Certificate],
+    expose: &str,
+) -> Check {
+    let name = CheckId::UpstreamTrust;
+    if !kms_cert.signed_by_any(cas) {
         return Check::fail(
             name,
             format!(

@@ -8,6 +8,7 @@
 //! into one `checks::fleet` report. `--save` writes what the checks were
 //! decided on and `--from` checks such a file without a cluster.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -433,76 +434,21 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
     let client = cluster.client();
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
-
     let at = Where {
         policy: Some(&names.policy),
         apikey_secret: Some(&names.secret),
         ..Where::namespaces(kms_ns, istio_ns)
     };
-    let cert_api = served.cert_manager();
     let scope = Scope {
         kms: kms_ns,
         istio: istio_ns,
-        cert_manager: cert_api,
+        cert_manager: served.cert_manager(),
     };
     let needs = permissions::for_everything(&scope);
     let services: Api<Service> = Api::namespaced(client.clone(), kms_ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
     let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
     let read_secret = format!("read secret {istio_ns}/{}", names.secret);
-    // The gateway's side: its objects, then the pods it selects, then every
-    // secret those pods mount or the objects name.
-    let gateway_side = async {
-        let (certificate, gateway, destination_rule) = tokio::try_join!(
-            read_owned::<Certificate>(cluster, served, &at, &owned::CERTIFICATE_OBJECT),
-            read_owned::<Gateway>(cluster, served, &at, &owned::GATEWAY_OBJECT),
-            read_owned::<DestinationRule>(cluster, served, &at, &owned::DESTINATION_RULE_OBJECT),
-        )?;
-        let gateway_labels = gateway
-            .as_ref()
-            .map(evaluate::gateway_labels)
-            .unwrap_or_default();
-        let gateway_pods = if gateway_labels.is_empty() {
-            Vec::new()
-        } else {
-            rollout::pods_with_labels(cluster, istio_ns, &gateway_labels).await?
-        };
-        let certificate_secret_name = certificate
-            .as_ref()
-            .map(|cert| cert.spec.secret_name.clone())
-            .filter(|name| !name.is_empty());
-        let gateway_credential = gateway
-            .iter()
-            .flat_map(|gw| &gw.spec.servers)
-            .filter_map(|server| server.tls.as_ref()?.credential_name.clone())
-            .collect::<Vec<_>>();
-        let upstream_credential = destination_rule
-            .as_ref()
-            .and_then(|rule| rule.spec.tls()?.credential_name.clone());
-        // The Certificate's secret, and every secret the gateway may load its
-        // certificate or CA from, in one batch.
-        let wanted = gateway_pods
-            .iter()
-            .flat_map(exposure::mounted_secrets)
-            .chain(certificate_secret_name.clone())
-            .chain(gateway_credential)
-            .chain(
-                upstream_credential
-                    .iter()
-                    .flat_map(|name| [name.clone(), format!("{name}-cacert")]),
-            );
-        let gateway_secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
-        let certificate_secret =
-            certificate_secret_name.and_then(|name| gateway_secrets.get(&name).cloned());
-        Ok((
-            certificate,
-            certificate_secret,
-            gateway,
-            destination_rule,
-            gateway_pods,
-            gateway_secrets,
-        ))
-    };
     // KMS's side: its Deployment, its pods, the certificate they serve.
     let kms_side = async {
         let (kms, kms_pods) = deployment_and_pods(cluster, kms_ns, &names.deployment).await?;
@@ -516,7 +462,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         apikey_secret,
         (token_adapter, token_adapter_pods),
         (kms, kms_pods, kms_tls_secret),
-        (certificate, certificate_secret, gateway, destination_rule, gateway_pods, gateway_secrets),
+        gateway_side,
         virtual_service,
         policy,
     ) = tokio::try_join!(
@@ -526,11 +472,19 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
         kms_side,
-        gateway_side,
+        gateway_side(cluster, served, &at),
         read_owned::<VirtualService>(cluster, served, &at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
     )?;
     let pods = |pods: Vec<Pod>| pods.into_iter().map(redact::pod).collect::<Vec<_>>();
+    let GatewaySide {
+        certificate,
+        certificate_secret,
+        gateway,
+        destination_rule,
+        pods: gateway_pods,
+        secrets: gateway_secrets,
+    } = gateway_side;
     Ok(Snapshot {
         gateway_pods: pods(gateway_pods),
         gateway_secrets: gateway_secrets
@@ -558,6 +512,79 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         destination_rule: destination_rule.map(redact::without_bookkeeping),
         policy: policy.map(redact::without_bookkeeping),
     })
+}
+
+/// What the gateway's side holds: its objects, the pods it selects and
+/// every secret those pods mount or the objects name.
+struct GatewaySide {
+    certificate: Option<Certificate>,
+    certificate_secret: Option<Secret>,
+    gateway: Option<Gateway>,
+    destination_rule: Option<DestinationRule>,
+    pods: Vec<Pod>,
+    secrets: BTreeMap<String, Secret>,
+}
+
+/// Reads the gateway's side: its objects, then the pods it selects, then
+/// every secret those pods mount or the objects name.
+async fn gateway_side(
+    cluster: &Cluster,
+    served: &ServedApis,
+    at: &Where<'_>,
+) -> Result<GatewaySide> {
+    let istio_ns = at.istio_namespace;
+    let (certificate, gateway, destination_rule) = tokio::try_join!(
+        read_owned::<Certificate>(cluster, served, at, &owned::CERTIFICATE_OBJECT),
+        read_owned::<Gateway>(cluster, served, at, &owned::GATEWAY_OBJECT),
+        read_owned::<DestinationRule>(cluster, served, at, &owned::DESTINATION_RULE_OBJECT),
+    )?;
+    let labels = gateway
+        .as_ref()
+        .map(evaluate::gateway_labels)
+        .unwrap_or_default();
+    let pods = if labels.is_empty() {
+        Vec::new()
+    } else {
+        rollout::pods_with_labels(cluster, istio_ns, &labels).await?
+    };
+    let certificate_secret_name = certificate
+        .as_ref()
+        .map(|cert| cert.spec.secret_name.clone())
+        .filter(|name| !name.is_empty());
+    // The Certificate's secret, and every secret the gateway may load its
+    // certificate or CA from, in one batch.
+    let wanted = pods
+        .iter()
+        .flat_map(exposure::mounted_secrets)
+        .chain(certificate_secret_name.clone())
+        .chain(credentials_named(
+            gateway.as_ref(),
+            destination_rule.as_ref(),
+        ));
+    let secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
+    let certificate_secret = certificate_secret_name.and_then(|name| secrets.get(&name).cloned());
+    Ok(GatewaySide {
+        certificate,
+        certificate_secret,
+        gateway,
+        destination_rule,
+        pods,
+        secrets,
+    })
+}
+
+/// The secrets the Gateway and the DestinationRule name by
+/// `credentialName` (and the `-cacert` companion Istio looks for).
+fn credentials_named(gateway: Option<&Gateway>, rule: Option<&DestinationRule>) -> Vec<String> {
+    let served = gateway
+        .into_iter()
+        .flat_map(|gw| &gw.spec.servers)
+        .filter_map(|server| server.tls.as_ref()?.credential_name.clone());
+    let upstream = rule
+        .and_then(|rule| rule.spec.tls()?.credential_name.clone())
+        .into_iter()
+        .flat_map(|name| [format!("{name}-cacert"), name]);
+    served.chain(upstream).collect()
 }
 
 /// A Deployment and the pods its selector matches.

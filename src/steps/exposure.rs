@@ -23,7 +23,7 @@ use crate::cluster::rollout;
 use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
-use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places};
+use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places, UpstreamTrust};
 use crate::objects::apis::{self, CertManagerApi};
 use crate::objects::owned::Where;
 use crate::values::defaults;
@@ -93,43 +93,7 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
     let needs = permissions::for_writes(&needs(target, cert_manager, options), write);
     let places = Places::new(served, &Where::namespaces(kms_ns, istio_ns));
 
-    // kms-api's side: the Service, the pods it selects, the certificate
-    // they serve. The runbook's KMS Deployment usually runs those pods, so
-    // the secrets its template mounts are read along with the pods, and the
-    // certificate costs no round trip of its own; what the pods mount
-    // beyond that is read after them.
-    let kms_side = async {
-        let services: Api<Service> = Api::namespaced(cluster.client(), kms_ns);
-        let deployments: Api<Deployment> = Api::namespaced(cluster.client(), kms_ns);
-        let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
-        let read_deployment = format!("read deployment {kms_ns}/{}", defaults::DEPLOYMENT);
-        let (service, deployment) = tokio::try_join!(
-            cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
-            cluster.call(&read_deployment, deployments.get_opt(defaults::DEPLOYMENT)),
-        )?;
-        let labels = service
-            .as_ref()
-            .and_then(|service| service.spec.as_ref()?.selector.clone())
-            .unwrap_or_default();
-        if labels.is_empty() {
-            return Ok((service, None));
-        }
-        let guessed = deployment
-            .as_ref()
-            .map(exposure::template_secrets)
-            .unwrap_or_default();
-        let (pods, mut secrets) = tokio::try_join!(
-            rollout::pods_with_labels(cluster, kms_ns, &labels),
-            datapath::secrets(cluster, kms_ns, guessed.iter().cloned()),
-        )?;
-        let mounted: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
-        let unread = mounted
-            .iter()
-            .filter(|name| !guessed.contains(name))
-            .cloned();
-        secrets.extend(datapath::secrets(cluster, kms_ns, unread).await?);
-        Ok::<_, Error>((service, datapath::first_tls_secret(&mounted, &secrets)))
-    };
+    let kms_side = kms_side(cluster, kms_ns);
     let gateway_pods = async {
         let (label, value) = &options.gateway_selector;
         let selector = BTreeMap::from([(label.clone(), value.clone())]);
@@ -170,6 +134,47 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
     })
 }
 
+/// kms-api's side: the Service, the pods it selects, the certificate they
+/// serve. The runbook's KMS Deployment usually runs those pods, so the
+/// secrets its template mounts are read along with the pods, and the
+/// certificate costs no round trip of its own; what the pods mount beyond
+/// that is read after them.
+async fn kms_side(
+    cluster: &Cluster,
+    kms_ns: &str,
+) -> Result<(Option<Service>, Option<(String, Secret)>)> {
+    let services: Api<Service> = Api::namespaced(cluster.client(), kms_ns);
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), kms_ns);
+    let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
+    let read_deployment = format!("read deployment {kms_ns}/{}", defaults::DEPLOYMENT);
+    let (service, deployment) = tokio::try_join!(
+        cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
+        cluster.call(&read_deployment, deployments.get_opt(defaults::DEPLOYMENT)),
+    )?;
+    let labels = service
+        .as_ref()
+        .and_then(|service| service.spec.as_ref()?.selector.clone())
+        .unwrap_or_default();
+    if labels.is_empty() {
+        return Ok((service, None));
+    }
+    let guessed = deployment
+        .as_ref()
+        .map(exposure::template_secrets)
+        .unwrap_or_default();
+    let (pods, mut secrets) = tokio::try_join!(
+        rollout::pods_with_labels(cluster, kms_ns, &labels),
+        datapath::secrets(cluster, kms_ns, guessed.iter().cloned()),
+    )?;
+    let mounted: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
+    let unread = mounted
+        .iter()
+        .filter(|name| !guessed.contains(name))
+        .cloned();
+    secrets.extend(datapath::secrets(cluster, kms_ns, unread).await?);
+    Ok((service, datapath::first_tls_secret(&mounted, &secrets)))
+}
+
 /// The issuer the Certificate names: an Issuer in the Certificate's
 /// namespace, or a ClusterIssuer.
 async fn issuer(
@@ -204,108 +209,19 @@ fn issuer_place<'a>(kind: &str, istio_namespace: &'a str) -> (&'static str, Opti
 /// The five objects as they should be, each with what writing it changes;
 /// or every prerequisite that is not met.
 pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<Vec<Planned>> {
-    let mut unmet = Vec::new();
-    let kms_namespace = &target.kms_namespace;
-    let istio_namespace = &target.istio_namespace;
-    if found.cert_manager.is_none() {
-        unmet.push(Error::Missing {
-            kind: "API",
-            namespace: "cluster".into(),
-            name: "cert-manager.io/v1 or certmanager.k8s.io/v1alpha1".into(),
-            hint: "install cert-manager: the cluster serves neither of its Certificate APIs".into(),
-        });
-    }
-    if found.istio_version.is_none() {
-        unmet.push(Error::Missing {
-            kind: "API",
-            namespace: "cluster".into(),
-            name: "networking.istio.io (v1, v1beta1 or v1alpha3)".into(),
-            hint: "install Istio: the cluster does not serve its networking API".into(),
-        });
-    }
-    let port = match &found.service {
-        None => {
-            unmet.push(Error::Missing {
-                kind: "Service",
-                namespace: kms_namespace.clone(),
-                name: KMS_SERVICE.into(),
-                hint: "KMS must be installed first; check --kms-namespace".into(),
-            });
-            None
-        }
-        Some(service) => match exposure::service_port(service, options.port) {
-            Ok(port) => Some(port),
-            Err(reason) => {
-                unmet.push(Error::InvalidFlag {
-                    flag: "--port",
-                    reason,
-                });
-                None
-            }
-        },
-    };
+    let mut unmet = missing_apis(found);
+    let port = route_port(found, target, options)
+        .map_err(|err| unmet.push(err))
+        .ok();
     if found.gateway_pods.is_empty() {
         let (label, value) = &options.gateway_selector;
         unmet.push(Error::NoGatewayPods {
-            namespace: istio_namespace.clone(),
+            namespace: target.istio_namespace.clone(),
             selector: format!("{label}={value}"),
         });
     }
-    if let Some(api) = found.cert_manager
-        && !found.issuer_exists
-    {
-        let (plural, namespace) = issuer_place(&options.issuer_kind, istio_namespace);
-        unmet.push(Error::Missing {
-            kind: if namespace.is_some() {
-                "Issuer"
-            } else {
-                "ClusterIssuer"
-            },
-            namespace: namespace.unwrap_or("cluster").into(),
-            name: options.issuer.clone(),
-            hint: format!(
-                "name an existing one with --issuer and --issuer-kind; `kubectl get {plural}.{}` lists them",
-                api.group()
-            ),
-        });
-    }
-    let given_ca = match (&options.upstream_ca_secret, &found.given_ca) {
-        (Some(name), Some(secret)) => Some((name.as_str(), secret)),
-        (Some(name), None) => {
-            unmet.push(Error::Missing {
-                kind: "Secret",
-                namespace: kms_namespace.clone(),
-                name: name.clone(),
-                hint: "name an existing Secret holding ca.crt with --upstream-ca-secret".into(),
-            });
-            None
-        }
-        (None, _) => None,
-    };
-    // How the gateway trusts kms-api can only be told once kms-api and the
-    // CA secret named were found.
-    let upstream = if found.service.is_some()
-        && (options.upstream_ca_secret.is_none() || given_ca.is_some())
-    {
-        exposure::upstream_trust(
-            kms_namespace,
-            found
-                .served_tls
-                .as_ref()
-                .map(|(name, secret)| (name.as_str(), secret)),
-            given_ca,
-            exposure::ca_delivery(&found.gateway_pods),
-        )
-        .map_err(|unverifiable| {
-            unmet.push(Error::DataPath {
-                problem: unverifiable.problem,
-                hint: unverifiable.hint,
-            })
-        })
-        .ok()
-    } else {
-        None
-    };
+    unmet.extend(missing_issuer(found, target, options));
+    let upstream = upstream(found, target, options, &mut unmet);
     Error::unmet(unmet)?;
     let (Some(places), Some(port), Some(upstream)) = (found.places.clone(), port, upstream) else {
         unreachable!("every missing part was reported as unmet");
@@ -328,6 +244,102 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
     }
     .objects();
     Ok(apply::plan(objects, &found.live))
+}
+
+/// The APIs of cert-manager and Istio, when the cluster does not serve them.
+fn missing_apis(found: &Found) -> Vec<Error> {
+    let mut unmet = Vec::new();
+    if found.cert_manager.is_none() {
+        unmet.push(Error::Missing {
+            kind: "API",
+            namespace: "cluster".into(),
+            name: "cert-manager.io/v1 or certmanager.k8s.io/v1alpha1".into(),
+            hint: "install cert-manager: the cluster serves neither of its Certificate APIs".into(),
+        });
+    }
+    if found.istio_version.is_none() {
+        unmet.push(Error::Missing {
+            kind: "API",
+            namespace: "cluster".into(),
+            name: "networking.istio.io (v1, v1beta1 or v1alpha3)".into(),
+            hint: "install Istio: the cluster does not serve its networking API".into(),
+        });
+    }
+    unmet
+}
+
+/// The kms-api Service's port the route goes to.
+fn route_port(found: &Found, target: &Target, options: &ExposeOptions) -> Result<i32> {
+    let Some(service) = &found.service else {
+        return Err(Error::Missing {
+            kind: "Service",
+            namespace: target.kms_namespace.clone(),
+            name: KMS_SERVICE.into(),
+            hint: "KMS must be installed first; check --kms-namespace".into(),
+        });
+    };
+    exposure::service_port(service, options.port).map_err(|reason| Error::InvalidFlag {
+        flag: "--port",
+        reason,
+    })
+}
+
+/// The issuer the Certificate names, when it does not exist.
+fn missing_issuer(found: &Found, target: &Target, options: &ExposeOptions) -> Option<Error> {
+    let api = found.cert_manager.filter(|_| !found.issuer_exists)?;
+    let (plural, namespace) = issuer_place(&options.issuer_kind, &target.istio_namespace);
+    Some(Error::Missing {
+        kind: if namespace.is_some() {
+            "Issuer"
+        } else {
+            "ClusterIssuer"
+        },
+        namespace: namespace.unwrap_or("cluster").into(),
+        name: options.issuer.clone(),
+        hint: format!(
+            "name an existing one with --issuer and --issuer-kind; `kubectl get {plural}.{}` lists them",
+            api.group()
+        ),
+    })
+}
+
+/// How the gateway trusts kms-api; `None`, with the reason in `unmet`, when
+/// it cannot be told (it can only be once kms-api and the CA secret named
+/// were found).
+fn upstream(
+    found: &Found,
+    target: &Target,
+    options: &ExposeOptions,
+    unmet: &mut Vec<Error>,
+) -> Option<UpstreamTrust> {
+    let kms_namespace = &target.kms_namespace;
+    let given_ca = match (&options.upstream_ca_secret, &found.given_ca) {
+        (Some(name), Some(secret)) => Some((name.as_str(), secret)),
+        (Some(name), None) => {
+            unmet.push(Error::Missing {
+                kind: "Secret",
+                namespace: kms_namespace.clone(),
+                name: name.clone(),
+                hint: "name an existing Secret holding ca.crt with --upstream-ca-secret".into(),
+            });
+            return None;
+        }
+        (None, _) => None,
+    };
+    found.service.as_ref()?;
+    let served = found
+        .served_tls
+        .as_ref()
+        .map(|(name, secret)| (name.as_str(), secret));
+    let delivery = exposure::ca_delivery(&found.gateway_pods);
+    exposure::upstream_trust(kms_namespace, served, given_ca, delivery)
+        .map_err(|unverifiable| {
+            unmet.push(Error::DataPath {
+                problem: unverifiable.problem,
+                hint: unverifiable.hint,
+            })
+        })
+        .ok()
 }
 
 /// Writes what the plan changes, as `write` says.
