@@ -306,3 +306,45 @@ fn the_graph_reader_resolves_grouped_and_nested_imports() {
             .into()
     );
 }
+
+/// The folders are floors: the value types and the terminal helpers at the
+/// bottom, the object schemas and the owned-object table above them, the
+/// manifests and the checks (pure) above those; none of them reaches the
+/// cluster plumbing, the steps or the commands.
+#[test]
+fn each_pure_floor_imports_only_the_floors_below_it() {
+    let graph = import_graph();
+    let floor = |module: &str| module.split('/').next().unwrap_or(module).to_owned();
+    let below: [(&str, &[&str]); 5] = [
+        ("values", &["values", "error"]),
+        ("terminal", &["terminal", "error"]),
+        ("objects", &["objects", "values", "terminal", "error"]),
+        (
+            "manifests",
+            &["manifests", "objects", "values", "terminal", "error"],
+        ),
+        (
+            "checks",
+            &[
+                "checks",
+                "manifests",
+                "objects",
+                "values",
+                "terminal",
+                "error",
+            ],
+        ),
+    ];
+    for (name, allowed) in below {
+        let modules: Vec<&String> = graph.keys().filter(|m| floor(m) == name).collect();
+        assert!(!modules.is_empty(), "src/{name}/ has modules: {graph:?}");
+        for module in modules {
+            for target in &graph[module] {
+                assert!(
+                    allowed.contains(&floor(target).as_str()),
+                    "src/{module}.rs imports {target}, above its floor ({allowed:?})"
+                );
+            }
+        }
+    }
+}

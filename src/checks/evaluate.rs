@@ -10,10 +10,11 @@ use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{Category, Check, CheckId, Report};
-use crate::cluster::rollout::{RolloutState, rollout_state};
-use crate::manifests::exposure::{self, KMS_SERVICE, secret_data, secret_mounted_at};
+use crate::manifests::exposure::{self, KMS_SERVICE};
 use crate::objects::apis::ServedApis;
+use crate::objects::mounts::{secret_data, secret_mounted_at};
 use crate::objects::owned::{self, GATEWAY};
+use crate::objects::rollout_state::{RolloutState, rollout_state};
 use crate::objects::schemas::{
     Certificate as CertificateObject, ClientTls, Destination, DestinationRule, Gateway,
     IdentityMappingPolicy, ServerTls, VirtualService, VirtualServiceSpec, certificate_ready,

@@ -11,6 +11,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret};
 use kube::Resource;
 
+use crate::objects::place::without_managed_fields;
+
 /// The data keys of a TLS secret the checks read (the `kubernetes.io/tls`
 /// keys and Istio's generic-secret keys), all of them certificates.
 const CERTIFICATE_KEYS: [&str; 4] = ["tls.crt", "ca.crt", "cert", "cacert"];
@@ -55,9 +57,9 @@ pub fn deployment(mut deployment: Deployment) -> Deployment {
 
 /// An object without the metadata the checks never read and that may
 /// repeat its content: managed fields and the last applied configuration.
-pub fn without_bookkeeping<K: Resource>(mut object: K) -> K {
+pub fn without_bookkeeping<K: Resource>(object: K) -> K {
+    let mut object = without_managed_fields(object);
     let meta = object.meta_mut();
-    meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
     }

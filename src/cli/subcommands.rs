@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::cli::{ApplyArgs, ObjectNameArgs, WriteArgs};
 use crate::cluster::permissions;
 use crate::error::{Error, Result};
-use crate::manifests::exposure;
 use crate::steps::apikey::{ApikeyOptions, Restart};
 use crate::steps::exposure::ExposeOptions;
 use crate::steps::identity::MapIdentityOptions;
@@ -19,6 +18,7 @@ use crate::values::apikey::KeySource;
 use crate::values::crn;
 use crate::values::defaults;
 use crate::values::duration;
+use crate::values::exposure;
 use crate::values::host::{Host, parse_host};
 
 // `set-apikey`
@@ -63,7 +63,7 @@ pub struct SetApikeyArgs {
     pub restart: bool,
 
     /// How long to wait for the token adapter's restart.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::ROLLOUT_TIMEOUT, value_parser = duration::parse_positive)]
     pub timeout: Duration,
 
     #[command(flatten)]
@@ -113,7 +113,7 @@ pub struct InjectArgs {
     pub tools: InjectTools,
 
     /// How long to wait for the injected pods to roll out.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::ROLLOUT_TIMEOUT, value_parser = duration::parse_positive)]
     pub timeout: Duration,
 
     /// Leave a failed rollout as it is instead of restoring the previous spec.
@@ -175,11 +175,11 @@ pub struct ExposeArgs {
     pub issuer: String,
 
     /// Kind of the issuer.
-    #[arg(long, value_name = "KIND", default_value = "ClusterIssuer", value_parser = ["ClusterIssuer", "Issuer"])]
+    #[arg(long, value_name = "KIND", default_value = defaults::ISSUER_KIND, value_parser = ["ClusterIssuer", "Issuer"])]
     pub issuer_kind: String,
 
     /// The certificate's common name.
-    #[arg(long, value_name = "NAME", default_value = "istio-service", value_parser = parse_common_name)]
+    #[arg(long, value_name = "NAME", default_value = defaults::COMMON_NAME, value_parser = parse_common_name)]
     pub common_name: String,
 
     /// Serve the certificate from this secret through the gateway's
@@ -202,11 +202,11 @@ pub struct ExposeArgs {
     pub upstream_ca_secret: Option<String>,
 
     /// Request path prefix routed to KMS.
-    #[arg(long, value_name = "PATH", default_value = "/kms/api", value_parser = parse_path)]
+    #[arg(long, value_name = "PATH", default_value = defaults::PATH_PREFIX, value_parser = parse_path)]
     pub path_prefix: String,
 
     /// What the prefix is rewritten to before it reaches KMS.
-    #[arg(long, value_name = "PATH", default_value = "/api", value_parser = parse_path)]
+    #[arg(long, value_name = "PATH", default_value = defaults::REWRITE, value_parser = parse_path)]
     pub rewrite: String,
 
     /// Port of the kms-api Service to route to (default: read from the Service).
@@ -380,7 +380,7 @@ pub struct WizardArgs {
     pub inject_tools: InjectTools,
 
     /// How long to wait for each rollout.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::ROLLOUT_TIMEOUT, value_parser = duration::parse_positive)]
     pub timeout: Duration,
 }
 
@@ -428,7 +428,7 @@ pub struct UninstallArgs {
     pub backup_dir: Option<PathBuf>,
 
     /// How long to wait for the Deployment to roll out without the sidecar.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::ROLLOUT_TIMEOUT, value_parser = duration::parse_positive)]
     pub timeout: Duration,
 
     /// Do not ask for confirmation.

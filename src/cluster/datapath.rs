@@ -10,7 +10,7 @@ use kube::Api;
 
 use crate::cluster::Cluster;
 use crate::error::Result;
-use crate::manifests::exposure;
+use crate::objects::mounts;
 
 /// The secrets of `namespace` named in `names` that exist, read concurrently.
 pub async fn secrets(
@@ -41,7 +41,7 @@ pub async fn served_tls_secret(
     namespace: &str,
     pods: &[Pod],
 ) -> Result<Option<(String, Secret)>> {
-    let mounted: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
+    let mounted: Vec<String> = pods.iter().flat_map(mounts::mounted_secrets).collect();
     let found = secrets(cluster, namespace, mounted.iter().cloned()).await?;
     Ok(first_tls_secret(&mounted, &found))
 }

@@ -15,6 +15,7 @@ use crate::cluster::apply::WriteOptions;
 use crate::cluster::rollout;
 use crate::cluster::unless_changed::{self, Written};
 use crate::error::{Error, Result};
+use crate::objects::place::without_managed_fields;
 use crate::values::sidecar;
 
 pub fn of(deployment: &Deployment) -> PodTemplateSpec {
@@ -31,14 +32,19 @@ pub fn set(deployment: &mut Deployment, template: PodTemplateSpec) {
     }
 }
 
-/// `read` with `template` in place, as it is sent: without the server's
-/// bookkeeping.
+/// `read` with `template` in place, as it is sent.
 pub fn with_template(read: &Deployment, template: PodTemplateSpec) -> Deployment {
-    let mut updated = read.clone();
+    let mut updated = as_written(read);
     set(&mut updated, template);
-    updated.metadata.managed_fields = None;
-    updated.status = None;
     updated
+}
+
+/// The Deployment as a client writes it: without the server's bookkeeping
+/// (managed fields, status).
+pub fn as_written(deployment: &Deployment) -> Deployment {
+    let mut written = without_managed_fields(deployment.clone());
+    written.status = None;
+    written
 }
 
 /// Replaces the Deployment as `read` with `template` in its pod template;

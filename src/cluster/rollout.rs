@@ -16,71 +16,14 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::objects::rollout_state::{RolloutState, rollout_state};
 use crate::terminal::progress::Progress;
-use crate::terminal::wording::count;
 use crate::values::duration;
 
 pub const FIELD_MANAGER: &str = "kubectl-kms-sts";
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The longest a single watch stays open before it is started again.
 const MAX_WATCH: Duration = Duration::from_secs(290);
-
-/// Where a Deployment's rollout stands, computed from its status alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RolloutState {
-    /// Still going; the text says how far.
-    InProgress(String),
-    /// Every replica updated and available, no old replica left.
-    Complete { ready: i32 },
-    /// The Deployment controller gave up (progress deadline exceeded).
-    Failed(String),
-}
-
-/// The rollout state of `deployment`, by the rules `kubectl rollout status` uses.
-pub fn rollout_state(deployment: &Deployment) -> RolloutState {
-    let generation = deployment.metadata.generation.unwrap_or(0);
-    let desired = deployment
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.replicas)
-        .unwrap_or(1);
-    let Some(status) = &deployment.status else {
-        return RolloutState::InProgress("waiting for the deployment controller".into());
-    };
-    if status.observed_generation.unwrap_or(0) < generation {
-        return RolloutState::InProgress("waiting for the deployment controller".into());
-    }
-    if let Some(condition) = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Progressing")
-        && condition.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    {
-        return RolloutState::Failed(condition.message.clone().unwrap_or_default());
-    }
-    let updated = status.updated_replicas.unwrap_or(0);
-    let total = status.replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    if updated < desired {
-        RolloutState::InProgress(format!(
-            "{updated} of {} updated",
-            count(desired, "replica", "replicas")
-        ))
-    } else if total > updated {
-        RolloutState::InProgress(format!(
-            "{} pending termination",
-            count(total - updated, "old replica", "old replicas")
-        ))
-    } else if available < updated {
-        RolloutState::InProgress(format!(
-            "{available} of {} available",
-            count(updated, "updated replica", "updated replicas")
-        ))
-    } else {
-        RolloutState::Complete { ready: available }
-    }
-}
 
 /// Triggers a rolling restart of a Deployment, as `kubectl rollout restart`.
 pub async fn restart(cluster: &Cluster, namespace: &str, name: &str, dry_run: bool) -> Result<()> {
@@ -251,60 +194,11 @@ pub async fn pods_with_labels(
 mod tests {
     use super::*;
 
-    fn deployment(value: serde_json::Value) -> Deployment {
-        serde_json::from_value(value).unwrap()
-    }
-
     #[test]
     fn restarts_a_millisecond_apart_get_different_stamps() {
         let first: jiff::Timestamp = "2026-11-29T10:36:14.001Z".parse().unwrap();
         let second = first + jiff::SignedDuration::from_millis(1);
         assert_eq!(restart_stamp(first), "2026-11-29T10:36:14.001Z");
         assert_eq!(restart_stamp(second), "2026-11-29T10:36:14.002Z");
-    }
-
-    #[test]
-    fn complete_when_all_replicas_updated_and_available() {
-        let d = deployment(json!({
-            "metadata": {"generation": 3},
-            "spec": {"replicas": 2, "selector": {}, "template": {}},
-            "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
-        }));
-        assert_eq!(rollout_state(&d), RolloutState::Complete { ready: 2 });
-    }
-
-    #[test]
-    fn in_progress_until_controller_observes_the_change() {
-        let d = deployment(json!({
-            "metadata": {"generation": 4},
-            "spec": {"replicas": 2, "selector": {}, "template": {}},
-            "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
-        }));
-        assert!(matches!(rollout_state(&d), RolloutState::InProgress(_)));
-    }
-
-    #[test]
-    fn in_progress_while_old_replicas_remain() {
-        let d = deployment(json!({
-            "metadata": {"generation": 4},
-            "spec": {"replicas": 2, "selector": {}, "template": {}},
-            "status": {"observedGeneration": 4, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}
-        }));
-        assert_eq!(
-            rollout_state(&d),
-            RolloutState::InProgress("1 old replica pending termination".into())
-        );
-    }
-
-    #[test]
-    fn failed_when_progress_deadline_exceeded() {
-        let d = deployment(json!({
-            "metadata": {"generation": 4},
-            "spec": {"replicas": 2, "selector": {}, "template": {}},
-            "status": {"observedGeneration": 4, "replicas": 3, "updatedReplicas": 1,
-                       "conditions": [{"type": "Progressing", "status": "False",
-                                       "reason": "ProgressDeadlineExceeded", "message": "too slow"}]}
-        }));
-        assert_eq!(rollout_state(&d), RolloutState::Failed("too slow".into()));
     }
 }

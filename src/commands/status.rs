@@ -32,8 +32,9 @@ use crate::cluster::run::Run;
 use crate::cluster::{self, Cluster, Target};
 use crate::error::{self, Error, Result};
 use crate::files::private_files::{self, Existing};
-use crate::manifests::exposure::{self, KMS_SERVICE};
+use crate::manifests::exposure::KMS_SERVICE;
 use crate::objects::apis::ServedApis;
+use crate::objects::mounts;
 use crate::objects::owned::{self, Where};
 use crate::objects::schemas::{
     Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
@@ -555,7 +556,7 @@ async fn gateway_side(
     // certificate or CA from, in one batch.
     let wanted = pods
         .iter()
-        .flat_map(exposure::mounted_secrets)
+        .flat_map(mounts::mounted_secrets)
         .chain(certificate_secret_name.clone())
         .chain(credentials_named(
             gateway.as_ref(),

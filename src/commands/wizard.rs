@@ -22,7 +22,6 @@ use crate::commands::status;
 use crate::commands::uninstall as commands_uninstall;
 use crate::error::{Error, Result};
 use crate::files::answers::Answers;
-use crate::manifests::exposure as exposure_manifests;
 use crate::objects::apis::ServedApis;
 use crate::objects::owned::{self, Where};
 use crate::objects::schemas::{Certificate, IdentityMappingPolicy};
@@ -36,6 +35,7 @@ use crate::terminal::wording;
 use crate::values::apikey::{self, ApiKey};
 use crate::values::crn;
 use crate::values::defaults;
+use crate::values::exposure as values_exposure;
 use crate::values::host;
 
 fn on_terminal() -> bool {
@@ -214,11 +214,11 @@ impl StepOptions {
                 issuer_kind: answers.issuer_kind.clone(),
                 common_name: answers.common_name.clone(),
                 tls_credential_name: None,
-                gateway_selector: exposure_manifests::parse_selector(&answers.gateway_selector)
+                gateway_selector: values_exposure::parse_selector(&answers.gateway_selector)
                     .expect("validated answers"),
                 upstream_ca_secret: answers.upstream_ca_secret.clone(),
-                path_prefix: "/kms/api".into(),
-                rewrite: "/api".into(),
+                path_prefix: defaults::PATH_PREFIX.into(),
+                rewrite: defaults::REWRITE.into(),
                 port: None,
                 apply,
             },
@@ -416,10 +416,10 @@ fn ask_about_gateway(
                 let text = prompt_text(
                     &format!("Label of the ingress gateway pods in {namespace} (LABEL=VALUE)"),
                     None,
-                    |text| exposure_manifests::parse_selector(text).map(|_| ()),
+                    |text| values_exposure::parse_selector(text).map(|_| ()),
                 )?;
                 options.expose.gateway_selector =
-                    exposure_manifests::parse_selector(&text).expect("validated as typed");
+                    values_exposure::parse_selector(&text).expect("validated as typed");
                 answers.gateway_selector = text;
                 asked = true;
             }
@@ -788,11 +788,11 @@ fn ask(
         istio_namespace: target.istio_namespace.clone(),
         hosts: hosts.split(',').map(|h| h.trim().to_owned()).collect(),
         issuer,
-        issuer_kind: "ClusterIssuer".into(),
-        common_name: "istio-service".into(),
+        issuer_kind: defaults::ISSUER_KIND.into(),
+        common_name: defaults::COMMON_NAME.into(),
         source_crn,
         target_crns: vec![target_crn],
-        gateway_selector: crate::files::answers::default_gateway_selector(),
+        gateway_selector: defaults::GATEWAY_SELECTOR.into(),
         upstream_ca_secret: None,
         deployment: names.deployment.clone(),
         token_adapter: names.token_adapter.clone(),

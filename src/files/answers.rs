@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::files::private_files::{self, Existing};
-use crate::manifests::exposure;
 use crate::values::crn;
 use crate::values::defaults;
+use crate::values::exposure as values_exposure;
 use crate::values::host;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,14 +83,14 @@ fn default_issuer() -> String {
     defaults::ISSUER.into()
 }
 fn default_issuer_kind() -> String {
-    "ClusterIssuer".into()
+    defaults::ISSUER_KIND.into()
 }
 /// The runbook's gateway label, as an answer.
-pub fn default_gateway_selector() -> String {
+fn default_gateway_selector() -> String {
     defaults::GATEWAY_SELECTOR.into()
 }
 fn default_common_name() -> String {
-    "istio-service".into()
+    defaults::COMMON_NAME.into()
 }
 
 impl Answers {
@@ -115,9 +115,9 @@ impl Answers {
                 "must be ClusterIssuer or Issuer".into(),
             ));
         }
-        exposure::check_common_name(&self.common_name)
+        values_exposure::check_common_name(&self.common_name)
             .map_err(|reason| invalid("commonName", reason))?;
-        exposure::parse_selector(&self.gateway_selector)
+        values_exposure::parse_selector(&self.gateway_selector)
             .map_err(|reason| invalid("gatewaySelector", reason))?;
         crn::parse(&self.source_crn).map_err(|err| invalid("sourceCrn", err.to_string()))?;
         if self.target_crns.is_empty() {

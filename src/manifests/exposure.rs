@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 
 use crate::objects::apis::ServedApis;
+use crate::objects::mounts::{pods_mount, secret_data};
 use crate::objects::owned::{self, CA_SECRET, CERTIFICATE, GATEWAY, Owned, Where};
 use crate::objects::place::{Desired, ObjectRef};
 use crate::objects::schemas::{
@@ -31,45 +31,6 @@ pub const KMS_SERVICE: &str = "kms-api";
 /// install`) mount `istio-ingressgateway-certs` and `istio-ingressgateway-ca-certs`.
 pub const CERTS_DIR: &str = "/etc/istio/ingressgateway-certs";
 pub const CA_CERTS_DIR: &str = "/etc/istio/ingressgateway-ca-certs";
-
-/// Accepts a pod label selector of one `LABEL=VALUE`.
-pub fn parse_selector(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((label, value)) if !label.is_empty() && !value.contains('=') => {
-            Ok((label.to_owned(), value.to_owned()))
-        }
-        _ => Err(format!(
-            "\"{text}\" is not LABEL=VALUE (for example istio=ingressgateway)"
-        )),
-    }
-}
-
-/// Refuses a common name that would put junk into the certificate.
-pub fn check_common_name(text: &str) -> Result<(), String> {
-    if text.is_empty() || text.chars().count() > 64 {
-        return Err("must be 1 to 64 characters long".into());
-    }
-    if let Some(bad) = text
-        .chars()
-        .find(|c| !c.is_ascii_graphic() || "\"'`".contains(*c))
-    {
-        return Err(format!(
-            "\"{text}\" contains {bad:?}; give the name without quotes (the runbook's sample has \
-             typographic quotes around istio-service)"
-        ));
-    }
-    Ok(())
-}
-
-/// Accepts a URI path prefix like `/kms/api`.
-pub fn check_path(text: &str) -> Result<(), String> {
-    if !text.starts_with('/') || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "\"{text}\" must start with '/' and contain no spaces"
-        ));
-    }
-    Ok(())
-}
 
 /// The KMS Service's port the route must use: `explicit` when given (and
 /// served by the Service), else the Service's only port.
@@ -110,64 +71,6 @@ fn list(ports: &[i32]) -> String {
 pub enum Delivery {
     Files,
     Credential(String),
-}
-
-/// Whether every one of `pods` mounts the secret `secret` at `dir`; false
-/// when there is no pod.
-pub fn pods_mount(pods: &[Pod], secret: &str, dir: &str) -> bool {
-    !pods.is_empty() && pods.iter().all(|pod| pod_mounts(pod, secret, dir))
-}
-
-fn pod_mounts(pod: &Pod, secret: &str, dir: &str) -> bool {
-    secret_mounted_at(pod, dir).as_deref() == Some(secret)
-}
-
-/// The secret a pod mounts at `dir`, by name.
-pub fn secret_mounted_at(pod: &Pod, dir: &str) -> Option<String> {
-    let spec = pod.spec.as_ref()?;
-    let mount = spec
-        .containers
-        .iter()
-        .flat_map(|c| c.volume_mounts.iter().flatten())
-        .find(|m| m.mount_path.trim_end_matches('/') == dir)?;
-    spec.volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == mount.name)?
-        .secret
-        .as_ref()?
-        .secret_name
-        .clone()
-}
-
-/// The data of `key` in a secret, when present and not empty.
-pub fn secret_data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
-    let value = secret.data.as_ref()?.get(key)?;
-    (!value.0.is_empty()).then_some(value.0.as_slice())
-}
-
-/// The names of the secrets a pod mounts as volumes, in order.
-pub fn mounted_secrets(pod: &Pod) -> Vec<String> {
-    pod.spec.iter().flat_map(volume_secrets).collect()
-}
-
-/// The secrets a pod spec's volumes name.
-fn volume_secrets(spec: &PodSpec) -> Vec<String> {
-    spec.volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
-        .collect()
-}
-
-/// The secrets a Deployment's pod template mounts: those its pods will.
-pub fn template_secrets(deployment: &Deployment) -> Vec<String> {
-    deployment
-        .spec
-        .iter()
-        .flat_map(|spec| spec.template.spec.iter())
-        .flat_map(volume_secrets)
-        .collect()
 }
 
 /// The gateway's certificate delivery: the named credential when one is
@@ -499,6 +402,7 @@ impl Exposure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::mounts::mounted_secrets;
     use crate::values::host::parse_host;
     use serde_json::{Value, json};
 
@@ -730,26 +634,6 @@ mod tests {
             e.gateway().object["spec"]["selector"],
             json!({"istio": "ingress"})
         );
-    }
-
-    #[test]
-    fn selectors_are_one_label() {
-        assert_eq!(
-            parse_selector("istio=ingress"),
-            Ok(("istio".into(), "ingress".into()))
-        );
-        for bad in ["istio", "=x", "a=b=c"] {
-            assert!(parse_selector(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn common_name_quotes_are_refused() {
-        assert!(check_common_name("istio-service").is_ok());
-        let err = check_common_name("\u{201c}istio-service\u{201d}").unwrap_err();
-        assert!(err.contains("without quotes"), "{err}");
-        assert!(check_common_name("\"istio-service\"").is_err());
-        assert!(check_common_name(&"a".repeat(65)).is_err());
     }
 
     #[test]

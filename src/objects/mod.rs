@@ -5,6 +5,8 @@
 //! they cannot disagree on a field, a name or an API version.
 
 pub mod apis;
+pub mod mounts;
 pub mod owned;
 pub mod place;
+pub mod rollout_state;
 pub mod schemas;

@@ -1,8 +1,10 @@
 //! Where an object lives (`ObjectRef`: its resource, namespace and name)
 //! and how the plugin wants it to look (`Desired`). A step's fetch reads
 //! its objects by place before it knows their contents; its plan compares
-//! each `Desired` with what was read.
+//! each `Desired` with what was read. Also the one way managed fields are
+//! dropped from what the plugin shows, saves or sends.
 
+use kube::Resource;
 use kube::core::{ApiResource, GroupVersionKind};
 use serde::Serialize;
 use serde_json::Value;
@@ -99,4 +101,11 @@ impl Desired {
     pub fn display_name(&self) -> String {
         self.place.display_name()
     }
+}
+
+/// `object` without its managed fields: the server's record of who set
+/// what, which nothing the plugin shows, saves or sends needs.
+pub fn without_managed_fields<K: Resource>(mut object: K) -> K {
+    object.meta_mut().managed_fields = None;
+    object
 }

@@ -25,6 +25,7 @@ use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places, UpstreamTrust};
 use crate::objects::apis::{self, CertManagerApi};
+use crate::objects::mounts;
 use crate::objects::owned::Where;
 use crate::values::defaults;
 use crate::values::host::Host;
@@ -160,13 +161,13 @@ async fn kms_side(
     }
     let guessed = deployment
         .as_ref()
-        .map(exposure::template_secrets)
+        .map(mounts::template_secrets)
         .unwrap_or_default();
     let (pods, mut secrets) = tokio::try_join!(
         rollout::pods_with_labels(cluster, kms_ns, &labels),
         datapath::secrets(cluster, kms_ns, guessed.iter().cloned()),
     )?;
-    let mounted: Vec<String> = pods.iter().flat_map(exposure::mounted_secrets).collect();
+    let mounted: Vec<String> = pods.iter().flat_map(mounts::mounted_secrets).collect();
     let unread = mounted
         .iter()
         .filter(|name| !guessed.contains(name))

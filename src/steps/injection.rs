@@ -28,6 +28,7 @@ use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::files::backup;
 use crate::istioctl::{self, InjectorConfig};
+use crate::objects::place::without_managed_fields;
 use crate::terminal::output;
 use crate::terminal::wording::count;
 use crate::values::sidecar;
@@ -341,9 +342,7 @@ fn save_backup(
     options: &InjectOptions,
     original: &Deployment,
 ) -> Result<PathBuf> {
-    let mut saved = original.clone();
-    saved.metadata.managed_fields = None;
-    saved.status = None;
+    let saved = pod_template::as_written(original);
     backup::save(
         &options.backup_dir(cluster),
         "Deployment",
@@ -426,8 +425,7 @@ fn print_object(deployment: &Deployment, write: WriteOptions) -> Result<()> {
     let Some(format) = write.output else {
         return Ok(());
     };
-    let mut shown = deployment.clone();
-    shown.metadata.managed_fields = None;
+    let shown = without_managed_fields(deployment.clone());
     output::print(&output::render(&shown, format))
 }
 

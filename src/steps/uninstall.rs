@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::files::backup;
 use crate::objects::apis::ServedApis;
 use crate::objects::owned::{self, Owned, Removal, Request, Where};
-use crate::objects::place::ObjectRef;
+use crate::objects::place::{ObjectRef, without_managed_fields};
 use crate::objects::schemas::Certificate;
 use crate::steps::injection;
 use crate::values::sidecar;
@@ -578,10 +578,8 @@ pub fn shown(plan: &Plan) -> Value {
         .filter(|(_, fate)| matches!(fate, Fate::Delete { .. }))
         .filter_map(|(found, _)| found.object.as_ref())
         .map(|object| {
-            let mut value = serde_json::to_value(object).unwrap_or_default();
-            value["metadata"]
-                .as_object_mut()
-                .map(|meta| meta.remove("managedFields"));
+            let mut value =
+                serde_json::to_value(without_managed_fields(object.clone())).unwrap_or_default();
             for field in ["data", "stringData"] {
                 if let Some(data) = value[field].as_object_mut() {
                     for entry in data.values_mut() {
@@ -595,10 +593,7 @@ pub fn shown(plan: &Plan) -> Value {
     if let (SidecarFate::Restore { template, .. }, Some(deployment)) =
         (&plan.sidecar, &plan.deployment)
     {
-        let mut restored = deployment.clone();
-        pod_template::set(&mut restored, (**template).clone());
-        restored.metadata.managed_fields = None;
-        restored.status = None;
+        let restored = pod_template::with_template(deployment, (**template).clone());
         items.push(serde_json::to_value(restored).unwrap_or_default());
     }
     serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})

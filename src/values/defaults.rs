@@ -18,5 +18,13 @@ pub const SECRET_KEY: &str = "apikey";
 pub const POLICY: &str = "stspolicy";
 /// The ClusterIssuer that signs the gateway's certificate.
 pub const ISSUER: &str = "icp-ca-issuer";
+pub const ISSUER_KIND: &str = "ClusterIssuer";
+/// The gateway certificate's common name.
+pub const COMMON_NAME: &str = "istio-service";
+/// The path prefix the VirtualService routes to KMS, and what it becomes.
+pub const PATH_PREFIX: &str = "/kms/api";
+pub const REWRITE: &str = "/api";
+/// How long a rollout may take, as `--timeout` is written.
+pub const ROLLOUT_TIMEOUT: &str = "5m";
 /// The label of the ingress gateway pods the runbook's Gateway selects.
 pub const GATEWAY_SELECTOR: &str = "istio=ingressgateway";

@@ -7,5 +7,6 @@ pub mod certificate;
 pub mod crn;
 pub mod defaults;
 pub mod duration;
+pub mod exposure;
 pub mod host;
 pub mod sidecar;
