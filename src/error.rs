@@ -260,6 +260,15 @@ pub enum Error {
     #[error("the backup {} cannot be restored: {reason}", path.display())]
     InvalidBackup { path: PathBuf, reason: String },
 
+    #[error(
+        "deployment {namespace}/{name} cannot be restored from what its injection recorded: {reason}"
+    )]
+    UnrestorableRecord {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+
     #[error("invalid answers: {field}: {reason}")]
     InvalidAnswers { field: String, reason: String },
 
@@ -385,7 +394,9 @@ impl Error {
             Error::RolledBack { cause, .. } | Error::Incomplete { cause, .. } => {
                 cause.exit_status()
             }
-            Error::Conflict { .. } | Error::ChangedBeforeDelete { .. } => ExitStatus::Conflict,
+            Error::Conflict { .. }
+            | Error::ChangedBeforeDelete { .. }
+            | Error::UnrestorableRecord { .. } => ExitStatus::Conflict,
             Error::RolloutTimeout { .. } | Error::RolloutFailed { .. } => ExitStatus::Failure,
             Error::Unreachable { .. } | Error::UntrustedServer { .. } | Error::Timeout { .. } => {
                 ExitStatus::Unreachable
@@ -519,6 +530,14 @@ impl Error {
             Error::Conflict { .. } => {
                 Some("run the command again once the other writer is done".into())
             }
+            Error::UnrestorableRecord {
+                namespace, name, ..
+            } => Some(format!(
+                "compare the Deployment with the template its injection recorded (`kubectl get \
+                 deployment {name} -n {namespace} -o yaml`, annotation kubectl-kms-sts/original-template); \
+                 change the Deployment back, or move an outdated backup aside with --backup-dir, \
+                 then run the command again"
+            )),
             Error::ChangedBeforeDelete { object, namespace } => Some(format!(
                 "see who changed it: `kubectl get {object} -n {namespace} --show-managed-fields \
                  -o yaml`; then run `kubectl kms-sts uninstall` again, which plans from what is \

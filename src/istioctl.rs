@@ -1,27 +1,50 @@
 //! Running `istioctl kube-inject`: the one external program the plugin needs.
 //! It is fed the cluster's own injector configuration (the ConfigMaps
-//! `istio-sidecar-injector` and `istio`), written to a private temporary
-//! directory, so the sidecar matches the mesh that runs there.
+//! `istio-sidecar-injector` and `istio`, or `istio-sidecar-injector-REV` and
+//! `istio-REV` of a revisioned control plane), written to a private
+//! temporary directory, so the sidecar matches the mesh that runs there.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::cluster::Target;
 use crate::error::{Error, Result};
 use crate::files::private_files::{self, Existing};
 
-/// The injector configuration, as the cluster's ConfigMaps hold it.
+/// The injector configuration of one revision, as the cluster's ConfigMaps
+/// hold it.
 pub struct InjectorConfig {
-    /// `istio-sidecar-injector` ConfigMap, key `config`.
+    /// `default`, or the control plane's revision.
+    pub revision: String,
+    /// `istio-sidecar-injector[-REV]` ConfigMap, key `config`.
     pub template: String,
-    /// `istio-sidecar-injector` ConfigMap, key `values`.
+    /// `istio-sidecar-injector[-REV]` ConfigMap, key `values`.
     pub values: String,
-    /// `istio` ConfigMap, key `mesh`.
+    /// `istio[-REV]` ConfigMap, key `mesh`.
     pub mesh: String,
+}
+
+impl InjectorConfig {
+    /// `sha256:` of everything injection is made from: equal fingerprints,
+    /// equal sidecars.
+    pub fn fingerprint(&self) -> String {
+        let mut digest = Sha256::new();
+        for part in [&self.template, &self.values, &self.mesh] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+        let hex: String = digest
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("sha256:{hex}")
+    }
 }
 
 /// The istioctl to run: `--istioctl`, else the first on PATH.
@@ -110,7 +133,7 @@ pub async fn kube_inject(
         .arg("--istioNamespace")
         .arg(&target.istio_namespace)
         .arg("--revision")
-        .arg("default");
+        .arg(&config.revision);
     if let Some(path) = &target.kubeconfig {
         command.arg("--kubeconfig").arg(path);
     }

@@ -9,11 +9,12 @@ use std::os::unix::fs::PermissionsExt;
 
 use support::{
     TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin_in, run,
-    scratch_dir, stderr, stdout,
+    run_with_stdin, scratch_dir, stderr, stdout,
 };
 
 const FAILURE: i32 = 1;
 const MISSING: i32 = 6;
+const CONFLICT: i32 = 7;
 
 fn containers(test: &TestCluster, kms: &str) -> String {
     test.jsonpath(
@@ -378,4 +379,148 @@ fn a_change_by_another_client_between_read_and_write_is_not_overwritten() {
         test.jsonpath(&ns.0, "deployment/key-management-api", annotation),
         "was-here"
     );
+}
+
+/// The Deployment's annotation `key`, as written.
+fn annotation(test: &TestCluster, kms: &str, key: &str) -> String {
+    let escaped = key.replace('.', "\\.").replace('/', "\\/");
+    test.jsonpath(
+        kms,
+        "deployment/key-management-api",
+        &format!("{{.metadata.annotations.{escaped}}}"),
+    )
+}
+
+/// A copy of the Istio namespace's ConfigMap `name` as `name-REV`: a
+/// revisioned control plane's configuration, as `istioctl install
+/// --revision REV` names it.
+fn copy_as_revision(test: &TestCluster, istio: &str, name: &str, revision: &str) {
+    let out = run(test
+        .kubectl()
+        .args(["get", "configmap", name, "-n", istio, "-o", "json"]));
+    assert_exit(&out, 0);
+    let mut map: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    map["metadata"] = serde_json::json!({
+        "name": format!("{name}-{revision}"),
+        "namespace": istio,
+        "labels": {"istio.io/rev": revision},
+    });
+    let out = run_with_stdin(
+        test.kubectl().args(["create", "-f", "-"]),
+        map.to_string().as_bytes(),
+    );
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_stale_record() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-record");
+    let template = test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}");
+    let template: serde_json::Value = serde_json::from_str(&template).unwrap();
+    for name in ["istio-sidecar-injector", "istio"] {
+        copy_as_revision(test, &ns.1, name, "canary");
+    }
+
+    // A revision without a control plane is refused, naming where to look.
+    let out = run(inject(test, &ns).args(["--revision", "nope"]));
+    assert_exit(&out, MISSING);
+    let err = stderr(&out);
+    assert!(err.contains("istio-sidecar-injector-nope"), "{err}");
+    assert!(err.contains("-l istio.io/rev"), "{err}");
+    assert_eq!(containers(test, &ns.0), "key-management-api");
+
+    let backups = scratch_dir("inject-record-backups");
+    let out = run(inject(test, &ns)
+        .args(["--revision", "canary", "--backup-dir"])
+        .arg(&backups));
+    assert_exit(&out, 0);
+    assert!(containers(test, &ns.0).contains("istio-proxy"));
+    assert_eq!(
+        annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
+        "canary"
+    );
+    let fingerprint = annotation(test, &ns.0, "kubectl-kms-sts/injector-fingerprint");
+    assert!(
+        fingerprint.starts_with("sha256:") && fingerprint.len() == 71,
+        "{fingerprint}"
+    );
+    let recorded = annotation(test, &ns.0, "kubectl-kms-sts/original-template");
+    let recorded: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+    assert_eq!(recorded, template, "the never-injected template, exactly");
+
+    // A backup that disagrees with the record is refused, and nothing is written.
+    let saved = std::fs::read_dir(&backups)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let image = recorded["spec"]["containers"][0]["image"].as_str().unwrap();
+    std::fs::write(&saved, text.replace(image, "registry.example/kms:other")).unwrap();
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, CONFLICT);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the backup and the template recorded"),
+        "{err}"
+    );
+    assert!(err.contains("--backup-dir"), "{err}");
+    assert!(containers(test, &ns.0).contains("istio-proxy"));
+
+    // Without any backup the record alone restores the template, exactly,
+    // and the record goes with the sidecar.
+    let empty = scratch_dir("inject-record-no-backups");
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(&empty));
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("restored from the template its injection recorded"),
+        "{}",
+        stderr(&out)
+    );
+    let restored = test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
+        template
+    );
+    let annotations = test.jsonpath(
+        &ns.0,
+        "deployment/key-management-api",
+        "{.metadata.annotations}",
+    );
+    assert!(!annotations.contains("kubectl-kms-sts/"), "{annotations}");
+
+    // Injected again, then changed by someone else: the record would undo
+    // that change, so it is refused with the change named.
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&empty));
+    assert_exit(&out, 0);
+    let out = run(test.kubectl().args([
+        "set",
+        "image",
+        "-n",
+        &ns.0,
+        "deployment/key-management-api",
+        "key-management-api=registry.example/kms:2",
+    ]));
+    assert_exit(&out, 0);
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(scratch_dir("inject-record-none")));
+    assert_exit(&out, CONFLICT);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "container key-management-api: {image} -> registry.example/kms:2"
+        )),
+        "{err}"
+    );
+    assert!(containers(test, &ns.0).contains("istio-proxy"));
 }

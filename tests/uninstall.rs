@@ -168,6 +168,19 @@ fn after_the_chain_uninstall_leaves_the_seed_and_the_chain_converges_again() {
 
         // On legacy the backup is not given: the earlier ReplicaSet is used.
         let backup_dir = if profile == "legacy" {
+            // As a Deployment injected without this plugin's record (by an
+            // older version, or by hand) and without a backup: the earlier
+            // ReplicaSet is what is left.
+            let out = run(test.kubectl().args([
+                "annotate",
+                "-n",
+                &ns.0,
+                "deployment/key-management-api",
+                "kubectl-kms-sts/original-template-",
+                "kubectl-kms-sts/injected-revision-",
+                "kubectl-kms-sts/injector-fingerprint-",
+            ]));
+            assert_exit(&out, 0);
             scratch_dir("no-backups")
         } else {
             backups.clone()

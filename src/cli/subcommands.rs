@@ -139,6 +139,30 @@ pub struct InjectTools {
     /// (default: ~/.local/state/kubectl-kms-sts/backups/CONTEXT).
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<PathBuf>,
+
+    /// Inject with the sidecar of this Istio control-plane revision (its
+    /// ConfigMaps istio-sidecar-injector-REV and istio-REV) instead of the
+    /// default one.
+    #[arg(long, value_name = "REV", value_parser = parse_revision)]
+    pub revision: Option<String>,
+}
+
+/// Accepts a revision name as Istio spells them: a DNS label.
+fn parse_revision(text: &str) -> std::result::Result<String, String> {
+    let label = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if label {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "\"{text}\" is not a revision name (lowercase letters, digits and '-', like 1-31-2 or canary)"
+        ))
+    }
 }
 
 impl InjectArgs {
@@ -155,6 +179,7 @@ impl InjectTools {
             deployment: deployment.to_owned(),
             istioctl: self.istioctl.clone(),
             backup_dir: self.backup_dir.clone(),
+            revision: self.revision.clone(),
             timeout,
             no_rollback,
         }

@@ -15,6 +15,7 @@ use crate::cluster::apply::WriteOptions;
 use crate::cluster::rollout;
 use crate::cluster::unless_changed::{self, Written};
 use crate::error::{Error, Result};
+use crate::objects::injection_record;
 use crate::objects::place::without_managed_fields;
 use crate::values::sidecar;
 
@@ -47,7 +48,8 @@ pub fn as_written(deployment: &Deployment) -> Deployment {
     written
 }
 
-/// Replaces the Deployment as `read` with `template` in its pod template;
+/// Replaces the Deployment as `read` with `updated` (the same Deployment
+/// with another pod template, and its annotations as they should be);
 /// returns it as written (as it would be, under a client dry run). The write
 /// carries the resourceVersion read: a refusal caused by the controllers
 /// writing the Deployment's status is sent again against the fresh version,
@@ -56,12 +58,11 @@ pub fn as_written(deployment: &Deployment) -> Deployment {
 pub async fn replace(
     cluster: &Cluster,
     read: &Deployment,
-    template: PodTemplateSpec,
+    mut updated: Deployment,
     write: WriteOptions,
 ) -> Result<Deployment> {
     let namespace = read.metadata.namespace.clone().unwrap_or_default();
     let name = read.metadata.name.clone().unwrap_or_default();
-    let mut updated = with_template(read, template);
     if write.client_dry_run() {
         return Ok(updated);
     }
@@ -95,9 +96,9 @@ pub async fn replace(
     }
 }
 
-/// Puts `template` (one without the sidecar) back in place, waits for the
-/// rollout and checks that no pod runs the sidecar any more. Returns the
-/// Deployment as written.
+/// Puts `template` (one without the sidecar) back in place, and takes the
+/// record of the injection off; waits for the rollout and checks that no pod
+/// runs the sidecar any more. Returns the Deployment as written.
 pub async fn put_back(
     cluster: &Cluster,
     read: &Deployment,
@@ -105,7 +106,8 @@ pub async fn put_back(
     write: WriteOptions,
     timeout: Duration,
 ) -> Result<Deployment> {
-    let written = replace(cluster, read, template, write).await?;
+    let restored = injection_record::cleared(with_template(read, template));
+    let written = replace(cluster, read, restored, write).await?;
     if write.dry_run.is_none() {
         let namespace = read.metadata.namespace.clone().unwrap_or_default();
         let name = read.metadata.name.clone().unwrap_or_default();

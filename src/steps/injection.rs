@@ -5,12 +5,15 @@
 //! never absent.
 //!
 //! `fetch` reads the permissions, the Deployment and the injector's
-//! configuration in one concurrent batch; `plan` decides from that alone
-//! (a Deployment that already carries the sidecar is left alone, since
-//! kube-inject would add a second one), listing every unmet prerequisite;
-//! `apply` saves the original to a backup file, writes the injected
-//! template, awaits the rollout and checks every new pod for the sidecar. A
-//! rollout that fails or times out is undone by restoring the original.
+//! configuration in one concurrent batch, then has `istioctl kube-inject`
+//! inject the Deployment; `plan` decides from that alone (a Deployment that
+//! already carries the sidecar is left alone, since kube-inject would add a
+//! second one) and holds the injected Deployment, so its field changes can
+//! be shown, or lists every unmet prerequisite; `apply` saves the original
+//! to a backup file, writes the injected template, awaits the rollout and
+//! checks every new pod for the sidecar. A rollout that fails or times out
+//! is undone by restoring the original. `--undo` has the same three parts:
+//! the Deployment and its newest backup, a plan, the rollout back.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +31,7 @@ use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::files::backup;
 use crate::istioctl::{self, InjectorConfig};
+use crate::objects::injection_record::{self, Record};
 use crate::objects::place::without_managed_fields;
 use crate::terminal::output;
 use crate::terminal::wording::count;
@@ -42,6 +46,9 @@ pub struct InjectOptions {
     pub istioctl: Option<PathBuf>,
     /// Where the original is saved; the default directory of the context when absent.
     pub backup_dir: Option<PathBuf>,
+    /// The control plane's revision whose injector to use; the default
+    /// control plane's when absent.
+    pub revision: Option<String>,
     /// How long the rollout may take.
     pub timeout: Duration,
     /// Leave a failed rollout as it is instead of restoring the original.
@@ -84,9 +91,12 @@ impl Plan {
             Plan::AlreadyInjected(_) => Vec::new(),
             Plan::Inject { original, injected } => {
                 let value = |deployment: &Deployment| {
-                    serde_json::to_value(pod_template::of(deployment)).unwrap_or_default()
+                    serde_json::json!({
+                        "metadata": {"annotations": deployment.metadata.annotations},
+                        "spec": {"template": pod_template::of(deployment)},
+                    })
                 };
-                apply::field_changes(&value(original), &value(injected), "spec.template")
+                apply::field_changes(&value(original), &value(injected), "")
             }
         }
     }
@@ -103,7 +113,13 @@ pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
         ..
     } = run;
     let config = async {
-        match injector_config(cluster, &target.istio_namespace).await {
+        match injector_config(
+            cluster,
+            &target.istio_namespace,
+            options.revision.as_deref(),
+        )
+        .await
+        {
             Ok(config) => Ok(Ok(config)),
             Err(missing @ Error::Missing { .. }) => Ok(Err(missing)),
             Err(other) => Err(other),
@@ -135,7 +151,8 @@ pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
     })
 }
 
-/// `original` with the pod template `istioctl kube-inject` makes of it.
+/// `original` with the pod template `istioctl kube-inject` makes of it, and
+/// the record of what it was made from.
 async fn inject(
     istioctl: &Path,
     target: &Target,
@@ -151,7 +168,15 @@ async fn inject(
             detail: "kube-inject returned the Deployment without an istio-proxy container".into(),
         });
     }
-    Ok(pod_template::with_template(original, template))
+    let record = Record {
+        revision: config.revision.clone(),
+        fingerprint: config.fingerprint(),
+        original: pod_template::of(original),
+    };
+    Ok(injection_record::with_record(
+        pod_template::with_template(original, template),
+        &record,
+    ))
 }
 
 /// What `--undo` decides on: the Deployment, and the newest backup of it.
@@ -164,11 +189,12 @@ pub struct UndoFound {
 /// What `--undo` will do.
 pub enum UndoPlan {
     NotInjected,
-    /// Put back the backup's pod template, read from `from`.
+    /// Put back the pod template from before injection, found where `from`
+    /// says.
     Restore {
         current: Box<Deployment>,
         template: Box<PodTemplateSpec>,
-        from: PathBuf,
+        from: String,
     },
 }
 
@@ -199,20 +225,56 @@ pub fn plan_undo(found: UndoFound, target: &Target, options: &InjectOptions) -> 
     if !sidecar::template_is_injected(&pod_template::of(&current)) {
         return Ok(UndoPlan::NotInjected);
     }
-    let (from, template) = found.backup.ok_or_else(|| Error::Missing {
-        kind: "backup of Deployment",
-        namespace: target.kms_namespace.clone(),
-        name: options.deployment.clone(),
-        hint: format!(
-            "no backup in {}; name the directory with --backup-dir",
-            found.backup_dir.display()
-        ),
-    })?;
+    let (template, from) = match original_template(&current, found.backup)? {
+        Some(found) => found,
+        None => {
+            return Err(Error::Missing {
+                kind: "backup of Deployment",
+                namespace: target.kms_namespace.clone(),
+                name: options.deployment.clone(),
+                hint: format!(
+                    "it carries no record of its injection and there is no backup in {}; name \
+                     the directory with --backup-dir",
+                    found.backup_dir.display()
+                ),
+            });
+        }
+    };
     Ok(UndoPlan::Restore {
         current: Box::new(current),
         template: Box::new(template),
         from,
     })
+}
+
+/// The pod template `deployment` had before injection, and where it was
+/// found: the record its injection left on it (checked against `backup` and
+/// against the Deployment), else the backup; `None` without either.
+pub fn original_template(
+    deployment: &Deployment,
+    backup: Option<(PathBuf, PodTemplateSpec)>,
+) -> Result<Option<(PodTemplateSpec, String)>> {
+    let refused = |reason: String| Error::UnrestorableRecord {
+        namespace: deployment.metadata.namespace.clone().unwrap_or_default(),
+        name: deployment.metadata.name.clone().unwrap_or_default(),
+        reason,
+    };
+    let Some(record) = injection_record::recorded(deployment).map_err(refused)? else {
+        return Ok(
+            backup.map(|(path, template)| (template, format!("the backup {}", path.display())))
+        );
+    };
+    let current = pod_template::of(deployment);
+    let backup_template = backup.as_ref().map(|(_, template)| template);
+    injection_record::check(&record.original, &current, backup_template).map_err(refused)?;
+    let from = match &backup {
+        Some((path, _)) => format!(
+            "the template its injection recorded (the same as the backup {})",
+            path.display()
+        ),
+        None => "the template its injection recorded".to_owned(),
+    };
+    Ok(Some((record.original, from)))
 }
 
 /// Reads the Deployment together with `also` and the permission reviews of
@@ -289,9 +351,8 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
         Plan::Inject { original, injected } => (*original, *injected),
     };
     let original_template = pod_template::of(&original);
-    let injected_template = pod_template::of(&injected);
     if write.dry_run.is_some() {
-        let shown = pod_template::replace(cluster, &original, injected_template, write).await?;
+        let shown = pod_template::replace(cluster, &original, injected, write).await?;
         print_object(&shown, write)?;
         eprintln!("deployment/{name} injected{}", write.dry_run_note());
         return Ok(());
@@ -302,7 +363,7 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
         "original deployment/{name} saved to {}",
         backup_path.display()
     );
-    let applied = pod_template::replace(cluster, &original, injected_template, write).await?;
+    let applied = pod_template::replace(cluster, &original, injected, write).await?;
     let verified = match rollout::wait(cluster, namespace, name, options.timeout).await {
         Ok(_) => pod_template::live_pods_all(cluster, &applied, Sidecar::Present).await,
         Err(err) => Err(err),
@@ -363,7 +424,8 @@ async fn roll_back(
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let action = format!("read deployment {namespace}/{name}");
     let current = cluster.call(&action, deployments.get(name)).await?;
-    pod_template::replace(cluster, &current, template, WriteOptions::default()).await?;
+    let restored = injection_record::cleared(pod_template::with_template(&current, template));
+    pod_template::replace(cluster, &current, restored, WriteOptions::default()).await?;
     Ok(())
 }
 
@@ -385,8 +447,7 @@ pub async fn undo(run: Run<'_>, options: &InjectOptions, plan: UndoPlan) -> Resu
             .await?;
     print_object(&restored, run.write)?;
     eprintln!(
-        "deployment/{name} restored from {}{}",
-        from.display(),
+        "deployment/{name} restored from {from}{}",
         run.write.dry_run_note()
     );
     Ok(())
@@ -429,14 +490,31 @@ fn print_object(deployment: &Deployment, write: WriteOptions) -> Result<()> {
     output::print(&output::render(&shown, format))
 }
 
-/// The cluster's injector configuration; both ConfigMaps come with Istio.
-pub async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<InjectorConfig> {
+/// The injector configuration of `revision` (the default control plane's
+/// without one); both ConfigMaps come with Istio.
+pub async fn injector_config(
+    cluster: &Cluster,
+    namespace: &str,
+    revision: Option<&str>,
+) -> Result<InjectorConfig> {
     let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
-    let read = async |name: &str, keys: &[&str]| -> Result<Vec<String>> {
+    let suffix = revision.map(|rev| format!("-{rev}")).unwrap_or_default();
+    let hint = match revision {
+        Some(rev) => format!(
+            "the control plane of revision {rev} is not installed in --istio-namespace; \
+             `kubectl get configmaps -n {namespace} -l istio.io/rev` lists the revisions there"
+        ),
+        None => format!(
+            "Istio's injector configuration is missing: is Istio installed in --istio-namespace? \
+             A revisioned control plane is named with --revision REV; `kubectl get configmaps -n \
+             {namespace} -l istio.io/rev` lists the revisions there"
+        ),
+    };
+    let read = async |name: String, keys: &[&str]| -> Result<Vec<String>> {
         let found = cluster
             .call(
                 &format!("read configmap {namespace}/{name}"),
-                configmaps.get_opt(name),
+                configmaps.get_opt(&name),
             )
             .await?;
         let data = found.and_then(|cm| cm.data).unwrap_or_default();
@@ -446,20 +524,24 @@ pub async fn injector_config(cluster: &Cluster, namespace: &str) -> Result<Injec
                     kind: "ConfigMap",
                     namespace: namespace.to_owned(),
                     name: format!("{name} (key {key})"),
-                    hint: "Istio's injector configuration is missing: is Istio installed in \
-                           --istio-namespace?"
-                        .into(),
+                    hint: hint.clone(),
                 })
             })
             .collect()
     };
-    let (injector, mesh) = tokio::try_join!(
-        read("istio-sidecar-injector", &["config", "values"]),
-        read("istio", &["mesh"]),
-    )?;
+    // Both read at once; a missing injector ConfigMap is the one named.
+    let (injector, mesh) = tokio::join!(
+        read(
+            format!("istio-sidecar-injector{suffix}"),
+            &["config", "values"]
+        ),
+        read(format!("istio{suffix}"), &["mesh"]),
+    );
+    let (injector, mesh) = (injector?, mesh?);
     let [template, values] = <[String; 2]>::try_from(injector).expect("two keys asked");
     let [mesh] = <[String; 1]>::try_from(mesh).expect("one key asked");
     Ok(InjectorConfig {
+        revision: revision.unwrap_or("default").to_owned(),
         template,
         values,
         mesh,
@@ -493,6 +575,7 @@ mod tests {
             deployment: "key-management-api".into(),
             istioctl: None,
             backup_dir: None,
+            revision: None,
             timeout: Duration::from_secs(60),
             no_rollback: false,
         }
@@ -553,7 +636,7 @@ mod tests {
         let injected = deployment(&["kms", "istio-proxy"]);
         let restore = plan_undo(found(injected.clone(), true), &target, &options()).unwrap();
         assert!(
-            matches!(restore, UndoPlan::Restore { from, .. } if from == Path::new("/backups/kms.yaml"))
+            matches!(restore, UndoPlan::Restore { from, .. } if from == "the backup /backups/kms.yaml")
         );
         let err = plan_undo(found(injected, false), &target, &options())
             .err()

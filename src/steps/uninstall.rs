@@ -9,12 +9,14 @@
 //! of the permissions it needs the user lacks. The Certificate's issued secret
 //! and the API key Secret are deleted only when asked for, and the token
 //! adapter is not restarted. The sidecar is taken out of the KMS Deployment
-//! in place: its pod template is put back from the newest backup `inject`
-//! saved, else from the Deployment's own earlier ReplicaSet without the
-//! sidecar (what `kubectl rollout undo` would use), and the rollout is
-//! awaited and checked. `apply` (after the command's one confirmation)
-//! sends the deletions with the uid and resourceVersion that were read as
-//! preconditions, so an object changed in between is refused, not deleted.
+//! in place: its pod template is put back from the record `inject` left on
+//! the Deployment (checked against the backup and the Deployment), else from
+//! the newest backup `inject` saved, else from the Deployment's own earlier
+//! ReplicaSet without the sidecar (what `kubectl rollout undo` would use),
+//! and the rollout is awaited and checked. `apply` (after the command's one
+//! confirmation) sends the deletions with the uid and resourceVersion that
+//! were read as preconditions, so an object changed in between is refused,
+//! not deleted.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +38,7 @@ use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::files::backup;
 use crate::objects::apis::ServedApis;
+use crate::objects::injection_record;
 use crate::objects::owned::{self, Owned, Removal, Request, Where};
 use crate::objects::place::{ObjectRef, without_managed_fields};
 use crate::objects::schemas::Certificate;
@@ -280,6 +283,7 @@ pub async fn fetch(run: Run<'_>, options: &UninstallOptions) -> Result<Found> {
     let lists_replica_sets = deployment.as_ref().is_some_and(|deployment| {
         sidecar::template_is_injected(&pod_template::of(deployment))
             && backup.is_none()
+            && matches!(injection_record::recorded(deployment), Ok(None))
             && !lacking.iter().any(|p| p.resource == "replicasets")
     });
     let (objects, replica_sets) =
@@ -391,8 +395,10 @@ async fn with_issued_secret(
     Ok(found)
 }
 
-/// Where the pod template without the sidecar comes from: the newest backup
-/// `inject` saved, else the Deployment's newest earlier ReplicaSet without it.
+/// Where the pod template without the sidecar comes from: the record its
+/// injection left on the Deployment (checked against the backup and the
+/// Deployment), else the newest backup `inject` saved, else the Deployment's
+/// newest earlier ReplicaSet without it.
 fn sidecar_fate(
     deployment: &Deployment,
     backup: Option<(PathBuf, PodTemplateSpec)>,
@@ -402,11 +408,19 @@ fn sidecar_fate(
     if !sidecar::template_is_injected(&pod_template::of(deployment)) {
         return SidecarFate::NotInjected;
     }
-    if let Some((path, template)) = backup {
-        return SidecarFate::Restore {
-            template: Box::new(template),
-            from: format!("the backup {}", path.display()),
-        };
+    match injection::original_template(deployment, backup) {
+        Ok(Some((template, from))) => {
+            return SidecarFate::Restore {
+                template: Box::new(template),
+                from,
+            };
+        }
+        Err(refused) => {
+            return SidecarFate::Keep {
+                because: refused.to_string(),
+            };
+        }
+        Ok(None) => {}
     }
     earlier_template(deployment, replica_sets).map_or_else(
         || SidecarFate::Keep {
