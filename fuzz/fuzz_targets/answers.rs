@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use kms_sts::files::answers::Answers;
 use kms_sts::error::Error;
+use kms_sts::files::answers::Answers;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -176,6 +176,16 @@ pub enum Preview {
 pub struct Live(BTreeMap<String, Option<DynamicObject>>);
 
 impl Live {
+    /// What a fetch would have read: each place with what it held.
+    #[cfg(test)]
+    pub fn of(read: impl IntoIterator<Item = (ObjectRef, Option<DynamicObject>)>) -> Live {
+        Live(
+            read.into_iter()
+                .map(|(place, found)| (place.key(), found))
+                .collect(),
+        )
+    }
+
     /// The object at `place` as read; `None` when it does not exist.
     pub fn get(&self, place: &ObjectRef) -> Option<&DynamicObject> {
         self.0

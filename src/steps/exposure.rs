@@ -347,3 +347,59 @@ fn upstream(
 pub async fn apply(run: Run<'_>, planned: &[Planned], options: &ExposeOptions) -> Result<()> {
     apply::write_all(run.cluster, planned, options.apply, run.write).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::host::parse_host;
+
+    fn options() -> ExposeOptions {
+        ExposeOptions {
+            hosts: vec![parse_host("9.42.136.50").unwrap()],
+            issuer: defaults::ISSUER.into(),
+            issuer_kind: defaults::ISSUER_KIND.into(),
+            common_name: defaults::COMMON_NAME.into(),
+            tls_credential_name: None,
+            gateway_selector: ("istio".into(), "ingressgateway".into()),
+            upstream_ca_secret: Some("kms-ca".into()),
+            path_prefix: defaults::PATH_PREFIX.into(),
+            rewrite: defaults::REWRITE.into(),
+            port: None,
+            apply: ApplyOptions::default(),
+        }
+    }
+
+    #[test]
+    fn every_unmet_prerequisite_is_listed_at_once() {
+        let nothing = Found {
+            cert_manager: None,
+            istio_version: None,
+            places: None,
+            service: None,
+            gateway_pods: Vec::new(),
+            issuer_exists: false,
+            given_ca: None,
+            served_tls: None,
+            live: Live::default(),
+        };
+        let err = plan(&nothing, &Target::default(), &options())
+            .err()
+            .unwrap();
+        let problems: Vec<String> = err
+            .into_problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let expected = [
+            "cert-manager.io/v1",
+            "networking.istio.io",
+            "kms-api",
+            "istio=ingressgateway",
+            "kms-ca",
+        ];
+        assert_eq!(problems.len(), expected.len(), "{problems:?}");
+        for (problem, names) in problems.iter().zip(expected) {
+            assert!(problem.contains(names), "{problem} should name {names}");
+        }
+    }
+}

@@ -164,3 +164,84 @@ pub async fn apply(run: Run<'_>, plan: &Plan, options: &MapIdentityOptions) -> R
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::apply::Preview;
+    use crate::objects::apis::ServedApis;
+    use crate::values::crn;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    fn options(strict: bool) -> MapIdentityOptions {
+        MapIdentityOptions {
+            source: crn::parse("crn:v1:staging:public:sts:us-south:a/1234:123456789::").unwrap(),
+            targets: vec![
+                crn::parse_kms_target("crn:v1:icp:private:kms:mycluster:n/kube-system:0d70::")
+                    .unwrap(),
+            ],
+            name: "stspolicy".into(),
+            secret: "sts-apikey".into(),
+            secret_key: "apikey".into(),
+            strict,
+            apply: ApplyOptions::default(),
+        }
+    }
+
+    fn found(served: bool, key: Option<&[u8]>) -> Found {
+        let target = Target::default();
+        let at = Where {
+            policy: Some("stspolicy"),
+            ..Where::namespaces(&target.kms_namespace, &target.istio_namespace)
+        };
+        let place = owned::POLICY
+            .place(&ServedApis::preferred(), &at)
+            .filter(|_| served);
+        let apikey_secret = key.map(|key| Secret {
+            data: Some(BTreeMap::from([(
+                "apikey".to_owned(),
+                ByteString(key.to_vec()),
+            )])),
+            ..Secret::default()
+        });
+        Found {
+            live: Live::of(place.clone().map(|place| (place, None))),
+            place,
+            apikey_secret,
+        }
+    }
+
+    #[test]
+    fn the_plan_creates_the_policy_and_warns_of_a_missing_key_or_lists_what_is_unmet() {
+        let target = Target::default();
+        let with_key = plan(&found(true, Some(b"key")), &target, &options(false)).unwrap();
+        assert_eq!(with_key.policy.preview, Preview::Create);
+        assert_eq!(with_key.warning, None);
+
+        let warning = plan(&found(true, None), &target, &options(false))
+            .unwrap()
+            .warning
+            .unwrap();
+        assert!(warning.contains("sts-apikey does not exist"), "{warning}");
+        assert!(warning.contains("kubectl kms-sts set-apikey"), "{warning}");
+
+        let err = plan(&found(false, None), &target, &options(true))
+            .err()
+            .unwrap();
+        let problems: Vec<String> = err
+            .into_problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("IdentityMappingPolicy"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("sts-apikey (key apikey)"),
+            "{problems:?}"
+        );
+    }
+}
