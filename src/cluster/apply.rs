@@ -571,15 +571,16 @@ fn render<'a>(objects: impl IntoIterator<Item = &'a Desired>, format: Format) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::apis;
     use serde_json::json;
 
     fn sample() -> Desired {
         Desired::at(
-            ObjectRef::new(
-                ("networking.istio.io", "v1", "Gateway", "gateways"),
-                Some("kube-system"),
-                "kmsgateway",
-            ),
+            ObjectRef {
+                resource: apis::api_resource("networking.istio.io", "v1", "Gateway", "gateways"),
+                namespace: Some("kube-system".into()),
+                name: "kmsgateway".into(),
+            },
             json!({"spec": {"selector": {"istio": "ingressgateway"}}}),
         )
     }

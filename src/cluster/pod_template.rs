@@ -1,8 +1,9 @@
 //! A Deployment's pod template, written in place as one update that rolls
 //! the pods over under the Deployment's own strategy. `inject` writes the
-//! injected template this way; `inject --undo`, the rollback of a failed
-//! injection and `uninstall` put the template without the sidecar back with
-//! `put_back`, which also waits for the rollout and checks every pod.
+//! injected template this way; the template without the sidecar goes back
+//! with `restore` (the rollback of a failed injection) or `put_back`
+//! (`inject --undo`, `uninstall`), which also waits for the rollout and
+//! checks every pod.
 
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ pub fn of(deployment: &Deployment) -> PodTemplateSpec {
         .unwrap_or_default()
 }
 
-pub fn set(deployment: &mut Deployment, template: PodTemplateSpec) {
+fn set(deployment: &mut Deployment, template: PodTemplateSpec) {
     if let Some(spec) = deployment.spec.as_mut() {
         spec.template = template;
     }
@@ -96,9 +97,20 @@ pub async fn replace(
     }
 }
 
-/// Puts `template` (one without the sidecar) back in place, and takes the
-/// record of the injection off; waits for the rollout and checks that no pod
-/// runs the sidecar any more. Returns the Deployment as written.
+/// Puts `template` (one without the sidecar) back in place on the
+/// Deployment as `read`, and takes the record of the injection off.
+pub async fn restore(
+    cluster: &Cluster,
+    read: &Deployment,
+    template: PodTemplateSpec,
+    write: WriteOptions,
+) -> Result<Deployment> {
+    let restored = injection_record::cleared(with_template(read, template));
+    replace(cluster, read, restored, write).await
+}
+
+/// `restore`s `template`, waits for the rollout and checks that no pod runs
+/// the sidecar any more. Returns the Deployment as written.
 pub async fn put_back(
     cluster: &Cluster,
     read: &Deployment,
@@ -106,8 +118,7 @@ pub async fn put_back(
     write: WriteOptions,
     timeout: Duration,
 ) -> Result<Deployment> {
-    let restored = injection_record::cleared(with_template(read, template));
-    let written = replace(cluster, read, restored, write).await?;
+    let written = restore(cluster, read, template, write).await?;
     if write.dry_run.is_none() {
         let namespace = read.metadata.namespace.clone().unwrap_or_default();
         let name = read.metadata.name.clone().unwrap_or_default();

@@ -1,8 +1,8 @@
 //! The one table of what the plugin owns in a cluster: each object's kind,
 //! API group and the versions tried, the namespace it lives in, where its
-//! name comes from, which subcommand writes it and when `uninstall` deletes
-//! it. `expose`, `map-identity`, `status`, `uninstall` and the wizard all
-//! find their objects here, at the version the cluster serves.
+//! name comes from and when `uninstall` deletes it. `expose`,
+//! `map-identity`, `status`, `uninstall` and the wizard all find their
+//! objects here, at the version the cluster serves.
 
 use kube::core::ApiResource;
 
@@ -92,8 +92,6 @@ pub struct Owned {
     pub api: Api,
     pub home: Home,
     pub name: Name,
-    /// The subcommand that writes it.
-    pub written_by: &'static str,
     pub removal: Removal,
 }
 
@@ -103,7 +101,6 @@ pub const POLICY: Owned = Owned {
     api: Api::IdentityPolicy,
     home: Home::Istio,
     name: Name::Policy,
-    written_by: "map-identity",
     removal: Removal::WhenOnlyThePluginOwnsIt,
 };
 
@@ -113,7 +110,6 @@ pub const DESTINATION_RULE_OBJECT: Owned = Owned {
     api: Api::IstioNetworking,
     home: Home::Kms,
     name: Name::Fixed(DESTINATION_RULE),
-    written_by: "expose",
     removal: Removal::WhenOnlyThePluginOwnsIt,
 };
 
@@ -137,7 +133,6 @@ pub const CERTIFICATE_OBJECT: Owned = Owned {
     api: Api::CertManager,
     home: Home::Istio,
     name: Name::Fixed(CERTIFICATE),
-    written_by: "expose",
     removal: Removal::WhenOnlyThePluginOwnsIt,
 };
 
@@ -148,7 +143,6 @@ pub const ISSUED_SECRET: Owned = Owned {
     api: Api::Core,
     home: Home::Istio,
     name: Name::IssuedBy,
-    written_by: "expose",
     removal: Removal::OnRequest(Request::IssuedSecret),
 };
 
@@ -160,7 +154,6 @@ pub const CA_SECRET_OBJECT: Owned = Owned {
 
 pub const API_KEY_SECRET: Owned = Owned {
     name: Name::ApiKeySecret,
-    written_by: "set-apikey",
     removal: Removal::OnRequest(Request::ApiKey),
     ..ISSUED_SECRET
 };

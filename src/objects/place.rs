@@ -5,7 +5,7 @@
 //! dropped from what the plugin shows, saves or sends.
 
 use kube::Resource;
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::ApiResource;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,20 +19,6 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
-    /// The object `name` of `group/version` `kind` (`plural` in URLs).
-    pub fn new(
-        (group, version, kind, plural): (&str, &str, &str, &str),
-        namespace: Option<&str>,
-        name: &str,
-    ) -> ObjectRef {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        ObjectRef {
-            resource: ApiResource::from_gvk_with_plural(&gvk, plural),
-            namespace: namespace.map(str::to_owned),
-            name: name.to_owned(),
-        }
-    }
-
     /// `kind.group/name`, as kubectl names objects in its output.
     pub fn display_name(&self) -> String {
         let kind = self.resource.kind.to_lowercase();

@@ -424,8 +424,7 @@ async fn roll_back(
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let action = format!("read deployment {namespace}/{name}");
     let current = cluster.call(&action, deployments.get(name)).await?;
-    let restored = injection_record::cleared(pod_template::with_template(&current, template));
-    pod_template::replace(cluster, &current, restored, WriteOptions::default()).await?;
+    pod_template::restore(cluster, &current, template, WriteOptions::default()).await?;
     Ok(())
 }
 
