@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::evaluate::{Names, Reading};
+use super::evaluate::Reading;
+use super::snapshot::Names;
 use super::{Category, Check, Outcome, Report, Summary};
 use crate::error::ExitStatus;
 use crate::terminal::wording::count;
@@ -360,7 +361,7 @@ fn error_text(error: &ContextError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::evaluate::Snapshot;
+    use crate::checks::snapshot::Snapshot;
 
     fn names(context: &str) -> Names {
         Names::runbook(&format!(" --context {context}"))

@@ -1,14 +1,16 @@
 //! The result of `status`: checks grouped by runbook step, each pass, warn or
 //! fail with a hint saying what to run, printed like `linkerd check` or as a
-//! stable JSON/YAML document. `evaluate` decides every check from a snapshot of
-//! the cluster; it never talks to the cluster itself. `redact` decides what a
-//! snapshot may keep, `fleet` makes one report of several contexts, and
-//! `saved` is the snapshot file `status --save` writes and `--from` reads.
+//! stable JSON/YAML document. `evaluate` decides every check from a `snapshot`
+//! of the cluster, a module per category; it never talks to the cluster
+//! itself. `redact` decides what a snapshot may keep, `fleet` makes one
+//! report of several contexts, and `saved` is the snapshot file
+//! `status --save` writes and `--from` reads.
 
 pub mod evaluate;
 pub mod fleet;
 pub mod redact;
 pub mod saved;
+pub mod snapshot;
 
 use serde::Serialize;
 

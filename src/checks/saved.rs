@@ -96,8 +96,9 @@ pub fn parse(text: &[u8]) -> Result<Vec<ContextRun>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::evaluate::{Names, Reading, Snapshot};
+    use crate::checks::evaluate::Reading;
     use crate::checks::fleet::{ContextError, ContextResult};
+    use crate::checks::snapshot::{Names, Snapshot};
 
     fn runs() -> Vec<ContextRun> {
         let names = Names::runbook(" --context east");

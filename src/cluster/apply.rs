@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::objects::apis::ServedApis;
 use crate::objects::owned::{Owned, Where};
 use crate::objects::place::{Desired, ObjectRef};
+use crate::terminal::journal::Journal;
 use crate::terminal::output::{self, Format};
 
 /// The API of the object at `place`.
@@ -465,29 +466,30 @@ fn field_path(parent: &str, key: &str) -> String {
     }
 }
 
-/// What a command does with its planned objects: prints them for `-o`,
-/// stops there on a client dry run, and otherwise writes those that need it
-/// (the first alone, then the rest at once), printing one kubectl-style line
-/// per object on stderr. A failure says which objects were written and
-/// which not.
+/// What a command does with its planned objects: hands them to the journal
+/// for `-o`, stops there on a client dry run, and otherwise writes those
+/// that need it (the first alone, then the rest at once), telling the
+/// journal one kubectl-style line per object. A failure says which objects
+/// were written and which not.
 pub async fn write_all(
     cluster: &Cluster,
     planned: &[Planned],
     options: ApplyOptions,
     write: WriteOptions,
+    journal: &dyn Journal,
 ) -> Result<()> {
     if let Some(format) = write.output {
-        output::print(&render(
+        journal.objects(&render(
             planned.iter().map(|object| &object.desired),
             format,
         ))?;
     }
     if write.client_dry_run() {
         for object in planned {
-            eprintln!(
+            journal.done(&format!(
                 "{} would be applied (dry run)",
                 object.desired.display_name()
-            );
+            ));
         }
         return Ok(());
     }
@@ -522,7 +524,7 @@ pub async fn write_all(
         let shown = object.desired.display_name();
         match outcome {
             Ok(outcome) => {
-                eprintln!("{shown} {}{note}", outcome.verb());
+                journal.done(&format!("{shown} {}{note}", outcome.verb()));
                 if outcome != Outcome::Unchanged {
                     done.push(shown);
                 }
@@ -535,7 +537,7 @@ pub async fn write_all(
     }
     match first_failure {
         None if done.is_empty() => {
-            eprintln!("nothing changed: every object was already as requested");
+            journal.done("nothing changed: every object was already as requested");
             Ok(())
         }
         None => Ok(()),

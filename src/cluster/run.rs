@@ -1,11 +1,13 @@
 //! One run's context: the connection, the APIs the cluster serves, where the
-//! run works (the two namespaces, and the cluster flags that hints repeat)
-//! and how it writes. A command builds it once from its lowered options and
-//! hands it to every step it runs; it is a few references, copied freely.
+//! run works (the two namespaces, and the cluster flags that hints repeat),
+//! how it writes, and the journal its steps tell what they did. A command
+//! builds it once from its lowered options and hands it to every step it
+//! runs; it is a few references, copied freely.
 
 use crate::cluster::apply::WriteOptions;
 use crate::cluster::{Cluster, Target};
 use crate::objects::apis::ServedApis;
+use crate::terminal::journal::Journal;
 
 static NO_CUSTOM_APIS: ServedApis = ServedApis::NONE;
 
@@ -15,6 +17,7 @@ pub struct Run<'a> {
     pub target: &'a Target,
     pub served: &'a ServedApis,
     pub write: WriteOptions,
+    pub journal: &'a dyn Journal,
 }
 
 impl<'a> Run<'a> {
@@ -23,12 +26,14 @@ impl<'a> Run<'a> {
         target: &'a Target,
         served: &'a ServedApis,
         write: WriteOptions,
+        journal: &'a dyn Journal,
     ) -> Run<'a> {
         Run {
             cluster,
             target,
             served,
             write,
+            journal,
         }
     }
 
@@ -38,8 +43,9 @@ impl<'a> Run<'a> {
         cluster: &'a Cluster,
         target: &'a Target,
         write: WriteOptions,
+        journal: &'a dyn Journal,
     ) -> Run<'a> {
-        Run::new(cluster, target, &NO_CUSTOM_APIS, write)
+        Run::new(cluster, target, &NO_CUSTOM_APIS, write, journal)
     }
 
     /// The same run as if the cluster served `served`: a fetch that runs

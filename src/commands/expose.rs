@@ -11,11 +11,12 @@ use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
 use crate::steps::exposure;
+use crate::terminal::journal::Terminal;
 
 pub async fn run(target: &Target, args: &ExposeArgs) -> Result<()> {
     let options = args.options();
     let cluster = Cluster::connect(target).await?;
-    let run = Run::without_discovery(&cluster, target, args.write.options());
+    let run = Run::without_discovery(&cluster, target, args.write.options(), &Terminal);
     let fetch = async |run: Run<'_>| exposure::fetch(run, &options).await;
     let (served, found) = discovery::fetch_while_discovering(run, fetch).await?;
     let planned = exposure::plan(&found, target, &options)?;

@@ -6,11 +6,12 @@ use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
 use crate::steps::injection;
+use crate::terminal::journal::Terminal;
 
 pub async fn run(target: &Target, args: &InjectArgs) -> Result<()> {
     let options = args.options();
     let cluster = Cluster::connect(target).await?;
-    let run = Run::without_discovery(&cluster, target, args.write.options());
+    let run = Run::without_discovery(&cluster, target, args.write.options(), &Terminal);
     if args.undo {
         let found = injection::fetch_for_undo(run, &options).await?;
         let plan = injection::plan_undo(found, target, &options)?;

@@ -18,9 +18,10 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Api;
 use serde::Serialize;
 
-use crate::checks::evaluate::{self, KeySecret, Names, Reading, Snapshot};
+use crate::checks::evaluate::Reading;
 use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
 use crate::checks::saved::{self, Entry};
+use crate::checks::snapshot::{self, KeySecret, Names, Snapshot};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
 use crate::cluster::apply::{WriteOptions, read_owned};
@@ -39,6 +40,7 @@ use crate::objects::owned::{self, Where};
 use crate::objects::schemas::{
     Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
 };
+use crate::terminal::journal::Terminal;
 use crate::terminal::output::{self, Format};
 use crate::terminal::progress::Progress;
 use crate::terminal::wording::count;
@@ -254,7 +256,8 @@ async fn read_context(
     let reading = async {
         match wait {
             None => {
-                let run = Run::without_discovery(&cluster, target, WriteOptions::default());
+                let run =
+                    Run::without_discovery(&cluster, target, WriteOptions::default(), &Terminal);
                 let read = async |run: Run<'_>| read(run.cluster, run.served, names).await;
                 Ok(discovery::fetch_while_discovering(run, read).await?.1)
             }
@@ -450,12 +453,6 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
     let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
     let read_secret = format!("read secret {istio_ns}/{}", names.secret);
-    // KMS's side: its Deployment, its pods, the certificate they serve.
-    let kms_side = async {
-        let (kms, kms_pods) = deployment_and_pods(cluster, kms_ns, &names.deployment).await?;
-        let kms_tls_secret = datapath::served_tls_secret(cluster, kms_ns, &kms_pods).await?;
-        Ok((kms, kms_pods, kms_tls_secret))
-    };
     let (
         version,
         missing_permissions,
@@ -472,7 +469,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
-        kms_side,
+        kms_side(cluster, kms_ns, &names.deployment),
         gateway_side(cluster, served, &at),
         read_owned::<VirtualService>(cluster, served, &at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
@@ -515,6 +512,17 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     })
 }
 
+/// KMS's side: its Deployment, its pods, and the certificate they serve.
+async fn kms_side(
+    cluster: &Cluster,
+    namespace: &str,
+    deployment: &str,
+) -> Result<(Option<Deployment>, Vec<Pod>, Option<(String, Secret)>)> {
+    let (kms, pods) = deployment_and_pods(cluster, namespace, deployment).await?;
+    let tls_secret = datapath::served_tls_secret(cluster, namespace, &pods).await?;
+    Ok((kms, pods, tls_secret))
+}
+
 /// What the gateway's side holds: its objects, the pods it selects and
 /// every secret those pods mount or the objects name.
 struct GatewaySide {
@@ -541,7 +549,7 @@ async fn gateway_side(
     )?;
     let labels = gateway
         .as_ref()
-        .map(evaluate::gateway_labels)
+        .map(snapshot::gateway_labels)
         .unwrap_or_default();
     let pods = if labels.is_empty() {
         Vec::new()

@@ -11,13 +11,18 @@ use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::steps::uninstall::{self, UninstallOptions};
+use crate::terminal::journal::Terminal;
 use crate::terminal::output;
 
 pub async fn run(target: &Target, args: &UninstallArgs) -> Result<()> {
     let options = args.options();
     let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
-    carry_out(Run::new(&cluster, target, &served, options.write), &options).await
+    carry_out(
+        Run::new(&cluster, target, &served, options.write, &Terminal),
+        &options,
+    )
+    .await
 }
 
 /// The whole command over a run; the wizard takes a setup out this way too.

@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 
 use dialoguer::{Confirm, Input, Password, Select};
 
-use crate::checks::evaluate::Names;
+use crate::checks::snapshot::Names;
 use crate::checks::{CheckId, Outcome, Report};
 use crate::cli::{ObjectNameArgs, WizardArgs};
 use crate::cluster::apply::{self, ApplyOptions, FieldChange, Preview, WriteOptions, read_owned};
@@ -30,6 +30,7 @@ use crate::steps::exposure::{self, ExposeOptions};
 use crate::steps::identity::{self, MapIdentityOptions};
 use crate::steps::injection::{self, InjectOptions};
 use crate::steps::uninstall::UninstallOptions;
+use crate::terminal::journal::Terminal;
 use crate::terminal::output;
 use crate::terminal::wording;
 use crate::values::apikey::{self, ApiKey};
@@ -80,7 +81,13 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     let names = status::names_in(&target, &object_names(loaded.as_ref(), args));
     // One connection and one discovery serve the whole run.
     let served = discovery::discover(&cluster).await?;
-    let run = Run::new(&cluster, &target, &served, WriteOptions::default());
+    let run = Run::new(
+        &cluster,
+        &target,
+        &served,
+        WriteOptions::default(),
+        &Terminal,
+    );
     let before = status::check(&cluster, &served, &names).await?;
     eprintln!("{}", before.render_text());
     let interactive = loaded.is_none();
@@ -518,6 +525,7 @@ async fn apply_all(
         &plans.objects,
         ApplyOptions::default(),
         run.write,
+        run.journal,
     )
     .await
 }
@@ -726,62 +734,9 @@ fn ask(
     report: &Report,
     existing: &Existing,
 ) -> Result<(Answers, Option<ApiKey>)> {
-    let key = if key_missing {
-        let text = Password::new()
-            .with_prompt("STS API key")
-            .validate_with(|text: &String| {
-                ApiKey::new(text.as_bytes().to_vec())
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .interact()
-            .map_err(|_| Error::Cancelled)?;
-        Some(ApiKey::new(text.into_bytes())?)
-    } else {
-        None
-    };
-    let exposed = category_passes(report, "exposure");
-    let (hosts, issuer) = match (exposed, &existing.hosts, &existing.issuer) {
-        (true, Some(hosts), Some(issuer)) => {
-            eprintln!("keeping the exposure: hosts {hosts}, issuer {issuer}");
-            (hosts.clone(), issuer.clone())
-        }
-        _ => {
-            let hosts = prompt_text(
-                "Gateway addresses (IPs or DNS names, comma-separated)",
-                existing.hosts.as_deref(),
-                |text| {
-                    text.split(',')
-                        .map(str::trim)
-                        .try_for_each(|host| host::parse_host(host).map(|_| ()))
-                },
-            )?;
-            let issuer = prompt_text(
-                "cert-manager ClusterIssuer",
-                Some(existing.issuer.as_deref().unwrap_or(defaults::ISSUER)),
-                |_| Ok(()),
-            )?;
-            (hosts, issuer)
-        }
-    };
-    let mapped = category_passes(report, "identity");
-    let (source_crn, target_crn) = match (mapped, &existing.source_crn, &existing.target_crn) {
-        (true, Some(source), Some(target)) => {
-            eprintln!("keeping the identity mapping: {source} to {target}");
-            (source.clone(), target.clone())
-        }
-        _ => {
-            let source = prompt_text("Source CRN (STS)", existing.source_crn.as_deref(), |text| {
-                crn::parse(text).map(|_| ()).map_err(|e| e.to_string())
-            })?;
-            let target = prompt_text("Target CRN (KMS)", existing.target_crn.as_deref(), |text| {
-                crn::parse_kms_target(text)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })?;
-            (source, target)
-        }
-    };
+    let key = if key_missing { Some(ask_key()?) } else { None };
+    let (hosts, issuer) = ask_exposure(category_passes(report, "exposure"), existing)?;
+    let (source_crn, target_crn) = ask_identity(category_passes(report, "identity"), existing)?;
     let answers = Answers {
         context: target.context.clone(),
         kms_namespace: target.kms_namespace.clone(),
@@ -802,6 +757,63 @@ fn ask(
     };
     answers.validate()?;
     Ok((answers, key))
+}
+
+/// The API key, typed without echo and checked as it is typed.
+fn ask_key() -> Result<ApiKey> {
+    let text = Password::new()
+        .with_prompt("STS API key")
+        .validate_with(|text: &String| {
+            ApiKey::new(text.as_bytes().to_vec())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .interact()
+        .map_err(|_| Error::Cancelled)?;
+    ApiKey::new(text.into_bytes())
+}
+
+/// The gateway's hosts (comma-separated, as typed) and the issuer: kept
+/// when the exposure already passes, else asked.
+fn ask_exposure(exposed: bool, existing: &Existing) -> Result<(String, String)> {
+    if let (true, Some(hosts), Some(issuer)) = (exposed, &existing.hosts, &existing.issuer) {
+        eprintln!("keeping the exposure: hosts {hosts}, issuer {issuer}");
+        return Ok((hosts.clone(), issuer.clone()));
+    }
+    let hosts = prompt_text(
+        "Gateway addresses (IPs or DNS names, comma-separated)",
+        existing.hosts.as_deref(),
+        |text| {
+            text.split(',')
+                .map(str::trim)
+                .try_for_each(|host| host::parse_host(host).map(|_| ()))
+        },
+    )?;
+    let issuer = prompt_text(
+        "cert-manager ClusterIssuer",
+        Some(existing.issuer.as_deref().unwrap_or(defaults::ISSUER)),
+        |_| Ok(()),
+    )?;
+    Ok((hosts, issuer))
+}
+
+/// The source and target CRNs: kept when the mapping already passes, else
+/// asked.
+fn ask_identity(mapped: bool, existing: &Existing) -> Result<(String, String)> {
+    if let (true, Some(source), Some(target)) = (mapped, &existing.source_crn, &existing.target_crn)
+    {
+        eprintln!("keeping the identity mapping: {source} to {target}");
+        return Ok((source.clone(), target.clone()));
+    }
+    let source = prompt_text("Source CRN (STS)", existing.source_crn.as_deref(), |text| {
+        crn::parse(text).map(|_| ()).map_err(|e| e.to_string())
+    })?;
+    let target = prompt_text("Target CRN (KMS)", existing.target_crn.as_deref(), |text| {
+        crn::parse_kms_target(text)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })?;
+    Ok((source, target))
 }
 
 fn prompt_text(

@@ -208,6 +208,7 @@ pub async fn apply(run: Run<'_>, options: &ApikeyOptions, key: &ApiKey, plan: Pl
         cluster,
         target,
         write,
+        journal,
         ..
     } = run;
     let namespace = &target.istio_namespace;
@@ -224,14 +225,14 @@ pub async fn apply(run: Run<'_>, options: &ApikeyOptions, key: &ApiKey, plan: Pl
                 create_secret(cluster, &secrets, namespace, options, write, key).await?
             }
             SecretChange::Update { .. } => {
-                update_secret(cluster, &secrets, namespace, options, write, key, secret).await?
+                update_secret(run, &secrets, options, key, secret).await?
             }
         }
     }
 
     if let Some(format) = write.output {
         let shown = redacted_secret(namespace, &options.secret, &options.secret_key, key);
-        output::print(&output::render(&shown, format))?;
+        journal.objects(&output::render(&shown, format))?;
     }
     let note = write.dry_run_note();
     let fingerprint = key.fingerprint();
@@ -247,15 +248,15 @@ pub async fn apply(run: Run<'_>, options: &ApikeyOptions, key: &ApiKey, plan: Pl
             format!("configured (key sha256:{fingerprint}, was empty)")
         }
     };
-    eprintln!("secret/{} {secret_line}{note}", options.secret);
+    journal.done(&format!("secret/{} {secret_line}{note}", options.secret));
 
     let adapter = &options.token_adapter;
     if !restart {
         if change != SecretChange::Unchanged {
-            eprintln!(
+            journal.done(&format!(
                 "deployment/{adapter} not restarted: it keeps the old key until restarted; run \
                  `kubectl rollout restart deployment/{adapter} -n {namespace}`"
-            );
+            ));
         }
         return Ok(());
     }
@@ -265,11 +266,11 @@ pub async fn apply(run: Run<'_>, options: &ApikeyOptions, key: &ApiKey, plan: Pl
         None => {
             rollout::restart(cluster, namespace, adapter, false).await?;
             let ready = rollout::wait(cluster, namespace, adapter, options.timeout).await?;
-            eprintln!("deployment/{adapter} restarted, {ready} ready");
+            journal.done(&format!("deployment/{adapter} restarted, {ready} ready"));
             return Ok(());
         }
     }
-    eprintln!("deployment/{adapter} restarted{note}");
+    journal.done(&format!("deployment/{adapter} restarted{note}"));
     Ok(())
 }
 
@@ -312,15 +313,14 @@ fn key_data(options: &ApikeyOptions, key: &ApiKey) -> BTreeMap<String, ByteStrin
 /// if another client changed the Secret meanwhile the server answers 409, and
 /// the Secret is read again and the decision remade.
 async fn update_secret(
-    cluster: &Cluster,
+    run: Run<'_>,
     secrets: &Api<Secret>,
-    namespace: &str,
     options: &ApikeyOptions,
-    write: WriteOptions,
     key: &ApiKey,
     mut current: Option<Secret>,
 ) -> Result<()> {
-    let params = write.patch_params();
+    let (cluster, namespace) = (run.cluster, &run.target.istio_namespace);
+    let params = run.write.patch_params();
     let action = format!("update secret {namespace}/{}", options.secret);
     for _ in 0..CONFLICT_ATTEMPTS {
         let Some(secret) = &current else {
@@ -351,10 +351,10 @@ async fn update_secret(
         if written.is_ok() {
             return Ok(());
         }
-        eprintln!(
+        run.journal.done(&format!(
             "secret/{} was changed by another client since it was read; reading it again",
             options.secret
-        );
+        ));
         current = cluster
             .call(
                 &format!("read secret {namespace}/{}", options.secret),

@@ -84,6 +84,7 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         target,
         served,
         write,
+        ..
     } = run;
     let cert_manager = served.cert_manager();
     let istio_version = served.istio_networking();
@@ -345,7 +346,7 @@ fn upstream(
 
 /// Writes what the plan changes, as `write` says.
 pub async fn apply(run: Run<'_>, planned: &[Planned], options: &ExposeOptions) -> Result<()> {
-    apply::write_all(run.cluster, planned, options.apply, run.write).await
+    apply::write_all(run.cluster, planned, options.apply, run.write, run.journal).await
 }
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ pub async fn fetch(run: Run<'_>, options: &MapIdentityOptions) -> Result<Found> 
         target,
         served,
         write,
+        ..
     } = run;
     let namespace = &target.istio_namespace;
     let needs = permissions::for_writes(
@@ -161,6 +162,7 @@ pub async fn apply(run: Run<'_>, plan: &Plan, options: &MapIdentityOptions) -> R
         std::slice::from_ref(&plan.policy),
         options.apply,
         run.write,
+        run.journal,
     )
     .await
 }

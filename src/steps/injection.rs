@@ -329,6 +329,7 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
         cluster,
         target,
         write,
+        journal,
         ..
     } = run;
     let namespace = &target.kms_namespace;
@@ -339,12 +340,14 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
                 rollout::wait(cluster, namespace, name, options.timeout).await?;
                 let pods =
                     pod_template::live_pods_all(cluster, &original, Sidecar::Present).await?;
-                eprintln!(
+                journal.done(&format!(
                     "deployment/{name} already carries the Istio sidecar: {} it",
                     count(pods as i64, "pod runs", "pods run")
-                );
+                ));
             } else {
-                eprintln!("deployment/{name} already carries the Istio sidecar; nothing to do");
+                journal.done(&format!(
+                    "deployment/{name} already carries the Istio sidecar; nothing to do"
+                ));
             }
             return Ok(());
         }
@@ -353,16 +356,19 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
     let original_template = pod_template::of(&original);
     if write.dry_run.is_some() {
         let shown = pod_template::replace(cluster, &original, injected, write).await?;
-        print_object(&shown, write)?;
-        eprintln!("deployment/{name} injected{}", write.dry_run_note());
+        show_object(&shown, run)?;
+        journal.done(&format!(
+            "deployment/{name} injected{}",
+            write.dry_run_note()
+        ));
         return Ok(());
     }
 
     let backup_path = save_backup(cluster, options, &original)?;
-    eprintln!(
+    journal.done(&format!(
         "original deployment/{name} saved to {}",
         backup_path.display()
-    );
+    ));
     let applied = pod_template::replace(cluster, &original, injected, write).await?;
     let verified = match rollout::wait(cluster, namespace, name, options.timeout).await {
         Ok(_) => pod_template::live_pods_all(cluster, &applied, Sidecar::Present).await,
@@ -370,8 +376,10 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
     };
     let cause = match verified {
         Ok(pods) => {
-            print_object(&applied, write)?;
-            eprintln!("deployment/{name} injected: {pods} pods run the istio-proxy sidecar");
+            show_object(&applied, run)?;
+            journal.done(&format!(
+                "deployment/{name} injected: {pods} pods run the istio-proxy sidecar"
+            ));
             return Ok(());
         }
         Err(cause) if options.no_rollback => return Err(cause),
@@ -438,17 +446,19 @@ pub async fn undo(run: Run<'_>, options: &InjectOptions, plan: UndoPlan) -> Resu
         from,
     } = plan
     else {
-        eprintln!("deployment/{name} carries no Istio sidecar; nothing to undo");
+        run.journal.done(&format!(
+            "deployment/{name} carries no Istio sidecar; nothing to undo"
+        ));
         return Ok(());
     };
     let restored =
         pod_template::put_back(run.cluster, &current, *template, run.write, options.timeout)
             .await?;
-    print_object(&restored, run.write)?;
-    eprintln!(
+    show_object(&restored, run)?;
+    run.journal.done(&format!(
         "deployment/{name} restored from {from}{}",
         run.write.dry_run_note()
-    );
+    ));
     Ok(())
 }
 
@@ -481,12 +491,13 @@ pub fn backed_up_template(
     Ok(Some((path, template)))
 }
 
-fn print_object(deployment: &Deployment, write: WriteOptions) -> Result<()> {
-    let Some(format) = write.output else {
+/// Hands the Deployment as written to the journal, when `-o` asked for it.
+fn show_object(deployment: &Deployment, run: Run<'_>) -> Result<()> {
+    let Some(format) = run.write.output else {
         return Ok(());
     };
     let shown = without_managed_fields(deployment.clone());
-    output::print(&output::render(&shown, format))
+    run.journal.objects(&output::render(&shown, format))
 }
 
 /// The injector configuration of `revision` (the default control plane's

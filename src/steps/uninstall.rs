@@ -258,6 +258,7 @@ pub async fn fetch(run: Run<'_>, options: &UninstallOptions) -> Result<Found> {
         target,
         served,
         write,
+        ..
     } = run;
     let at = place_of_run(target, options);
     let backup_dir = options
@@ -617,8 +618,8 @@ pub fn shown(plan: &Plan) -> Value {
 /// reported as it is made.
 pub async fn apply(run: Run<'_>, plan: Plan, options: &UninstallOptions) -> Result<()> {
     let cluster = run.cluster;
-    // Each write is reported as it is made, so a failure part-way leaves a
-    // record on stderr of what was already done; a re-run plans from there.
+    // Each write is told to the journal as it is made, so a failure part-way
+    // leaves a record of what was already done; a re-run plans from there.
     let note = options.write.dry_run_note();
     for (found, fate) in &plan.objects {
         let (Fate::Delete { .. }, Some(object)) = (fate, &found.object) else {
@@ -627,7 +628,8 @@ pub async fn apply(run: Run<'_>, plan: Plan, options: &UninstallOptions) -> Resu
         if options.write.dry_run != Some(DryRun::Client) {
             delete(cluster, found, object, options.write).await?;
         }
-        eprintln!("{} deleted{note}", found.display_name());
+        run.journal
+            .done(&format!("{} deleted{note}", found.display_name()));
     }
     if let (SidecarFate::Restore { template, from }, Some(current)) =
         (&plan.sidecar, plan.deployment.as_ref())
@@ -642,10 +644,10 @@ pub async fn apply(run: Run<'_>, plan: Plan, options: &UninstallOptions) -> Resu
             )
             .await?;
         }
-        eprintln!(
+        run.journal.done(&format!(
             "deployment/{} restored from {from} without the Istio sidecar{note}",
             options.deployment
-        );
+        ));
     }
     Ok(())
 }
