@@ -524,3 +524,194 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
     );
     assert!(containers(test, &ns.0).contains("istio-proxy"));
 }
+
+/// What an in-place upgrade does to the injector: its `values` name another
+/// proxy hub and tag. `name` is `istio-sidecar-injector` or a revision's.
+fn set_proxy_version(test: &TestCluster, istio: &str, name: &str, hub: &str, tag: &str) {
+    let out = run(test
+        .kubectl()
+        .args(["get", "configmap", name, "-n", istio, "-o", "json"]));
+    assert_exit(&out, 0);
+    let mut map: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut values: serde_json::Value =
+        serde_json::from_str(map["data"]["values"].as_str().unwrap()).unwrap();
+    values["global"]["hub"] = hub.into();
+    values["global"]["tag"] = tag.into();
+    map["data"]["values"] = values.to_string().into();
+    let out = run_with_stdin(
+        test.kubectl().args(["replace", "-f", "-"]),
+        map.to_string().as_bytes(),
+    );
+    assert_exit(&out, 0);
+}
+
+/// The istio-proxy image of the template and of every pod of it.
+fn proxy_images(test: &TestCluster, kms: &str) -> (String, Vec<String>) {
+    let template = test.jsonpath(
+        kms,
+        "deployment/key-management-api",
+        "{.spec.template.spec.containers[?(@.name==\"istio-proxy\")].image}\
+         {.spec.template.spec.initContainers[?(@.name==\"istio-proxy\")].image}",
+    );
+    let out = run(test.kubectl().args([
+        "get",
+        "pods",
+        "-n",
+        kms,
+        "-l",
+        "app=key-management-api",
+        "-o",
+        "json",
+    ]));
+    assert_exit(&out, 0);
+    let pods: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let images = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null())
+        .flat_map(|pod| {
+            let spec = &pod["spec"];
+            let all = spec["containers"].as_array().cloned().unwrap_or_default();
+            let init = spec["initContainers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            all.into_iter()
+                .chain(init)
+                .filter(|c| c["name"] == "istio-proxy")
+                .map(|c| c["image"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (template.trim().to_owned(), images)
+}
+
+#[test]
+fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-refresh");
+    let deployment = "deployment/key-management-api";
+    let template = test.jsonpath(&ns.0, deployment, "{.spec.template}");
+    let template: serde_json::Value = serde_json::from_str(&template).unwrap();
+    let uid = test.jsonpath(&ns.0, deployment, "{.metadata.uid}");
+    let injector = "istio-sidecar-injector";
+    set_proxy_version(test, &ns.1, injector, "docker.io/istio", "1.30.4");
+    let backups = scratch_dir("inject-refresh-backups");
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    let old = "docker.io/istio/proxyv2:1.30.4";
+    assert_eq!(proxy_images(test, &ns.0).0, old);
+    let fingerprint = annotation(test, &ns.0, "kubectl-kms-sts/injector-fingerprint");
+
+    // An in-place upgrade: the same revision's injector now names 1.31.2.
+    set_proxy_version(test, &ns.1, injector, "docker.io/istio", "1.31.2");
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    let new = "docker.io/istio/proxyv2:1.31.2";
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "deployment/key-management-api refreshed (istio-proxy {old} -> {new}, revision \
+             default): 2 pods run the istio-proxy sidecar"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("saved to"),
+        "a refresh keeps the first backup: {err}"
+    );
+    assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
+    assert_eq!(
+        containers(test, &ns.0),
+        "key-management-api istio-proxy istio-init",
+        "one sidecar, not a second one beside the first"
+    );
+    let (in_template, in_pods) = proxy_images(test, &ns.0);
+    assert_eq!(in_template, new);
+    assert_eq!(
+        in_pods,
+        [new, new],
+        "every pod rolled over to the new proxy"
+    );
+    assert_ne!(
+        annotation(test, &ns.0, "kubectl-kms-sts/injector-fingerprint"),
+        fingerprint
+    );
+    let recorded = annotation(test, &ns.0, "kubectl-kms-sts/original-template");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&recorded).unwrap(),
+        template,
+        "the record still holds the never-injected template"
+    );
+
+    // Current again: a second run writes nothing.
+    let generation = test.jsonpath(&ns.0, deployment, "{.metadata.generation}");
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("already carries the Istio sidecar"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        test.jsonpath(&ns.0, deployment, "{.metadata.generation}"),
+        generation
+    );
+
+    // A canary revision beside it: --revision moves the Deployment there;
+    // once the old control plane is gone, a run without the flag keeps to
+    // the revision recorded.
+    for name in [injector, "istio"] {
+        copy_as_revision(test, &ns.1, name, "canary");
+    }
+    set_proxy_version(
+        test,
+        &ns.1,
+        "istio-sidecar-injector-canary",
+        "docker.io/istio",
+        "1.32.0",
+    );
+    let out = run(inject(test, &ns)
+        .args(["--revision", "canary", "--backup-dir"])
+        .arg(&backups));
+    assert_exit(&out, 0);
+    let canary = "docker.io/istio/proxyv2:1.32.0";
+    assert!(
+        stderr(&out).contains(&format!("{new} -> {canary}, revision canary")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
+        "canary"
+    );
+    for name in [injector, "istio"] {
+        let out = run(test
+            .kubectl()
+            .args(["delete", "configmap", name, "-n", &ns.1]));
+        assert_exit(&out, 0);
+    }
+    let generation = test.jsonpath(&ns.0, deployment, "{.metadata.generation}");
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    assert_eq!(
+        test.jsonpath(&ns.0, deployment, "{.metadata.generation}"),
+        generation
+    );
+    assert_eq!(proxy_images(test, &ns.0).1, [canary, canary]);
+
+    // After the refreshes, undo puts the never-injected template back
+    // exactly (checked against the first injection's backup).
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, 0);
+    let restored = test.jsonpath(&ns.0, deployment, "{.spec.template}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
+        template
+    );
+    assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
+}

@@ -136,7 +136,8 @@ pub enum Sidecar {
 }
 
 /// Counts the Deployment's live pods, failing with their names if any of
-/// them does not have the sidecar as `wanted`.
+/// them does not have the sidecar as `wanted`: absent, or present with the
+/// proxy image of the Deployment's template.
 pub async fn live_pods_all(
     cluster: &Cluster,
     deployment: &Deployment,
@@ -148,16 +149,25 @@ pub async fn live_pods_all(
         .iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .collect();
+    let template = of(deployment);
+    let image = sidecar::template_proxy_image(&template);
+    let as_wanted = |pod: &Pod| match wanted {
+        Sidecar::Present => pod.spec.as_ref().and_then(sidecar::proxy_image) == image,
+        Sidecar::Absent => !sidecar::pod_has_sidecar(pod),
+    };
     let wrong: Vec<String> = live
         .iter()
-        .filter(|pod| sidecar::pod_has_sidecar(pod) != (wanted == Sidecar::Present))
+        .filter(|pod| !as_wanted(pod))
         .filter_map(|pod| pod.metadata.name.clone())
         .collect();
     if wrong.is_empty() {
         return Ok(live.len());
     }
     let reason = match wanted {
-        Sidecar::Present => "pods without the istio-proxy sidecar",
+        Sidecar::Present => match image {
+            Some(image) => &format!("pods without the istio-proxy sidecar of image {image}"),
+            None => "pods without the istio-proxy sidecar",
+        },
         Sidecar::Absent => "pods still run the istio-proxy sidecar",
     };
     Err(Error::RolloutFailed {

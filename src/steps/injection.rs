@@ -66,39 +66,51 @@ impl InjectOptions {
 /// What the cluster (and this machine) hold that injection depends on.
 pub struct Found {
     deployment: Option<Deployment>,
-    /// The Deployment as `istioctl kube-inject` makes it with the cluster's
-    /// injector configuration, for a Deployment without the sidecar; a
-    /// missing configuration or istioctl is an unmet prerequisite.
+    /// The Deployment as `istioctl kube-inject` makes it now with the
+    /// revision's injector configuration: from its template, when it has
+    /// no sidecar; from the never-injected template its injection recorded,
+    /// when it was injected from another configuration or revision. `None`
+    /// when the sidecar it carries is current (or was not injected by this
+    /// plugin, so no never-injected template is known). A missing
+    /// configuration or istioctl is an unmet prerequisite.
     injected: Result<Option<Deployment>>,
 }
 
 /// What injection will do.
 pub enum Plan {
-    /// The Deployment already carries the sidecar: nothing to write, but an
-    /// earlier run may have been cut off during its rollout.
+    /// The Deployment already carries the sidecar the revision injects now:
+    /// nothing to write, but an earlier run may have been cut off during
+    /// its rollout.
     AlreadyInjected(Box<Deployment>),
     /// Replace the pod template of `original` with the one of `injected`.
     Inject {
         original: Box<Deployment>,
         injected: Box<Deployment>,
     },
+    /// The sidecar of `current` is stale (the revision's injector changed
+    /// since, or another revision is asked for): replace its template with
+    /// `refreshed`, the never-injected template injected again now.
+    Refresh {
+        current: Box<Deployment>,
+        refreshed: Box<Deployment>,
+    },
 }
 
 impl Plan {
     /// What writing the plan changes in the Deployment, field by field.
     pub fn changes(&self) -> Vec<FieldChange> {
-        match self {
-            Plan::AlreadyInjected(_) => Vec::new(),
-            Plan::Inject { original, injected } => {
-                let value = |deployment: &Deployment| {
-                    serde_json::json!({
-                        "metadata": {"annotations": deployment.metadata.annotations},
-                        "spec": {"template": pod_template::of(deployment)},
-                    })
-                };
-                apply::field_changes(&value(original), &value(injected), "")
-            }
-        }
+        let (before, after) = match self {
+            Plan::AlreadyInjected(_) => return Vec::new(),
+            Plan::Inject { original, injected } => (original, injected),
+            Plan::Refresh { current, refreshed } => (current, refreshed),
+        };
+        let value = |deployment: &Deployment| {
+            serde_json::json!({
+                "metadata": {"annotations": deployment.metadata.annotations},
+                "spec": {"template": pod_template::of(deployment)},
+            })
+        };
+        apply::field_changes(&value(before), &value(after), "")
     }
 }
 
@@ -112,32 +124,42 @@ pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
         write,
         ..
     } = run;
-    let config = async {
-        match injector_config(
-            cluster,
-            &target.istio_namespace,
-            options.revision.as_deref(),
-        )
-        .await
-        {
-            Ok(config) => Ok(Ok(config)),
-            Err(missing @ Error::Missing { .. }) => Ok(Err(missing)),
-            Err(other) => Err(other),
+    let namespace = &target.istio_namespace;
+    let config = unmet_when_missing(injector_config(
+        cluster,
+        namespace,
+        options.revision.as_deref(),
+    ));
+    let (deployment, mut config) =
+        read_deployment_with(cluster, target, options, write, config).await?;
+    // Without --revision, a sidecar is refreshed from the revision it was
+    // injected with.
+    let recorded_revision = deployment
+        .as_ref()
+        .and_then(|d| injection_record::recorded(d).ok().flatten())
+        .map(|record| record.revision);
+    if let (None, Some(revision)) = (&options.revision, recorded_revision)
+        && revision != istioctl::DEFAULT_REVISION
+    {
+        config = unmet_when_missing(injector_config(cluster, namespace, Some(&revision))).await?;
+    }
+    let source = deployment
+        .as_ref()
+        .map(|d| source_of(d, config.as_ref().ok()))
+        .transpose()?;
+    let original = match source {
+        Some(Source::Template(original) | Source::Stale(original)) => original,
+        None | Some(Source::Current | Source::Unrecorded) => {
+            return Ok(Found {
+                deployment,
+                injected: Ok(None),
+            });
         }
     };
-    let (deployment, config) =
-        read_deployment_with(cluster, target, options, write, config).await?;
-    let Some(original) = deployment
-        .as_ref()
-        .filter(|d| !sidecar::template_is_injected(&pod_template::of(d)))
-    else {
-        return Ok(Found {
-            deployment,
-            injected: Ok(None),
-        });
-    };
     let injected = match (config, istioctl::locate(options.istioctl.as_deref())) {
-        (Ok(config), Ok(istioctl)) => Ok(Some(inject(&istioctl, target, original, &config).await?)),
+        (Ok(config), Ok(istioctl)) => {
+            Ok(Some(inject(&istioctl, target, &original, &config).await?))
+        }
         (config, istioctl) => Err(Error::together(
             [istioctl.err(), config.err()]
                 .into_iter()
@@ -149,6 +171,62 @@ pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
         deployment,
         injected,
     })
+}
+
+/// The injector configuration `read` gives, with a missing one as an unmet
+/// prerequisite (kept to be reported with the others) rather than an error
+/// that ends the fetch.
+async fn unmet_when_missing(
+    read: impl Future<Output = Result<InjectorConfig>>,
+) -> Result<Result<InjectorConfig>> {
+    match read.await {
+        Ok(config) => Ok(Ok(config)),
+        Err(missing @ Error::Missing { .. }) => Ok(Err(missing)),
+        Err(other) => Err(other),
+    }
+}
+
+/// What injection starts from.
+enum Source {
+    /// The Deployment has no sidecar: its own template.
+    Template(Deployment),
+    /// Its sidecar came from another injector configuration or revision:
+    /// the Deployment with the never-injected template its injection
+    /// recorded.
+    Stale(Deployment),
+    /// Its sidecar is what `config` injects now.
+    Current,
+    /// It carries a sidecar this plugin did not record injecting.
+    Unrecorded,
+}
+
+/// Where injecting `deployment` with `config` (`None`: the revision's
+/// configuration is missing) starts from. A recorded template that no longer
+/// matches what the Deployment carries (another client changed its
+/// containers since) is refused: injecting it again would undo that change.
+fn source_of(deployment: &Deployment, config: Option<&InjectorConfig>) -> Result<Source> {
+    let template = pod_template::of(deployment);
+    if !sidecar::template_is_injected(&template) {
+        return Ok(Source::Template(deployment.clone()));
+    }
+    let refused = |reason: String| Error::UnrestorableRecord {
+        namespace: deployment.metadata.namespace.clone().unwrap_or_default(),
+        name: deployment.metadata.name.clone().unwrap_or_default(),
+        reason,
+    };
+    let Some(record) = injection_record::recorded(deployment).map_err(refused)? else {
+        return Ok(Source::Unrecorded);
+    };
+    if config.is_some_and(|config| {
+        config.revision == record.revision && config.fingerprint() == record.fingerprint
+    }) {
+        return Ok(Source::Current);
+    }
+    injection_record::check(&record.original, &template, None).map_err(refused)?;
+    Ok(Source::Stale(pod_template::with_template(
+        deployment,
+        record.original,
+    )))
 }
 
 /// `original` with the pod template `istioctl kube-inject` makes of it, and
@@ -305,6 +383,12 @@ pub fn plan(found: Found, target: &Target, options: &InjectOptions) -> Result<Pl
         return Err(missing_deployment(target, options));
     };
     match found.injected? {
+        Some(refreshed) if sidecar::template_is_injected(&pod_template::of(&original)) => {
+            Ok(Plan::Refresh {
+                current: Box::new(original),
+                refreshed: Box::new(refreshed),
+            })
+        }
         Some(injected) => Ok(Plan::Inject {
             original: Box::new(original),
             injected: Box::new(injected),
@@ -325,6 +409,11 @@ fn missing_deployment(target: &Target, options: &InjectOptions) -> Error {
 
 /// Carries out the plan, as `write` says.
 pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<()> {
+    let (before, after) = match plan {
+        Plan::AlreadyInjected(current) => return already_injected(run, options, &current).await,
+        Plan::Inject { original, injected } => (*original, *injected),
+        Plan::Refresh { current, refreshed } => (*current, *refreshed),
+    };
     let Run {
         cluster,
         target,
@@ -334,42 +423,31 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
     } = run;
     let namespace = &target.kms_namespace;
     let name = &options.deployment;
-    let (original, injected) = match plan {
-        Plan::AlreadyInjected(original) => {
-            if write.dry_run.is_none() {
-                rollout::wait(cluster, namespace, name, options.timeout).await?;
-                let pods =
-                    pod_template::live_pods_all(cluster, &original, Sidecar::Present).await?;
-                journal.done(&format!(
-                    "deployment/{name} already carries the Istio sidecar: {} it",
-                    count(pods as i64, "pod runs", "pods run")
-                ));
-            } else {
-                journal.done(&format!(
-                    "deployment/{name} already carries the Istio sidecar; nothing to do"
-                ));
-            }
-            return Ok(());
-        }
-        Plan::Inject { original, injected } => (*original, *injected),
+    // A refresh starts from a Deployment that already has the sidecar; its
+    // backup, from before the first injection, stays the one to keep.
+    let refresh = sidecar::template_is_injected(&pod_template::of(&before));
+    let verb = if refresh {
+        format!("refreshed ({})", proxy_change(&before, &after))
+    } else {
+        "injected".to_owned()
     };
-    let original_template = pod_template::of(&original);
     if write.dry_run.is_some() {
-        let shown = pod_template::replace(cluster, &original, injected, write).await?;
+        let shown = pod_template::replace(cluster, &before, after, write).await?;
         show_object(&shown, run)?;
-        journal.done(&format!(
-            "deployment/{name} injected{}",
-            write.dry_run_note()
-        ));
+        journal.done(&format!("deployment/{name} {verb}{}", write.dry_run_note()));
         return Ok(());
     }
-
-    let backup_path = save_backup(cluster, options, &original)?;
-    journal.done(&format!(
-        "original deployment/{name} saved to {}",
-        backup_path.display()
-    ));
-    let applied = pod_template::replace(cluster, &original, injected, write).await?;
+    let mut done = Vec::new();
+    if !refresh {
+        let backup_path = save_backup(cluster, options, &before)?;
+        journal.done(&format!(
+            "original deployment/{name} saved to {}",
+            backup_path.display()
+        ));
+        done.push(format!("original saved to {}", backup_path.display()));
+    }
+    let applied = pod_template::replace(cluster, &before, after, write).await?;
+    done.push(format!("deployment {namespace}/{name} {verb}"));
     let verified = match rollout::wait(cluster, namespace, name, options.timeout).await {
         Ok(_) => pod_template::live_pods_all(cluster, &applied, Sidecar::Present).await,
         Err(err) => Err(err),
@@ -378,30 +456,74 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
         Ok(pods) => {
             show_object(&applied, run)?;
             journal.done(&format!(
-                "deployment/{name} injected: {pods} pods run the istio-proxy sidecar"
+                "deployment/{name} {verb}: {pods} pods run the istio-proxy sidecar"
             ));
             return Ok(());
         }
         Err(cause) if options.no_rollback => return Err(cause),
         Err(cause) => cause,
     };
-    match roll_back(cluster, namespace, name, original_template).await {
+    match roll_back(cluster, namespace, name, &before).await {
         Ok(()) => Err(Error::RolledBack {
-            what: format!("injecting deployment {namespace}/{name} failed"),
+            what: format!(
+                "{} deployment {namespace}/{name} failed",
+                if refresh { "refreshing" } else { "injecting" }
+            ),
             cause: Box::new(cause),
         }),
         Err(rollback) => Err(Error::Incomplete {
-            done: vec![
-                format!("original saved to {}", backup_path.display()),
-                format!("deployment {namespace}/{name} updated with the sidecar"),
-            ],
+            done,
             not_done: vec![
                 "rollout confirmed".into(),
-                format!("rollback to the original ({rollback})"),
+                format!("rollback to the template before ({rollback})"),
             ],
             cause: Box::new(cause),
         }),
     }
+}
+
+/// A Deployment whose sidecar is current: nothing is written, but an
+/// earlier run may have been cut off during its rollout, so that is awaited
+/// and every pod checked.
+async fn already_injected(
+    run: Run<'_>,
+    options: &InjectOptions,
+    current: &Deployment,
+) -> Result<()> {
+    let name = &options.deployment;
+    if run.write.dry_run.is_some() {
+        run.journal.done(&format!(
+            "deployment/{name} already carries the Istio sidecar; nothing to do"
+        ));
+        return Ok(());
+    }
+    let namespace = &run.target.kms_namespace;
+    rollout::wait(run.cluster, namespace, name, options.timeout).await?;
+    let pods = pod_template::live_pods_all(run.cluster, current, Sidecar::Present).await?;
+    run.journal.done(&format!(
+        "deployment/{name} already carries the Istio sidecar: {} it",
+        count(pods as i64, "pod runs", "pods run")
+    ));
+    Ok(())
+}
+
+/// `istio-proxy OLD -> NEW, revision R`: what a refresh changes.
+fn proxy_change(before: &Deployment, after: &Deployment) -> String {
+    let image = |deployment: &Deployment| {
+        sidecar::template_proxy_image(&pod_template::of(deployment))
+            .unwrap_or("(no image)")
+            .to_owned()
+    };
+    let revision = injection_record::recorded(after)
+        .ok()
+        .flatten()
+        .map(|record| record.revision)
+        .unwrap_or_else(|| istioctl::DEFAULT_REVISION.to_owned());
+    format!(
+        "istio-proxy {} -> {}, revision {revision}",
+        image(before),
+        image(after)
+    )
 }
 
 /// Saves the Deployment as read to a backup file, without the server's
@@ -421,18 +543,24 @@ fn save_backup(
     )
 }
 
-/// Puts the original pod template back after a failed injection, on the
-/// Deployment as it is now (the controllers have moved it on since).
+/// Puts the pod template and injection record of `before` back after a
+/// failed write, on the Deployment as it is now (the controllers have moved
+/// it on since).
 async fn roll_back(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
-    template: PodTemplateSpec,
+    before: &Deployment,
 ) -> Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let action = format!("read deployment {namespace}/{name}");
     let current = cluster.call(&action, deployments.get(name)).await?;
-    pod_template::restore(cluster, &current, template, WriteOptions::default()).await?;
+    let template = pod_template::with_template(&current, pod_template::of(before));
+    let restored = match injection_record::recorded(before) {
+        Ok(Some(record)) => injection_record::with_record(template, &record),
+        _ => injection_record::cleared(template),
+    };
+    pod_template::replace(cluster, &current, restored, WriteOptions::default()).await?;
     Ok(())
 }
 
@@ -551,7 +679,7 @@ pub async fn injector_config(
     let [template, values] = <[String; 2]>::try_from(injector).expect("two keys asked");
     let [mesh] = <[String; 1]>::try_from(mesh).expect("one key asked");
     Ok(InjectorConfig {
-        revision: revision.unwrap_or("default").to_owned(),
+        revision: revision.unwrap_or(istioctl::DEFAULT_REVISION).to_owned(),
         template,
         values,
         mesh,
@@ -653,5 +781,89 @@ mod tests {
             .unwrap();
         let hint = err.hint().unwrap_or_default();
         assert!(hint.contains("no backup in /backups"), "{hint}");
+    }
+
+    fn config(revision: &str, values: &str) -> InjectorConfig {
+        InjectorConfig {
+            revision: revision.into(),
+            template: "template".into(),
+            values: values.into(),
+            mesh: "mesh".into(),
+        }
+    }
+
+    /// `deployment(containers)` injected from `config`, its never-injected
+    /// template recorded.
+    fn injected_from(config: &InjectorConfig, containers: &[&str]) -> Deployment {
+        let original = deployment(containers);
+        let mut carrying: Vec<&str> = containers.to_vec();
+        carrying.push("istio-proxy");
+        let record = Record {
+            revision: config.revision.clone(),
+            fingerprint: config.fingerprint(),
+            original: pod_template::of(&original),
+        };
+        injection_record::with_record(deployment(&carrying), &record)
+    }
+
+    #[test]
+    fn a_sidecar_from_another_configuration_or_revision_is_refreshed_from_the_recorded_template() {
+        let old = config("default", r#"{"global": {"tag": "1.30.4"}}"#);
+        let injected = injected_from(&old, &["kms"]);
+        assert!(matches!(
+            source_of(&injected, Some(&old)).unwrap(),
+            Source::Current
+        ));
+        let never_injected = pod_template::of(&deployment(&["kms"]));
+        let upgraded = config("default", r#"{"global": {"tag": "1.31.2"}}"#);
+        let canary = config("canary", r#"{"global": {"tag": "1.30.4"}}"#);
+        for now in [Some(&upgraded), Some(&canary), None] {
+            let Source::Stale(start) = source_of(&injected, now).unwrap() else {
+                panic!("not refreshed from the recorded template");
+            };
+            assert_eq!(pod_template::of(&start), never_injected);
+        }
+        let plain = deployment(&["kms"]);
+        assert!(
+            matches!(source_of(&plain, Some(&old)).unwrap(), Source::Template(d) if d == plain)
+        );
+        let by_hand = deployment(&["kms", "istio-proxy"]);
+        assert!(matches!(
+            source_of(&by_hand, Some(&upgraded)).unwrap(),
+            Source::Unrecorded
+        ));
+
+        // Another client changed the KMS container since: refreshing from
+        // the record would take that change back.
+        let mut changed = injected.clone();
+        let spec = changed
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap();
+        spec.containers[0].image = Some("kms:2".into());
+        let Err(err) = source_of(&changed, Some(&upgraded)) else {
+            panic!("a changed Deployment was refreshed");
+        };
+        assert!(err.to_string().contains("kms -> kms:2"), "{err}");
+
+        // The plan of a stale sidecar is a refresh, showing what changes.
+        let found = Found {
+            deployment: Some(injected.clone()),
+            injected: Ok(Some(injected_from(&upgraded, &["kms"]))),
+        };
+        let planned = plan(found, &Target::default(), &options()).unwrap();
+        assert!(matches!(planned, Plan::Refresh { .. }));
+        let changes: Vec<String> = planned.changes().iter().map(|c| c.path.clone()).collect();
+        assert_eq!(
+            changes,
+            [format!(
+                "metadata.annotations[{:?}]",
+                injection_record::FINGERPRINT
+            )]
+        );
     }
 }

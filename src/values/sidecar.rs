@@ -20,6 +20,20 @@ fn spec_has_proxy(spec: &PodSpec) -> bool {
             .any(|c| c.name == PROXY_CONTAINER)
 }
 
+/// The image of the istio-proxy container in `spec`, native sidecar or not.
+pub fn proxy_image(spec: &PodSpec) -> Option<&str> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == PROXY_CONTAINER)
+        .and_then(|c| c.image.as_deref())
+}
+
+/// The proxy image of a pod template; `None` without the sidecar.
+pub fn template_proxy_image(template: &PodTemplateSpec) -> Option<&str> {
+    template.spec.as_ref().and_then(proxy_image)
+}
+
 /// Whether a pod template was already injected (kube-inject run on it again
 /// would add a second sidecar).
 pub fn template_is_injected(template: &PodTemplateSpec) -> bool {
