@@ -307,6 +307,16 @@ pub enum Error {
     #[error("{} is not a status snapshot this version can read: {reason}", path.display())]
     InvalidSnapshot { path: PathBuf, reason: String },
 
+    #[error(
+        "several Istio control-plane revisions are installed in {namespace} and the default tag \
+         points to none of them: {}",
+        revisions.join(", ")
+    )]
+    AmbiguousRevision {
+        namespace: String,
+        revisions: Vec<String>,
+    },
+
     #[error("interrupted; what was already sent stays in the cluster")]
     Interrupted,
 }
@@ -377,7 +387,8 @@ impl Error {
             | Error::NeedsTerminal
             | Error::ConfirmationNeeded { .. }
             | Error::KeyRead { .. }
-            | Error::InvalidSnapshot { .. } => ExitStatus::Usage,
+            | Error::InvalidSnapshot { .. }
+            | Error::AmbiguousRevision { .. } => ExitStatus::Usage,
             Error::Missing { .. }
             | Error::ToolMissing { .. }
             | Error::DataPath { .. }
@@ -472,6 +483,13 @@ impl Error {
     /// What to give instead of input that was refused, or how to go on after a stop.
     fn input_hint(&self) -> Option<String> {
         match self {
+            Error::AmbiguousRevision { revisions, .. } => {
+                let first = revisions.first().map_or("REV", String::as_str);
+                Some(format!(
+                    "name the one to use with --revision (for example --revision {first}), or \
+                     point the default tag at it: `istioctl tag set default --revision {first}`"
+                ))
+            }
             Error::InvalidSnapshot { .. } => Some(
                 "save a new snapshot with `kubectl kms-sts status --save FILE` where the cluster \
                  is reachable, with the same version of the plugin that reads it"

@@ -16,11 +16,9 @@ use crate::cluster::Target;
 use crate::error::{Error, Result};
 use crate::files::private_files::{self, Existing};
 
-/// The revision of a control plane installed without one.
-pub const DEFAULT_REVISION: &str = "default";
-
 /// The injector configuration of one revision, as the cluster's ConfigMaps
 /// hold it.
+#[derive(Debug)]
 pub struct InjectorConfig {
     /// `default`, or the control plane's revision.
     pub revision: String,

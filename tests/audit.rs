@@ -70,7 +70,7 @@ const RUNBOOK_GRANTS: [Grant; 23] = [
     ("patch", "apps", "deployments"),
     ("update", "apps", "deployments"),
     ("list", "", "pods"),
-    ("get", "", "configmaps"),
+    ("list", "", "configmaps"),
     ("get", "", "services"),
     ("get", "cert-manager.io", "certificates"),
     ("create", "cert-manager.io", "certificates"),

@@ -8,11 +8,12 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin_in, run,
-    run_with_stdin, scratch_dir, stderr, stdout,
+    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, json_status, plugin,
+    plugin_in, run, run_with_stdin, scratch_dir, status_check, stderr, stdout,
 };
 
 const FAILURE: i32 = 1;
+const USAGE: i32 = 2;
 const MISSING: i32 = 6;
 const CONFLICT: i32 = 7;
 
@@ -395,13 +396,18 @@ fn annotation(test: &TestCluster, kms: &str, key: &str) -> String {
 /// revisioned control plane's configuration, as `istioctl install
 /// --revision REV` names it.
 fn copy_as_revision(test: &TestCluster, istio: &str, name: &str, revision: &str) {
+    copy_configmap(test, istio, name, &format!("{name}-{revision}"), revision);
+}
+
+/// A copy of the ConfigMap `from` as `to`, labelled with `revision`.
+fn copy_configmap(test: &TestCluster, istio: &str, from: &str, to: &str, revision: &str) {
     let out = run(test
         .kubectl()
-        .args(["get", "configmap", name, "-n", istio, "-o", "json"]));
+        .args(["get", "configmap", from, "-n", istio, "-o", "json"]));
     assert_exit(&out, 0);
     let mut map: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     map["metadata"] = serde_json::json!({
-        "name": format!("{name}-{revision}"),
+        "name": to,
         "namespace": istio,
         "labels": {"istio.io/rev": revision},
     });
@@ -523,26 +529,75 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
         "{err}"
     );
     assert!(containers(test, &ns.0).contains("istio-proxy"));
+
+    // A KMS upgrade by its chart: a new, never-injected template (new
+    // image, no sidecar) while the plugin's annotations stay. status sees
+    // the sidecar missing; inject injects the new template and records it,
+    // so undo never brings the older KMS back.
+    let mut upgraded = template.clone();
+    upgraded["spec"]["containers"][0]["image"] = "registry.example/kms:3".into();
+    let patch = serde_json::json!([
+        {"op": "replace", "path": "/spec/template", "value": upgraded}
+    ]);
+    let out = run(test.kubectl().args([
+        "patch",
+        "-n",
+        &ns.0,
+        "deployment/key-management-api",
+        "--type",
+        "json",
+        "-p",
+        &patch.to_string(),
+    ]));
+    assert_exit(&out, 0);
+    assert!(!annotation(test, &ns.0, "kubectl-kms-sts/original-template").is_empty());
+    let (_, report) = json_status(plugin_in(test, &ns).arg("status"));
+    let check = status_check(&report, "sidecar");
+    assert_eq!(check["result"], "fail", "{check}");
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&empty));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("injected"), "{}", stderr(&out));
+    let recorded = annotation(test, &ns.0, "kubectl-kms-sts/original-template");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&recorded).unwrap(),
+        upgraded,
+        "the chart's template is the never-injected one now"
+    );
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(scratch_dir("inject-record-chart")));
+    assert_exit(&out, 0);
+    let restored = test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
+        upgraded
+    );
 }
 
-/// What an in-place upgrade does to the injector: its `values` name another
-/// proxy hub and tag. `name` is `istio-sidecar-injector` or a revision's.
-fn set_proxy_version(test: &TestCluster, istio: &str, name: &str, hub: &str, tag: &str) {
-    let out = run(test
-        .kubectl()
-        .args(["get", "configmap", name, "-n", istio, "-o", "json"]));
-    assert_exit(&out, 0);
-    let mut map: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let mut values: serde_json::Value =
-        serde_json::from_str(map["data"]["values"].as_str().unwrap()).unwrap();
-    values["global"]["hub"] = hub.into();
-    values["global"]["tag"] = tag.into();
-    map["data"]["values"] = values.to_string().into();
-    let out = run_with_stdin(
-        test.kubectl().args(["replace", "-f", "-"]),
-        map.to_string().as_bytes(),
-    );
-    assert_exit(&out, 0);
+/// The `proxy version` check of `status -o json` with `args`.
+fn proxy_check(test: &TestCluster, ns: &(String, String), args: &[&str]) -> serde_json::Value {
+    let (_, report) = json_status(plugin_in(test, ns).arg("status").args(args));
+    status_check(&report, "proxy version").clone()
+}
+
+/// Runs the command a check's hint names in backquotes, as printed (plus
+/// `extra`), with istioctl on PATH.
+fn run_hint(check: &serde_json::Value, extra: &[&str]) -> std::process::Output {
+    let hint = check["hint"].as_str().unwrap();
+    let line = hint
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {hint}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[..2], ["kubectl", "kms-sts"], "{hint}");
+    let istioctl_dir = istioctl_binary().parent().unwrap().to_owned();
+    let path = std::env::join_paths(
+        std::iter::once(istioctl_dir)
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    run(plugin().args(&words[2..]).args(extra).env("PATH", path))
 }
 
 /// The istio-proxy image of the template and of every pod of it.
@@ -588,6 +643,73 @@ fn proxy_images(test: &TestCluster, kms: &str) -> (String, Vec<String>) {
 }
 
 #[test]
+fn without_the_flag_the_revision_is_the_only_one_installed_or_the_one_the_default_tag_names() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-revisions");
+    let backups = scratch_dir("inject-revisions-backups");
+    let control_plane = ["istio-sidecar-injector", "istio"];
+    // A revision-only install: the one revision there is is used.
+    for name in control_plane {
+        copy_as_revision(test, &ns.1, name, "blue");
+        let out = run(test
+            .kubectl()
+            .args(["delete", "configmap", name, "-n", &ns.1]));
+        assert_exit(&out, 0);
+    }
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    assert_eq!(
+        annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
+        "blue"
+    );
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, 0);
+
+    // Two revisions and no default tag pointing at either: refused, named.
+    let green = "green";
+    for name in control_plane {
+        let blue = format!("{name}-blue");
+        copy_configmap(test, &ns.1, &blue, &format!("{name}-{green}"), green);
+    }
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, USAGE);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("blue, {green}")), "{err}");
+    assert!(err.contains("--revision blue"), "{err}");
+    assert_eq!(containers(test, &ns.0), "key-management-api");
+
+    // The default tag (what `istioctl tag set default --revision R`
+    // writes) decides.
+    let tag = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "istio-revision-tag-default",
+                     "labels": {"istio.io/tag": "default", "istio.io/rev": green}},
+        "webhooks": [],
+    });
+    let out = run_with_stdin(
+        test.kubectl().args(["apply", "-f", "-"]),
+        tag.to_string().as_bytes(),
+    );
+    assert_exit(&out, 0);
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    let removed = run(test.kubectl().args([
+        "delete",
+        "mutatingwebhookconfiguration",
+        "istio-revision-tag-default",
+    ]));
+    assert_exit(&out, 0);
+    assert_exit(&removed, 0);
+    assert_eq!(
+        annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
+        green
+    );
+}
+
+#[test]
 fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "inject-refresh");
@@ -596,19 +718,43 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let template: serde_json::Value = serde_json::from_str(&template).unwrap();
     let uid = test.jsonpath(&ns.0, deployment, "{.metadata.uid}");
     let injector = "istio-sidecar-injector";
-    set_proxy_version(test, &ns.1, injector, "docker.io/istio", "1.30.4");
+    test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.30.4");
     let backups = scratch_dir("inject-refresh-backups");
     let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
     assert_exit(&out, 0);
     let old = "docker.io/istio/proxyv2:1.30.4";
     assert_eq!(proxy_images(test, &ns.0).0, old);
     let fingerprint = annotation(test, &ns.0, "kubectl-kms-sts/injector-fingerprint");
+    let check = proxy_check(test, &ns, &[]);
+    assert_eq!(check["result"], "pass", "{check}");
+
+    // An upgrade two minor versions on is beyond Istio's supported skew.
+    test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.32.0");
+    let check = proxy_check(test, &ns, &[]);
+    assert_eq!(check["result"], "fail", "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than one minor version behind the control plane's 1.32.0"),
+        "{check}"
+    );
 
     // An in-place upgrade: the same revision's injector now names 1.31.2.
-    set_proxy_version(test, &ns.1, injector, "docker.io/istio", "1.31.2");
-    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
-    assert_exit(&out, 0);
+    // status warns, and the command it hints refreshes the sidecar.
+    test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.31.2");
     let new = "docker.io/istio/proxyv2:1.31.2";
+    let check = proxy_check(test, &ns, &[]);
+    assert_eq!(check["result"], "warn", "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("istio-proxy {old}, now {new}")),
+        "{check}"
+    );
+    let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
+    assert_exit(&out, 0);
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
@@ -629,6 +775,31 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     );
     let (in_template, in_pods) = proxy_images(test, &ns.0);
     assert_eq!(in_template, new);
+    // Injected from the never-injected template: the proxy probes the
+    // application's own health endpoint, not a rewritten one.
+    let probers = test.jsonpath(
+        &ns.0,
+        deployment,
+        "{.spec.template.spec.containers[?(@.name==\"istio-proxy\")].env[?(@.name==\"ISTIO_KUBE_APP_PROBERS\")].value}",
+    );
+    let probers: serde_json::Value = serde_json::from_str(&probers).unwrap();
+    let probed: Vec<&serde_json::Value> = probers
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|probe| &probe["httpGet"]["path"])
+        .collect();
+    assert_eq!(
+        probed,
+        ["/api/v2/health", "/api/v2/health"],
+        "the original liveness and readiness probes, never rewritten ones: {probers}"
+    );
+    let readiness = test.jsonpath(
+        &ns.0,
+        deployment,
+        "{.spec.template.spec.containers[?(@.name==\"key-management-api\")].readinessProbe.httpGet.path}",
+    );
+    assert!(readiness.starts_with("/app-health/"), "{readiness}");
     assert_eq!(
         in_pods,
         [new, new],
@@ -659,24 +830,42 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         generation
     );
 
-    // A canary revision beside it: --revision moves the Deployment there;
-    // once the old control plane is gone, a run without the flag keeps to
-    // the revision recorded.
+    let check = proxy_check(test, &ns, &[]);
+    assert_eq!(check["result"], "pass", "{check}");
+
+    // A canary upgrade: the new version installed as a revision beside the
+    // old one, then the old one removed. status finds the revision KMS was
+    // injected with gone, and hints the move to the one installed.
     for name in [injector, "istio"] {
         copy_as_revision(test, &ns.1, name, "canary");
     }
-    set_proxy_version(
-        test,
+    test.set_proxy_version(
         &ns.1,
         "istio-sidecar-injector-canary",
         "docker.io/istio",
         "1.32.0",
     );
-    let out = run(inject(test, &ns)
-        .args(["--revision", "canary", "--backup-dir"])
-        .arg(&backups));
-    assert_exit(&out, 0);
     let canary = "docker.io/istio/proxyv2:1.32.0";
+    assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
+    let check = proxy_check(test, &ns, &["--revision", "canary"]);
+    assert_eq!(check["result"], "warn", "{check}");
+    for name in [injector, "istio"] {
+        let out = run(test
+            .kubectl()
+            .args(["delete", "configmap", name, "-n", &ns.1]));
+        assert_exit(&out, 0);
+    }
+    let check = proxy_check(test, &ns, &[]);
+    assert_eq!(check["result"], "fail", "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("revision default, which is no longer installed"),
+        "{check}"
+    );
+    let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
+    assert_exit(&out, 0);
     assert!(
         stderr(&out).contains(&format!("{new} -> {canary}, revision canary")),
         "{}",
@@ -686,12 +875,8 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
         "canary"
     );
-    for name in [injector, "istio"] {
-        let out = run(test
-            .kubectl()
-            .args(["delete", "configmap", name, "-n", &ns.1]));
-        assert_exit(&out, 0);
-    }
+    assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
+    // The revision recorded is kept by a run without the flag.
     let generation = test.jsonpath(&ns.0, deployment, "{.metadata.generation}");
     let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
     assert_exit(&out, 0);

@@ -59,7 +59,7 @@ fn replay_to_a_passing_setup(
     let out = run_with_stdin(wizard(test, file).arg("--save-answers").arg(saved), key);
     assert_exit(&out, 0);
     assert!(
-        stdout(&out).contains("Status: 22 passed, 0 warnings, 0 failed"),
+        stdout(&out).contains("Status: 23 passed, 0 warnings, 0 failed"),
         "{}\n{}",
         stdout(&out),
         stderr(&out)
@@ -83,7 +83,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("Status: 22 passed, 0 warnings, 0 failed"),
+        text.contains("Status: 23 passed, 0 warnings, 0 failed"),
         "{text}\n{}",
         stderr(&out)
     );
@@ -118,6 +118,32 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     );
     assert!(stderr(&out).contains("nothing changed"), "{}", stderr(&out));
     assert_eq!(test.kms_generation(&ns.0), generation);
+
+    // After an in-place Istio upgrade, the plan shows the refresh (old
+    // image -> new image, the revision) and carries it out.
+    let proxy = test.jsonpath(
+        &ns.0,
+        "deployment/key-management-api",
+        "{.spec.template.spec.containers[?(@.name==\"istio-proxy\")].image}",
+    );
+    test.set_proxy_version(&ns.1, "istio-sidecar-injector", "docker.io/istio", "1.32.0");
+    let out = run_with_stdin(&mut wizard(test, &saved), key.as_bytes());
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains(&format!(
+            "2. inject: refresh the istio-proxy sidecar of deployment {}/key-management-api in \
+             place (istio-proxy {proxy} -> docker.io/istio/proxyv2:1.32.0, revision default; \
+             rolling update)",
+            ns.0
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("Status: 23 passed, 0 warnings, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret};
 use kube::Resource;
 
+use crate::objects::injection_record;
 use crate::objects::place::without_managed_fields;
 
 /// The data keys of a TLS secret the checks read (the `kubernetes.io/tls`
@@ -43,8 +44,13 @@ pub fn pod(mut pod: Pod) -> Pod {
     without_bookkeeping(pod)
 }
 
-/// A Deployment whose pod template has no literal environment values.
+/// A Deployment whose pod template has no literal environment values, and
+/// without the never-injected template `inject` recorded on it (which
+/// holds the literal values the pod template had).
 pub fn deployment(mut deployment: Deployment) -> Deployment {
+    if let Some(annotations) = deployment.metadata.annotations.as_mut() {
+        annotations.remove(injection_record::ORIGINAL_TEMPLATE);
+    }
     if let Some(spec) = deployment
         .spec
         .as_mut()

@@ -18,6 +18,7 @@ use crate::objects::schemas::{
 use crate::terminal::wording::shell_word;
 use crate::values::apikey;
 use crate::values::defaults;
+use crate::values::revision::ChosenBy;
 
 /// The names `status` looks for; the subcommands' defaults unless overridden.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,9 +31,16 @@ pub struct Names {
     pub secret: String,
     pub secret_key: String,
     pub policy: String,
+    /// `--revision`: the Istio revision the sidecar is compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// The run's cluster flags that differ from the defaults, as
     /// `ClusterArgs::flags_for_hints` gives them, for hints to carry.
     pub cluster_flags: String,
+    /// The part of `cluster_flags` kubectl takes too, for hints that run
+    /// kubectl.
+    #[serde(default)]
+    pub kubectl_flags: String,
 }
 
 impl Names {
@@ -47,7 +55,9 @@ impl Names {
             secret: defaults::SECRET.into(),
             secret_key: defaults::SECRET_KEY.into(),
             policy: defaults::POLICY.into(),
+            revision: None,
             cluster_flags: cluster_flags.into(),
+            kubectl_flags: cluster_flags.into(),
         }
     }
 
@@ -71,7 +81,12 @@ impl Names {
                     defaults::TOKEN_ADAPTER,
                 );
             }
-            "inject" => add("deployment", &self.deployment, defaults::DEPLOYMENT),
+            "inject" => {
+                add("deployment", &self.deployment, defaults::DEPLOYMENT);
+                if let Some(revision) = &self.revision {
+                    add("revision", revision, "");
+                }
+            }
             "map-identity" => {
                 add("name", &self.policy, defaults::POLICY);
                 add("secret", &self.secret, defaults::SECRET);
@@ -156,8 +171,30 @@ pub struct Snapshot {
     pub gateway_secrets: BTreeMap<String, Secret>,
     /// The TLS secret kms-api's pods mount: the certificate KMS serves.
     pub kms_tls_secret: Option<(String, Secret)>,
+    /// What the Istio control plane would inject into KMS now, for the
+    /// sidecar to be compared with.
+    #[serde(default)]
+    pub injector: Option<Injector>,
     /// When the snapshot was taken, in seconds since the Unix epoch.
     pub now: i64,
+}
+
+/// The control plane KMS's sidecar is compared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Injector {
+    /// The revision chosen, and what its injector injects now.
+    #[serde(rename_all = "camelCase")]
+    Now {
+        revision: String,
+        chosen_by: ChosenBy,
+        /// `sha256:` of its injector inputs, as `inject` records it.
+        fingerprint: String,
+        /// The proxy image it injects; `None` when its values do not say.
+        proxy_image: Option<String>,
+    },
+    /// No revision could be chosen, or the one named is not installed.
+    Unavailable { problem: String, hint: String },
 }
 
 /// The Secret holding the API key, as far as the checks need it: the

@@ -20,6 +20,7 @@ use crate::values::defaults;
 use crate::values::duration;
 use crate::values::exposure;
 use crate::values::host::{Host, parse_host};
+use crate::values::revision;
 
 // `set-apikey`
 
@@ -141,28 +142,12 @@ pub struct InjectTools {
     pub backup_dir: Option<PathBuf>,
 
     /// Inject with the sidecar of this Istio control-plane revision (its
-    /// ConfigMaps istio-sidecar-injector-REV and istio-REV) instead of the
-    /// default one.
-    #[arg(long, value_name = "REV", value_parser = parse_revision)]
+    /// ConfigMaps istio-sidecar-injector-REV and istio-REV; `default` is the
+    /// one installed without a revision). Default: the revision the
+    /// Deployment was injected with, else the one the `default` tag points
+    /// to, else the only one installed.
+    #[arg(long, value_name = "REV", value_parser = revision::parse)]
     pub revision: Option<String>,
-}
-
-/// Accepts a revision name as Istio spells them: a DNS label.
-fn parse_revision(text: &str) -> std::result::Result<String, String> {
-    let label = !text.is_empty()
-        && text.len() <= 63
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !text.starts_with('-')
-        && !text.ends_with('-');
-    if label {
-        Ok(text.to_owned())
-    } else {
-        Err(format!(
-            "\"{text}\" is not a revision name (lowercase letters, digits and '-', like 1-31-2 or canary)"
-        ))
-    }
 }
 
 impl InjectArgs {
@@ -365,6 +350,12 @@ pub struct StatusArgs {
     /// --context: only the contexts named).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["wait", "all_contexts"])]
     pub from: Option<PathBuf>,
+
+    /// Compare KMS's sidecar with what this Istio revision injects now.
+    /// Default: the revision it was injected with, else the one the
+    /// `default` tag points to, else the only one installed.
+    #[arg(long, value_name = "REV", value_parser = revision::parse)]
+    pub revision: Option<String>,
 }
 
 // `wizard`

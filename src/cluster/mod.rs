@@ -8,11 +8,13 @@
 //! forbidden) so each command reports them the same way.
 //!
 //! Below it, the rest of the plumbing every step shares: discovery,
-//! permission reviews, writing objects and pod templates, rollouts.
+//! permission reviews, writing objects and pod templates, rollouts, the
+//! Istio control planes injection reads.
 
 pub mod apply;
 pub mod datapath;
 pub mod discovery;
+pub mod injector;
 pub mod one_connection;
 pub mod permissions;
 pub mod pod_template;
@@ -72,6 +74,22 @@ impl Target {
     /// ` --flag value`: what a printed hint must carry to act on the same
     /// cluster and namespaces when pasted.
     pub fn flags_for_hints(&self) -> String {
+        let mut flags = self.kubectl_flags();
+        let mut add = |flag: &str, value: &str| {
+            flags += &format!(" --{flag} {}", shell_word(value));
+        };
+        if self.kms_namespace != defaults::KMS_NAMESPACE {
+            add("kms-namespace", &self.kms_namespace);
+        }
+        if self.istio_namespace != defaults::ISTIO_NAMESPACE {
+            add("istio-namespace", &self.istio_namespace);
+        }
+        flags
+    }
+
+    /// The flags of `flags_for_hints` that kubectl itself takes: the
+    /// kubeconfig, context, cluster and user, for hints that run kubectl.
+    pub fn kubectl_flags(&self) -> String {
         let mut flags = String::new();
         let mut add = |flag: &str, value: &str| {
             flags += &format!(" --{flag} {}", shell_word(value));
@@ -87,12 +105,6 @@ impl Target {
             if let Some(value) = value {
                 add(flag, value);
             }
-        }
-        if self.kms_namespace != defaults::KMS_NAMESPACE {
-            add("kms-namespace", &self.kms_namespace);
-        }
-        if self.istio_namespace != defaults::ISTIO_NAMESPACE {
-            add("istio-namespace", &self.istio_namespace);
         }
         flags
     }

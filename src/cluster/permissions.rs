@@ -121,7 +121,8 @@ pub fn for_inject(scope: &Scope) -> Vec<Permission> {
         Some(scope.kms),
     );
     needs.extend(need(&["list"], "", "pods", Some(scope.kms)));
-    needs.extend(need(&["get"], "", "configmaps", Some(scope.istio)));
+    // The injector configurations of every revision, in one list.
+    needs.extend(need(&["list"], "", "configmaps", Some(scope.istio)));
     needs
 }
 

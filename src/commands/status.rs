@@ -21,12 +21,13 @@ use serde::Serialize;
 use crate::checks::evaluate::Reading;
 use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
 use crate::checks::saved::{self, Entry};
-use crate::checks::snapshot::{self, KeySecret, Names, Snapshot};
+use crate::checks::snapshot::{self, Injector, KeySecret, Names, Snapshot};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
 use crate::cluster::apply::{WriteOptions, read_owned};
 use crate::cluster::datapath;
 use crate::cluster::discovery::{self};
+use crate::cluster::injector::{self, ControlPlanes};
 use crate::cluster::permissions::{self, Scope};
 use crate::cluster::rollout;
 use crate::cluster::run::Run;
@@ -35,6 +36,7 @@ use crate::error::{self, Error, Result};
 use crate::files::private_files::{self, Existing};
 use crate::manifests::exposure::KMS_SERVICE;
 use crate::objects::apis::ServedApis;
+use crate::objects::injection_record;
 use crate::objects::mounts;
 use crate::objects::owned::{self, Where};
 use crate::objects::schemas::{
@@ -44,7 +46,7 @@ use crate::terminal::journal::Terminal;
 use crate::terminal::output::{self, Format};
 use crate::terminal::progress::Progress;
 use crate::terminal::wording::count;
-use crate::values::duration;
+use crate::values::{duration, proxy};
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its
@@ -84,13 +86,18 @@ pub fn names_in(target: &Target, names: &ObjectNameArgs) -> Names {
         secret: names.secret.clone(),
         secret_key: names.secret_key.clone(),
         policy: names.policy.clone(),
+        revision: None,
         cluster_flags: target.flags_for_hints(),
+        kubectl_flags: target.kubectl_flags(),
     }
 }
 
 /// One context, printed as `status` always has: its report, or its error.
 async fn one_context(target: &Target, args: &StatusArgs) -> Result<()> {
-    let names = names_in(target, &args.names);
+    let names = Names {
+        revision: args.revision.clone(),
+        ..names_in(target, &args.names)
+    };
     let (context, reading) = read_context(target, &names, args.wait, None).await?;
     let report = reading.report(&names);
     if let Some(path) = &args.save {
@@ -211,7 +218,10 @@ async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> (Vec<Judged>
 /// One context of several: its reading, or its error as a person reads
 /// it, within the context's own deadline.
 async fn check_context(target: Target, args: &StatusArgs) -> ContextRun {
-    let names = names_in(&target, &args.names);
+    let names = Names {
+        revision: args.revision.clone(),
+        ..names_in(&target, &args.names)
+    };
     let context = target.context.clone().unwrap_or_default();
     let deadline = context_deadline(&target, args.wait);
     let result = match read_context(&target, &names, args.wait, deadline).await {
@@ -459,7 +469,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         kms_service,
         apikey_secret,
         (token_adapter, token_adapter_pods),
-        (kms, kms_pods, kms_tls_secret),
+        (kms, kms_pods, kms_tls_secret, injector),
         gateway_side,
         virtual_service,
         policy,
@@ -469,7 +479,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
-        kms_side(cluster, kms_ns, &names.deployment),
+        kms_side(cluster, names),
         gateway_side(cluster, served, &at),
         read_owned::<VirtualService>(cluster, served, &at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
@@ -509,18 +519,54 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         virtual_service: virtual_service.map(redact::without_bookkeeping),
         destination_rule: destination_rule.map(redact::without_bookkeeping),
         policy: policy.map(redact::without_bookkeeping),
+        injector: Some(injector),
     })
 }
 
-/// KMS's side: its Deployment, its pods, and the certificate they serve.
-async fn kms_side(
-    cluster: &Cluster,
-    namespace: &str,
-    deployment: &str,
-) -> Result<(Option<Deployment>, Vec<Pod>, Option<(String, Secret)>)> {
-    let (kms, pods) = deployment_and_pods(cluster, namespace, deployment).await?;
+/// KMS's side: its Deployment, its pods, the certificate they serve, and
+/// what the Istio control plane would inject into it now.
+async fn kms_side(cluster: &Cluster, names: &Names) -> Result<KmsSide> {
+    let namespace = &names.kms_namespace;
+    let ((kms, pods), planes) = tokio::try_join!(
+        deployment_and_pods(cluster, namespace, &names.deployment),
+        injector::read(cluster, &names.istio_namespace),
+    )?;
     let tls_secret = datapath::served_tls_secret(cluster, namespace, &pods).await?;
-    Ok((kms, pods, tls_secret))
+    let injector = injector_now(&planes, kms.as_ref(), names.revision.as_deref());
+    Ok((kms, pods, tls_secret, injector))
+}
+
+type KmsSide = (
+    Option<Deployment>,
+    Vec<Pod>,
+    Option<(String, Secret)>,
+    Injector,
+);
+
+/// The control plane KMS's sidecar is compared with: `explicit`
+/// (`--revision`), else the one its injection names, else the one
+/// `inject` would choose.
+fn injector_now(
+    planes: &ControlPlanes,
+    kms: Option<&Deployment>,
+    explicit: Option<&str>,
+) -> Injector {
+    let injected = kms.and_then(injection_record::injected_revision);
+    let chosen = planes
+        .choose(explicit, injected.as_deref())
+        .and_then(|(revision, by)| Ok((planes.config(&revision)?, by)));
+    match chosen {
+        Ok((config, chosen_by)) => Injector::Now {
+            fingerprint: config.fingerprint(),
+            proxy_image: proxy::injected_image(&config.values),
+            revision: config.revision,
+            chosen_by,
+        },
+        Err(err) => Injector::Unavailable {
+            problem: err.to_string(),
+            hint: err.hint().unwrap_or_default(),
+        },
+    }
 }
 
 /// What the gateway's side holds: its objects, the pods it selects and

@@ -78,7 +78,11 @@ fn check_failed(report: &Report, id: CheckId) -> bool {
 pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
     let (target, loaded) = start(target, args)?;
     let cluster = Cluster::connect(&target).await?;
-    let names = status::names_in(&target, &object_names(loaded.as_ref(), args));
+    let names = Names {
+        revision: (args.inject_tools.revision.clone())
+            .or_else(|| loaded.as_ref().and_then(|answers| answers.revision.clone())),
+        ..status::names_in(&target, &object_names(loaded.as_ref(), args))
+    };
     // One connection and one discovery serve the whole run.
     let served = discovery::discover(&cluster).await?;
     let run = Run::new(
@@ -95,7 +99,9 @@ pub async fn run(target: &Target, args: &WizardArgs) -> Result<()> {
         return commands_uninstall::carry_out(run, &uninstall_options(&names, args)).await;
     }
     let (mut answers, key) = answers_and_key(run, loaded, args, &names, &before).await?;
-    let inject_needed = check_failed(&before, CheckId::Sidecar);
+    // A missing sidecar, or a stale one, is injected.
+    let inject_needed =
+        check_failed(&before, CheckId::Sidecar) || check_failed(&before, CheckId::ProxyVersion);
     let mut options = StepOptions::from_answers(&answers, &names, args);
     let found = fetch_all(run, &options, key.is_some(), inject_needed).await;
     let plans = plan_all(
@@ -250,9 +256,12 @@ impl StepOptions {
                 restart: Restart::IfChanged,
                 timeout: args.timeout,
             },
-            inject: args
-                .inject_tools
-                .options(&names.deployment, args.timeout, false),
+            inject: InjectOptions {
+                revision: names.revision.clone(),
+                ..args
+                    .inject_tools
+                    .options(&names.deployment, args.timeout, false)
+            },
         }
     }
 }
@@ -481,13 +490,13 @@ fn show_plan(
         .map(|object| (object.desired.display_name(), object.preview.clone()))
         .collect();
     eprintln!("Plan for context {}:", run.cluster.context());
-    let injection = inject_needed.then(|| {
-        plans
-            .injection
-            .as_ref()
-            .map(injection::Plan::changes)
-            .unwrap_or_default()
-    });
+    // A sidecar found current after all (one injected outside the plugin
+    // is left as it is) needs nothing.
+    let injection = plans
+        .injection
+        .as_ref()
+        .filter(|plan| inject_needed && !matches!(plan, injection::Plan::AlreadyInjected(_)))
+        .map(|plan| (plan.refresh(), plan.changes()));
     eprintln!(
         "{}",
         plan_text(answers, key_summary, injection, names, &previews)
@@ -592,7 +601,7 @@ fn for_answers_file(problem: Error, target: &Target) -> Error {
 fn plan_text(
     answers: &Answers,
     key_plan: Option<(String, SecretChange)>,
-    injection: Option<Vec<FieldChange>>,
+    injection: Option<(Option<String>, Vec<FieldChange>)>,
     names: &Names,
     previews: &[(String, Preview)],
 ) -> String {
@@ -619,11 +628,17 @@ fn plan_text(
         None => "  1. set-apikey: keep the stored key".to_owned(),
     });
     match injection {
-        Some(changes) => {
-            lines.push(format!(
-                "  2. inject: add the istio-proxy sidecar to deployment {kms}/{} (rolling update, original backed up)",
-                names.deployment
-            ));
+        Some((refresh, changes)) => {
+            lines.push(match refresh {
+                Some(change) => format!(
+                    "  2. inject: refresh the istio-proxy sidecar of deployment {kms}/{} in place ({change}; rolling update)",
+                    names.deployment
+                ),
+                None => format!(
+                    "  2. inject: add the istio-proxy sidecar to deployment {kms}/{} (rolling update, original backed up)",
+                    names.deployment
+                ),
+            });
             lines.extend(changes.iter().map(|change| format!("       {change}")));
         }
         None => lines.push("  2. inject: already done".to_owned()),
@@ -754,6 +769,7 @@ fn ask(
         secret: names.secret.clone(),
         secret_key: names.secret_key.clone(),
         policy: names.policy.clone(),
+        revision: names.revision.clone(),
     };
     answers.validate()?;
     Ok((answers, key))

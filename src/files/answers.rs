@@ -12,6 +12,7 @@ use crate::values::crn;
 use crate::values::defaults;
 use crate::values::exposure as values_exposure;
 use crate::values::host;
+use crate::values::revision;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -55,6 +56,9 @@ pub struct Answers {
     /// The IdentityMappingPolicy, in the Istio namespace.
     #[serde(default = "default_policy")]
     pub policy: String,
+    /// The Istio revision to inject with, as `inject --revision` takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 fn default_deployment() -> String {
@@ -93,6 +97,20 @@ fn default_common_name() -> String {
     defaults::COMMON_NAME.into()
 }
 
+/// Whether `value` is a Kubernetes object name (a DNS subdomain).
+fn is_object_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
 impl Answers {
     /// Checks every value; the error names the field.
     pub fn validate(&self) -> Result<()> {
@@ -127,23 +145,16 @@ impl Answers {
             crn::parse_kms_target(target)
                 .map_err(|err| invalid(&format!("targetCrns[{index}]"), err.to_string()))?;
         }
+        if let Some(name) = &self.revision {
+            revision::parse(name).map_err(|reason| invalid("revision", reason))?;
+        }
         for (field, value) in [
             ("deployment", &self.deployment),
             ("tokenAdapter", &self.token_adapter),
             ("secret", &self.secret),
             ("policy", &self.policy),
         ] {
-            let valid = !value.is_empty()
-                && value.len() <= 253
-                && value.split('.').all(|part| {
-                    !part.is_empty()
-                        && part
-                            .chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                        && !part.starts_with('-')
-                        && !part.ends_with('-')
-                });
-            if !valid {
+            if !is_object_name(value) {
                 return Err(invalid(field, format!("\"{value}\" is not an object name")));
             }
         }

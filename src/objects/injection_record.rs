@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::values::sidecar::PROXY_CONTAINER;
+use crate::values::sidecar::{self, PROXY_CONTAINER};
 
 pub const REVISION: &str = "kubectl-kms-sts/injected-revision";
 pub const FINGERPRINT: &str = "kubectl-kms-sts/injector-fingerprint";
@@ -51,6 +51,32 @@ pub fn recorded(deployment: &Deployment) -> Result<Option<Record>, String> {
         fingerprint: field(FINGERPRINT)?,
         original,
     }))
+}
+
+/// The revision `deployment`'s sidecar came from: the one its record names,
+/// else the one Istio's `sidecar.istio.io/status` on its template names.
+/// Read from the annotations alone, so a snapshot without the recorded
+/// template still tells it.
+pub fn injected_revision(deployment: &Deployment) -> Option<String> {
+    deployment
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(REVISION).cloned())
+        .or_else(|| {
+            let template = deployment.spec.as_ref()?.template.clone();
+            sidecar::status_revision(&template)
+        })
+}
+
+/// The fingerprint of the injector inputs `deployment` was injected from.
+pub fn injected_fingerprint(deployment: &Deployment) -> Option<&str> {
+    deployment
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(FINGERPRINT)
+        .map(String::as_str)
 }
 
 /// `injected` carrying `record`.

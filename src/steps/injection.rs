@@ -4,25 +4,30 @@
 //! old one in place, so the Deployment rolls its pods over as usual and is
 //! never absent.
 //!
-//! `fetch` reads the permissions, the Deployment and the injector's
-//! configuration in one concurrent batch, then has `istioctl kube-inject`
-//! inject the Deployment; `plan` decides from that alone (a Deployment that
-//! already carries the sidecar is left alone, since kube-inject would add a
-//! second one) and holds the injected Deployment, so its field changes can
-//! be shown, or lists every unmet prerequisite; `apply` saves the original
-//! to a backup file, writes the injected template, awaits the rollout and
-//! checks every new pod for the sidecar. A rollout that fails or times out
-//! is undone by restoring the original. `--undo` has the same three parts:
+//! `fetch` reads the permissions, the Deployment and the control planes
+//! installed in one concurrent batch, chooses the revision, then has
+//! `istioctl kube-inject` inject the Deployment: its own template when it
+//! has no sidecar, the never-injected template its injection recorded when
+//! its sidecar is stale (the revision's injector changed since, after an
+//! in-place Istio upgrade, or another revision is asked for). A sidecar
+//! that is current is left alone (kube-inject would add a second one).
+//! `plan` decides from that alone and holds the injected Deployment, so its
+//! field changes can be shown, or lists every unmet prerequisite; `apply`
+//! saves the original to a backup file (not on a refresh: the first one
+//! stays), writes the injected template, awaits the rollout and checks every
+//! new pod for the sidecar. A rollout that fails or times out is undone by
+//! restoring what was there before. `--undo` has the same three parts:
 //! the Deployment and its newest backup, a plan, the rollout back.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::Api;
 
 use crate::cluster::apply::{self, FieldChange, WriteOptions};
+use crate::cluster::injector;
 use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::pod_template::{self, Sidecar};
 use crate::cluster::rollout;
@@ -35,6 +40,7 @@ use crate::objects::injection_record::{self, Record};
 use crate::objects::place::without_managed_fields;
 use crate::terminal::output;
 use crate::terminal::wording::count;
+use crate::values::revision::DEFAULT_REVISION;
 use crate::values::sidecar;
 
 /// What `inject` is asked to do.
@@ -46,8 +52,9 @@ pub struct InjectOptions {
     pub istioctl: Option<PathBuf>,
     /// Where the original is saved; the default directory of the context when absent.
     pub backup_dir: Option<PathBuf>,
-    /// The control plane's revision whose injector to use; the default
-    /// control plane's when absent.
+    /// The control plane's revision whose injector to use; when absent, the
+    /// one `cluster::injector` chooses (the Deployment's own, the default
+    /// tag's, the only one installed).
     pub revision: Option<String>,
     /// How long the rollout may take.
     pub timeout: Duration,
@@ -112,10 +119,18 @@ impl Plan {
         };
         apply::field_changes(&value(before), &value(after), "")
     }
+
+    /// For a refresh, what it changes: `istio-proxy OLD -> NEW, revision R`.
+    pub fn refresh(&self) -> Option<String> {
+        match self {
+            Plan::Refresh { current, refreshed } => Some(proxy_change(current, refreshed)),
+            Plan::AlreadyInjected(_) | Plan::Inject { .. } => None,
+        }
+    }
 }
 
-/// Reads what injection depends on: the Deployment and the injector
-/// configuration. A user who lacks a permission it needs is told so, with
+/// Reads what injection depends on: the Deployment and the control planes
+/// installed, then injects from the revision chosen. A user who lacks a permission it needs is told so, with
 /// every missing one, before anything else.
 pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
     let Run {
@@ -124,25 +139,18 @@ pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
         write,
         ..
     } = run;
-    let namespace = &target.istio_namespace;
-    let config = unmet_when_missing(injector_config(
-        cluster,
-        namespace,
-        options.revision.as_deref(),
-    ));
-    let (deployment, mut config) =
-        read_deployment_with(cluster, target, options, write, config).await?;
-    // Without --revision, a sidecar is refreshed from the revision it was
-    // injected with.
-    let recorded_revision = deployment
-        .as_ref()
-        .and_then(|d| injection_record::recorded(d).ok().flatten())
-        .map(|record| record.revision);
-    if let (None, Some(revision)) = (&options.revision, recorded_revision)
-        && revision != istioctl::DEFAULT_REVISION
-    {
-        config = unmet_when_missing(injector_config(cluster, namespace, Some(&revision))).await?;
-    }
+    let planes = injector::read(cluster, &target.istio_namespace);
+    let (deployment, planes) =
+        read_deployment_with(cluster, target, options, write, planes).await?;
+    let config = planes
+        .choose(
+            options.revision.as_deref(),
+            deployment
+                .as_ref()
+                .and_then(injection_record::injected_revision)
+                .as_deref(),
+        )
+        .and_then(|(revision, _)| planes.config(&revision));
     let source = deployment
         .as_ref()
         .map(|d| source_of(d, config.as_ref().ok()))
@@ -171,19 +179,6 @@ pub async fn fetch(run: Run<'_>, options: &InjectOptions) -> Result<Found> {
         deployment,
         injected,
     })
-}
-
-/// The injector configuration `read` gives, with a missing one as an unmet
-/// prerequisite (kept to be reported with the others) rather than an error
-/// that ends the fetch.
-async fn unmet_when_missing(
-    read: impl Future<Output = Result<InjectorConfig>>,
-) -> Result<Result<InjectorConfig>> {
-    match read.await {
-        Ok(config) => Ok(Ok(config)),
-        Err(missing @ Error::Missing { .. }) => Ok(Err(missing)),
-        Err(other) => Err(other),
-    }
 }
 
 /// What injection starts from.
@@ -518,7 +513,7 @@ fn proxy_change(before: &Deployment, after: &Deployment) -> String {
         .ok()
         .flatten()
         .map(|record| record.revision)
-        .unwrap_or_else(|| istioctl::DEFAULT_REVISION.to_owned());
+        .unwrap_or_else(|| DEFAULT_REVISION.to_owned());
     format!(
         "istio-proxy {} -> {}, revision {revision}",
         image(before),
@@ -626,64 +621,6 @@ fn show_object(deployment: &Deployment, run: Run<'_>) -> Result<()> {
     };
     let shown = without_managed_fields(deployment.clone());
     run.journal.objects(&output::render(&shown, format))
-}
-
-/// The injector configuration of `revision` (the default control plane's
-/// without one); both ConfigMaps come with Istio.
-pub async fn injector_config(
-    cluster: &Cluster,
-    namespace: &str,
-    revision: Option<&str>,
-) -> Result<InjectorConfig> {
-    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
-    let suffix = revision.map(|rev| format!("-{rev}")).unwrap_or_default();
-    let hint = match revision {
-        Some(rev) => format!(
-            "the control plane of revision {rev} is not installed in --istio-namespace; \
-             `kubectl get configmaps -n {namespace} -l istio.io/rev` lists the revisions there"
-        ),
-        None => format!(
-            "Istio's injector configuration is missing: is Istio installed in --istio-namespace? \
-             A revisioned control plane is named with --revision REV; `kubectl get configmaps -n \
-             {namespace} -l istio.io/rev` lists the revisions there"
-        ),
-    };
-    let read = async |name: String, keys: &[&str]| -> Result<Vec<String>> {
-        let found = cluster
-            .call(
-                &format!("read configmap {namespace}/{name}"),
-                configmaps.get_opt(&name),
-            )
-            .await?;
-        let data = found.and_then(|cm| cm.data).unwrap_or_default();
-        keys.iter()
-            .map(|key| {
-                data.get(*key).cloned().ok_or_else(|| Error::Missing {
-                    kind: "ConfigMap",
-                    namespace: namespace.to_owned(),
-                    name: format!("{name} (key {key})"),
-                    hint: hint.clone(),
-                })
-            })
-            .collect()
-    };
-    // Both read at once; a missing injector ConfigMap is the one named.
-    let (injector, mesh) = tokio::join!(
-        read(
-            format!("istio-sidecar-injector{suffix}"),
-            &["config", "values"]
-        ),
-        read(format!("istio{suffix}"), &["mesh"]),
-    );
-    let (injector, mesh) = (injector?, mesh?);
-    let [template, values] = <[String; 2]>::try_from(injector).expect("two keys asked");
-    let [mesh] = <[String; 1]>::try_from(mesh).expect("one key asked");
-    Ok(InjectorConfig {
-        revision: revision.unwrap_or(istioctl::DEFAULT_REVISION).to_owned(),
-        template,
-        values,
-        mesh,
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Value types: what the flags and objects carry, parsed and checked
 //! (CRNs, API keys, certificates, durations, host names, the sidecar's
-//! marks) and the default object names, with no knowledge of the cluster.
+//! marks, proxy versions, Istio revisions) and the default object names, with no knowledge of the cluster.
 
 pub mod apikey;
 pub mod certificate;
@@ -9,4 +9,6 @@ pub mod defaults;
 pub mod duration;
 pub mod exposure;
 pub mod host;
+pub mod proxy;
+pub mod revision;
 pub mod sidecar;

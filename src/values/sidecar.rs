@@ -45,6 +45,23 @@ pub fn template_is_injected(template: &PodTemplateSpec) -> bool {
     annotated || template.spec.as_ref().is_some_and(spec_has_proxy)
 }
 
+/// The revision `sidecar.istio.io/status` on `template` names: what Istio
+/// itself records of the control plane that injected it.
+pub fn status_revision(template: &PodTemplateSpec) -> Option<String> {
+    let status = template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(STATUS_ANNOTATION)?;
+    let status: serde_json::Value = serde_json::from_str(status).ok()?;
+    status
+        .get("revision")?
+        .as_str()
+        .filter(|revision| !revision.is_empty())
+        .map(str::to_owned)
+}
+
 pub fn pod_has_sidecar(pod: &Pod) -> bool {
     pod.spec.as_ref().is_some_and(spec_has_proxy)
 }

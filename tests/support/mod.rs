@@ -300,6 +300,26 @@ impl TestCluster {
         assert_exit(&out, 0);
         stdout(&out)
     }
+    /// What an in-place upgrade does to the injector: its `values` name
+    /// another proxy hub and tag. `name` is `istio-sidecar-injector` or a
+    /// revision's.
+    pub fn set_proxy_version(&self, istio: &str, name: &str, hub: &str, tag: &str) {
+        let out = run(self
+            .kubectl()
+            .args(["get", "configmap", name, "-n", istio, "-o", "json"]));
+        assert_exit(&out, 0);
+        let mut map: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let mut values: serde_json::Value =
+            serde_json::from_str(map["data"]["values"].as_str().unwrap()).unwrap();
+        values["global"]["hub"] = hub.into();
+        values["global"]["tag"] = tag.into();
+        map["data"]["values"] = values.to_string().into();
+        let out = run_with_stdin(
+            self.kubectl().args(["replace", "-f", "-"]),
+            map.to_string().as_bytes(),
+        );
+        assert_exit(&out, 0);
+    }
 }
 
 /// The harness's istioctl, built from Istio's published module.

@@ -1,0 +1,278 @@
+//! The Istio control plane as injection sees it: the revisions installed in
+//! the Istio namespace (each a pair of ConfigMaps, `istio-sidecar-injector`
+//! and `istio` for the control plane installed without a revision,
+//! `istio-sidecar-injector-REV` and `istio-REV` for revision REV), which of
+//! them the `default` tag points to, and the one to inject with or compare a
+//! sidecar against. Read in one list of the namespace's ConfigMaps (beside
+//! an optional read of the tag's webhook configuration), so `inject` and
+//! `status` spend no extra round trip on it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::istioctl::InjectorConfig;
+use crate::values::revision::{ChosenBy, DEFAULT_REVISION};
+
+const INJECTOR_CONFIGMAP: &str = "istio-sidecar-injector";
+const MESH_CONFIGMAP: &str = "istio";
+/// The webhook configuration `istioctl tag set default` writes; its label
+/// `istio.io/rev` names the revision the tag points to.
+const DEFAULT_TAG_WEBHOOK: &str = "istio-revision-tag-default";
+const REVISION_LABEL: &str = "istio.io/rev";
+
+/// What the Istio namespace holds of the control planes.
+#[derive(Debug, Clone, Default)]
+pub struct ControlPlanes {
+    namespace: String,
+    /// The data of every ConfigMap in the namespace, by name.
+    configmaps: BTreeMap<String, BTreeMap<String, String>>,
+    /// The revision the `default` tag points to; `None` without the tag or
+    /// the right to read it.
+    default_tag: Option<String>,
+}
+
+/// Reads the control planes of `namespace`. Reading the default tag is
+/// cluster-wide and optional: a user who may not is served by the fallbacks
+/// of `choose`.
+pub async fn read(cluster: &Cluster, namespace: &str) -> Result<ControlPlanes> {
+    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
+    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
+    let (list_action, tag_action) = (
+        format!("list configmaps in {namespace}"),
+        format!("read mutatingwebhookconfiguration {DEFAULT_TAG_WEBHOOK}"),
+    );
+    let every = ListParams::default();
+    let (listed, tag) = tokio::join!(
+        cluster.call(&list_action, configmaps.list(&every)),
+        cluster.call(&tag_action, webhooks.get_opt(DEFAULT_TAG_WEBHOOK)),
+    );
+    let default_tag = match tag {
+        Ok(webhook) => webhook.and_then(|w| w.metadata.labels?.remove(REVISION_LABEL)),
+        Err(Error::Forbidden { .. }) => None,
+        Err(other) => return Err(other),
+    };
+    Ok(ControlPlanes {
+        namespace: namespace.to_owned(),
+        configmaps: listed?
+            .items
+            .into_iter()
+            .filter_map(|cm| Some((cm.metadata.name?, cm.data.unwrap_or_default())))
+            .collect(),
+        default_tag,
+    })
+}
+
+impl ControlPlanes {
+    /// The control planes `configmaps` (name, data) and `default_tag` describe.
+    #[cfg(test)]
+    pub fn of(configmaps: &[(&str, &[(&str, &str)])], default_tag: Option<&str>) -> ControlPlanes {
+        ControlPlanes {
+            namespace: "istio-system".into(),
+            configmaps: configmaps
+                .iter()
+                .map(|(name, data)| {
+                    let data = data
+                        .iter()
+                        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()));
+                    ((*name).to_owned(), data.collect())
+                })
+                .collect(),
+            default_tag: default_tag.map(str::to_owned),
+        }
+    }
+
+    /// The revisions installed, `default` for the one without a revision.
+    pub fn revisions(&self) -> Vec<String> {
+        self.configmaps
+            .keys()
+            .filter_map(|name| {
+                let rest = name.strip_prefix(INJECTOR_CONFIGMAP)?;
+                if rest.is_empty() {
+                    Some(DEFAULT_REVISION.to_owned())
+                } else {
+                    rest.strip_prefix('-').map(str::to_owned)
+                }
+            })
+            .collect()
+    }
+
+    /// The revision to use: `explicit` (`--revision`); else `injected`,
+    /// the one the Deployment was injected with, while it is installed;
+    /// else the one the default tag points to; else the only one installed;
+    /// else the one installed without a revision. Several revisions, none
+    /// of them the default, is refused with their names.
+    pub fn choose(
+        &self,
+        explicit: Option<&str>,
+        injected: Option<&str>,
+    ) -> Result<(String, ChosenBy)> {
+        if let Some(revision) = explicit {
+            return Ok((revision.to_owned(), ChosenBy::Flag));
+        }
+        let installed = self.revisions();
+        let is_installed = |revision: &&str| installed.iter().any(|r| r == revision);
+        if let Some(revision) = injected.filter(is_installed) {
+            return Ok((revision.to_owned(), ChosenBy::Injected));
+        }
+        if let Some(revision) = self.default_tag.as_deref().filter(is_installed) {
+            return Ok((revision.to_owned(), ChosenBy::DefaultTag));
+        }
+        match installed.as_slice() {
+            [] => Err(self.missing(DEFAULT_REVISION, INJECTOR_CONFIGMAP, "config")),
+            [only] => Ok((only.clone(), ChosenBy::OnlyInstalled)),
+            _ if is_installed(&DEFAULT_REVISION) => {
+                Ok((DEFAULT_REVISION.to_owned(), ChosenBy::NonRevisioned))
+            }
+            _ => Err(Error::AmbiguousRevision {
+                namespace: self.namespace.clone(),
+                revisions: installed,
+            }),
+        }
+    }
+
+    /// The injector configuration of `revision`, or the ConfigMap (and key)
+    /// that is missing for it.
+    pub fn config(&self, revision: &str) -> Result<InjectorConfig> {
+        let suffix = if revision == DEFAULT_REVISION {
+            String::new()
+        } else {
+            format!("-{revision}")
+        };
+        let value = |configmap: &str, key: &str| {
+            let name = format!("{configmap}{suffix}");
+            self.configmaps
+                .get(&name)
+                .and_then(|data| data.get(key))
+                .cloned()
+                .ok_or_else(|| self.missing(revision, &name, key))
+        };
+        Ok(InjectorConfig {
+            revision: revision.to_owned(),
+            template: value(INJECTOR_CONFIGMAP, "config")?,
+            values: value(INJECTOR_CONFIGMAP, "values")?,
+            mesh: value(MESH_CONFIGMAP, "mesh")?,
+        })
+    }
+
+    fn missing(&self, revision: &str, name: &str, key: &str) -> Error {
+        let namespace = &self.namespace;
+        let listing = format!(
+            "`kubectl get configmaps -n {namespace} -l {REVISION_LABEL}` lists the revisions there"
+        );
+        let hint = if revision == DEFAULT_REVISION {
+            format!(
+                "Istio's injector configuration is missing: is Istio installed in \
+                 --istio-namespace? A revisioned control plane is named with --revision REV; \
+                 {listing}"
+            )
+        } else {
+            format!(
+                "the control plane of revision {revision} is not installed in \
+                 --istio-namespace; {listing}"
+            )
+        };
+        Error::Missing {
+            kind: "ConfigMap",
+            namespace: namespace.clone(),
+            name: format!("{name} (key {key})"),
+            hint,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INJECTOR: &[(&str, &str)] = &[("config", "template"), ("values", "{}")];
+    const MESH: &[(&str, &str)] = &[("mesh", "{}")];
+
+    fn chosen(planes: &ControlPlanes, explicit: Option<&str>, injected: Option<&str>) -> String {
+        let (revision, _) = planes.choose(explicit, injected).unwrap();
+        revision
+    }
+
+    #[test]
+    fn the_revision_comes_from_the_flag_the_deployment_the_tag_or_the_only_one() {
+        let planes = ControlPlanes::of(
+            &[
+                ("istio-sidecar-injector-1-30", INJECTOR),
+                ("istio-1-30", MESH),
+                ("istio-sidecar-injector-canary", INJECTOR),
+                ("istio-canary", MESH),
+                ("kube-root-ca.crt", &[]),
+            ],
+            Some("canary"),
+        );
+        assert_eq!(planes.revisions(), ["1-30", "canary"]);
+        assert_eq!(chosen(&planes, Some("other"), Some("1-30")), "other");
+        assert_eq!(chosen(&planes, None, Some("1-30")), "1-30");
+        assert_eq!(
+            planes.choose(None, Some("gone")).unwrap(),
+            ("canary".into(), ChosenBy::DefaultTag)
+        );
+        let only = ControlPlanes::of(&[("istio-sidecar-injector-canary", INJECTOR)], None);
+        assert_eq!(
+            only.choose(None, None).unwrap(),
+            ("canary".into(), ChosenBy::OnlyInstalled)
+        );
+        let beside = ControlPlanes::of(
+            &[
+                ("istio-sidecar-injector", INJECTOR),
+                ("istio-sidecar-injector-canary", INJECTOR),
+            ],
+            None,
+        );
+        assert_eq!(
+            beside.choose(None, None).unwrap(),
+            (DEFAULT_REVISION.into(), ChosenBy::NonRevisioned)
+        );
+    }
+
+    #[test]
+    fn several_revisions_without_a_default_or_none_at_all_are_refused() {
+        let several = ControlPlanes::of(
+            &[
+                ("istio-sidecar-injector-a", INJECTOR),
+                ("istio-sidecar-injector-b", INJECTOR),
+            ],
+            Some("gone"),
+        );
+        let err = several.choose(None, None).unwrap_err();
+        assert!(
+            matches!(&err, Error::AmbiguousRevision { revisions, .. } if revisions == &["a", "b"])
+        );
+        assert!(err.hint().unwrap().contains("--revision a"));
+        let none = ControlPlanes::of(&[("kube-root-ca.crt", &[])], None);
+        assert!(matches!(
+            none.choose(None, None).unwrap_err(),
+            Error::Missing { .. }
+        ));
+    }
+
+    #[test]
+    fn a_configuration_needs_both_configmaps_of_its_revision() {
+        let planes = ControlPlanes::of(
+            &[
+                ("istio-sidecar-injector", INJECTOR),
+                ("istio", MESH),
+                ("istio-sidecar-injector-canary", INJECTOR),
+            ],
+            None,
+        );
+        let config = planes.config(DEFAULT_REVISION).unwrap();
+        assert_eq!(
+            (config.template.as_str(), config.mesh.as_str()),
+            ("template", "{}")
+        );
+        let err = planes.config("canary").unwrap_err();
+        assert!(err.to_string().contains("istio-canary (key mesh)"), "{err}");
+        assert!(err.hint().unwrap().contains("revision canary"));
+    }
+}
