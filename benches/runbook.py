@@ -53,9 +53,11 @@ class Harness:
         self.istio_bin = Path(last_line(sh(ROOT / "tests/cluster/build-tools", "istioctl").stdout))
         self.audit = self.kubeconfig.with_name("audit.log")
         sh("cargo", "build", "--release", "--locked", "--quiet", check=True)
-        self.plugin = ROOT / "target/release/kubectl-kms_sts"
+        # Where cargo put it: CARGO_TARGET_DIR when set, as for cargo itself.
+        release = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+        self.plugin = release / "kubectl-kms_sts"
         self.env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
-                        PATH=f"{ROOT / 'target/release'}:{self.kube_bin}:{self.istio_bin}:{os.environ['PATH']}")
+                        PATH=f"{release}:{self.kube_bin}:{self.istio_bin}:{os.environ['PATH']}")
         self.processes = 0
         self.counter = 0
 
