@@ -575,6 +575,22 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
     );
 }
 
+/// Asserts a check's result and that its message says `says`.
+fn assert_check(check: &serde_json::Value, result: &str, says: impl AsRef<str>) {
+    assert_eq!(check["result"], result, "{check}");
+    let message = check["message"].as_str().unwrap();
+    assert!(message.contains(says.as_ref()), "{check}");
+}
+
+/// Deletes the ConfigMap `name` of the Istio namespace, as removing a
+/// control plane does.
+fn delete_configmap(test: &TestCluster, istio: &str, name: &str) {
+    let out = run(test
+        .kubectl()
+        .args(["delete", "configmap", name, "-n", istio]));
+    assert_exit(&out, 0);
+}
+
 /// The `proxy version` check of `status -o json` with `args`.
 fn proxy_check(test: &TestCluster, ns: &(String, String), args: &[&str]) -> serde_json::Value {
     let (_, report) = json_status(plugin_in(test, ns).arg("status").args(args));
@@ -651,10 +667,7 @@ fn without_the_flag_the_revision_is_the_only_one_installed_or_the_one_the_defaul
     // A revision-only install: the one revision there is is used.
     for name in control_plane {
         copy_as_revision(test, &ns.1, name, "blue");
-        let out = run(test
-            .kubectl()
-            .args(["delete", "configmap", name, "-n", &ns.1]));
-        assert_exit(&out, 0);
+        delete_configmap(test, &ns.1, name);
     }
     let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
     assert_exit(&out, 0);
@@ -731,13 +744,10 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     // An upgrade two minor versions on is beyond Istio's supported skew.
     test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.32.0");
     let check = proxy_check(test, &ns, &[]);
-    assert_eq!(check["result"], "fail", "{check}");
-    assert!(
-        check["message"]
-            .as_str()
-            .unwrap()
-            .contains("more than one minor version behind the control plane's 1.32.0"),
-        "{check}"
+    assert_check(
+        &check,
+        "fail",
+        "more than one minor version behind the control plane's 1.32.0",
     );
 
     // An in-place upgrade: the same revision's injector now names 1.31.2.
@@ -745,14 +755,7 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.31.2");
     let new = "docker.io/istio/proxyv2:1.31.2";
     let check = proxy_check(test, &ns, &[]);
-    assert_eq!(check["result"], "warn", "{check}");
-    assert!(
-        check["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("istio-proxy {old}, now {new}")),
-        "{check}"
-    );
+    assert_check(&check, "warn", format!("istio-proxy {old}, now {new}"));
     let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
     assert_exit(&out, 0);
     let err = stderr(&out);
@@ -850,19 +853,13 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let check = proxy_check(test, &ns, &["--revision", "canary"]);
     assert_eq!(check["result"], "warn", "{check}");
     for name in [injector, "istio"] {
-        let out = run(test
-            .kubectl()
-            .args(["delete", "configmap", name, "-n", &ns.1]));
-        assert_exit(&out, 0);
+        delete_configmap(test, &ns.1, name);
     }
     let check = proxy_check(test, &ns, &[]);
-    assert_eq!(check["result"], "fail", "{check}");
-    assert!(
-        check["message"]
-            .as_str()
-            .unwrap()
-            .contains("revision default, which is no longer installed"),
-        "{check}"
+    assert_check(
+        &check,
+        "fail",
+        "revision default, which is no longer installed",
     );
     let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
     assert_exit(&out, 0);
@@ -891,6 +888,30 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let out = run(inject(test, &ns)
         .arg("--undo")
         .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, 0);
+    let restored = test.jsonpath(&ns.0, deployment, "{.spec.template}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
+        template
+    );
+    assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
+
+    // So does uninstall, after another injection (the one revision
+    // installed) and another refresh.
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    test.set_proxy_version(
+        &ns.1,
+        "istio-sidecar-injector-canary",
+        "docker.io/istio",
+        "1.32.1",
+    );
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("refreshed"), "{}", stderr(&out));
+    let out = run(plugin_in(test, &ns)
+        .args(["uninstall", "--yes", "--backup-dir"])
         .arg(&backups));
     assert_exit(&out, 0);
     let restored = test.jsonpath(&ns.0, deployment, "{.spec.template}");
