@@ -883,6 +883,16 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     );
     assert_eq!(proxy_images(test, &ns.0).1, [canary, canary]);
 
+    // The same Deployment, with its never-injected template exactly.
+    let never_injected = || {
+        let restored = test.jsonpath(&ns.0, deployment, "{.spec.template}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
+            template
+        );
+        assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
+    };
+
     // After the refreshes, undo puts the never-injected template back
     // exactly (checked against the first injection's backup).
     let out = run(inject(test, &ns)
@@ -890,12 +900,7 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         .arg("--backup-dir")
         .arg(&backups));
     assert_exit(&out, 0);
-    let restored = test.jsonpath(&ns.0, deployment, "{.spec.template}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
-        template
-    );
-    assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
+    never_injected();
 
     // So does uninstall, after another injection (the one revision
     // installed) and another refresh.
@@ -914,10 +919,5 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         .args(["uninstall", "--yes", "--backup-dir"])
         .arg(&backups));
     assert_exit(&out, 0);
-    let restored = test.jsonpath(&ns.0, deployment, "{.spec.template}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
-        template
-    );
-    assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
+    never_injected();
 }
