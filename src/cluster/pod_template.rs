@@ -72,6 +72,7 @@ pub async fn replace(
     let params = write.post_params();
     let send = async |latest: &Deployment| {
         updated.metadata.resource_version = latest.metadata.resource_version.clone();
+        unless_changed::with_controller_annotations(latest, &mut updated);
         let written = cluster
             .write(
                 &format!("update {shown}"),

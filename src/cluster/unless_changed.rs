@@ -3,7 +3,10 @@
 //! it (409) when the object moved on. Controllers move objects on all the
 //! time by writing their status (the Deployment controller, cert-manager),
 //! which changes nothing the plugin decided on: such a refusal is sent again
-//! against the fresh version. Any other change refuses the write for good.
+//! against the fresh version. So is one caused by the Deployment controller
+//! numbering a new rollout (`deployment.kubernetes.io/revision`), which the
+//! write then carries as the controller left it. Any other change refuses
+//! the write for good.
 
 use kube::Api;
 use kube::core::Resource;
@@ -66,6 +69,22 @@ where
     })
 }
 
+/// The annotations controllers keep on the objects the plugin writes.
+const CONTROLLER_ANNOTATIONS: [&str; 1] = ["deployment.kubernetes.io/revision"];
+
+/// `updated` with the controllers' annotations as `latest` has them, so a
+/// write sent again does not put an older value back.
+pub fn with_controller_annotations<K: Resource>(latest: &K, updated: &mut K) {
+    let theirs = latest.meta().annotations.clone().unwrap_or_default();
+    let ours = updated.meta_mut().annotations.get_or_insert_default();
+    for key in CONTROLLER_ANNOTATIONS {
+        match theirs.get(key) {
+            Some(value) => ours.insert(key.to_owned(), value.clone()),
+            None => ours.remove(key),
+        };
+    }
+}
+
 /// Whether `fresh` differs from `read` only in what controllers maintain:
 /// the status, the resourceVersion that moves with it, and the timestamps
 /// of field ownership; the same managers must own the same fields.
@@ -84,6 +103,11 @@ fn essence<K: Serialize>(object: &K) -> (Value, Vec<(Value, Value, Value)>) {
     if let Some(meta) = value["metadata"].as_object_mut() {
         meta.remove("resourceVersion");
         managed = meta.remove("managedFields").unwrap_or_default();
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            for key in CONTROLLER_ANNOTATIONS {
+                annotations.remove(key);
+            }
+        }
     }
     let owners = managed
         .as_array()
@@ -116,6 +140,40 @@ mod tests {
             subresource: subresource.map(Into::into),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_new_rollout_number_is_no_change_and_the_write_carries_it() {
+        let mut read = Deployment::default();
+        read.metadata.annotations = Some(
+            [(
+                "deployment.kubernetes.io/revision".to_owned(),
+                "3".to_owned(),
+            )]
+            .into(),
+        );
+        let mut fresh = read.clone();
+        fresh.metadata.resource_version = Some("9".into());
+        fresh
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert("deployment.kubernetes.io/revision".into(), "4".into());
+        assert!(only_status_changed(&read, &fresh));
+        let mut updated = read.clone();
+        with_controller_annotations(&fresh, &mut updated);
+        assert_eq!(
+            updated.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+            "4"
+        );
+        fresh
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert("team".into(), "kms".into());
+        assert!(!only_status_changed(&read, &fresh));
     }
 
     #[test]
