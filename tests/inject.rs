@@ -6,10 +6,12 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, json_status, plugin,
-    plugin_in, run, run_with_stdin, scratch_dir, status_check, stderr, stdout,
+    IstioBuild, TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, json_status,
+    plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir, status_check, stderr, stdout,
 };
 
 const FAILURE: i32 = 1;
@@ -203,6 +205,20 @@ fn undo_restores_the_backed_up_template_in_both_profiles() {
         let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
         assert_exit(&out, 0);
         assert!(containers(test, &ns.0).contains("istio-proxy"), "{profile}");
+        // Each profile's injector is compared with too: current after the
+        // injection, stale once another build is installed in place.
+        let check = proxy_check(test, &ns, &[]);
+        assert_eq!(check["result"], "pass", "{profile}: {check}");
+        test.install_istio(&ns.1, IstioBuild::Previous, None);
+        assert_check(
+            &proxy_check(test, &ns, &[]),
+            "warn",
+            format!(
+                "istio-proxy {}, now {}",
+                IstioBuild::Current.proxy_image(),
+                IstioBuild::Previous.proxy_image()
+            ),
+        );
 
         let out = run(plugin_in(test, &ns)
             .args(["inject", "--undo"])
@@ -658,6 +674,49 @@ fn proxy_images(test: &TestCluster, kms: &str) -> (String, Vec<String>) {
     (template.trim().to_owned(), images)
 }
 
+/// Tests that point the cluster-wide `default` tag somewhere take turns.
+static DEFAULT_TAG: Mutex<()> = Mutex::new(());
+
+/// The `default` tag pointed at `revision`, as `istioctl tag set default
+/// --revision REV` writes it (a MutatingWebhookConfiguration); removed
+/// when dropped.
+struct DefaultTag<'a> {
+    test: &'a TestCluster,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl<'a> DefaultTag<'a> {
+    fn set(test: &'a TestCluster, revision: &str) -> Self {
+        let turn = DEFAULT_TAG
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tag = serde_json::json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-revision-tag-default",
+                         "labels": {"istio.io/tag": "default", "istio.io/rev": revision}},
+            "webhooks": [],
+        });
+        let out = run_with_stdin(
+            test.kubectl().args(["apply", "-f", "-"]),
+            tag.to_string().as_bytes(),
+        );
+        assert_exit(&out, 0);
+        DefaultTag { test, _turn: turn }
+    }
+}
+
+impl Drop for DefaultTag<'_> {
+    fn drop(&mut self) {
+        let out = run(self.test.kubectl().args([
+            "delete",
+            "mutatingwebhookconfiguration",
+            "istio-revision-tag-default",
+        ]));
+        assert_exit(&out, 0);
+    }
+}
+
 #[test]
 fn without_the_flag_the_revision_is_the_only_one_installed_or_the_one_the_default_tag_names() {
     let test = cluster("modern");
@@ -694,66 +753,84 @@ fn without_the_flag_the_revision_is_the_only_one_installed_or_the_one_the_defaul
     assert!(err.contains("--revision blue"), "{err}");
     assert_eq!(containers(test, &ns.0), "key-management-api");
 
-    // The default tag (what `istioctl tag set default --revision R`
-    // writes) decides.
-    let tag = serde_json::json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "istio-revision-tag-default",
-                     "labels": {"istio.io/tag": "default", "istio.io/rev": green}},
-        "webhooks": [],
-    });
-    let out = run_with_stdin(
-        test.kubectl().args(["apply", "-f", "-"]),
-        tag.to_string().as_bytes(),
-    );
-    assert_exit(&out, 0);
+    // The default tag decides.
+    let tag = DefaultTag::set(test, green);
     let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
-    let removed = run(test.kubectl().args([
-        "delete",
-        "mutatingwebhookconfiguration",
-        "istio-revision-tag-default",
-    ]));
+    drop(tag);
     assert_exit(&out, 0);
-    assert_exit(&removed, 0);
     assert_eq!(
         annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
         green
     );
 }
 
+/// The Deployment's template and UID, to check later that it is the same
+/// Deployment with its never-injected template exactly.
+fn never_injected_check<'a>(test: &'a TestCluster, kms: &str) -> impl Fn() + 'a {
+    let deployment = "deployment/key-management-api";
+    let template: serde_json::Value =
+        serde_json::from_str(&test.jsonpath(kms, deployment, "{.spec.template}")).unwrap();
+    let uid = test.jsonpath(kms, deployment, "{.metadata.uid}");
+    let kms = kms.to_owned();
+    move || {
+        let restored = test.jsonpath(&kms, deployment, "{.spec.template}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
+            template
+        );
+        assert_eq!(test.jsonpath(&kms, deployment, "{.metadata.uid}"), uid);
+    }
+}
+
+/// Runs `inject` and asserts it wrote nothing: the injection is current.
+fn assert_inject_writes_nothing(test: &TestCluster, ns: &(String, String), backups: &Path) {
+    let generation = test.kms_generation(&ns.0);
+    let out = run(inject(test, ns).arg("--backup-dir").arg(backups));
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("already carries the Istio sidecar"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(test.kms_generation(&ns.0), generation);
+}
+
+/// The host the chain exposes KMS on.
+const HOST: &str = "10.20.30.40";
+
 #[test]
 fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "inject-refresh");
     let deployment = "deployment/key-management-api";
+    test.install_istio(&ns.1, IstioBuild::Previous, None);
     let template = test.jsonpath(&ns.0, deployment, "{.spec.template}");
     let template: serde_json::Value = serde_json::from_str(&template).unwrap();
-    let uid = test.jsonpath(&ns.0, deployment, "{.metadata.uid}");
+    let never_injected = never_injected_check(test, &ns.0);
     let injector = "istio-sidecar-injector";
-    test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.30.4");
     let backups = scratch_dir("inject-refresh-backups");
-    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
-    assert_exit(&out, 0);
-    let old = "docker.io/istio/proxyv2:1.30.4";
+    run_chain(&test.kubeconfig, &ns, &backups);
+    let old = IstioBuild::Previous.proxy_image();
     assert_eq!(proxy_images(test, &ns.0).0, old);
     let fingerprint = annotation(test, &ns.0, "kubectl-kms-sts/injector-fingerprint");
     let check = proxy_check(test, &ns, &[]);
     assert_eq!(check["result"], "pass", "{check}");
+    test.assert_setup_holds(&ns, HOST);
 
     // An upgrade two minor versions on is beyond Istio's supported skew.
-    test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.32.0");
+    test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.33.0");
     let check = proxy_check(test, &ns, &[]);
     assert_check(
         &check,
         "fail",
-        "more than one minor version behind the control plane's 1.32.0",
+        "more than one minor version behind the control plane's 1.33.0",
     );
 
-    // An in-place upgrade: the same revision's injector now names 1.31.2.
-    // status warns, and the command it hints refreshes the sidecar.
-    test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.31.2");
-    let new = "docker.io/istio/proxyv2:1.31.2";
+    // An in-place upgrade: the newer build's configuration replaces the
+    // older one's. status warns, and the command it hints refreshes the
+    // sidecar.
+    test.install_istio(&ns.1, IstioBuild::Current, None);
+    let new = IstioBuild::Current.proxy_image();
     let check = proxy_check(test, &ns, &[]);
     assert_check(&check, "warn", format!("istio-proxy {old}, now {new}"));
     let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
@@ -770,7 +847,6 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         !err.contains("saved to"),
         "a refresh keeps the first backup: {err}"
     );
-    assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
     assert_eq!(
         containers(test, &ns.0),
         "key-management-api istio-proxy istio-init",
@@ -818,41 +894,102 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         template,
         "the record still holds the never-injected template"
     );
+    test.assert_setup_holds(&ns, HOST);
 
     // Current again: a second run writes nothing.
-    let generation = test.jsonpath(&ns.0, deployment, "{.metadata.generation}");
+    assert_inject_writes_nothing(test, &ns, &backups);
+    let check = proxy_check(test, &ns, &[]);
+    assert_eq!(check["result"], "pass", "{check}");
+
+    // After the refresh, undo puts the never-injected template back
+    // exactly (checked against the first injection's backup).
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, 0);
+    never_injected();
+
+    // So does uninstall, after another injection and another refresh: Istio
+    // moved back in place to the older build.
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, 0);
+    test.install_istio(&ns.1, IstioBuild::Previous, None);
+    let check = proxy_check(test, &ns, &[]);
+    assert_check(&check, "warn", format!("istio-proxy {new}, now {old}"));
     let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
     assert_exit(&out, 0);
     assert!(
-        stderr(&out).contains("already carries the Istio sidecar"),
+        stderr(&out).contains(&format!("{new} -> {old}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(plugin_in(test, &ns)
+        .args(["uninstall", "--yes", "--backup-dir"])
+        .arg(&backups));
+    assert_exit(&out, 0);
+    never_injected();
+}
+
+#[test]
+fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "inject-canary");
+    test.install_istio(&ns.1, IstioBuild::Previous, None);
+    let never_injected = never_injected_check(test, &ns.0);
+    let backups = scratch_dir("inject-canary-backups");
+    run_chain(&test.kubeconfig, &ns, &backups);
+    let (old, new) = (
+        IstioBuild::Previous.proxy_image(),
+        IstioBuild::Current.proxy_image(),
+    );
+    let canary = "1-31-2";
+
+    // The newer build installed as a revision beside the older one, and
+    // the default tag moved to it: KMS stays on the revision it was
+    // injected with, which status still finds current.
+    test.install_istio(&ns.1, IstioBuild::Current, Some(canary));
+    let tag = DefaultTag::set(test, canary);
+    assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
+    let check = proxy_check(test, &ns, &["--revision", canary]);
+    assert_check(
+        &check,
+        "warn",
+        format!(
+            "KMS runs istio-proxy {old}; revision {canary} (named by --revision) injects {new}"
+        ),
+    );
+    let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains(&format!("{old} -> {new}, revision {canary}")),
         "{}",
         stderr(&out)
     );
     assert_eq!(
-        test.jsonpath(&ns.0, deployment, "{.metadata.generation}"),
-        generation
+        annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
+        canary
     );
-
-    let check = proxy_check(test, &ns, &[]);
-    assert_eq!(check["result"], "pass", "{check}");
-
-    // A canary upgrade: the new version installed as a revision beside the
-    // old one, then the old one removed. status finds the revision KMS was
-    // injected with gone, and hints the move to the one installed.
-    for name in [injector, "istio"] {
-        copy_as_revision(test, &ns.1, name, "canary");
-    }
-    test.set_proxy_version(
-        &ns.1,
-        "istio-sidecar-injector-canary",
-        "docker.io/istio",
-        "1.32.0",
-    );
-    let canary = "docker.io/istio/proxyv2:1.32.0";
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
-    let check = proxy_check(test, &ns, &["--revision", "canary"]);
-    assert_eq!(check["result"], "warn", "{check}");
-    for name in [injector, "istio"] {
+    test.assert_setup_holds(&ns, HOST);
+
+    // Moving back to the old revision is a refresh too.
+    let out = run(inject(test, &ns)
+        .args(["--revision", "default", "--backup-dir"])
+        .arg(&backups));
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains(&format!("{new} -> {old}, revision default")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(proxy_images(test, &ns.0).1, [old, old]);
+    assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
+
+    // The old control plane removed while KMS is still on it: status finds
+    // the revision KMS was injected with gone, and hints the move to the
+    // one the default tag names.
+    for name in ["istio-sidecar-injector", "istio"] {
         delete_configmap(test, &ns.1, name);
     }
     let check = proxy_check(test, &ns, &[]);
@@ -864,59 +1001,21 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
     assert_exit(&out, 0);
     assert!(
-        stderr(&out).contains(&format!("{new} -> {canary}, revision canary")),
+        stderr(&out).contains(&format!("{old} -> {new}, revision {canary}")),
         "{}",
         stderr(&out)
     );
-    assert_eq!(
-        annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
-        "canary"
-    );
+    drop(tag);
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
+    test.assert_setup_holds(&ns, HOST);
     // The revision recorded is kept by a run without the flag.
-    let generation = test.jsonpath(&ns.0, deployment, "{.metadata.generation}");
-    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
-    assert_exit(&out, 0);
-    assert_eq!(
-        test.jsonpath(&ns.0, deployment, "{.metadata.generation}"),
-        generation
-    );
-    assert_eq!(proxy_images(test, &ns.0).1, [canary, canary]);
+    assert_inject_writes_nothing(test, &ns, &backups);
+    assert_eq!(proxy_images(test, &ns.0).1, [new, new]);
 
-    // The same Deployment, with its never-injected template exactly.
-    let never_injected = || {
-        let restored = test.jsonpath(&ns.0, deployment, "{.spec.template}");
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
-            template
-        );
-        assert_eq!(test.jsonpath(&ns.0, deployment, "{.metadata.uid}"), uid);
-    };
-
-    // After the refreshes, undo puts the never-injected template back
-    // exactly (checked against the first injection's backup).
+    // After the moves, undo puts the never-injected template back exactly.
     let out = run(inject(test, &ns)
         .arg("--undo")
         .arg("--backup-dir")
-        .arg(&backups));
-    assert_exit(&out, 0);
-    never_injected();
-
-    // So does uninstall, after another injection (the one revision
-    // installed) and another refresh.
-    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
-    assert_exit(&out, 0);
-    test.set_proxy_version(
-        &ns.1,
-        "istio-sidecar-injector-canary",
-        "docker.io/istio",
-        "1.32.1",
-    );
-    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
-    assert_exit(&out, 0);
-    assert!(stderr(&out).contains("refreshed"), "{}", stderr(&out));
-    let out = run(plugin_in(test, &ns)
-        .args(["uninstall", "--yes", "--backup-dir"])
         .arg(&backups));
     assert_exit(&out, 0);
     never_injected();

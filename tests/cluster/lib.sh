@@ -1,7 +1,7 @@
 # Shared helpers for the test cluster scripts: where the cached binaries and
 # the running cluster live, and small utilities. Sourced, never run.
 
-ALL_TOOL_GROUPS=(kubernetes etcd kwok istioctl certmanager krew datapath goreleaser actionlint)
+ALL_TOOL_GROUPS=(kubernetes etcd kwok istioctl istioctl-previous certmanager krew datapath goreleaser actionlint)
 TOOLS_CACHE=${KMS_STS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-kms-sts/tools}
 CLUSTER_DIR=${KMS_STS_CLUSTER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-kms-sts/cluster}
 CLUSTER_GOMOD=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/gomod
