@@ -7,11 +7,11 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use support::{
-    IstioBuild, TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, json_status,
-    plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir, status_check, stderr, stdout,
+    DefaultTag, IstioBuild, TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary,
+    json_status, plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir, status_check,
+    stderr, stdout,
 };
 
 const FAILURE: i32 = 1;
@@ -672,49 +672,6 @@ fn proxy_images(test: &TestCluster, kms: &str) -> (String, Vec<String>) {
         })
         .collect();
     (template.trim().to_owned(), images)
-}
-
-/// Tests that point the cluster-wide `default` tag somewhere take turns.
-static DEFAULT_TAG: Mutex<()> = Mutex::new(());
-
-/// The `default` tag pointed at `revision`, as `istioctl tag set default
-/// --revision REV` writes it (a MutatingWebhookConfiguration); removed
-/// when dropped.
-struct DefaultTag<'a> {
-    test: &'a TestCluster,
-    _turn: MutexGuard<'static, ()>,
-}
-
-impl<'a> DefaultTag<'a> {
-    fn set(test: &'a TestCluster, revision: &str) -> Self {
-        let turn = DEFAULT_TAG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let tag = serde_json::json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "istio-revision-tag-default",
-                         "labels": {"istio.io/tag": "default", "istio.io/rev": revision}},
-            "webhooks": [],
-        });
-        let out = run_with_stdin(
-            test.kubectl().args(["apply", "-f", "-"]),
-            tag.to_string().as_bytes(),
-        );
-        assert_exit(&out, 0);
-        DefaultTag { test, _turn: turn }
-    }
-}
-
-impl Drop for DefaultTag<'_> {
-    fn drop(&mut self) {
-        let out = run(self.test.kubectl().args([
-            "delete",
-            "mutatingwebhookconfiguration",
-            "istio-revision-tag-default",
-        ]));
-        assert_exit(&out, 0);
-    }
 }
 
 #[test]

@@ -5,8 +5,9 @@
 mod support;
 
 use support::{
-    SOURCE_CRN, TARGET_CRN, assert_exit, cluster, fresh_namespaces, istioctl_binary, json_status,
-    plugin_as, plugin_in, run, run_with_stdin, scratch_dir, stderr, stdout,
+    DefaultTag, IstioBuild, SOURCE_CRN, TARGET_CRN, assert_exit, cluster, fresh_namespaces,
+    istioctl_binary, json_status, plugin_as, plugin_in, run, run_with_stdin, scratch_dir, stderr,
+    stdout,
 };
 
 #[test]
@@ -126,4 +127,64 @@ fn who_is_granted_must_be_named() {
     ]));
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("NAMESPACE/NAME"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_default_tag_is_followed_once_reading_it_is_granted() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "rbac-tag");
+    test.install_istio(&ns.1, IstioBuild::Previous, Some("canary"));
+    let backups = scratch_dir("rbac-tag-backups");
+    let istioctl = istioctl_binary();
+    // The revision `inject` chooses for a user granted `rbac --for inject`
+    // with `extra`; the injection is taken back out afterwards.
+    let chosen_for = |user: &str, extra: &[&str]| {
+        let kubeconfig = test.user_kubeconfig(user);
+        let out = run(plugin_in(test, &ns)
+            .args(["rbac", "--for", "inject", "--to-user", user, "--name", user])
+            .args(extra));
+        assert_exit(&out, 0);
+        test.grant(&out.stdout, user);
+        let out = run(plugin_as(&kubeconfig, &ns)
+            .arg("inject")
+            .arg("--istioctl")
+            .arg(&istioctl)
+            .arg("--backup-dir")
+            .arg(&backups));
+        assert_exit(&out, 0);
+        let revision = test.jsonpath(
+            &ns.0,
+            "deployment/key-management-api",
+            "{.metadata.annotations.kubectl-kms-sts/injected-revision}",
+        );
+        let out = run(plugin_in(test, &ns)
+            .args(["inject", "--undo", "--backup-dir"])
+            .arg(&backups));
+        assert_exit(&out, 0);
+        revision
+    };
+    let tag = DefaultTag::set(test, "canary");
+    let pid = std::process::id();
+    // Refused the read of the tag, inject falls back to the revision
+    // installed without a name; granted it, inject follows the tag.
+    assert_eq!(chosen_for(&format!("rbac-tag-{pid}"), &[]), "default");
+    let granted = chosen_for(&format!("rbac-tag-read-{pid}"), &["--read-default-tag"]);
+    drop(tag);
+    assert_eq!(granted, "canary");
+
+    // Commands that choose no revision are not granted the read.
+    let out = run(plugin_in(test, &ns).args([
+        "rbac",
+        "--for",
+        "expose",
+        "--to-user",
+        "x",
+        "--read-default-tag",
+    ]));
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--for inject, status or all"),
+        "{}",
+        stderr(&out)
+    );
 }

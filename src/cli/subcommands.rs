@@ -496,6 +496,12 @@ pub struct RbacArgs {
     /// Name of the Roles and bindings (default: kubectl-kms-sts-COMMAND).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Also grant reading Istio's `default` tag (the one cluster-wide
+    /// MutatingWebhookConfiguration istio-revision-tag-default), so inject
+    /// and status follow the revision it names; for inject, status or all.
+    #[arg(long)]
+    pub read_default_tag: bool,
 }
 
 fn parse_service_account(text: &str) -> std::result::Result<(String, String), String> {

@@ -23,7 +23,7 @@ const INJECTOR_CONFIGMAP: &str = "istio-sidecar-injector";
 const MESH_CONFIGMAP: &str = "istio";
 /// The webhook configuration `istioctl tag set default` writes; its label
 /// `istio.io/rev` names the revision the tag points to.
-const DEFAULT_TAG_WEBHOOK: &str = "istio-revision-tag-default";
+pub const DEFAULT_TAG_WEBHOOK: &str = "istio-revision-tag-default";
 const REVISION_LABEL: &str = "istio.io/rev";
 
 /// What the Istio namespace holds of the control planes.

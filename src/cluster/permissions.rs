@@ -18,6 +18,7 @@ use kube::api::PostParams;
 use serde_json::json;
 
 use crate::cluster::apply::{Strategy, WriteOptions};
+use crate::cluster::injector::DEFAULT_TAG_WEBHOOK;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
 use crate::objects::apis::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
@@ -29,6 +30,8 @@ pub struct Permission {
     pub resource: &'static str,
     /// `None` for cluster-scoped resources.
     pub namespace: Option<String>,
+    /// The one object meant (a rule's `resourceNames`); `None` for any.
+    pub name: Option<&'static str>,
 }
 
 impl fmt::Display for Permission {
@@ -37,6 +40,10 @@ impl fmt::Display for Permission {
             self.resource.to_owned()
         } else {
             format!("{}.{}", self.resource, self.group)
+        };
+        let resource = match self.name {
+            Some(name) => format!("{resource} {name}"),
+            None => resource,
         };
         match &self.namespace {
             Some(ns) => write!(f, "{} {resource} in {ns}", self.verb),
@@ -58,6 +65,7 @@ fn need(
             group: group.to_owned(),
             resource,
             namespace: ns.map(str::to_owned),
+            name: None,
         })
         .collect()
 }
@@ -124,6 +132,20 @@ pub fn for_inject(scope: &Scope) -> Vec<Permission> {
     // The injector configurations of every revision, in one list.
     needs.extend(need(&["list"], "", "configmaps", Some(scope.istio)));
     needs
+}
+
+/// Reading the webhook configuration of Istio's `default` tag: one
+/// cluster-wide object, by name. Optional: without it the revision is
+/// chosen by the fallbacks of `injector::ControlPlanes::choose`, so no
+/// preflight asks for it; `rbac --read-default-tag` grants it.
+pub fn for_default_tag() -> Vec<Permission> {
+    vec![Permission {
+        verb: "get",
+        group: "admissionregistration.k8s.io".into(),
+        resource: "mutatingwebhookconfigurations",
+        namespace: None,
+        name: Some(DEFAULT_TAG_WEBHOOK),
+    }]
 }
 
 pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
@@ -253,6 +275,12 @@ impl Command {
         }
     }
 
+    /// Whether the command chooses an Istio revision, and so reads the
+    /// `default` tag where it may.
+    pub fn chooses_a_revision(self) -> bool {
+        matches!(self, Command::Inject | Command::Status | Command::All)
+    }
+
     /// What the command needs with its default options: the same lists its
     /// own preflight checks.
     pub fn needs(self, scope: &Scope) -> Vec<Permission> {
@@ -292,20 +320,21 @@ impl Subject {
     }
 }
 
-/// Verbs by (API group, resource): the rules of one Role.
-type Rules<'a> = BTreeMap<(&'a str, &'a str), Vec<&'static str>>;
+/// Verbs by (API group, resource, object name): the rules of one Role.
+type Rules<'a> = BTreeMap<(&'a str, &'a str, Option<&'a str>), Vec<&'static str>>;
 
 /// The Roles, ClusterRole and bindings that grant exactly `needs` to
 /// `subject`, named `name`: one Role and RoleBinding per namespace, a
 /// ClusterRole and ClusterRoleBinding for cluster-wide needs. Each rule is
-/// one resource with its verbs, so nothing more than `needs` is granted.
+/// one resource (one object of it, where a need names one) with its verbs,
+/// so nothing more than `needs` is granted.
 pub fn rbac_objects(needs: &[Permission], name: &str, subject: &Subject) -> Vec<serde_json::Value> {
     let mut by_place: BTreeMap<Option<&str>, Rules> = BTreeMap::new();
     for need in needs {
         let verbs = by_place
             .entry(need.namespace.as_deref())
             .or_default()
-            .entry((need.group.as_str(), need.resource))
+            .entry((need.group.as_str(), need.resource, need.name))
             .or_default();
         if !verbs.contains(&need.verb) {
             verbs.push(need.verb);
@@ -315,9 +344,14 @@ pub fn rbac_objects(needs: &[Permission], name: &str, subject: &Subject) -> Vec<
     for (namespace, rules) in by_place {
         let rules: Vec<serde_json::Value> = rules
             .into_iter()
-            .map(|((group, resource), mut verbs)| {
+            .map(|((group, resource, name), mut verbs)| {
                 verbs.sort_unstable();
-                json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+                let mut rule =
+                    json!({"apiGroups": [group], "resources": [resource], "verbs": verbs});
+                if let Some(name) = name {
+                    rule["resourceNames"] = json!([name]);
+                }
+                rule
             })
             .collect();
         let (role, binding) = match namespace {
@@ -342,7 +376,8 @@ pub fn rbac_objects(needs: &[Permission], name: &str, subject: &Subject) -> Vec<
     objects
 }
 
-/// Whether a rule grants a permission.
+/// Whether a rule grants a permission: a rule limited to named objects
+/// grants only a permission for one of them.
 pub fn rule_allows(rule: &ResourceRule, permission: &Permission) -> bool {
     let has = |list: &Option<Vec<String>>, wanted: &str| {
         list.iter()
@@ -352,7 +387,12 @@ pub fn rule_allows(rule: &ResourceRule, permission: &Permission) -> bool {
     (rule.verbs.iter().any(|v| v == "*" || v == permission.verb))
         && has(&rule.api_groups, &permission.group)
         && has(&rule.resources, permission.resource)
-        && rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+        && match rule.resource_names.as_deref() {
+            None | Some([]) => true,
+            Some(names) => permission
+                .name
+                .is_some_and(|wanted| names.iter().any(|name| name == wanted)),
+        }
 }
 
 /// The permissions in `needs` the current user does not have.
@@ -490,6 +530,7 @@ async fn access_review(cluster: &Cluster, permission: &Permission) -> Result<boo
                 group: Some(permission.group.clone()),
                 resource: Some(permission.resource.to_owned()),
                 namespace: permission.namespace.clone(),
+                name: permission.name.map(str::to_owned),
                 ..Default::default()
             }),
             ..Default::default()
@@ -524,6 +565,7 @@ mod tests {
             group: group.into(),
             resource,
             namespace: Some("istio-system".into()),
+            name: None,
         }
     }
 
@@ -541,10 +583,41 @@ mod tests {
     }
 
     #[test]
-    fn rules_limited_to_names_do_not_count() {
+    fn rules_limited_to_names_count_only_for_those_objects() {
         let mut limited = rule(&["patch"], &[""], &["secrets"]);
         limited.resource_names = Some(vec!["other".into()]);
         assert!(!rule_allows(&limited, &permission("patch", "", "secrets")));
+        let named = |name| Permission {
+            name: Some(name),
+            ..permission("patch", "", "secrets")
+        };
+        assert!(!rule_allows(&limited, &named("mine")));
+        assert!(rule_allows(&limited, &named("other")));
+        assert!(rule_allows(
+            &rule(&["patch"], &[""], &["secrets"]),
+            &named("mine")
+        ));
+    }
+
+    #[test]
+    fn a_named_need_is_granted_for_that_object_only() {
+        let subject = Subject::User("alice".into());
+        let objects = rbac_objects(&for_default_tag(), "tag", &subject);
+        assert_eq!(objects[0]["kind"], "ClusterRole");
+        assert_eq!(
+            objects[0]["rules"],
+            json!([{
+                "apiGroups": ["admissionregistration.k8s.io"],
+                "resources": ["mutatingwebhookconfigurations"],
+                "resourceNames": ["istio-revision-tag-default"],
+                "verbs": ["get"],
+            }])
+        );
+        assert_eq!(
+            for_default_tag()[0].to_string(),
+            "get mutatingwebhookconfigurations.admissionregistration.k8s.io \
+             istio-revision-tag-default (cluster-wide)"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! service account exactly what a command needs in the run's namespaces, as
 //! YAML for `kubectl apply -f -`. Built from the same permission lists each
 //! command's preflight checks, so what it grants and what the commands ask
-//! for cannot drift apart.
+//! for cannot drift apart. Reading Istio's `default` tag is granted only on
+//! request: it is cluster-wide, and the commands do without it.
 
 use crate::cli::RbacArgs;
 use crate::cluster::discovery;
@@ -12,6 +13,16 @@ use crate::error::{Error, Result};
 use crate::terminal::output;
 
 pub async fn run(target: &Target, args: &RbacArgs) -> Result<()> {
+    if args.read_default_tag && !args.command.chooses_a_revision() {
+        return Err(Error::InvalidFlag {
+            flag: "--read-default-tag",
+            reason: format!(
+                "{} chooses no Istio revision; the default tag is read by --for inject, status \
+                 or all",
+                args.command.name()
+            ),
+        });
+    }
     let subject = match (&args.to_user, &args.to_group, &args.to_service_account) {
         (Some(user), _, _) => Subject::User(user.clone()),
         (_, Some(group), _) => Subject::Group(group.clone()),
@@ -35,7 +46,11 @@ pub async fn run(target: &Target, args: &RbacArgs) -> Result<()> {
         .name
         .clone()
         .unwrap_or_else(|| format!("kubectl-kms-sts-{}", args.command.name()));
-    let objects = permissions::rbac_objects(&args.command.needs(&scope), &name, &subject);
+    let mut needs = args.command.needs(&scope);
+    if args.read_default_tag {
+        needs.extend(permissions::for_default_tag());
+    }
+    let objects = permissions::rbac_objects(&needs, &name, &subject);
     let documents: Vec<String> = objects
         .iter()
         .map(|object| output::render(object, output::Format::Yaml))

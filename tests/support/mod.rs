@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 pub struct TestCluster {
     pub profile: &'static str,
@@ -382,6 +382,49 @@ impl TestCluster {
     }
 }
 
+/// Tests that point the cluster-wide `default` tag somewhere take turns.
+static DEFAULT_TAG: Mutex<()> = Mutex::new(());
+
+/// The `default` tag pointed at `revision`, as `istioctl tag set default
+/// --revision REV` writes it (a MutatingWebhookConfiguration); removed
+/// when dropped.
+pub struct DefaultTag<'a> {
+    test: &'a TestCluster,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl<'a> DefaultTag<'a> {
+    pub fn set(test: &'a TestCluster, revision: &str) -> Self {
+        let turn = DEFAULT_TAG
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tag = serde_json::json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-revision-tag-default",
+                         "labels": {"istio.io/tag": "default", "istio.io/rev": revision}},
+            "webhooks": [],
+        });
+        let out = run_with_stdin(
+            test.kubectl().args(["apply", "-f", "-"]),
+            tag.to_string().as_bytes(),
+        );
+        assert_exit(&out, 0);
+        DefaultTag { test, _turn: turn }
+    }
+}
+
+impl Drop for DefaultTag<'_> {
+    fn drop(&mut self) {
+        let out = run(self.test.kubectl().args([
+            "delete",
+            "mutatingwebhookconfiguration",
+            "istio-revision-tag-default",
+        ]));
+        assert_exit(&out, 0);
+    }
+}
+
 /// The harness's istioctl, built from Istio's published module.
 pub fn istioctl_binary() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -614,7 +657,8 @@ impl TestCluster {
     /// Applies RBAC objects (as `kubectl apply -f -` takes them) and waits
     /// until the API server's authorizer, which learns of new roles and
     /// bindings a moment later, grants `user` the first verb of every Role
-    /// and ClusterRole among them (`kubectl auth can-i --as`).
+    /// and ClusterRole among them (`kubectl auth can-i --as`), on the object
+    /// a rule names where it names one.
     pub fn grant(&self, manifest: &[u8], user: &str) {
         let out = run_with_stdin(
             self.kubectl().args(["apply", "-f", "-", "-o", "json"]),
@@ -639,11 +683,14 @@ impl TestCluster {
                 rule["apiGroups"][0].as_str().unwrap_or(""),
                 rule["resources"][0].as_str().unwrap(),
             );
-            let target = if group.is_empty() {
+            let mut target = if group.is_empty() {
                 resource.to_owned()
             } else {
                 format!("{resource}.{group}")
             };
+            if let Some(name) = rule["resourceNames"][0].as_str() {
+                target = format!("{target}/{name}");
+            }
             let mut check = self.kubectl();
             check.args(["auth", "can-i", verb, &target, "--as", user]);
             if let Some(namespace) = role["metadata"]["namespace"].as_str() {
