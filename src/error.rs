@@ -179,6 +179,12 @@ pub enum Error {
         hint: String,
     },
 
+    #[error(
+        "ConfigMap {namespace}/{name} holds Istio 1.0's sidecar injector (one template of `[[ ]]` \
+         expressions, no `values`), which the istioctl of Istio 1.1 and later cannot render"
+    )]
+    Istio10Injector { namespace: String, name: String },
+
     #[error("{object} in {namespace} changed after it was read; it was not deleted")]
     ChangedBeforeDelete { object: String, namespace: String },
 
@@ -390,6 +396,7 @@ impl Error {
             | Error::InvalidSnapshot { .. }
             | Error::AmbiguousRevision { .. } => ExitStatus::Usage,
             Error::Missing { .. }
+            | Error::Istio10Injector { .. }
             | Error::ToolMissing { .. }
             | Error::DataPath { .. }
             | Error::NoGatewayPods { .. } => ExitStatus::MissingPrerequisite,
@@ -533,6 +540,12 @@ impl Error {
     fn cluster_hint(&self) -> Option<String> {
         match self {
             Error::Missing { hint, .. } | Error::DataPath { hint, .. } => Some(hint.clone()),
+            Error::Istio10Injector { .. } => Some(
+                "upgrade Istio first (the README's \"Upgrading Istio\" says what to run after); \
+                 until then inject KMS with Istio 1.0's own `istioctl kube-inject`, and `status` \
+                 compares its sidecar with the proxy this injector names"
+                    .into(),
+            ),
             Error::NoGatewayPods { namespace, .. } => Some(format!(
                 "pass --gateway-selector with your ingress gateway pods' label; \
                  `kubectl get pods -n {namespace} --show-labels` lists them"

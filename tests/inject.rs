@@ -977,3 +977,102 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
     assert_exit(&out, 0);
     never_injected();
 }
+
+#[test]
+fn an_istio_1_0_injector_is_refused_by_inject_and_compared_with_by_status() {
+    let test = cluster("legacy");
+    let ns = fresh_namespaces(test, "inject-istio-1-0");
+    let deployment = "deployment/key-management-api";
+    let never_injected = never_injected_check(test, &ns.0);
+    let original = test.jsonpath(&ns.0, deployment, "{.spec.template}");
+    let original: serde_json::Value = serde_json::from_str(&original).unwrap();
+    test.install_istio(&ns.1, IstioBuild::Istio10, None);
+    let backups = scratch_dir("inject-istio-1-0-backups");
+
+    // No istioctl built since renders its template: refused, unchanged.
+    let generation = test.kms_generation(&ns.0);
+    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&out, MISSING);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "ConfigMap {}/istio-sidecar-injector holds Istio 1.0's sidecar injector",
+            ns.1
+        )),
+        "{err}"
+    );
+    assert!(err.contains("upgrade Istio first"), "{err}");
+    assert_eq!(test.kms_generation(&ns.0), generation);
+
+    // Injected as Istio 1.0's own kube-inject did: status finds the sidecar
+    // current by the image the 1.0 template names.
+    let old = IstioBuild::Istio10.proxy_image();
+    let mut injected = original.clone();
+    injected["metadata"]["annotations"]["sidecar.istio.io/status"] =
+        r#"{"version":"1.0.2","initContainers":["istio-init"],"containers":["istio-proxy"]}"#
+            .into();
+    injected["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "istio-proxy", "image": old}));
+    let replace_template = |template: &serde_json::Value| {
+        let patch = serde_json::json!([
+            {"op": "replace", "path": "/spec/template", "value": template}
+        ]);
+        let out = run(test.kubectl().args([
+            "patch",
+            "-n",
+            &ns.0,
+            deployment,
+            "--type",
+            "json",
+            "-p",
+            &patch.to_string(),
+        ]));
+        assert_exit(&out, 0);
+        let out = run(test.kubectl().args([
+            "rollout",
+            "status",
+            "-n",
+            &ns.0,
+            deployment,
+            "--timeout=60s",
+        ]));
+        assert_exit(&out, 0);
+    };
+    replace_template(&injected);
+    let check = proxy_check(test, &ns, &[]);
+    assert_check(
+        &check,
+        "pass",
+        format!("istio-proxy {old} is what revision default injects now"),
+    );
+
+    // Istio upgraded in place to a current release: far beyond the skew.
+    // The sidecar was not injected by the plugin, so the hint says to put
+    // the never-injected template back first; done, inject injects.
+    test.install_istio(&ns.1, IstioBuild::Current, None);
+    let check = proxy_check(test, &ns, &[]);
+    assert_check(
+        &check,
+        "fail",
+        "more than one minor version behind the control plane's 1.31.2",
+    );
+    let hint = check["hint"].as_str().unwrap();
+    assert!(hint.contains("put the original manifest back"), "{hint}");
+    replace_template(&original);
+    let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    let new = IstioBuild::Current.proxy_image();
+    assert_eq!(
+        proxy_images(test, &ns.0),
+        (new.to_owned(), vec![new.to_owned(); 2])
+    );
+    assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
+    let out = run(inject(test, &ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(&backups));
+    assert_exit(&out, 0);
+    never_injected();
+}

@@ -17,7 +17,36 @@ use kube::api::ListParams;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::istioctl::InjectorConfig;
+use crate::values::proxy;
 use crate::values::revision::{ChosenBy, DEFAULT_REVISION};
+
+/// What a revision would inject now, as `status` compares a sidecar with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectsNow {
+    pub revision: String,
+    /// `InjectorConfig::fingerprint` of its configuration.
+    pub fingerprint: String,
+    /// The proxy image it names; `None` when its configuration does not say.
+    pub proxy_image: Option<String>,
+}
+
+/// A revision's injector configuration by the Istio release that shaped it.
+enum Shaped {
+    /// Istio 1.1 and later: templates with `values` beside them.
+    Current(InjectorConfig),
+    /// Istio 1.0: one template with the values written in (`values` empty).
+    Istio10(InjectorConfig),
+}
+
+/// The suffix of a revision's ConfigMap names; none for the control plane
+/// installed without a revision.
+fn suffix(revision: &str) -> String {
+    if revision == DEFAULT_REVISION {
+        String::new()
+    } else {
+        format!("-{revision}")
+    }
+}
 
 const INJECTOR_CONFIGMAP: &str = "istio-sidecar-injector";
 const MESH_CONFIGMAP: &str = "istio";
@@ -136,14 +165,43 @@ impl ControlPlanes {
         }
     }
 
-    /// The injector configuration of `revision`, or the ConfigMap (and key)
-    /// that is missing for it.
+    /// The injector configuration of `revision` that `inject` renders, or
+    /// the ConfigMap (and key) that is missing for it; an Istio 1.0
+    /// injector is refused, its template being one the istioctl of later
+    /// releases cannot render.
     pub fn config(&self, revision: &str) -> Result<InjectorConfig> {
-        let suffix = if revision == DEFAULT_REVISION {
-            String::new()
-        } else {
-            format!("-{revision}")
+        match self.shaped(revision)? {
+            Shaped::Current(config) => Ok(config),
+            Shaped::Istio10(_) => Err(Error::Istio10Injector {
+                namespace: self.namespace.clone(),
+                name: format!("{INJECTOR_CONFIGMAP}{}", suffix(revision)),
+            }),
+        }
+    }
+
+    /// What `revision` would inject now, for comparing a sidecar with: the
+    /// fingerprint of its configuration and the proxy image it names, read
+    /// from an Istio 1.0 injector's template too.
+    pub fn injects_now(&self, revision: &str) -> Result<InjectsNow> {
+        let (config, proxy_image) = match self.shaped(revision)? {
+            Shaped::Current(config) => {
+                let image = proxy::injected_image(&config.values);
+                (config, image)
+            }
+            Shaped::Istio10(config) => {
+                let image = proxy::istio_1_0_image(&config.template);
+                (config, image)
+            }
         };
+        Ok(InjectsNow {
+            fingerprint: config.fingerprint(),
+            proxy_image,
+            revision: config.revision,
+        })
+    }
+
+    fn shaped(&self, revision: &str) -> Result<Shaped> {
+        let suffix = suffix(revision);
         let value = |configmap: &str, key: &str| {
             let name = format!("{configmap}{suffix}");
             self.configmaps
@@ -152,12 +210,23 @@ impl ControlPlanes {
                 .cloned()
                 .ok_or_else(|| self.missing(revision, &name, key))
         };
-        Ok(InjectorConfig {
+        let template = value(INJECTOR_CONFIGMAP, "config")?;
+        let values = value(INJECTOR_CONFIGMAP, "values");
+        let mesh = value(MESH_CONFIGMAP, "mesh")?;
+        // Before Istio 1.1 the chart rendered its values into the one
+        // template and left injection-time expressions in `[[ ]]`.
+        let istio_1_0 = values.is_err() && template.contains("[[");
+        let config = |values| InjectorConfig {
             revision: revision.to_owned(),
-            template: value(INJECTOR_CONFIGMAP, "config")?,
-            values: value(INJECTOR_CONFIGMAP, "values")?,
-            mesh: value(MESH_CONFIGMAP, "mesh")?,
-        })
+            template,
+            values,
+            mesh,
+        };
+        match values {
+            Ok(values) => Ok(Shaped::Current(config(values))),
+            Err(_) if istio_1_0 => Ok(Shaped::Istio10(config(String::new()))),
+            Err(missing) => Err(missing),
+        }
     }
 
     fn missing(&self, revision: &str, name: &str, key: &str) -> Error {
@@ -189,6 +258,7 @@ impl ControlPlanes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ExitStatus;
 
     const INJECTOR: &[(&str, &str)] = &[("config", "template"), ("values", "{}")];
     const MESH: &[(&str, &str)] = &[("mesh", "{}")];
@@ -274,5 +344,42 @@ mod tests {
         let err = planes.config("canary").unwrap_err();
         assert!(err.to_string().contains("istio-canary (key mesh)"), "{err}");
         assert!(err.hint().unwrap().contains("revision canary"));
+    }
+
+    #[test]
+    fn an_istio_1_0_injector_is_compared_with_but_not_rendered() {
+        let template = "policy: disabled\ntemplate: |-\n  containers:\n  - name: istio-proxy\n    \
+                        image: [[ annotation .ObjectMeta `sidecar.istio.io/proxyImage` \
+                        \"docker.io/istio/proxyv2:1.0.2\" ]]\n";
+        let planes = ControlPlanes::of(
+            &[
+                (INJECTOR_CONFIGMAP, &[("config", template)]),
+                (MESH_CONFIGMAP, MESH),
+            ],
+            None,
+        );
+        let err = planes.config(DEFAULT_REVISION).unwrap_err();
+        assert_eq!(err.exit_status(), ExitStatus::MissingPrerequisite);
+        assert!(
+            err.to_string()
+                .contains("istio-system/istio-sidecar-injector holds Istio 1.0's"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("upgrade Istio first"));
+        let now = planes.injects_now(DEFAULT_REVISION).unwrap();
+        assert_eq!(
+            now.proxy_image.as_deref(),
+            Some("docker.io/istio/proxyv2:1.0.2")
+        );
+        // Without `values` and without a 1.0 template, the key is missing.
+        let planes = ControlPlanes::of(
+            &[
+                (INJECTOR_CONFIGMAP, &[("config", "templates: {}")]),
+                (MESH_CONFIGMAP, MESH),
+            ],
+            None,
+        );
+        let err = planes.injects_now(DEFAULT_REVISION).unwrap_err();
+        assert!(err.to_string().contains("(key values)"), "{err}");
     }
 }

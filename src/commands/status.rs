@@ -46,7 +46,7 @@ use crate::terminal::journal::Terminal;
 use crate::terminal::output::{self, Format};
 use crate::terminal::progress::Progress;
 use crate::terminal::wording::count;
-use crate::values::{duration, proxy};
+use crate::values::duration;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its
@@ -554,12 +554,12 @@ fn injector_now(
     let injected = kms.and_then(injection_record::injected_revision);
     let chosen = planes
         .choose(explicit, injected.as_deref())
-        .and_then(|(revision, by)| Ok((planes.config(&revision)?, by)));
+        .and_then(|(revision, by)| Ok((planes.injects_now(&revision)?, by)));
     match chosen {
-        Ok((config, chosen_by)) => Injector::Now {
-            fingerprint: config.fingerprint(),
-            proxy_image: proxy::injected_image(&config.values),
-            revision: config.revision,
+        Ok((now, chosen_by)) => Injector::Now {
+            fingerprint: now.fingerprint,
+            proxy_image: now.proxy_image,
+            revision: now.revision,
             chosen_by,
         },
         Err(err) => Injector::Unavailable {

@@ -1,5 +1,5 @@
 //! Istio proxy images and the versions their tags name: the image an
-//! injector's `values` would inject, and whether a proxy is within Istio's
+//! injector's `values` (or an Istio 1.0 template) would inject, and whether a proxy is within Istio's
 //! supported skew of its control plane (the control plane at most one minor
 //! version ahead of its proxies, never behind). Pure functions.
 
@@ -33,6 +33,23 @@ pub fn injected_image(values: &str) -> Option<String> {
         Some(variant) => format!("{hub}/{image}:{tag}-{variant}"),
         None => format!("{hub}/{image}:{tag}"),
     })
+}
+
+/// The proxy image an Istio 1.0 injector template injects: the chart wrote
+/// it into the `istio-proxy` container's `image`, either as is or as the
+/// default of its `sidecar.istio.io/proxyImage` annotation expression.
+pub fn istio_1_0_image(template: &str) -> Option<String> {
+    let mut lines = template.lines().map(str::trim);
+    lines.find(|line| line.trim_start_matches("- ") == "name: istio-proxy")?;
+    let image = lines
+        .take_while(|line| !line.starts_with("- name:"))
+        .find_map(|line| line.strip_prefix("image:"))?
+        .trim();
+    let image = match image.rsplit('"').nth(1) {
+        Some(quoted) => quoted,
+        None => image,
+    };
+    (!image.is_empty() && !image.contains(['[', ' '])).then(|| image.to_owned())
 }
 
 /// An Istio release, as an image tag names it.
@@ -105,6 +122,35 @@ pub fn skew(proxy: &str, control: &str) -> Skew {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_istio_1_0_template_names_its_proxy_image_in_the_proxy_container() {
+        let template = |image: &str| {
+            format!(
+                "initContainers:\n- name: istio-init\n  image: \"docker.io/istio/proxy_init:1.0.2\"\n\
+                 containers:\n- name: istio-proxy\n  ports: []\n  image: {image}\n"
+            )
+        };
+        let annotated = "[[ annotation .ObjectMeta `sidecar.istio.io/proxyImage` \
+                         \"docker.io/istio/proxyv2:1.0.2\" ]]";
+        assert_eq!(
+            istio_1_0_image(&template(annotated)).as_deref(),
+            Some("docker.io/istio/proxyv2:1.0.2")
+        );
+        assert_eq!(
+            istio_1_0_image(&template("\"docker.io/istio/proxyv2:1.0.0\"")).as_deref(),
+            Some("docker.io/istio/proxyv2:1.0.0")
+        );
+        assert_eq!(
+            istio_1_0_image(&template("docker.io/istio/proxyv2:1.0.1")).as_deref(),
+            Some("docker.io/istio/proxyv2:1.0.1")
+        );
+        assert_eq!(istio_1_0_image(&template("[[ .ProxyImage ]]")), None);
+        assert_eq!(
+            istio_1_0_image("containers:\n- name: other\n  image: x\n"),
+            None
+        );
+    }
 
     #[test]
     fn the_injected_image_is_built_from_hub_image_tag_and_variant() {

@@ -17,7 +17,7 @@ Commands (see `up`, `down` and `user` beside this file):
   down [--profile P|--all]  stop; no process is left behind
   user NAME [--group G]     a client certificate and kubeconfig for NAME
   seed-namespaces KMS ISTIO the runbook's workloads in a fresh namespace pair
-  install-istio ISTIO [--build previous|current] [--revision R] [--tag T]
+  install-istio ISTIO [--build previous|current|1.0] [--revision R] [--tag T]
                             a build's injector configuration in ISTIO, in place
                             or as revision R beside it
   clean [--profile P]       delete the namespaces earlier test runs seeded
@@ -72,6 +72,8 @@ GENERATED_GATEWAY = "ingressgateway.yaml"
 # previous one.
 ISTIO_HUB = "docker.io/istio"
 ISTIO_BUILDS = {"current": ("istioctl", "1.31.2"), "previous": ("istioctl-previous", "1.31.0")}
+# The injector configuration of Istio 1.0, shaped by hand (seed/injector-istio-1.0.yaml).
+ISTIO_1_0 = "1.0"
 
 
 def log(message):
@@ -388,7 +390,14 @@ class Cluster:
     def install_istio(self, namespace, build, revision=None, tag=None):
         """Installs a build's injector configuration in `namespace`, as
         `istioctl install` would: without `revision` in place of what is
-        there (an in-place upgrade), with one beside it (a canary)."""
+        there (an in-place upgrade), with one beside it (a canary). Build
+        `1.0` is the configuration of the Istio 1.0 chart ICP shipped."""
+        if build == ISTIO_1_0:
+            if revision or tag:
+                sys.exit("error: Istio 1.0's injector has no revisions and names its own release")
+            text = (SEED / "injector-istio-1.0.yaml").read_text()
+            self.apply_objects(load_yaml_text(text.replace("${ISTIO_NAMESPACE}", namespace)))
+            return
         group, release = ISTIO_BUILDS[build]
         istioctl = tool_dirs([group])[group] / "istioctl"
         generated = istio_manifests(istioctl, namespace, tag or release, revision)
@@ -580,7 +589,7 @@ def main():
     ns.add_argument("--profile", default="modern", choices=PROFILES)
     install = sub.add_parser("install-istio")
     install.add_argument("istio_namespace")
-    install.add_argument("--build", default="current", choices=ISTIO_BUILDS)
+    install.add_argument("--build", default="current", choices=[*ISTIO_BUILDS, ISTIO_1_0])
     install.add_argument("--revision")
     install.add_argument("--tag", help="the release its values name (default: the build's)")
     install.add_argument("--profile", default="modern", choices=PROFILES)

@@ -324,13 +324,18 @@ impl TestCluster {
 
 /// The Istio builds the harness installs (`tests/cluster/install-istio`):
 /// two published `istio.io/istio` versions, each with its own injection
-/// templates, named as releases by their injector's values.
+/// templates, named as releases by their injector's values; and Istio 1.0's
+/// injector.
 #[derive(Clone, Copy, Debug)]
 pub enum IstioBuild {
     /// What upgrade tests start from.
     Previous,
     /// What the cluster is seeded with and upgrades move to.
     Current,
+    /// The injector configuration of the Istio 1.0 chart ICP shipped
+    /// (`tests/cluster/seed/injector-istio-1.0.yaml`), which no istioctl
+    /// built here renders.
+    Istio10,
 }
 
 impl IstioBuild {
@@ -338,6 +343,7 @@ impl IstioBuild {
         match self {
             IstioBuild::Previous => "previous",
             IstioBuild::Current => "current",
+            IstioBuild::Istio10 => "1.0",
         }
     }
 
@@ -346,6 +352,7 @@ impl IstioBuild {
         match self {
             IstioBuild::Previous => "docker.io/istio/proxyv2:1.31.0",
             IstioBuild::Current => "docker.io/istio/proxyv2:1.31.2",
+            IstioBuild::Istio10 => "docker.io/istio/proxyv2:1.0.2",
         }
     }
 }
