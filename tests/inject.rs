@@ -752,6 +752,51 @@ fn assert_inject_writes_nothing(test: &TestCluster, ns: &(String, String), backu
     assert_eq!(test.kms_generation(&ns.0), generation);
 }
 
+/// A refresh happened in place: the same Deployment (`uid`) with one
+/// sidecar whose image is `image` in the template and in every pod,
+/// injected from the never-injected template.
+fn assert_refreshed_in_place(test: &TestCluster, kms: &str, uid: &str, image: &str) {
+    let deployment = "deployment/key-management-api";
+    assert_eq!(test.jsonpath(kms, deployment, "{.metadata.uid}"), uid);
+    assert_eq!(
+        containers(test, kms),
+        "key-management-api istio-proxy istio-init",
+        "one sidecar, not a second one beside the first"
+    );
+    let (in_template, in_pods) = proxy_images(test, kms);
+    assert_eq!(in_template, image);
+    // Injected from the never-injected template: the proxy probes the
+    // application's own health endpoint, not a rewritten one.
+    let probers = test.jsonpath(
+        kms,
+        deployment,
+        "{.spec.template.spec.containers[?(@.name==\"istio-proxy\")].env[?(@.name==\"ISTIO_KUBE_APP_PROBERS\")].value}",
+    );
+    let probers: serde_json::Value = serde_json::from_str(&probers).unwrap();
+    let probed: Vec<&serde_json::Value> = probers
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|probe| &probe["httpGet"]["path"])
+        .collect();
+    assert_eq!(
+        probed,
+        ["/api/v2/health", "/api/v2/health"],
+        "the original liveness and readiness probes, never rewritten ones: {probers}"
+    );
+    let readiness = test.jsonpath(
+        kms,
+        deployment,
+        "{.spec.template.spec.containers[?(@.name==\"key-management-api\")].readinessProbe.httpGet.path}",
+    );
+    assert!(readiness.starts_with("/app-health/"), "{readiness}");
+    assert_eq!(
+        in_pods,
+        [image, image],
+        "every pod rolled over to the new proxy"
+    );
+}
+
 /// The host the chain exposes KMS on.
 const HOST: &str = "10.20.30.40";
 
@@ -764,6 +809,7 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let template = test.jsonpath(&ns.0, deployment, "{.spec.template}");
     let template: serde_json::Value = serde_json::from_str(&template).unwrap();
     let never_injected = never_injected_check(test, &ns.0);
+    let uid = test.jsonpath(&ns.0, deployment, "{.metadata.uid}");
     let injector = "istio-sidecar-injector";
     let backups = scratch_dir("inject-refresh-backups");
     run_chain(&test.kubeconfig, &ns, &backups);
@@ -804,43 +850,7 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         !err.contains("saved to"),
         "a refresh keeps the first backup: {err}"
     );
-    assert_eq!(
-        containers(test, &ns.0),
-        "key-management-api istio-proxy istio-init",
-        "one sidecar, not a second one beside the first"
-    );
-    let (in_template, in_pods) = proxy_images(test, &ns.0);
-    assert_eq!(in_template, new);
-    // Injected from the never-injected template: the proxy probes the
-    // application's own health endpoint, not a rewritten one.
-    let probers = test.jsonpath(
-        &ns.0,
-        deployment,
-        "{.spec.template.spec.containers[?(@.name==\"istio-proxy\")].env[?(@.name==\"ISTIO_KUBE_APP_PROBERS\")].value}",
-    );
-    let probers: serde_json::Value = serde_json::from_str(&probers).unwrap();
-    let probed: Vec<&serde_json::Value> = probers
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|probe| &probe["httpGet"]["path"])
-        .collect();
-    assert_eq!(
-        probed,
-        ["/api/v2/health", "/api/v2/health"],
-        "the original liveness and readiness probes, never rewritten ones: {probers}"
-    );
-    let readiness = test.jsonpath(
-        &ns.0,
-        deployment,
-        "{.spec.template.spec.containers[?(@.name==\"key-management-api\")].readinessProbe.httpGet.path}",
-    );
-    assert!(readiness.starts_with("/app-health/"), "{readiness}");
-    assert_eq!(
-        in_pods,
-        [new, new],
-        "every pod rolled over to the new proxy"
-    );
+    assert_refreshed_in_place(test, &ns.0, &uid, new);
     assert_ne!(
         annotation(test, &ns.0, "kubectl-kms-sts/injector-fingerprint"),
         fingerprint
@@ -894,6 +904,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
     let ns = fresh_namespaces(test, "inject-canary");
     test.install_istio(&ns.1, IstioBuild::Previous, None);
     let never_injected = never_injected_check(test, &ns.0);
+    let uid = test.jsonpath(&ns.0, "deployment/key-management-api", "{.metadata.uid}");
     let backups = scratch_dir("inject-canary-backups");
     run_chain(&test.kubeconfig, &ns, &backups);
     let (old, new) = (
@@ -923,6 +934,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
         "{}",
         stderr(&out)
     );
+    assert_refreshed_in_place(test, &ns.0, &uid, new);
     assert_eq!(
         annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
         canary
@@ -940,7 +952,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(proxy_images(test, &ns.0).1, [old, old]);
+    assert_refreshed_in_place(test, &ns.0, &uid, old);
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
 
     // The old control plane removed while KMS is still on it: status finds
@@ -962,6 +974,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
         "{}",
         stderr(&out)
     );
+    assert_refreshed_in_place(test, &ns.0, &uid, new);
     drop(tag);
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
     test.assert_setup_holds(&ns, HOST);
