@@ -97,15 +97,7 @@ fn injects_in_place_with_a_private_backup_and_is_idempotent() {
     );
 
     // Again: already injected, nothing written.
-    let generation = test.kms_generation(&ns.0);
-    let out = run(inject(test, &ns).arg("--backup-dir").arg(&backups));
-    assert_exit(&out, 0);
-    assert!(
-        stderr(&out).contains("already carries the Istio sidecar"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(test.kms_generation(&ns.0), generation);
+    assert_inject_writes_nothing(test, &ns, &backups);
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 1);
 }
 
@@ -497,11 +489,7 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
     // Without any backup the record alone restores the template, exactly,
     // and the record goes with the sidecar.
     let empty = scratch_dir("inject-record-no-backups");
-    let out = run(inject(test, &ns)
-        .arg("--undo")
-        .arg("--backup-dir")
-        .arg(&empty));
-    assert_exit(&out, 0);
+    let out = undo(test, &ns, &empty);
     assert!(
         stderr(&out).contains("restored from the template its injection recorded"),
         "{}",
@@ -579,11 +567,7 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
         upgraded,
         "the chart's template is the never-injected one now"
     );
-    let out = run(inject(test, &ns)
-        .arg("--undo")
-        .arg("--backup-dir")
-        .arg(scratch_dir("inject-record-chart")));
-    assert_exit(&out, 0);
+    undo(test, &ns, &scratch_dir("inject-record-chart"));
     let restored = test.jsonpath(&ns.0, "deployment/key-management-api", "{.spec.template}");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
@@ -691,11 +675,7 @@ fn without_the_flag_the_revision_is_the_only_one_installed_or_the_one_the_defaul
         annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
         "blue"
     );
-    let out = run(inject(test, &ns)
-        .arg("--undo")
-        .arg("--backup-dir")
-        .arg(&backups));
-    assert_exit(&out, 0);
+    undo(test, &ns, &backups);
 
     // Two revisions and no default tag pointing at either: refused, named.
     let green = "green";
@@ -737,6 +717,16 @@ fn never_injected_check<'a>(test: &'a TestCluster, kms: &str) -> impl Fn() + 'a 
         );
         assert_eq!(test.jsonpath(&kms, deployment, "{.metadata.uid}"), uid);
     }
+}
+
+/// Runs `inject --undo`, which must succeed.
+fn undo(test: &TestCluster, ns: &(String, String), backups: &Path) -> std::process::Output {
+    let out = run(inject(test, ns)
+        .arg("--undo")
+        .arg("--backup-dir")
+        .arg(backups));
+    assert_exit(&out, 0);
+    out
 }
 
 /// Runs `inject` and asserts it wrote nothing: the injection is current.
@@ -870,11 +860,7 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
 
     // After the refresh, undo puts the never-injected template back
     // exactly (checked against the first injection's backup).
-    let out = run(inject(test, &ns)
-        .arg("--undo")
-        .arg("--backup-dir")
-        .arg(&backups));
-    assert_exit(&out, 0);
+    undo(test, &ns, &backups);
     never_injected();
 
     // So does uninstall, after another injection and another refresh: Istio
@@ -912,6 +898,17 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
         IstioBuild::Current.proxy_image(),
     );
     let canary = "1-31-2";
+    // A run that moved KMS from one proxy to another, onto `revision`, in
+    // place.
+    let moved = |out: &std::process::Output, from: &str, to: &str, revision: &str| {
+        assert_exit(out, 0);
+        assert!(
+            stderr(out).contains(&format!("{from} -> {to}, revision {revision}")),
+            "{}",
+            stderr(out)
+        );
+        assert_refreshed_in_place(test, &ns.0, &uid, to);
+    };
 
     // The newer build installed as a revision beside the older one, and
     // the default tag moved to it: KMS stays on the revision it was
@@ -928,13 +925,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
         ),
     );
     let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
-    assert_exit(&out, 0);
-    assert!(
-        stderr(&out).contains(&format!("{old} -> {new}, revision {canary}")),
-        "{}",
-        stderr(&out)
-    );
-    assert_refreshed_in_place(test, &ns.0, &uid, new);
+    moved(&out, old, new, canary);
     assert_eq!(
         annotation(test, &ns.0, "kubectl-kms-sts/injected-revision"),
         canary
@@ -946,13 +937,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
     let out = run(inject(test, &ns)
         .args(["--revision", "default", "--backup-dir"])
         .arg(&backups));
-    assert_exit(&out, 0);
-    assert!(
-        stderr(&out).contains(&format!("{new} -> {old}, revision default")),
-        "{}",
-        stderr(&out)
-    );
-    assert_refreshed_in_place(test, &ns.0, &uid, old);
+    moved(&out, new, old, "default");
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
 
     // The old control plane removed while KMS is still on it: status finds
@@ -968,13 +953,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
         "revision default, which is no longer installed",
     );
     let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
-    assert_exit(&out, 0);
-    assert!(
-        stderr(&out).contains(&format!("{old} -> {new}, revision {canary}")),
-        "{}",
-        stderr(&out)
-    );
-    assert_refreshed_in_place(test, &ns.0, &uid, new);
+    moved(&out, old, new, canary);
     drop(tag);
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
     test.assert_setup_holds(&ns, HOST);
@@ -983,11 +962,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
     assert_eq!(proxy_images(test, &ns.0).1, [new, new]);
 
     // After the moves, undo puts the never-injected template back exactly.
-    let out = run(inject(test, &ns)
-        .arg("--undo")
-        .arg("--backup-dir")
-        .arg(&backups));
-    assert_exit(&out, 0);
+    undo(test, &ns, &backups);
     never_injected();
 }
 
@@ -1082,10 +1057,6 @@ fn an_istio_1_0_injector_is_refused_by_inject_and_compared_with_by_status() {
         (new.to_owned(), vec![new.to_owned(); 2])
     );
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
-    let out = run(inject(test, &ns)
-        .arg("--undo")
-        .arg("--backup-dir")
-        .arg(&backups));
-    assert_exit(&out, 0);
+    undo(test, &ns, &backups);
     never_injected();
 }
