@@ -5,7 +5,8 @@
 //! them the `default` tag points to, and the one to inject with or compare a
 //! sidecar against. Read in one list of the namespace's ConfigMaps (beside
 //! an optional read of the tag's webhook configuration), so `inject` and
-//! `status` spend no extra round trip on it.
+//! `status` spend no extra round trip on it. An injector shaped by Istio 1.0
+//! (no `values`) can be compared with but not injected with.
 
 use std::collections::BTreeMap;
 
