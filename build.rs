@@ -18,10 +18,16 @@ fn main() {
     let commit = git(root, &["rev-parse", "HEAD"])
         .or_else(|| packaged_commit(root))
         .unwrap_or_else(|| "unknown".to_owned());
+    // Only existing paths are named: cargo reruns a build script on every
+    // build for a path that is missing, which would recompile the crate
+    // each time with a new build date.
+    println!("cargo:rerun-if-changed=build.rs");
     for path in git_files_naming_the_commit(root) {
         println!("cargo:rerun-if-changed={path}");
     }
-    println!("cargo:rerun-if-changed=.cargo_vcs_info.json");
+    if root.join(".cargo_vcs_info.json").exists() {
+        println!("cargo:rerun-if-changed=.cargo_vcs_info.json");
+    }
 
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     let build_epoch = std::env::var("SOURCE_DATE_EPOCH")
@@ -65,8 +71,7 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 }
 
 /// The files whose change means another commit is checked out: HEAD, the
-/// branch it names and the packed refs. Only existing ones are named, since
-/// cargo reruns a build script on every build for a path that is missing.
+/// branch it names and the packed refs, those that exist.
 fn git_files_naming_the_commit(root: &Path) -> Vec<String> {
     let mut refs = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
     if let Some(branch) = git(root, &["symbolic-ref", "-q", "HEAD"]) {
