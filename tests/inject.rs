@@ -540,20 +540,7 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
     // so undo never brings the older KMS back.
     let mut upgraded = template.clone();
     upgraded["spec"]["containers"][0]["image"] = "registry.example/kms:3".into();
-    let patch = serde_json::json!([
-        {"op": "replace", "path": "/spec/template", "value": upgraded}
-    ]);
-    let out = run(test.kubectl().args([
-        "patch",
-        "-n",
-        &ns.0,
-        "deployment/key-management-api",
-        "--type",
-        "json",
-        "-p",
-        &patch.to_string(),
-    ]));
-    assert_exit(&out, 0);
+    replace_template(test, &ns.0, &upgraded);
     assert!(!annotation(test, &ns.0, "kubectl-kms-sts/original-template").is_empty());
     let (_, report) = json_status(plugin_in(test, &ns).arg("status"));
     let check = status_check(&report, "sidecar");
@@ -573,6 +560,31 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
         serde_json::from_str::<serde_json::Value>(&restored).unwrap(),
         upgraded
     );
+}
+
+/// Replaces the KMS Deployment's pod template with `template`, as a chart
+/// upgrade or another tool would, and waits for its rollout.
+fn replace_template(test: &TestCluster, kms: &str, template: &serde_json::Value) {
+    let deployment = "deployment/key-management-api";
+    let patch = serde_json::json!([
+        {"op": "replace", "path": "/spec/template", "value": template}
+    ]);
+    let out = run(test.kubectl().args([
+        "patch",
+        "-n",
+        kms,
+        deployment,
+        "--type",
+        "json",
+        "-p",
+        &patch.to_string(),
+    ]));
+    assert_exit(&out, 0);
+    let out =
+        run(test
+            .kubectl()
+            .args(["rollout", "status", "-n", kms, deployment, "--timeout=60s"]));
+    assert_exit(&out, 0);
 }
 
 /// Asserts a check's result and that its message says `says`.
@@ -1003,32 +1015,7 @@ fn an_istio_1_0_injector_is_refused_by_inject_and_compared_with_by_status() {
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({"name": "istio-proxy", "image": old}));
-    let replace_template = |template: &serde_json::Value| {
-        let patch = serde_json::json!([
-            {"op": "replace", "path": "/spec/template", "value": template}
-        ]);
-        let out = run(test.kubectl().args([
-            "patch",
-            "-n",
-            &ns.0,
-            deployment,
-            "--type",
-            "json",
-            "-p",
-            &patch.to_string(),
-        ]));
-        assert_exit(&out, 0);
-        let out = run(test.kubectl().args([
-            "rollout",
-            "status",
-            "-n",
-            &ns.0,
-            deployment,
-            "--timeout=60s",
-        ]));
-        assert_exit(&out, 0);
-    };
-    replace_template(&injected);
+    replace_template(test, &ns.0, &injected);
     let check = proxy_check(test, &ns, &[]);
     assert_check(
         &check,
@@ -1048,7 +1035,7 @@ fn an_istio_1_0_injector_is_refused_by_inject_and_compared_with_by_status() {
     );
     let hint = check["hint"].as_str().unwrap();
     assert!(hint.contains("put the original manifest back"), "{hint}");
-    replace_template(&original);
+    replace_template(test, &ns.0, &original);
     let out = run_hint(&check, &["--backup-dir", backups.to_str().unwrap()]);
     assert_exit(&out, 0);
     let new = IstioBuild::Current.proxy_image();

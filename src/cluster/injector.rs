@@ -39,13 +39,13 @@ enum Shaped {
     Istio10(InjectorConfig),
 }
 
-/// The suffix of a revision's ConfigMap names; none for the control plane
-/// installed without a revision.
-fn suffix(revision: &str) -> String {
+/// The name of `revision`'s copy of `configmap`: suffixed with the
+/// revision, except for the control plane installed without one.
+fn configmap_of(configmap: &str, revision: &str) -> String {
     if revision == DEFAULT_REVISION {
-        String::new()
+        configmap.to_owned()
     } else {
-        format!("-{revision}")
+        format!("{configmap}-{revision}")
     }
 }
 
@@ -175,7 +175,7 @@ impl ControlPlanes {
             Shaped::Current(config) => Ok(config),
             Shaped::Istio10(_) => Err(Error::Istio10Injector {
                 namespace: self.namespace.clone(),
-                name: format!("{INJECTOR_CONFIGMAP}{}", suffix(revision)),
+                name: configmap_of(INJECTOR_CONFIGMAP, revision),
             }),
         }
     }
@@ -202,9 +202,8 @@ impl ControlPlanes {
     }
 
     fn shaped(&self, revision: &str) -> Result<Shaped> {
-        let suffix = suffix(revision);
         let value = |configmap: &str, key: &str| {
-            let name = format!("{configmap}{suffix}");
+            let name = configmap_of(configmap, revision);
             self.configmaps
                 .get(&name)
                 .and_then(|data| data.get(key))

@@ -1,7 +1,8 @@
 //! Istio proxy images and the versions their tags name: the image an
-//! injector's `values` (or an Istio 1.0 template) would inject, and whether a proxy is within Istio's
-//! supported skew of its control plane (the control plane at most one minor
-//! version ahead of its proxies, never behind). Pure functions.
+//! injector's `values` (or an Istio 1.0 template) would inject, and whether
+//! a proxy is within Istio's supported skew of its control plane (the
+//! control plane at most one minor version ahead of its proxies, never
+//! behind). Pure functions.
 
 use std::fmt;
 
@@ -45,10 +46,8 @@ pub fn istio_1_0_image(template: &str) -> Option<String> {
         .take_while(|line| !line.starts_with("- name:"))
         .find_map(|line| line.strip_prefix("image:"))?
         .trim();
-    let image = match image.rsplit('"').nth(1) {
-        Some(quoted) => quoted,
-        None => image,
-    };
+    // Quoted, or the quoted default at the end of an annotation expression.
+    let image = image.rsplit('"').nth(1).unwrap_or(image);
     (!image.is_empty() && !image.contains(['[', ' '])).then(|| image.to_owned())
 }
 

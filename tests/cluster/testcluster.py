@@ -569,6 +569,15 @@ def load_yaml_text(text):
     return [o for o in yaml.load_all(text, Loader=YAML_LOADER) if o]
 
 
+def running_cluster(profile):
+    """The running cluster of `profile`, with the kubectl to talk to it, for
+    the commands that change what it holds."""
+    cluster = Cluster(profile)
+    cluster.tools = tool_dirs(["kubernetes"])
+    cluster.kubectl = str(cluster.tools["kubernetes"] / "kubectl")
+    return cluster
+
+
 def main():
     parser = argparse.ArgumentParser(prog="testcluster")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -618,21 +627,16 @@ def main():
         cluster.write_kubeconfig(path, args.name, stem)
         print(path)
     elif args.command == "clean":
-        cluster = Cluster(args.profile)
-        cluster.kubectl = str(tool_dirs(["kubernetes"])["kubernetes"] / "kubectl")
+        cluster = running_cluster(args.profile)
         cluster.kubectl_run("delete", "namespace", "-l", f"{SCRATCH_LABEL}=true", "--wait=false")
     elif args.command == "seed-namespaces":
-        cluster = Cluster(args.profile)
-        cluster.tools = tool_dirs(["kubernetes"])
-        cluster.kubectl = str(cluster.tools["kubernetes"] / "kubectl")
+        cluster = running_cluster(args.profile)
         seed_namespaces(cluster, args.kms_namespace, args.istio_namespace)
     elif args.command == "install-istio":
-        cluster = Cluster(args.profile)
-        cluster.kubectl = str(tool_dirs(["kubernetes"])["kubernetes"] / "kubectl")
+        cluster = running_cluster(args.profile)
         cluster.install_istio(args.istio_namespace, args.build, args.revision, args.tag)
     elif args.command == "issue-legacy-certificate":
-        cluster = Cluster("legacy")
-        cluster.kubectl = str(tool_dirs(["kubernetes"])["kubernetes"] / "kubectl")
+        cluster = running_cluster("legacy")
         issue_legacy_certificate(cluster, args.namespace, args.name, args.days)
 
 
