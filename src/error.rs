@@ -255,10 +255,9 @@ pub enum Error {
         source: crate::values::crn::CrnError,
     },
 
-    #[error("stopped part-way; done: {}; not done: {}", list_or_none(.done), list_or_none(.not_done))]
+    #[error("stopped part-way; {progress}")]
     Incomplete {
-        done: Vec<String>,
-        not_done: Vec<String>,
+        progress: Box<Unfinished>,
         #[source]
         cause: Box<Error>,
     },
@@ -327,11 +326,100 @@ pub enum Error {
     Interrupted,
 }
 
+/// Where a batch of writes stood when one of them failed, as far as the
+/// plugin can know. A request that was sent and never answered (the server
+/// froze, the connection dropped, the client's timeout ran out) may still be
+/// carried out by the server, so it is neither done nor undone: operators
+/// act on these lists, and a re-run converges whichever way it went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unfinished {
+    /// Writes the API server answered as done.
+    pub done: Vec<String>,
+    /// Writes sent without an answer: each may or may not have landed.
+    pub unconfirmed: Vec<String>,
+    /// Writes the API server answered with a refusal, or that failed after
+    /// they were answered (a rollout that did not finish).
+    pub failed: Vec<String>,
+    /// Writes never sent.
+    pub not_sent: Vec<String>,
+    /// What finishes the job when the same command run again would not (a
+    /// key that may already be stored is unchanged for a re-run, which then
+    /// restarts nothing).
+    pub rerun: Option<String>,
+}
+
+impl Unfinished {
+    /// Files `what`, whose write failed with `cause`, as not confirmed when
+    /// the failure leaves open whether it landed, else as failed.
+    pub fn file_failure(&mut self, what: String, cause: &Error) {
+        if cause.may_have_landed() {
+            self.unconfirmed.push(what);
+        } else {
+            self.failed.push(what);
+        }
+    }
+
+    /// The error a batch stopped on `cause` ends with: the cause alone when
+    /// nothing can have changed, else the cause with these lists.
+    pub fn into_error(self, cause: Error) -> Error {
+        if self.done.is_empty() && self.unconfirmed.is_empty() {
+            cause
+        } else {
+            Error::Incomplete {
+                progress: Box::new(self),
+                cause: Box::new(cause),
+            }
+        }
+    }
+
+    /// Where a step whose own write is `step` stood when it failed with
+    /// `cause`: the lists of its own cut-off when it reports one, else
+    /// `step` filed by how it failed.
+    pub fn of(step: String, cause: Error) -> (Unfinished, Error) {
+        match cause {
+            Error::Incomplete { progress, cause } => (*progress, *cause),
+            other => {
+                let mut progress = Unfinished::default();
+                progress.file_failure(step, &other);
+                (progress, other)
+            }
+        }
+    }
+
+    /// The error of a longer batch one of whose steps stopped: the writes
+    /// of the steps before it (`before`, all done), where the step stood,
+    /// and the writes of the steps after it (`after`, not sent).
+    pub fn within(
+        before: Vec<String>,
+        (mut progress, cause): (Unfinished, Error),
+        after: Vec<String>,
+    ) -> Error {
+        progress.done.splice(0..0, before);
+        progress.not_sent.extend(after);
+        progress.into_error(cause)
+    }
+}
+
 fn list_or_none(names: &[String]) -> String {
     if names.is_empty() {
         "none".to_owned()
     } else {
         names.join(", ")
+    }
+}
+
+impl fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "done: {}; not confirmed (sent, no answer: may or may not have been carried out): {}",
+            list_or_none(&self.done),
+            list_or_none(&self.unconfirmed)
+        )?;
+        if !self.failed.is_empty() {
+            write!(f, "; failed: {}", list_or_none(&self.failed))?;
+        }
+        write!(f, "; not sent: {}", list_or_none(&self.not_sent))
     }
 }
 
@@ -362,6 +450,32 @@ impl Error {
             self.exit_status(),
             ExitStatus::Forbidden | ExitStatus::MissingPrerequisite
         )
+    }
+
+    /// Whether the request that failed this way may still be carried out
+    /// by the server: it was sent and no answer came back (the client's
+    /// timeout, a connection lost after it was made, a gateway's timeout).
+    /// A refusal, or a connection never made, leaves nothing behind.
+    pub fn may_have_landed(&self) -> bool {
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Unreachable { source, .. } => !caused_by(source.as_ref(), |err| {
+                err.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                    matches!(
+                        io.kind(),
+                        std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::HostUnreachable
+                            | std::io::ErrorKind::NetworkUnreachable
+                            | std::io::ErrorKind::AddrNotAvailable
+                    )
+                })
+            }),
+            Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => status.code == 504,
+            _ => false,
+        }
     }
 
     /// Problems found at once, as one error: one is itself, several are
@@ -554,10 +668,24 @@ impl Error {
                 "install {tool} and put it on PATH, or name it with --{tool} PATH"
             )),
             Error::RolledBack { cause, .. } => cause.hint(),
-            Error::Incomplete { cause, .. } => cause
-                .hint()
-                .map(|hint| format!("{hint}; then run the same command again to finish"))
-                .or_else(|| Some("run the same command again to finish".into())),
+            Error::Incomplete { progress, cause } => {
+                let again = progress
+                    .rerun
+                    .clone()
+                    .unwrap_or_else(|| "run the same command again to finish".to_owned());
+                let again = if progress.unconfirmed.is_empty() {
+                    again
+                } else {
+                    format!(
+                        "{again} (it converges whether or not the unconfirmed writes were \
+                         carried out); `kubectl kms-sts status` shows what is there now"
+                    )
+                };
+                Some(match cause.hint() {
+                    Some(hint) => format!("{hint}; then {again}"),
+                    None => again,
+                })
+            }
             Error::Conflict { .. } => {
                 Some("run the command again once the other writer is done".into())
             }
@@ -779,5 +907,114 @@ mod tests {
             assert!(!text.contains(debug), "{debug} in {text}");
         }
         assert_eq!(text.matches("is forbidden").count(), 1, "{text}");
+    }
+
+    fn timeout() -> Error {
+        Error::Timeout {
+            server: "https://127.0.0.1:6443".into(),
+            timeout: "2s".into(),
+        }
+    }
+
+    fn refused_connection() -> Error {
+        Error::Unreachable {
+            server: "https://127.0.0.1:6443".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        }
+    }
+
+    fn conflict() -> Error {
+        Error::ApplyConflict {
+            object: "gateway.networking.istio.io/kmsgateway".into(),
+            message: "conflict with \"other\"".into(),
+        }
+    }
+
+    #[test]
+    fn only_an_unanswered_request_may_have_landed() {
+        assert!(timeout().may_have_landed());
+        let reset = Error::Unreachable {
+            server: "https://127.0.0.1:6443".into(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(reset.may_have_landed());
+        assert!(!refused_connection().may_have_landed());
+        assert!(!conflict().may_have_landed());
+    }
+
+    #[test]
+    fn a_cut_off_batch_lists_done_unconfirmed_and_unsent_writes() {
+        let mut progress = Unfinished {
+            done: vec!["a".into()],
+            ..Unfinished::default()
+        };
+        progress.file_failure("b".into(), &timeout());
+        progress.file_failure("c".into(), &conflict());
+        progress.not_sent.push("d".into());
+        let err = progress.into_error(timeout());
+        assert_eq!(
+            err.to_string(),
+            "stopped part-way; done: a; not confirmed (sent, no answer: may or may not have been \
+             carried out): b; failed: c; not sent: d"
+        );
+        assert_eq!(err.exit_status(), ExitStatus::Unreachable);
+        let hint = err.hint().unwrap();
+        assert!(
+            hint.starts_with("check that the cluster is running"),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("then run the same command again to finish (it converges")
+                && hint.contains("`kubectl kms-sts status` shows what is there now"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn a_batch_that_changed_nothing_fails_with_its_cause_alone() {
+        let mut progress = Unfinished::default();
+        progress.file_failure("a".into(), &refused_connection());
+        progress.not_sent.push("b".into());
+        let err = progress.into_error(refused_connection());
+        assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_steps_cut_off_joins_the_writes_before_and_after_it() {
+        let step = Unfinished {
+            done: vec!["b".into()],
+            unconfirmed: vec!["c".into()],
+            ..Unfinished::default()
+        }
+        .into_error(timeout());
+        let err = Unfinished::within(
+            vec!["a".into()],
+            Unfinished::of("b and c".into(), step),
+            vec!["d".into()],
+        );
+        let Error::Incomplete { progress, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(progress.done, ["a", "b"]);
+        assert_eq!(progress.unconfirmed, ["c"]);
+        assert_eq!(progress.not_sent, ["d"]);
+
+        let err = Unfinished::within(
+            vec!["a".into()],
+            Unfinished::of("b".into(), conflict()),
+            vec!["c".into()],
+        );
+        assert!(
+            err.to_string().ends_with("not confirmed (sent, no answer: may or may not have been carried out): none; failed: b; not sent: c"),
+            "{err}"
+        );
+        assert_eq!(err.exit_status(), ExitStatus::Conflict);
+        assert!(
+            err.hint()
+                .unwrap()
+                .ends_with("; then run the same command again to finish"),
+            "{:?}",
+            err.hint()
+        );
     }
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::cluster::Cluster;
 use crate::cluster::rollout::FIELD_MANAGER;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unfinished};
 use crate::objects::apis::ServedApis;
 use crate::objects::owned::{Owned, Where};
 use crate::objects::place::{Desired, ObjectRef};
@@ -469,8 +469,8 @@ fn field_path(parent: &str, key: &str) -> String {
 /// What a command does with its planned objects: hands them to the journal
 /// for `-o`, stops there on a client dry run, and otherwise writes those
 /// that need it (the first alone, then the rest at once), telling the
-/// journal one kubectl-style line per object. A failure says which objects
-/// were written and which not.
+/// journal one kubectl-style line per object. A failure says which writes
+/// were done, which were sent without an answer, and which were not sent.
 pub async fn write_all(
     cluster: &Cluster,
     planned: &[Planned],
@@ -478,11 +478,25 @@ pub async fn write_all(
     write: WriteOptions,
     journal: &dyn Journal,
 ) -> Result<()> {
+    write_planned(cluster, planned, options, write, journal)
+        .await
+        .map_err(|(progress, cause)| progress.into_error(cause))
+}
+
+/// `write_all` for a longer batch: a failure comes back with the lists of
+/// this part, for the caller to join with those of its other parts.
+pub async fn write_planned(
+    cluster: &Cluster,
+    planned: &[Planned],
+    options: ApplyOptions,
+    write: WriteOptions,
+    journal: &dyn Journal,
+) -> std::result::Result<(), (Unfinished, Error)> {
     if let Some(format) = write.output {
-        journal.objects(&render(
-            planned.iter().map(|object| &object.desired),
-            format,
-        ))?;
+        let shown = render(planned.iter().map(|object| &object.desired), format);
+        journal
+            .objects(&shown)
+            .map_err(|cause| (Unfinished::default(), cause))?;
     }
     if write.client_dry_run() {
         for object in planned {
@@ -494,60 +508,82 @@ pub async fn write_all(
         return Ok(());
     }
     let note = write.dry_run_note();
-    // The first object that changes is written alone: when the cluster
-    // refuses it (an admission webhook, a field another manager owns),
-    // nothing is written at all. The rest go together.
-    let outcomes = match planned
-        .iter()
-        .position(|object| object.preview != Preview::Unchanged)
-    {
-        None => planned.iter().map(|_| Ok(Outcome::Unchanged)).collect(),
-        Some(first) => {
-            let written = apply(cluster, &planned[first], options, write).await?;
-            let writes = planned
-                .iter()
-                .enumerate()
-                .map(|(index, object)| async move {
-                    if index == first {
-                        Ok(written)
-                    } else {
-                        apply(cluster, object, options, write).await
-                    }
-                });
-            futures::future::join_all(writes).await
-        }
-    };
-    let mut done = Vec::new();
-    let mut not_done = Vec::new();
+    let mut progress = Unfinished::default();
     let mut first_failure = None;
-    for (object, outcome) in planned.iter().zip(outcomes) {
+    for (object, sent) in planned
+        .iter()
+        .zip(send_all(cluster, planned, options, write).await)
+    {
         let shown = object.desired.display_name();
-        match outcome {
-            Ok(outcome) => {
+        match sent {
+            Some(Ok(outcome)) => {
                 journal.done(&format!("{shown} {}{note}", outcome.verb()));
                 if outcome != Outcome::Unchanged {
-                    done.push(shown);
+                    progress.done.push(shown);
                 }
             }
-            Err(cause) => {
-                not_done.push(shown);
+            Some(Err(cause)) => {
+                progress.file_failure(shown, &cause);
                 first_failure.get_or_insert(cause);
             }
+            None => progress.not_sent.push(shown),
         }
     }
     match first_failure {
-        None if done.is_empty() => {
+        None if progress.done.is_empty() => {
             journal.done("nothing changed: every object was already as requested");
             Ok(())
         }
         None => Ok(()),
-        Some(cause) if done.is_empty() => Err(cause),
-        Some(cause) => Err(Error::Incomplete {
-            done,
-            not_done,
-            cause: Box::new(cause),
-        }),
+        Some(cause) => Err((progress, cause)),
     }
+}
+
+/// Sends the writes `planned` needs: the first object that changes alone,
+/// so that when the cluster refuses it (an admission webhook, a field
+/// another manager owns) nothing else is sent; then the rest together. One
+/// answer per object, in order; `None` for a write never sent.
+async fn send_all(
+    cluster: &Cluster,
+    planned: &[Planned],
+    options: ApplyOptions,
+    write: WriteOptions,
+) -> Vec<Option<Result<Outcome>>> {
+    let Some(first) = planned
+        .iter()
+        .position(|object| object.preview != Preview::Unchanged)
+    else {
+        return planned
+            .iter()
+            .map(|_| Some(Ok(Outcome::Unchanged)))
+            .collect();
+    };
+    let mut first_answer = Some(apply(cluster, &planned[first], options, write).await);
+    if matches!(first_answer, Some(Err(_))) {
+        return planned
+            .iter()
+            .enumerate()
+            .map(|(index, object)| match object.preview {
+                _ if index == first => first_answer.take(),
+                Preview::Unchanged => Some(Ok(Outcome::Unchanged)),
+                _ => None,
+            })
+            .collect();
+    }
+    let writes = planned.iter().enumerate().map(|(index, object)| {
+        let answer = (index == first).then(|| first_answer.take()).flatten();
+        async move {
+            match answer {
+                Some(answer) => answer,
+                None => apply(cluster, object, options, write).await,
+            }
+        }
+    });
+    futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(Some)
+        .collect()
 }
 
 /// Renders objects for `-o`: YAML documents separated by `---`, or a JSON

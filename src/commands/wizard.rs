@@ -20,7 +20,7 @@ use crate::cluster::run::Run;
 use crate::cluster::{self, Cluster, Target};
 use crate::commands::status;
 use crate::commands::uninstall as commands_uninstall;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unfinished};
 use crate::files::answers::Answers;
 use crate::objects::apis::ServedApis;
 use crate::objects::owned::{self, Where};
@@ -514,22 +514,64 @@ fn confirm(question: &str) -> Result<()> {
     if go { Ok(()) } else { Err(Error::Cancelled) }
 }
 
-/// Runs each step's `apply`, in the runbook's order.
+/// Runs each step's `apply`, in the runbook's order. A step that fails ends
+/// the run with what the steps before it did, where it stood, and what the
+/// steps after it did not send.
 async fn apply_all(
     run: Run<'_>,
     options: &StepOptions,
     plans: Plans,
     key: Option<&ApiKey>,
 ) -> Result<()> {
-    if let (Some(key), Some(plan)) = (key, plans.apikey) {
-        apikey_step::apply(run, &options.apikey, key, plan).await?;
+    let apikey = plans.apikey.filter(|_| key.is_some());
+    let apikey_writes = apikey.as_ref().map_or_else(Vec::new, |plan| {
+        let mut writes = Vec::new();
+        if plan.change != SecretChange::Unchanged {
+            writes.push(format!("store the key in secret/{}", options.apikey.secret));
+        }
+        if plan.restart {
+            writes.push(format!(
+                "restart deployment/{}",
+                options.apikey.token_adapter
+            ));
+        }
+        writes
+    });
+    let injection_writes: Vec<String> = plans
+        .injection
+        .iter()
+        .map(|_| format!("inject deployment/{}", options.inject.deployment))
+        .collect();
+    let object_writes: Vec<String> = plans
+        .objects
+        .iter()
+        .filter(|object| object.preview != Preview::Unchanged)
+        .map(|object| object.desired.display_name())
+        .collect();
+    if let (Some(key), Some(plan)) = (key, apikey)
+        && let Err(cause) = apikey_step::apply(run, &options.apikey, key, plan).await
+    {
+        let later = [injection_writes, object_writes].concat();
+        let (mut progress, cause) = Unfinished::of(apikey_writes.join(", "), cause);
+        if progress.rerun.is_some() {
+            progress.rerun = Some(
+                "run `kubectl kms-sts set-apikey --restart` with the same key, then the same \
+                 command again to finish (a key already stored is unchanged for a re-run, which \
+                 would restart nothing)"
+                    .to_owned(),
+            );
+        }
+        return Err(Unfinished::within(Vec::new(), (progress, cause), later));
     }
-    if let Some(plan) = plans.injection {
-        injection::apply(run, &options.inject, plan).await?;
+    if let Some(plan) = plans.injection
+        && let Err(cause) = injection::apply(run, &options.inject, plan).await
+    {
+        let step = Unfinished::of(injection_writes.concat(), cause);
+        return Err(Unfinished::within(apikey_writes, step, object_writes));
     }
     // The objects the plan showed, checked then; storing the key and
     // injecting do not change what they depend on.
-    apply::write_all(
+    apply::write_planned(
         run.cluster,
         &plans.objects,
         ApplyOptions::default(),
@@ -537,6 +579,13 @@ async fn apply_all(
         run.journal,
     )
     .await
+    .map_err(|stopped| {
+        Unfinished::within(
+            [apikey_writes, injection_writes].concat(),
+            stopped,
+            Vec::new(),
+        )
+    })
 }
 
 /// Waits for `status` to pass, and prints its report.

@@ -23,7 +23,7 @@ use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::rollout;
 use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unfinished};
 use crate::terminal::output;
 use crate::values::apikey::{self, ApiKey};
 
@@ -218,15 +218,23 @@ pub async fn apply(run: Run<'_>, options: &ApikeyOptions, key: &ApiKey, plan: Pl
         restart,
         secret,
     } = plan;
+    let stored = format!("store the key in secret/{}", options.secret);
+    let restarted = format!("restart deployment/{}", options.token_adapter);
     if !write.client_dry_run() {
-        match &change {
-            SecretChange::Unchanged => {}
+        let written = match &change {
+            SecretChange::Unchanged => Ok(()),
             SecretChange::Create => {
-                create_secret(cluster, &secrets, namespace, options, write, key).await?
+                create_secret(cluster, &secrets, namespace, options, write, key).await
             }
-            SecretChange::Update { .. } => {
-                update_secret(run, &secrets, options, key, secret).await?
-            }
+            SecretChange::Update { .. } => update_secret(run, &secrets, options, key, secret).await,
+        };
+        if let Err(cause) = written {
+            let later = if restart { vec![restarted] } else { Vec::new() };
+            return Err(with_restart_on_rerun(Unfinished::within(
+                Vec::new(),
+                Unfinished::of(stored, cause),
+                later,
+            )));
         }
     }
 
@@ -264,14 +272,43 @@ pub async fn apply(run: Run<'_>, options: &ApikeyOptions, key: &ApiKey, plan: Pl
         Some(DryRun::Client) => {}
         Some(DryRun::Server) => rollout::restart(cluster, namespace, adapter, true).await?,
         None => {
-            rollout::restart(cluster, namespace, adapter, false).await?;
-            let ready = rollout::wait(cluster, namespace, adapter, options.timeout).await?;
+            let stored = (change != SecretChange::Unchanged).then_some(stored);
+            let restart = async {
+                rollout::restart(cluster, namespace, adapter, false).await?;
+                rollout::wait(cluster, namespace, adapter, options.timeout).await
+            };
+            let ready = restart.await.map_err(|cause| {
+                with_restart_on_rerun(Unfinished::within(
+                    stored.into_iter().collect(),
+                    Unfinished::of(restarted, cause),
+                    Vec::new(),
+                ))
+            })?;
             journal.done(&format!("deployment/{adapter} restarted, {ready} ready"));
             return Ok(());
         }
     }
     journal.done(&format!("deployment/{adapter} restarted{note}"));
     Ok(())
+}
+
+/// A key that may already be stored is unchanged for a re-run, which then
+/// restarts nothing unless told to: the re-run needs `--restart`.
+fn with_restart_on_rerun(error: Error) -> Error {
+    match error {
+        Error::Incomplete {
+            mut progress,
+            cause,
+        } => {
+            progress.rerun = Some(
+                "run the same command again with --restart to finish (a key already stored \
+                 is unchanged for a plain re-run, which would restart nothing)"
+                    .to_owned(),
+            );
+            Error::Incomplete { progress, cause }
+        }
+        other => other,
+    }
 }
 
 async fn create_secret(

@@ -33,7 +33,7 @@ use crate::cluster::pod_template::{self, Sidecar};
 use crate::cluster::rollout;
 use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unfinished};
 use crate::files::backup;
 use crate::istioctl::{self, InjectorConfig};
 use crate::objects::injection_record::{self, Record};
@@ -432,17 +432,24 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
         journal.done(&format!("deployment/{name} {verb}{}", write.dry_run_note()));
         return Ok(());
     }
-    let mut done = Vec::new();
     if !refresh {
         let backup_path = save_backup(cluster, options, &before)?;
         journal.done(&format!(
             "original deployment/{name} saved to {}",
             backup_path.display()
         ));
-        done.push(format!("original saved to {}", backup_path.display()));
     }
-    let applied = pod_template::replace(cluster, &before, after, write).await?;
-    done.push(format!("deployment {namespace}/{name} {verb}"));
+    let written = format!("deployment {namespace}/{name} {verb}");
+    let applied = match pod_template::replace(cluster, &before, after, write).await {
+        Ok(applied) => applied,
+        Err(cause) => {
+            return Err(Unfinished::within(
+                Vec::new(),
+                Unfinished::of(written, cause),
+                Vec::new(),
+            ));
+        }
+    };
     let verified = match rollout::wait(cluster, namespace, name, options.timeout).await {
         Ok(_) => pod_template::live_pods_all(cluster, &applied, Sidecar::Present).await,
         Err(err) => Err(err),
@@ -466,14 +473,19 @@ pub async fn apply(run: Run<'_>, options: &InjectOptions, plan: Plan) -> Result<
             ),
             cause: Box::new(cause),
         }),
-        Err(rollback) => Err(Error::Incomplete {
-            done,
-            not_done: vec![
-                "rollout confirmed".into(),
-                format!("rollback to the template before ({rollback})"),
-            ],
-            cause: Box::new(cause),
-        }),
+        Err(rollback) => {
+            let mut progress = Unfinished {
+                done: vec![written],
+                ..Unfinished::default()
+            };
+            progress.file_failure(
+                format!(
+                    "rollback of deployment {namespace}/{name} to the template before ({rollback})"
+                ),
+                &rollback,
+            );
+            Err(progress.into_error(cause))
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use crate::cluster::rollout::FIELD_MANAGER;
 use crate::cluster::run::Run;
 use crate::cluster::unless_changed::{self, Written};
 use crate::cluster::{Cluster, Target};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unfinished};
 use crate::files::backup;
 use crate::objects::apis::ServedApis;
 use crate::objects::injection_record;
@@ -615,34 +615,62 @@ pub fn shown(plan: &Plan) -> Value {
 }
 
 /// Deletes what the plan deletes and puts the pod template back, each write
-/// reported as it is made.
+/// reported as it is made. A failure says which writes were done, which
+/// were sent without an answer, and which were not sent.
 pub async fn apply(run: Run<'_>, plan: Plan, options: &UninstallOptions) -> Result<()> {
     let cluster = run.cluster;
+    let note = options.write.dry_run_note();
+    let sends = options.write.dry_run != Some(DryRun::Client);
+    let deletes: Vec<(&Held, &DynamicObject)> = plan
+        .objects
+        .iter()
+        .filter_map(|(found, fate)| match (fate, &found.object) {
+            (Fate::Delete { .. }, Some(object)) => Some((found, object)),
+            _ => None,
+        })
+        .collect();
+    let restore = match (&plan.sidecar, plan.deployment.as_ref()) {
+        (SidecarFate::Restore { template, from }, Some(current)) => Some((template, from, current)),
+        _ => None,
+    };
+    let restored = format!(
+        "restore deployment/{} without the Istio sidecar",
+        options.deployment
+    );
     // Each write is told to the journal as it is made, so a failure part-way
     // leaves a record of what was already done; a re-run plans from there.
-    let note = options.write.dry_run_note();
-    for (found, fate) in &plan.objects {
-        let (Fate::Delete { .. }, Some(object)) = (fate, &found.object) else {
-            continue;
-        };
-        if options.write.dry_run != Some(DryRun::Client) {
-            delete(cluster, found, object, options.write).await?;
+    let mut progress = Unfinished::default();
+    for (index, (found, object)) in deletes.iter().enumerate() {
+        let deleted = format!("delete {}", found.display_name());
+        if sends && let Err(cause) = delete(cluster, found, object, options.write).await {
+            progress.file_failure(deleted, &cause);
+            progress.not_sent.extend(
+                deletes[index + 1..]
+                    .iter()
+                    .map(|(later, _)| format!("delete {}", later.display_name())),
+            );
+            progress
+                .not_sent
+                .extend(restore.is_some().then(|| restored.clone()));
+            return Err(progress.into_error(cause));
         }
         run.journal
             .done(&format!("{} deleted{note}", found.display_name()));
+        progress.done.push(deleted);
     }
-    if let (SidecarFate::Restore { template, from }, Some(current)) =
-        (&plan.sidecar, plan.deployment.as_ref())
-    {
-        if options.write.dry_run != Some(DryRun::Client) {
-            pod_template::put_back(
+    if let Some((template, from, current)) = restore {
+        if sends
+            && let Err(cause) = pod_template::put_back(
                 cluster,
                 current,
                 (**template).clone(),
                 options.write,
                 options.timeout,
             )
-            .await?;
+            .await
+        {
+            progress.file_failure(restored, &cause);
+            return Err(progress.into_error(cause));
         }
         run.journal.done(&format!(
             "deployment/{} restored from {from} without the Istio sidecar{note}",
