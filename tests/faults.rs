@@ -348,34 +348,30 @@ fn uninstall_cut_off_between_deletes_says_what_was_done_and_a_rerun_completes() 
         listed(&err, "not sent"),
     );
     assert_eq!((done.len(), unconfirmed.len()), (1, 1), "{err}");
-    let mut deletes: Vec<String> = [&done, &unconfirmed, &not_sent]
+    // Each listed as `delete OBJECT in NAMESPACE`.
+    let object = |write: &String| {
+        let (object, namespace) = write
+            .strip_prefix("delete ")
+            .and_then(|deleted| deleted.split_once(" in "))
+            .unwrap_or_else(|| panic!("not a delete: {write}"));
+        (object.to_owned(), namespace.to_owned())
+    };
+    let mut deleted: Vec<String> = [&done, &unconfirmed, &not_sent]
         .into_iter()
         .flatten()
-        .map(|write| write.strip_prefix("delete ").expect("a delete").to_owned())
+        .map(|write| object(write).0)
         .collect();
-    deletes.sort();
+    deleted.sort();
     let mut expected: Vec<String> = EXPOSED.iter().map(|(name, _)| name.to_string()).collect();
     expected.sort();
-    assert_eq!(deletes, expected, "{err}");
-    let namespace_of = |object: &str| {
-        let in_istio = EXPOSED
-            .iter()
-            .any(|(name, istio)| *istio && object.ends_with(name));
-        if in_istio { ns.1.clone() } else { ns.0.clone() }
-    };
-    let object = |write: &String| write.strip_prefix("delete ").unwrap().to_owned();
+    assert_eq!(deleted, expected, "{err}");
     for write in &done {
-        assert_eq!(
-            uid(test, &namespace_of(&object(write)), &object(write)),
-            None,
-            "{write}"
-        );
+        let (object, namespace) = object(write);
+        assert_eq!(uid(test, &namespace, &object), None, "{write}");
     }
     for write in &not_sent {
-        assert!(
-            uid(test, &namespace_of(&object(write)), &object(write)).is_some(),
-            "{write}"
-        );
+        let (object, namespace) = object(write);
+        assert!(uid(test, &namespace, &object).is_some(), "{write}");
     }
 
     let out = run(plugin_in(test, &ns).args(["uninstall", "--yes"]));
