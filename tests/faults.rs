@@ -246,26 +246,47 @@ fn rerun_converges(test: &TestCluster, ns: &(String, String), before: &[Option<S
     }
 }
 
+/// Runs the plugin with `args` (and `stdin`) through
+/// `tests/cluster/interpose` acting with `action` after the request `after`,
+/// with a 2 s request timeout, and checks that it ended as a server that
+/// stopped answering does, within that timeout. Returns its stderr.
+fn cut_off(
+    test: &TestCluster,
+    ns: &(String, String),
+    (after, action): (&str, &str),
+    args: &[&str],
+    stdin: &[u8],
+) -> String {
+    let proxy = test.interpose(after, &[action]);
+    let started = Instant::now();
+    let out = run_with_stdin(
+        plugin_as(&proxy.kubeconfig, ns)
+            .args(["--request-timeout", "2s"])
+            .args(args),
+        stdin,
+    );
+    let took = started.elapsed();
+    drop(proxy);
+    assert_exit(&out, UNREACHABLE);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let err = stderr(&out);
+    assert!(err.contains("did not answer within 2s"), "{err}");
+    err
+}
+
 #[test]
 fn expose_cut_off_between_objects_says_what_was_done_and_a_rerun_completes() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "fault-expose-between");
     // The API server is stopped right after it answered the first write.
-    let proxy = test.interpose("PATCH ^/apis/cert-manager\\.io/", &["--freeze"]);
-    let started = Instant::now();
-    let out = run(plugin_as(&proxy.kubeconfig, &ns).args([
-        "--request-timeout",
-        "2s",
-        "expose",
-        "--host",
-        "10.7.7.7",
-    ]));
-    let took = started.elapsed();
-    drop(proxy);
-    assert_exit(&out, UNREACHABLE);
-    assert!(took < Duration::from_secs(10), "took {took:?}");
-    let err = stderr(&out);
+    let err = cut_off(
+        test,
+        &ns,
+        ("PATCH ^/apis/cert-manager\\.io/", "--freeze"),
+        &["expose", "--host", "10.7.7.7"],
+        b"",
+    );
     let names: Vec<String> = EXPOSED.iter().map(|(name, _)| name.to_string()).collect();
     // The first write was answered; the other four were sent at once to the
     // frozen server, which may carry each out once it resumes, or not.
@@ -293,17 +314,13 @@ fn expose_write_without_an_answer_is_not_confirmed_and_the_rest_not_sent() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "fault-expose-unanswered");
     // The API server carries out the first write; its answer never comes.
-    let proxy = test.interpose("PATCH ^/apis/cert-manager\\.io/", &["--hold"]);
-    let out = run(plugin_as(&proxy.kubeconfig, &ns).args([
-        "--request-timeout",
-        "2s",
-        "expose",
-        "--host",
-        "10.7.7.7",
-    ]));
-    drop(proxy);
-    assert_exit(&out, UNREACHABLE);
-    let err = stderr(&out);
+    let err = cut_off(
+        test,
+        &ns,
+        ("PATCH ^/apis/cert-manager\\.io/", "--hold"),
+        &["expose", "--host", "10.7.7.7"],
+        b"",
+    );
     let names: Vec<String> = EXPOSED.iter().map(|(name, _)| name.to_string()).collect();
     assert_eq!(listed(&err, "done"), Vec::<String>::new(), "{err}");
     assert_eq!(listed(&err, "not confirmed"), names[..1], "{err}");
@@ -332,16 +349,13 @@ fn uninstall_cut_off_between_deletes_says_what_was_done_and_a_rerun_completes() 
     let exposed = exposed_uids(test, &ns);
     assert!(exposed.iter().all(Option::is_some), "{exposed:?}");
     // The API server is stopped right after it answered the first delete.
-    let proxy = test.interpose("DELETE ^/api", &["--freeze"]);
-    let out = run(plugin_as(&proxy.kubeconfig, &ns).args([
-        "--request-timeout",
-        "2s",
-        "uninstall",
-        "--yes",
-    ]));
-    drop(proxy);
-    assert_exit(&out, UNREACHABLE);
-    let err = stderr(&out);
+    let err = cut_off(
+        test,
+        &ns,
+        ("DELETE ^/api", "--freeze"),
+        &["uninstall", "--yes"],
+        b"",
+    );
     let (done, unconfirmed, not_sent) = (
         listed(&err, "done"),
         listed(&err, "not confirmed"),
@@ -397,22 +411,16 @@ fn set_apikey_store_without_an_answer_hints_the_restart_a_rerun_needs() {
         )
     };
     let restarted_before = adapter_restarted(test);
-    let proxy = test.interpose(
-        &format!("PATCH ^/api/v1/namespaces/{}/secrets/sts-apikey$", ns.1),
-        &["--hold"],
-    );
-    let out = run_with_stdin(
-        plugin_as(&proxy.kubeconfig, &ns).args([
-            "--request-timeout",
-            "2s",
-            "set-apikey",
-            "--from-stdin",
-        ]),
+    let err = cut_off(
+        test,
+        &ns,
+        (
+            &format!("PATCH ^/api/v1/namespaces/{}/secrets/sts-apikey$", ns.1),
+            "--hold",
+        ),
+        &["set-apikey", "--from-stdin"],
         key.as_bytes(),
     );
-    drop(proxy);
-    assert_exit(&out, UNREACHABLE);
-    let err = stderr(&out);
     assert!(!err.contains(key), "the key leaked: {err}");
     assert_eq!(
         listed(&err, "not confirmed"),
