@@ -9,14 +9,20 @@ from its published Go module by `build-tools` and cached outside the repo.
 
 Profiles differ in the APIs they serve:
   modern  cert-manager.io/v1 (with the real cert-manager controller),
-          Istio networking v1/v1beta1/v1alpha3
+          Istio networking v1/v1beta1/v1alpha3 and the Gateway API, served
+          by a real istiod whose gateway pods are played by real proxies
+          (see mesh.py)
   legacy  only certmanager.k8s.io/v1alpha1, Istio networking only v1alpha3
 
 Commands (see `up`, `down` and `user` beside this file):
   up [--profile P]          start and seed; last stdout line: kubeconfig path
   down [--profile P|--all]  stop; no process is left behind
   user NAME [--group G]     a client certificate and kubeconfig for NAME
-  seed-namespaces KMS ISTIO the runbook's workloads in a fresh namespace pair
+  seed-namespaces KMS ISTIO [--live]
+                            the runbook's workloads in a fresh namespace pair;
+                            with --live (modern) their pods are played
+  request NAMESPACE SELECTOR HOST [--path P]
+                            an HTTPS request to HOST through a played gateway
   install-istio ISTIO [--build previous|current|1.0] [--revision R] [--tag T]
                             a build's injector configuration in ISTIO, in place
                             or as revision R beside it
@@ -42,6 +48,8 @@ from pathlib import Path
 
 import yaml
 
+import mesh
+
 # libyaml's parser where PyYAML was built with it: many times faster.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -56,7 +64,7 @@ CLUSTER_ROOT = Path(os.environ.get("KMS_STS_CLUSTER_DIR", CACHE / "cluster"))
 PORT_BASE = {"modern": 26000, "legacy": 27000}
 PROFILES = tuple(PORT_BASE)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-              "kwok", "cert-manager")
+              "kwok", "cert-manager", "istiod", "mesh-player")
 FAKE_NODE = "kwok-node-0"
 # Namespaces that tests seed carry this label, so `clean` can remove them.
 SCRATCH_LABEL = "kms-sts.test/scratch"
@@ -113,11 +121,11 @@ class Cluster:
             return None
         return pid
 
-    def start(self, name, argv):
+    def start(self, name, argv, env=None):
         (self.dir / "run").mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         logf = open(self.dir / "logs" / f"{name}.log", "ab")
-        proc = subprocess.Popen([str(a) for a in argv], stdout=logf, stderr=logf,
+        proc = subprocess.Popen([str(a) for a in argv], stdout=logf, stderr=logf, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid_file(name).write_text(str(proc.pid))
 
@@ -127,13 +135,15 @@ class Cluster:
             if pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
-                for _ in range(100):
+                for _ in range(150):
                     if not self.running(name):
                         break
                     time.sleep(0.1)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
             self.pid_file(name).unlink(missing_ok=True)
+        if self.profile == "modern":
+            mesh.network_down(self.profile)
 
     def healthy(self):
         if not self.kubeconfig.exists() or not self.running("kube-apiserver"):
@@ -203,7 +213,8 @@ class Cluster:
 
     def up(self):
         tools = tool_dirs(["kubernetes", "etcd", "kwok", "istioctl"]
-                          + (["certmanager"] if self.profile == "modern" else []))
+                          + (["certmanager", "istiod", "envoy"] if self.profile == "modern"
+                             else []))
         self.tools = tools
         self.kubectl = str(tools["kubernetes"] / "kubectl")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -211,6 +222,10 @@ class Cluster:
             if not self.healthy():
                 started = time.monotonic()
                 self.stop()
+                # A fresh cluster: KWOK hands out pod addresses anew after a
+                # start, so pods kept from before would share them.
+                shutil.rmtree(self.dir / "etcd-data", ignore_errors=True)
+                (self.dir / "seeded").unlink(missing_ok=True)
                 self.make_pki()
                 self.write_kubeconfig(self.kubeconfig, "kms-sts-admin", self.pki / "admin")
                 self.start_control_plane()
@@ -219,6 +234,7 @@ class Cluster:
             self.seed()
             if self.profile == "modern":
                 self.start_cert_manager()
+                self.start_mesh()
         print(self.kubeconfig)
 
     @contextlib.contextmanager
@@ -258,7 +274,10 @@ class Cluster:
             "--audit-policy-file", self.dir / "audit-policy.yaml",
             "--audit-log-path", self.audit_log, "--audit-log-format", "json",
             "--audit-log-maxbackup", "1",
-            "--allow-privileged", "--profiling=false"])
+            "--allow-privileged", "--profiling=false",
+            # Webhooks are called at their Service's endpoints (istiod's
+            # address), as the API server of a cluster with a pod network does.
+            "--enable-aggregator-routing=true"])
         self.wait_for("/readyz", 90)
         shared = ["--kubeconfig", self.kubeconfig,
                   "--authentication-kubeconfig", self.kubeconfig,
@@ -344,6 +363,8 @@ class Cluster:
         crds += load_yaml(SEED / "identitymappingpolicy-crd.yaml")
         if self.profile == "modern":
             crds += self.cert_manager_crds()
+            for path in sorted((self.tools["istiod"] / "gateway-api-crds").glob("*.yaml")):
+                crds += load_yaml(path)
         else:
             crds += load_yaml(SEED / "certmanager-legacy-crds.yaml")
         self.apply_objects(crds)
@@ -353,10 +374,13 @@ class Cluster:
         self.apply_objects([{"apiVersion": "v1", "kind": "Namespace",
                              "metadata": {"name": "istio-system"}}]
                            + [o for o in istio if o["kind"] == "ConfigMap"])
+
         self.seed_issuer()
         if self.profile == "modern":
             self.start_cert_manager()
-        seed_namespaces(self, "kube-system", "istio-system")
+        if self.profile == "modern":
+            self.seed_control_plane(istio)
+        seed_namespaces(self, "kube-system", "istio-system", live=self.profile == "modern")
         stamp.write_text(inputs.hexdigest())
         log(f"cluster {self.profile}: seeded in {time.monotonic() - started:.1f}s")
 
@@ -369,18 +393,25 @@ class Cluster:
         Deployment, Service and ServiceAccount) is kept in the cluster's
         directory for `seed_namespaces`."""
         generated = istio_manifests(self.tools["istioctl"] / "istioctl", "istio-system",
-                                    ISTIO_BUILDS["current"][1])
+                                    ISTIO_BUILDS["current"][1], default_revision=True)
         wanted = [o for o in generated if o["kind"] == "CustomResourceDefinition"]
         if self.profile == "legacy":
             for crd in wanted:
                 if crd["spec"]["group"] == "networking.istio.io":
                     serve_only(crd, "v1alpha3")
         wanted += injector_configmaps(generated)
+        if self.profile == "modern":
+            wanted += control_plane_objects(generated)
+            for obj in wanted:
+                if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "istio":
+                    obj["data"]["mesh"] = without_metrics_providers(obj["data"]["mesh"])
         gateway = []
         for obj in generated:
-            if obj["kind"] in ("Deployment", "Service", "ServiceAccount") and \
+            if obj["kind"] in ("Deployment", "Service", "ServiceAccount", "Role",
+                               "RoleBinding") and \
                     obj["metadata"]["name"] in ("istio-ingressgateway",
-                                                "istio-ingressgateway-service-account"):
+                                                "istio-ingressgateway-service-account",
+                                                "istio-ingressgateway-sds"):
                 obj["metadata"]["namespace"] = "${ISTIO_NAMESPACE}"
                 gateway.append(obj)
         if self.profile == "modern":
@@ -423,6 +454,66 @@ class Cluster:
             {"apiVersion": api, "kind": "ClusterIssuer", "metadata": {"name": "icp-ca-issuer"},
              "spec": {"ca": {"secretName": "icp-ca-key-pair"}}}])
 
+    def seed_control_plane(self, istio):
+        """What a default install has around istiod: its ServiceAccount and
+        RBAC, its Service (here without a selector: an EndpointSlice names the
+        address the process listens on), and the validating webhooks."""
+        objects = [o for o in istio if o["kind"] not in ("CustomResourceDefinition",
+                                                         "ConfigMap")]
+        objects.append({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "istiod-process", "namespace": "istio-system",
+                         "labels": {"kubernetes.io/service-name": "istiod",
+                                    "endpointslice.kubernetes.io/managed-by": "kms-sts-test"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [mesh.HOST_ADDRESS], "conditions": {"ready": True}}],
+            "ports": [{"name": name, "port": port, "protocol": "TCP"} for name, port in (
+                ("grpc-xds", mesh.ISTIOD_PORTS["grpc"]),
+                ("https-dns", mesh.ISTIOD_PORTS["secure-grpc"]),
+                ("https-webhook", mesh.ISTIOD_PORTS["webhook"]),
+                ("http-monitoring", mesh.ISTIOD_PORTS["monitoring"]))]})
+        self.apply_objects(objects)
+
+    def identity(self, name, groups):
+        """A kubeconfig for a component with a client identity of its own."""
+        stem = self.pki / name.replace(":", "-")
+        if not stem.with_suffix(".crt").exists():
+            self.sign(stem, "".join(f"/O={g}" for g in groups) + f"/CN={name}", "clientAuth")
+        path = self.dir / f"{name.replace(':', '-')}.kubeconfig"
+        self.write_kubeconfig(path, name, stem)
+        return path, stem
+
+    def start_mesh(self):
+        """The pod network, istiod and the pod player (see mesh.py)."""
+        mesh.network_up(self.profile)
+        started = time.monotonic()
+        if not self.running("istiod"):
+            kubeconfig, _ = self.identity(
+                "system:serviceaccount:istio-system:istiod",
+                ["system:serviceaccounts", "system:serviceaccounts:istio-system"])
+            address = mesh.HOST_ADDRESS
+            ports = mesh.ISTIOD_PORTS
+            env = {**os.environ, "REVISION": "default", "PILOT_CERT_PROVIDER": "istiod",
+                   "POD_NAME": "istiod-process", "POD_NAMESPACE": "istio-system",
+                   "SERVICE_ACCOUNT": "istiod", "CLUSTER_ID": "Kubernetes",
+                   "PILOT_ENABLE_ANALYSIS": "false", **mesh.UPSTREAM_ENVOY_ENV}
+            self.start("istiod", [
+                self.tools["istiod"] / "pilot-discovery", "discovery",
+                "--kubeconfig", kubeconfig, "--domain", "cluster.local",
+                "--httpAddr", f"{address}:{ports['http']}",
+                "--monitoringAddr", f"{address}:{ports['monitoring']}",
+                "--grpcAddr", f"{address}:{ports['grpc']}",
+                "--secureGRPCAddr", f"{address}:{ports['secure-grpc']}",
+                "--httpsAddr", f"{address}:{ports['webhook']}",
+                "--ctrlz_address", address, "--log_output_level", "default:info"], env=env)
+            self.wait_until(lambda: http_ok(f"http://{address}:{ports['http']}/ready"), 90,
+                            "istiod")
+            log(f"cluster {self.profile}: istiod ready in {time.monotonic() - started:.1f}s")
+        if not self.running("mesh-player"):
+            self.identity("kms-sts-test-mesh", ["system:masters"])
+            self.start("mesh-player", [sys.executable, Path(__file__), "play",
+                                       "--profile", self.profile])
+
     def start_cert_manager(self):
         if self.running("cert-manager"):
             return
@@ -432,14 +523,18 @@ class Cluster:
             "--cluster-resource-namespace", "kube-system"])
 
 
-def istio_manifests(istioctl, namespace, tag, revision=None):
+def istio_manifests(istioctl, namespace, tag, revision=None, default_revision=False):
     """What `istioctl manifest generate` gives for a control plane in
-    `namespace` naming release `tag`, of `revision` when given."""
+    `namespace` naming release `tag`, of `revision` when given; with
+    `default_revision`, with the validator of objects of no revision that
+    `istioctl install` adds for the default one."""
     command = [istioctl, "manifest", "generate",
                "--set", f"values.global.istioNamespace={namespace}",
                "--set", f"hub={ISTIO_HUB}", "--set", f"tag={tag}"]
     if revision:
         command += ["--set", f"revision={revision}"]
+    if default_revision:
+        command += ["--set", "values.defaultRevision=default"]
     generated = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return load_yaml_text(generated)
 
@@ -450,6 +545,39 @@ def injector_configmaps(generated, revision=None):
     suffix = f"-{revision}" if revision else ""
     names = (f"istio{suffix}", f"istio-sidecar-injector{suffix}")
     return [o for o in generated if o["kind"] == "ConfigMap" and o["metadata"]["name"] in names]
+
+
+def control_plane_objects(generated):
+    """istiod's ServiceAccount, RBAC, Service (without its selector: the
+    process is not a pod) and validating webhooks, from a generated
+    manifest."""
+    wanted = []
+    for obj in generated:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if kind == "ValidatingWebhookConfiguration" or (
+                kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+                         "RoleBinding", "Service") and name.startswith("istiod")):
+            if kind == "Service":
+                obj["spec"].pop("selector", None)
+            wanted.append(obj)
+    return wanted
+
+
+def without_metrics_providers(mesh_text):
+    """The mesh config with no default metrics provider: istiod then sends
+    no `istio.stats` filter, which upstream Envoy does not have."""
+    config = yaml.safe_load(mesh_text)
+    config.setdefault("defaultProviders", {})["metrics"] = []
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def http_ok(url):
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def serve_only(crd, version):
@@ -505,8 +633,11 @@ def kms_tls(cluster, kms_namespace):
                       "ca.crt": b64((cluster.pki / "issuer-ca.crt").read_bytes())}}]
 
 
-def seed_namespaces(cluster, kms_namespace, istio_namespace):
-    """The runbook's workloads in a namespace pair, and waits for them."""
+def seed_namespaces(cluster, kms_namespace, istio_namespace, live=False):
+    """The runbook's workloads in a namespace pair, and waits for them.
+    `live`: the pair's pods are played (mesh.py), on the modern profile."""
+    if live and cluster.profile != "modern":
+        sys.exit("error: only the modern profile runs a mesh (--live)")
     text = (SEED / "workloads.yaml").read_text() + "\n---\n" + gateway_seeds(cluster)
     text = text.replace("${KMS_NAMESPACE}", kms_namespace)
     text = text.replace("${ISTIO_NAMESPACE}", istio_namespace)
@@ -515,8 +646,15 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace):
         objects = [o for o in objects if o["kind"] != "Namespace"
                    or o["metadata"]["name"] != "kube-system"]
     for obj in objects:
-        if obj["kind"] == "Namespace" and obj["metadata"]["name"] not in ("kube-system", "istio-system"):
-            obj["metadata"]["labels"] = {SCRATCH_LABEL: "true"}
+        if obj["kind"] == "Namespace":
+            labels = obj["metadata"].setdefault("labels", {})
+            if obj["metadata"]["name"] not in ("kube-system", "istio-system"):
+                labels[SCRATCH_LABEL] = "true"
+            if live:
+                labels[mesh.LIVE_LABEL] = "true"
+    if kms_namespace == "kube-system" and live:
+        objects.append({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": "kube-system", "labels": {mesh.LIVE_LABEL: "true"}}})
     if istio_namespace != "istio-system":
         # The injector configuration Istio keeps in its own namespace.
         configs = json.loads(cluster.kubectl_run("get", "configmap", "istio",
@@ -565,6 +703,70 @@ def issue_legacy_certificate(cluster, namespace, name, days=3650):
                         json.dumps({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
 
 
+def gateway_request(cluster, args):
+    """An HTTPS request to `args.host` through a Running gateway pod of the
+    selector, at the pod's address and the target port of the gateway
+    Service's port `args.port`, verifying the gateway's certificate against
+    the issuing CA for the host. Tries until something answers (a gateway
+    only just configured may still refuse connections), up to the timeout."""
+    import http.client
+    import ssl
+    pods = json.loads(cluster.kubectl_run("get", "pods", "-n", args.namespace, "-l",
+                                          args.selector, "-o", "json").stdout)["items"]
+    pods = [p for p in pods if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")]
+    if not pods:
+        sys.exit(f"error: no Running pod in {args.namespace} has {args.selector}")
+    pod = pods[0]
+    services = json.loads(cluster.kubectl_run("get", "services", "-n", args.namespace,
+                                              "-o", "json").stdout)["items"]
+    labels = pod["metadata"].get("labels") or {}
+    port = args.port
+    for service in services:
+        selector = service["spec"].get("selector") or {}
+        if selector and all(labels.get(k) == v for k, v in selector.items()):
+            for p in service["spec"]["ports"]:
+                if p["port"] == args.port:
+                    port = p.get("targetPort", p["port"])
+    address = pod["status"]["podIP"]
+    context = ssl.create_default_context(cafile=str(cluster.pki / "issuer-ca.crt"))
+    deadline = time.monotonic() + args.timeout
+    while True:
+        result = {"gateway": f"{args.namespace}/{pod['metadata']['name']}", "address": address,
+                  "port": port, "host": args.host, "path": args.path}
+        try:
+            conn = http.client.HTTPSConnection(address, port, context=context, timeout=5)
+            conn.connect = _connect_naming(conn, args.host, context)
+            started = time.monotonic()
+            conn.request("GET", args.path, headers={"Host": args.host})
+            response = conn.getresponse()
+            body = response.read().decode(errors="replace")
+            result.update({"status": response.status, "seconds": round(time.monotonic() - started, 3),
+                           "server": response.getheader("server"),
+                           "certificate": conn.sock.getpeercert().get("subjectAltName")})
+            try:
+                result["answer"] = json.loads(body)
+            except ValueError:
+                result["answer"] = body
+            return result
+        except (OSError, http.client.HTTPException) as e:
+            if time.monotonic() > deadline:
+                result["error"] = str(e)
+                return result
+            time.sleep(0.5)
+
+
+def _connect_naming(conn, host, context):
+    """The connection's connect, naming `host` for TLS (SNI, unless an
+    address, and verification) while dialling the pod's address."""
+    import socket
+
+    def connect():
+        sock = socket.create_connection((conn.host, conn.port), conn.timeout)
+        conn.sock = context.wrap_socket(sock, server_hostname=host)
+    return connect
+
+
 def load_yaml_text(text):
     return [o for o in yaml.load_all(text, Loader=YAML_LOADER) if o]
 
@@ -595,7 +797,19 @@ def main():
     ns = sub.add_parser("seed-namespaces")
     ns.add_argument("kms_namespace")
     ns.add_argument("istio_namespace")
+    ns.add_argument("--live", action="store_true", help="play the pair's pods (modern)")
     ns.add_argument("--profile", default="modern", choices=PROFILES)
+    request = sub.add_parser("request")
+    request.add_argument("namespace", help="the gateway's namespace")
+    request.add_argument("selector", help="the gateway pods' label, LABEL=VALUE")
+    request.add_argument("host")
+    request.add_argument("--path", default="/kms/api/v1/keys")
+    request.add_argument("--port", type=int, default=443, help="the gateway Service's port")
+    request.add_argument("--timeout", type=float, default=60,
+                         help="seconds to keep trying while the gateway answers nothing")
+    request.add_argument("--profile", default="modern", choices=PROFILES)
+    play = sub.add_parser("play", help="(run by `up`) play the live namespaces' pods")
+    play.add_argument("--profile", default="modern", choices=PROFILES)
     install = sub.add_parser("install-istio")
     install.add_argument("istio_namespace")
     install.add_argument("--build", default="current", choices=[*ISTIO_BUILDS, ISTIO_1_0])
@@ -631,7 +845,17 @@ def main():
         cluster.kubectl_run("delete", "namespace", "-l", f"{SCRATCH_LABEL}=true", "--wait=false")
     elif args.command == "seed-namespaces":
         cluster = running_cluster(args.profile)
-        seed_namespaces(cluster, args.kms_namespace, args.istio_namespace)
+        seed_namespaces(cluster, args.kms_namespace, args.istio_namespace, live=args.live)
+    elif args.command == "request":
+        cluster = running_cluster(args.profile)
+        print(json.dumps(gateway_request(cluster, args), indent=2))
+    elif args.command == "play":
+        cluster = Cluster(args.profile)
+        tools = tool_dirs(["istiod", "envoy"])
+        stem = cluster.pki / "kms-sts-test-mesh"
+        api = mesh.Api(cluster.ports["apiserver"], cluster.pki / "ca.crt",
+                       stem.with_suffix(".crt"), stem.with_suffix(".key"))
+        mesh.Player(args.profile, cluster.dir, api, tools["istiod"], tools["envoy"]).run()
     elif args.command == "install-istio":
         cluster = running_cluster(args.profile)
         cluster.install_istio(args.istio_namespace, args.build, args.revision, args.tag)
