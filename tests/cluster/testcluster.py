@@ -20,9 +20,13 @@ Commands (see `up`, `down` and `user` beside this file):
   user NAME [--group G]     a client certificate and kubeconfig for NAME
   seed-namespaces KMS ISTIO [--live]
                             the runbook's workloads in a fresh namespace pair;
-                            with --live (modern) their pods are played
-  request NAMESPACE SELECTOR HOST [--path P]
-                            an HTTPS request to HOST through a played gateway
+                            with --live (modern) their pods are played, and
+                            their gateways are labelled istio=ingressgateway-ISTIO
+                            and istio=ingress-ISTIO (see own_gateway_labels)
+  request NAMESPACE SELECTOR HOST [--path P] [--until kms|not-kms]
+                            an HTTPS request to HOST through a played gateway;
+                            JSON: status, certificate, what KMS received
+  received NAMESPACE        every request the played pods of NAMESPACE received
   install-istio ISTIO [--build previous|current|1.0] [--revision R] [--tag T]
                             a build's injector configuration in ISTIO, in place
                             or as revision R beside it
@@ -413,9 +417,13 @@ class Cluster:
                                                 "istio-ingressgateway-service-account",
                                                 "istio-ingressgateway-sds"):
                 obj["metadata"]["namespace"] = "${ISTIO_NAMESPACE}"
+                for subject in obj.get("subjects", []):
+                    subject["namespace"] = "${ISTIO_NAMESPACE}"
                 gateway.append(obj)
         if self.profile == "modern":
-            (self.dir / GENERATED_GATEWAY).write_text(yaml.safe_dump_all(gateway))
+            text = yaml.safe_dump_all(gateway).replace("/namespaces/istio-system/",
+                                                       "/namespaces/${ISTIO_NAMESPACE}/")
+            (self.dir / GENERATED_GATEWAY).write_text(text)
         return wanted
 
     def install_istio(self, namespace, build, revision=None, tag=None):
@@ -642,6 +650,9 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace, live=False):
     text = text.replace("${KMS_NAMESPACE}", kms_namespace)
     text = text.replace("${ISTIO_NAMESPACE}", istio_namespace)
     objects = load_yaml_text(text)
+    if live and istio_namespace != "istio-system":
+        for obj in objects:
+            own_gateway_labels(obj, istio_namespace)
     if kms_namespace == "kube-system":
         objects = [o for o in objects if o["kind"] != "Namespace"
                    or o["metadata"]["name"] != "kube-system"]
@@ -678,6 +689,22 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace, live=False):
                             f"certificate.cert-manager.io/{KMS_TLS_SECRET}")
 
 
+def own_gateway_labels(obj, istio_namespace):
+    """Gives a live pair's gateways labels of their own: `istio:
+    ingressgateway` becomes `istio: ingressgateway-ISTIO_NAMESPACE` (and
+    `ingress` likewise) on the Deployment, its pods and the Service. istiod
+    merges every Gateway that selects a gateway's pods, in any namespace; with
+    labels of its own, only the Gateways meant for it select it."""
+    def relabel(labels):
+        if labels and labels.get("istio") in ("ingressgateway", "ingress"):
+            labels["istio"] = f"{labels['istio']}-{istio_namespace}"
+    if obj["kind"] == "Deployment":
+        relabel(obj["spec"]["selector"]["matchLabels"])
+        relabel(obj["spec"]["template"]["metadata"]["labels"])
+    elif obj["kind"] == "Service":
+        relabel(obj["spec"].get("selector"))
+
+
 def issue_legacy_certificate(cluster, namespace, name, days=3650):
     """Does for a certmanager.k8s.io/v1alpha1 Certificate what the old
     cert-manager controller did (no controller serves that API here): signs
@@ -707,10 +734,10 @@ def gateway_request(cluster, args):
     """An HTTPS request to `args.host` through a Running gateway pod of the
     selector, at the pod's address and the target port of the gateway
     Service's port `args.port`, verifying the gateway's certificate against
-    the issuing CA for the host. Tries until something answers (a gateway
-    only just configured may still refuse connections), up to the timeout."""
-    import http.client
-    import ssl
+    the issuing CA for the host. Tried again (a gateway just configured may
+    not serve the route yet) until KMS answers or, with `--until not-kms`,
+    until anything else happens, up to the timeout; the last try is returned
+    with `reached_kms`."""
     pods = json.loads(cluster.kubectl_run("get", "pods", "-n", args.namespace, "-l",
                                           args.selector, "-o", "json").stdout)["items"]
     pods = [p for p in pods if p["status"].get("phase") == "Running"
@@ -728,43 +755,59 @@ def gateway_request(cluster, args):
             for p in service["spec"]["ports"]:
                 if p["port"] == args.port:
                     port = p.get("targetPort", p["port"])
-    address = pod["status"]["podIP"]
-    context = ssl.create_default_context(cafile=str(cluster.pki / "issuer-ca.crt"))
     deadline = time.monotonic() + args.timeout
     while True:
-        result = {"gateway": f"{args.namespace}/{pod['metadata']['name']}", "address": address,
-                  "port": port, "host": args.host, "path": args.path}
-        try:
-            conn = http.client.HTTPSConnection(address, port, context=context, timeout=5)
-            conn.connect = _connect_naming(conn, args.host, context)
-            started = time.monotonic()
-            conn.request("GET", args.path, headers={"Host": args.host})
-            response = conn.getresponse()
-            body = response.read().decode(errors="replace")
-            result.update({"status": response.status, "seconds": round(time.monotonic() - started, 3),
-                           "server": response.getheader("server"),
-                           "certificate": conn.sock.getpeercert().get("subjectAltName")})
-            try:
-                result["answer"] = json.loads(body)
-            except ValueError:
-                result["answer"] = body
+        result = one_request(cluster, pod["status"]["podIP"], port, args.host, args.path)
+        result["gateway"] = f"{args.namespace}/{pod['metadata']['name']}"
+        if result["reached_kms"] == (args.until == "kms") or time.monotonic() > deadline:
             return result
-        except (OSError, http.client.HTTPException) as e:
-            if time.monotonic() > deadline:
-                result["error"] = str(e)
-                return result
-            time.sleep(0.5)
+        time.sleep(0.5)
 
 
-def _connect_naming(conn, host, context):
-    """The connection's connect, naming `host` for TLS (SNI, unless an
-    address, and verification) while dialling the pod's address."""
+def one_request(cluster, address, port, host, path):
+    import http.client
     import socket
+    import ssl
+    context = ssl.create_default_context(cafile=str(cluster.pki / "issuer-ca.crt"))
+    result = {"address": address, "port": port, "host": host, "path": path,
+              "reached_kms": False}
+    conn = http.client.HTTPSConnection(address, port, timeout=5)
 
     def connect():
-        sock = socket.create_connection((conn.host, conn.port), conn.timeout)
+        sock = socket.create_connection((address, port), 5)
         conn.sock = context.wrap_socket(sock, server_hostname=host)
-    return connect
+    conn.connect = connect
+    try:
+        started = time.monotonic()
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        body = response.read().decode(errors="replace")
+        certificate = conn.sock.getpeercert()
+        result.update({"status": response.status,
+                       "seconds": round(time.monotonic() - started, 3),
+                       "server": response.getheader("server"),
+                       "certificate": {"serial": certificate.get("serialNumber"),
+                                       "names": [n for _, n in
+                                                 certificate.get("subjectAltName", ())]}})
+        try:
+            result["answer"] = json.loads(body)
+        except ValueError:
+            result["answer"] = body
+        result["reached_kms"] = (response.status == 200 and isinstance(result["answer"], dict)
+                                 and "pod" in result["answer"])
+    except (OSError, http.client.HTTPException) as e:
+        result["error"] = str(e)
+    finally:
+        conn.close()
+    return result
+
+
+def received_requests(cluster, namespace):
+    """What the played pods of `namespace` received, in order."""
+    seen = []
+    for record in (cluster.dir / "pods").glob(f"{namespace}.*/requests.jsonl"):
+        seen += [json.loads(line) for line in record.read_text().splitlines() if line]
+    return sorted(seen, key=lambda r: r["time"])
 
 
 def load_yaml_text(text):
@@ -805,8 +848,13 @@ def main():
     request.add_argument("host")
     request.add_argument("--path", default="/kms/api/v1/keys")
     request.add_argument("--port", type=int, default=443, help="the gateway Service's port")
-    request.add_argument("--timeout", type=float, default=60,
-                         help="seconds to keep trying while the gateway answers nothing")
+    request.add_argument("--until", choices=["kms", "not-kms"], default="kms",
+                         help="keep trying until KMS answers, or until something else does "
+                              "(or nothing does); the last try is printed either way")
+    request.add_argument("--timeout", type=float, default=60, help="seconds to keep trying")
+    received = sub.add_parser("received")
+    received.add_argument("namespace")
+    received.add_argument("--profile", default="modern", choices=PROFILES)
     request.add_argument("--profile", default="modern", choices=PROFILES)
     play = sub.add_parser("play", help="(run by `up`) play the live namespaces' pods")
     play.add_argument("--profile", default="modern", choices=PROFILES)
@@ -849,6 +897,8 @@ def main():
     elif args.command == "request":
         cluster = running_cluster(args.profile)
         print(json.dumps(gateway_request(cluster, args), indent=2))
+    elif args.command == "received":
+        print(json.dumps(received_requests(Cluster(args.profile), args.namespace), indent=2))
     elif args.command == "play":
         cluster = Cluster(args.profile)
         tools = tool_dirs(["istiod", "envoy"])

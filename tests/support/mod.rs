@@ -161,6 +161,60 @@ pub fn fresh_namespaces(test: &TestCluster, label: &str) -> (String, String) {
     (kms, istio)
 }
 
+/// A live pair of namespaces on the modern cluster: seeded as
+/// `fresh_namespaces`, with every pod of theirs played for real (gateway
+/// proxies configured by istiod, the KMS stand-in), and their gateways
+/// labelled apart from every other pair's (see `Gateways`).
+pub fn live_namespaces(test: &TestCluster, label: &str) -> (String, String) {
+    assert_eq!(
+        test.profile, "modern",
+        "only the modern cluster runs a mesh"
+    );
+    let suffix = format!("{}-{}", std::process::id(), label);
+    let kms = format!("kms-{suffix}");
+    let istio = format!("istio-{suffix}");
+    run_harness(&["seed-namespaces", &kms, &istio, "--live"]);
+    (kms, istio)
+}
+
+/// The selectors of a live pair's two gateways: the one that mounts the
+/// certificate secrets as files (istioctl's `istio-ingressgateway`) and the
+/// one that reads them by credentialName (the `gateway` Helm chart's).
+pub struct Gateways {
+    pub files: String,
+    pub credential_name: String,
+}
+
+impl Gateways {
+    pub fn of(namespaces: &(String, String)) -> Self {
+        Gateways {
+            files: format!("istio=ingressgateway-{}", namespaces.1),
+            credential_name: format!("istio=ingress-{}", namespaces.1),
+        }
+    }
+}
+
+/// What `tests/cluster/request` says of an HTTPS request to `host` through a
+/// played gateway of `selector` in `namespace`, tried until `until` holds
+/// (`kms`: the KMS stand-in answered; `not-kms`: anything else happened).
+pub fn gateway_request(
+    namespace: &str,
+    selector: &str,
+    host: &str,
+    until: &str,
+) -> serde_json::Value {
+    let out = run_harness(&["request", namespace, selector, host, "--until", until]);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|err| panic!("request printed no JSON ({err}): {out}"))
+}
+
+/// Every request the played pods of `namespace` received.
+pub fn received(namespace: &str) -> Vec<serde_json::Value> {
+    let out = run_harness(&["received", namespace]);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|err| panic!("received printed no JSON ({err}): {out}"))
+}
+
 impl TestCluster {
     /// Issues a legacy (`certmanager.k8s.io/v1alpha1`) Certificate as its old
     /// controller did, since no controller serves that API here.

@@ -1,0 +1,217 @@
+//! Requests cross a real gateway. On the modern cluster istiod runs for real
+//! and the pods of a live namespace pair are played (`tests/cluster/mesh.py`):
+//! the gateway pods by pilot-agent and Envoy, configured by istiod from the
+//! objects the plugin wrote, the KMS pods by a stand-in that answers with what
+//! it received. A request that reaches it has crossed the gateway's TLS, its
+//! route with the rewrite, and a second TLS connection to kms-api.
+
+mod support;
+
+use serde_json::Value;
+use support::{
+    Gateways, TestCluster, assert_exit, cluster, fresh_namespaces, gateway_request,
+    istioctl_binary, live_namespaces, plugin_in, received, run, run_with_stdin, scratch_dir,
+    stderr,
+};
+
+const HOSTS: [&str; 2] = ["kms.example.com", "10.20.30.40"];
+
+/// `expose` for HOSTS on the gateway of `selector`; it must succeed.
+fn expose(test: &TestCluster, ns: &(String, String), selector: &str) {
+    let mut command = plugin_in(test, ns);
+    command.args(["expose", "--gateway-selector", selector]);
+    for host in HOSTS {
+        command.args(["--host", host]);
+    }
+    assert_exit(&run(&mut command), 0);
+    test.wait_for_gateway_certificate(ns);
+}
+
+/// A request to `host` through the gateway of `selector` reached a KMS pod
+/// of the pair as `/api/...`, over TLS on both legs: the gateway's
+/// certificate verified for the host against the issuing CA (by the
+/// harness's client), and the upstream named by the Service's DNS name (the
+/// stand-in only speaks TLS). Returns what the client saw.
+fn assert_reaches_kms(ns: &(String, String), selector: &str, host: &str) -> Value {
+    let seen = gateway_request(&ns.1, selector, host, "kms");
+    assert_eq!(seen["reached_kms"], true, "{host}: {seen:#}");
+    let answer = &seen["answer"];
+    assert_eq!(answer["path"], "/api/v1/keys", "{seen:#}");
+    assert_eq!(answer["host"], host, "{seen:#}");
+    assert_eq!(answer["tls"], true, "{seen:#}");
+    assert_eq!(
+        answer["sni"],
+        format!("kms-api.{}.svc.cluster.local", ns.0),
+        "{seen:#}"
+    );
+    assert!(
+        answer["pod"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/key-management-api-", ns.0)),
+        "{seen:#}"
+    );
+    assert!(
+        seen["certificate"]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|name| name == host),
+        "{seen:#}"
+    );
+    seen
+}
+
+/// Has cert-manager issue the gateway's certificate again now, as
+/// `cmctl renew` does, and waits until the secret holds a new one.
+fn renew_gateway_certificate(test: &TestCluster, ns: &(String, String)) {
+    let secret = |test: &TestCluster| {
+        test.jsonpath(
+            &ns.1,
+            "secret/istio-ingressgateway-certs",
+            "{.data.tls\\.crt}",
+        )
+    };
+    let before = secret(test);
+    let out = run(test.kubectl().args([
+        "patch",
+        "certificates.cert-manager.io/istio-ingressgateway-certs",
+        "-n",
+        &ns.1,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Issuing","status":"True","reason":"ManuallyTriggered","message":"renewal requested by the test"}]}}"#,
+    ]));
+    assert_exit(&out, 0);
+    for _ in 0..120 {
+        if secret(test) != before {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("cert-manager did not issue the gateway's certificate again within 30s");
+}
+
+/// After a renewal, the same gateway (no pod replaced, no proxy restarted)
+/// serves the new certificate.
+fn assert_serves_renewed_certificate(test: &TestCluster, ns: &(String, String), selector: &str) {
+    let before = assert_reaches_kms(ns, selector, HOSTS[0]);
+    renew_gateway_certificate(test, ns);
+    let mut served = before.clone();
+    for _ in 0..60 {
+        served = assert_reaches_kms(ns, selector, HOSTS[0]);
+        if served["certificate"]["serial"] != before["certificate"]["serial"] {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_ne!(
+        served["certificate"]["serial"], before["certificate"]["serial"],
+        "the gateway still serves the certificate from before the renewal"
+    );
+    assert_eq!(
+        served["gateway"], before["gateway"],
+        "the gateway pod was replaced"
+    );
+}
+
+#[test]
+fn after_the_chain_requests_reach_kms_through_a_gateway_that_mounts_its_certificate() {
+    let test = cluster("modern");
+    let ns = live_namespaces(test, "mesh-files");
+    let gateways = Gateways::of(&ns);
+    assert_exit(
+        &run_with_stdin(
+            plugin_in(test, &ns).args(["set-apikey", "--from-stdin"]),
+            b"mesh-test-key",
+        ),
+        0,
+    );
+    let backups = scratch_dir("mesh-files");
+    assert_exit(
+        &run(plugin_in(test, &ns)
+            .arg("inject")
+            .arg("--istioctl")
+            .arg(istioctl_binary())
+            .arg("--backup-dir")
+            .arg(&backups)),
+        0,
+    );
+    expose(test, &ns, &gateways.files);
+    let tls = test.jsonpath(
+        &ns.0,
+        "gateways.networking.istio.io/kmsgateway",
+        "{.spec.servers[0].tls.serverCertificate}",
+    );
+    assert_eq!(tls, "/etc/istio/ingressgateway-certs/tls.crt");
+    for host in HOSTS {
+        assert_reaches_kms(&ns, &gateways.files, host);
+    }
+
+    // A renewal reaches the files the gateway reads, and the proxy serves
+    // the new certificate without a restart.
+    assert_serves_renewed_certificate(test, &ns, &gateways.files);
+
+    // After uninstall the gateway no longer routes to KMS, and KMS never
+    // sees the request.
+    let out = run(plugin_in(test, &ns)
+        .args(["uninstall", "--yes", "--backup-dir"])
+        .arg(&backups));
+    assert_exit(&out, 0);
+    let before = received(&ns.0).len();
+    let seen = gateway_request(&ns.1, &gateways.files, HOSTS[0], "not-kms");
+    assert_eq!(seen["reached_kms"], false, "{seen:#}");
+    assert_eq!(
+        received(&ns.0).len(),
+        before,
+        "KMS received a request after uninstall"
+    );
+}
+
+#[test]
+fn a_gateway_that_reads_its_certificate_by_credential_name_routes_to_kms_and_follows_renewals() {
+    let test = cluster("modern");
+    let ns = live_namespaces(test, "mesh-sds");
+    let gateways = Gateways::of(&ns);
+    expose(test, &ns, &gateways.credential_name);
+    let tls = test.jsonpath(
+        &ns.0,
+        "gateways.networking.istio.io/kmsgateway",
+        "{.spec.servers[0].tls.credentialName}",
+    );
+    assert_eq!(tls, "istio-ingressgateway-certs");
+    for host in HOSTS {
+        assert_reaches_kms(&ns, &gateways.credential_name, host);
+    }
+    // istiod reads the secret for the gateway and pushes the new one.
+    assert_serves_renewed_certificate(test, &ns, &gateways.credential_name);
+}
+
+#[test]
+fn istiod_refuses_an_istio_object_it_would_not_accept_at_write_time() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "mesh-webhook");
+    // An HTTPS server without TLS settings: the API server's schema accepts
+    // it, Istio's validation does not.
+    let gateway = format!(
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: no-tls\n  namespace: {}\n\
+         spec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  - port: {{number: 443, name: https, protocol: HTTPS}}\n    hosts: ['*']\n",
+        ns.0
+    );
+    let out = run_with_stdin(
+        test.kubectl().args(["apply", "-f", "-"]),
+        gateway.as_bytes(),
+    );
+    assert_exit(&out, 1);
+    let message = stderr(&out);
+    assert!(
+        message.contains("admission webhook \"validation.istio.io\" denied the request"),
+        "{message}"
+    );
+    assert!(message.contains("TLS"), "{message}");
+    let out = run(test
+        .kubectl()
+        .args(["get", "gateways.networking.istio.io/no-tls", "-n", &ns.0]));
+    assert_exit(&out, 1);
+}
