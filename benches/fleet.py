@@ -26,7 +26,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runbook import ROOT, Harness, LatencyProxy, median, peak_rss, plugin_chain, sh  # noqa: E402
+from runbook import (ROOT, Harness, LatencyProxy, median, peak_rss, plugin_chain,  # noqa: E402
+                     replace_section, sh)
 
 HEADING = "## Many contexts in one run"
 # How many contexts status checks at once, as the source says.
@@ -81,21 +82,6 @@ def measure(h, command, runs):
     return median(walls), rss, cpu
 
 
-def replace_section(path, lines):
-    """RESULTS.md with this script's section replaced (or added before the
-    notes, which start at "## Reading the figures")."""
-    text = path.read_text() if path.exists() else ""
-    section = "\n".join([HEADING, "", *lines, ""]) + "\n"
-    start = text.find(HEADING)
-    if start >= 0:
-        end = text.find("\n## ", start + len(HEADING))
-        return text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    notes = text.find("## Reading the figures")
-    if notes < 0:
-        return text.rstrip("\n") + "\n\n" + section
-    return text[:notes] + section + "\n" + text[notes:]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rtt-ms", type=float, default=100)
@@ -143,7 +129,7 @@ def main():
         *rows,
     ]
     out = Path(args.out)
-    out.write_text(replace_section(out, lines))
+    out.write_text(replace_section(out, HEADING, lines))
     print(out)
 
 

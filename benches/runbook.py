@@ -471,9 +471,9 @@ def latency_lines(result, rtt_ms, runs):
     return lines
 
 
-# Sections of RESULTS.md that other scripts write (benches/fleet.py), kept
-# as they are when this script writes the rest.
-OTHER_SECTIONS = ("## Many contexts in one run",)
+# Sections of RESULTS.md that other scripts write (benches/fleet.py,
+# benches/traffic.py), kept as they are when this script writes the rest.
+OTHER_SECTIONS = ("## Many contexts in one run", "## Requests during changes")
 
 
 def kept_sections(path):
@@ -485,6 +485,21 @@ def kept_sections(path):
             end = text.find("\n## ", start + len(heading))
             kept.append(text[start:end + 1 if end >= 0 else len(text)])
     return kept
+
+
+def replace_section(path, heading, lines):
+    """RESULTS.md with the section under `heading` replaced (or added before
+    the notes, which start at "## Reading the figures")."""
+    text = path.read_text() if path.exists() else ""
+    section = "\n".join([heading, "", *lines, ""]) + "\n"
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + len(heading))
+        return text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    notes = text.find("## Reading the figures")
+    if notes < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    return text[:notes] + section + "\n" + text[notes:]
 
 
 def size_mb(path):

@@ -11,7 +11,7 @@ use serde_json::Value;
 use support::{
     Gateways, TestCluster, assert_exit, cluster, fresh_namespaces, gateway_request,
     istioctl_binary, live_namespaces, plugin_in, received, run, run_with_stdin, scratch_dir,
-    stderr,
+    seed_app, stderr,
 };
 
 const HOSTS: [&str; 2] = ["kms.example.com", "10.20.30.40"];
@@ -186,6 +186,36 @@ fn a_gateway_that_reads_its_certificate_by_credential_name_routes_to_kms_and_fol
     }
     // istiod reads the secret for the gateway and pushes the new one.
     assert_serves_renewed_certificate(test, &ns, &gateways.credential_name);
+}
+
+#[test]
+fn kms_and_another_application_share_a_gateway_each_reached_by_its_own_host() {
+    let test = cluster("modern");
+    let ns = live_namespaces(test, "mesh-shared");
+    let gateways = Gateways::of(&ns);
+    let app = format!("app-{}-mesh-shared", std::process::id());
+    seed_app(&app, &ns.1, &gateways.credential_name, &["other.example"]);
+    expose(test, &ns, &gateways.credential_name);
+    for host in HOSTS {
+        assert_reaches_kms(&ns, &gateways.credential_name, host);
+    }
+    let seen = gateway_request(&ns.1, &gateways.credential_name, "other.example", "backend");
+    assert_eq!(seen["reached"], "backend", "{seen:#}");
+    let answer = &seen["answer"];
+    assert!(
+        answer["pod"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{app}/other-app-")),
+        "{seen:#}"
+    );
+    // Its route has no rewrite, and its backend speaks plain HTTP.
+    assert_eq!(answer["path"], "/kms/api/v1/keys", "{seen:#}");
+    assert_eq!(answer["tls"], false, "{seen:#}");
+    assert!(
+        received(&ns.0).iter().all(|r| r["host"] != "other.example"),
+        "KMS received the other application's request"
+    );
 }
 
 #[test]

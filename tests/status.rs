@@ -590,7 +590,10 @@ fn a_user_who_may_not_read_everything_gets_a_report_in_the_servers_words() {
 
 #[test]
 fn a_virtual_service_without_a_route_fails() {
-    let test = cluster("modern");
+    // Where istiod validates Istio objects (the modern cluster) it refuses
+    // such a VirtualService; the legacy cluster, like any cluster without
+    // Istio's validation, takes it.
+    let test = cluster("legacy");
     let ns = fresh_namespaces(test, "status-no-route");
     let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.1.2.3"]));
     assert_exit(&out, 0);

@@ -280,7 +280,10 @@ fn what_someone_else_created_or_also_owns_is_kept() {
     let said = stderr(&out);
     assert!(said.contains("did not create it"), "{said}");
     assert!(said.contains("also owned by kubectl-annotate"), "{said}");
-    let left = test.object_names(&ns.0, "gateways,virtualservices,destinationrules");
+    let left = test.object_names(
+        &ns.0,
+        "gateways.networking.istio.io,virtualservices,destinationrules",
+    );
     assert_eq!(
         left.trim(),
         "gateway.networking.istio.io/kmsgateway",
@@ -325,7 +328,10 @@ fn a_user_without_delete_rights_is_told_which_before_anything_is_deleted() {
         stderr(&out)
     );
     assert_eq!(plugin_writes(test, offset, &ns), Vec::<String>::new());
-    let left = test.object_names(&ns.0, "gateways,virtualservices,destinationrules");
+    let left = test.object_names(
+        &ns.0,
+        "gateways.networking.istio.io,virtualservices,destinationrules",
+    );
     assert_eq!(left.lines().count(), 3, "{left}");
 }
 
@@ -384,8 +390,11 @@ fn an_object_changed_between_the_plan_and_its_delete_is_not_deleted() {
     assert_exit(&out, 0);
     assert!(stderr(&out).contains("also owned by"), "{}", stderr(&out));
     assert_eq!(
-        test.object_names(&ns.0, "gateways,virtualservices,destinationrules")
-            .trim(),
+        test.object_names(
+            &ns.0,
+            "gateways.networking.istio.io,virtualservices,destinationrules"
+        )
+        .trim(),
         "gateway.networking.istio.io/kmsgateway"
     );
 }

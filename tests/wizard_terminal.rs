@@ -315,7 +315,10 @@ fn a_complete_setup_can_be_uninstalled_from_the_wizard() {
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(screen.contains("without the Istio sidecar"), "{screen}");
     assert_eq!(
-        test.object_names(&ns.0, "gateways,virtualservices,destinationrules"),
+        test.object_names(
+            &ns.0,
+            "gateways.networking.istio.io,virtualservices,destinationrules"
+        ),
         ""
     );
     assert!(
@@ -346,9 +349,12 @@ fn ctrl_c_at_the_uninstall_question_deletes_nothing() {
     assert!(screen.contains("EXIT=130"), "{screen}");
     assert!(screen.contains("nothing was changed"), "{screen}");
     assert_eq!(
-        test.object_names(&ns.0, "gateways,virtualservices,destinationrules")
-            .lines()
-            .count(),
+        test.object_names(
+            &ns.0,
+            "gateways.networking.istio.io,virtualservices,destinationrules"
+        )
+        .lines()
+        .count(),
         3
     );
 }

@@ -318,6 +318,10 @@ class PlayedPod:
     def start(self):
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
+        if self.netns in netns_list():
+            # Left by a player that was killed before it could stop it.
+            kill_netns_processes(self.netns)
+            sh("ip", "netns", "del", self.netns)
         pod_network_up(self.player.profile, self.netns, self.link, self.address)
         mounts = []
         for volume, mount in self.secret_mounts():
@@ -367,7 +371,7 @@ class PlayedPod:
         else:
             tls, port = None, int(self.pod["metadata"]["labels"].get(BACKEND_LABEL) or 8443)
         argv = [sys.executable, HERE / "standin.py", "--port", port, "--record", record,
-                "--pod", f"{self.namespace}/{self.name}"]
+                "--pod", f"{self.namespace}/{self.name}", "--role", self.kind]
         if tls:
             argv += ["--tls-dir", tls]
         return argv, dict(os.environ), self.dir
@@ -416,7 +420,7 @@ class PlayedPod:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(5)
+                self.process.wait(2)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)

@@ -4,7 +4,7 @@ KMS API (HTTPS with the certificate of the secret its Deployment mounts) or
 another application's backend (plain HTTP).
 
 Every request is answered with what the server received, as JSON (the pod,
-method, path, Host header and, over TLS, the server name the client asked
+its role, method, path, Host header and, over TLS, the server name the client asked
 for), and appended to the record file the tests read. KMS answers paths
 under /api/ with 200 and anything else with 404, as the real API has
 nothing else; a backend answers everything with 200.
@@ -13,7 +13,7 @@ The certificate is read again whenever the mounted files change (the
 kubelet swaps them when the Secret changes), so a renewal is served without
 a restart.
 
-    standin.py --port 28674 --record FILE --pod NS/NAME [--tls-dir DIR]
+    standin.py --port 28674 --record FILE --pod NS/NAME --role kms|backend [--tls-dir DIR]
 """
 
 import argparse
@@ -56,7 +56,8 @@ def remember_server_name(connection, server_name, _context):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port, certificates, record, pod):
+    def __init__(self, port, certificates, record, pod, role):
+        self.role = role
         self.certificates = certificates
         self.record = record
         self.pod = pod
@@ -80,7 +81,7 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self):
         server = self.server
         tls = server.certificates is not None
-        seen = {"pod": server.pod, "method": self.command, "path": self.path,
+        seen = {"pod": server.pod, "role": server.role, "method": self.command, "path": self.path,
                 "host": self.headers.get("Host"), "tls": tls,
                 "sni": getattr(self.connection, "requested_server_name", None) if tls else None,
                 "time": time.time()}
@@ -103,11 +104,12 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--record", required=True)
     parser.add_argument("--pod", required=True)
+    parser.add_argument("--role", required=True, choices=["kms", "backend"])
     parser.add_argument("--tls-dir")
     args = parser.parse_args()
     certificates = Certificates(args.tls_dir) if args.tls_dir else None
     socketserver.TCPServer.allow_reuse_address = True
-    Server(args.port, certificates, args.record, args.pod).serve_forever()
+    Server(args.port, certificates, args.record, args.pod, args.role).serve_forever()
 
 
 if __name__ == "__main__":

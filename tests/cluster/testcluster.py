@@ -27,6 +27,10 @@ Commands (see `up`, `down` and `user` beside this file):
                             an HTTPS request to HOST through a played gateway;
                             JSON: status, certificate, what KMS received
   received NAMESPACE        every request the played pods of NAMESPACE received
+  seed-app NAMESPACE GATEWAY_NAMESPACE SELECTOR HOST...
+                            another application on the same gateway, live: its
+                            Gateway (HTTPS 443, HOSTs), VirtualService (/ to its
+                            backend), certificate and a backend that answers
   install-istio ISTIO [--build previous|current|1.0] [--revision R] [--tag T]
                             a build's injector configuration in ISTIO, in place
                             or as revision R beside it
@@ -135,19 +139,22 @@ class Cluster:
 
     def stop(self):
         for name in reversed(COMPONENTS):
-            pid = self.running(name)
-            if pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
-                for _ in range(150):
-                    if not self.running(name):
-                        break
-                    time.sleep(0.1)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-            self.pid_file(name).unlink(missing_ok=True)
+            self.stop_component(name)
         if self.profile == "modern":
             mesh.network_down(self.profile)
+
+    def stop_component(self, name):
+        pid = self.running(name)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            for _ in range(150):
+                if not self.running(name):
+                    break
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        self.pid_file(name).unlink(missing_ok=True)
 
     def healthy(self):
         if not self.kubeconfig.exists() or not self.running("kube-apiserver"):
@@ -517,8 +524,14 @@ class Cluster:
             self.wait_until(lambda: http_ok(f"http://{address}:{ports['http']}/ready"), 90,
                             "istiod")
             log(f"cluster {self.profile}: istiod ready in {time.monotonic() - started:.1f}s")
+        code = hashlib.sha256(b"".join((HERE / f).read_bytes()
+                                       for f in ("mesh.py", "standin.py"))).hexdigest()
+        stamp = self.dir / "run" / "mesh-player.code"
+        if self.running("mesh-player") and (not stamp.exists() or stamp.read_text() != code):
+            self.stop_component("mesh-player")
         if not self.running("mesh-player"):
             self.identity("kms-sts-test-mesh", ["system:masters"])
+            stamp.write_text(code)
             self.start("mesh-player", [sys.executable, Path(__file__), "play",
                                        "--profile", self.profile])
 
@@ -705,6 +718,57 @@ def own_gateway_labels(obj, istio_namespace):
         relabel(obj["spec"].get("selector"))
 
 
+APP = "other-app"
+APP_PORT = 8080
+
+
+def seed_app(cluster, namespace, gateway_namespace, selector, hosts):
+    """Another application served by the same ingress gateway, as a
+    neighbour of KMS would be: in its own live namespace, a Gateway selecting
+    the gateway pods (HTTPS on 443 for `hosts`, its certificate by
+    credentialName, issued by cert-manager into the gateway's namespace), a
+    VirtualService routing `/` to its Service, and a backend whose played pod
+    answers plain HTTP with what it received. Waits until the certificate is
+    issued and the backend is Running."""
+    if cluster.profile != "modern":
+        sys.exit("error: only the modern profile runs a mesh")
+    label, value = selector.split("=", 1)
+    secret = f"{APP}-certs"
+    names = [h if h != "*" else "other-app.example" for h in hosts]
+    labels = {"app": APP, mesh.BACKEND_LABEL: str(APP_PORT)}
+    cluster.apply_objects([
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": namespace, "labels": {SCRATCH_LABEL: "true", mesh.LIVE_LABEL: "true"}}},
+        {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+         "metadata": {"name": secret, "namespace": gateway_namespace},
+         "spec": {"secretName": secret, "commonName": names[0], "dnsNames": names,
+                  "issuerRef": {"name": "icp-ca-issuer", "kind": "ClusterIssuer"}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": APP, "namespace": namespace},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": APP}},
+                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                      {"name": APP, "image": "registry.example/other-app:1.0",
+                       "ports": [{"name": "http", "containerPort": APP_PORT}]}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": APP, "namespace": namespace},
+         "spec": {"selector": {"app": APP},
+                  "ports": [{"name": "http", "port": 80, "targetPort": APP_PORT}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+         "metadata": {"name": APP, "namespace": namespace},
+         "spec": {"selector": {label: value}, "servers": [
+             {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": hosts,
+              "tls": {"mode": "SIMPLE", "credentialName": secret}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": APP, "namespace": namespace},
+         "spec": {"hosts": hosts, "gateways": [f"{namespace}/{APP}"], "http": [
+             {"route": [{"destination": {"host": f"{APP}.{namespace}.svc.cluster.local",
+                                         "port": {"number": 80}}}]}]}},
+    ])
+    cluster.kubectl_run("wait", "--for=condition=Available", "--timeout=120s", "-n", namespace,
+                        f"deployment/{APP}")
+    cluster.kubectl_run("wait", "--for=condition=Ready", "--timeout=120s", "-n",
+                        gateway_namespace, f"certificate.cert-manager.io/{secret}")
+
+
 def issue_legacy_certificate(cluster, namespace, name, days=3650):
     """Does for a certmanager.k8s.io/v1alpha1 Certificate what the old
     cert-manager controller did (no controller serves that API here): signs
@@ -759,7 +823,9 @@ def gateway_request(cluster, args):
     while True:
         result = one_request(cluster, pod["status"]["podIP"], port, args.host, args.path)
         result["gateway"] = f"{args.namespace}/{pod['metadata']['name']}"
-        if result["reached_kms"] == (args.until == "kms") or time.monotonic() > deadline:
+        done = (not result["reached_kms"] if args.until == "not-kms"
+                else result["reached"] == args.until)
+        if done or time.monotonic() > deadline:
             return result
         time.sleep(0.5)
 
@@ -770,7 +836,7 @@ def one_request(cluster, address, port, host, path):
     import ssl
     context = ssl.create_default_context(cafile=str(cluster.pki / "issuer-ca.crt"))
     result = {"address": address, "port": port, "host": host, "path": path,
-              "reached_kms": False}
+              "reached": None, "reached_kms": False}
     conn = http.client.HTTPSConnection(address, port, timeout=5)
 
     def connect():
@@ -793,13 +859,30 @@ def one_request(cluster, address, port, host, path):
             result["answer"] = json.loads(body)
         except ValueError:
             result["answer"] = body
-        result["reached_kms"] = (response.status == 200 and isinstance(result["answer"], dict)
-                                 and "pod" in result["answer"])
+        if response.status == 200 and isinstance(result["answer"], dict):
+            result["reached"] = result["answer"].get("role")
+        result["reached_kms"] = result["reached"] == "kms"
     except (OSError, http.client.HTTPException) as e:
         result["error"] = str(e)
     finally:
         conn.close()
     return result
+
+
+def request_summary(result):
+    """One request in words, for people."""
+    asked = f"GET https://{result['host']}{result['path']} via gateway {result['gateway']}"
+    if "error" in result:
+        return f"{asked}: no answer ({result['error']})"
+    answer = result["answer"]
+    if not result["reached_kms"]:
+        source = (f"{answer['role']} pod {answer['pod']}" if isinstance(answer, dict)
+                  and "pod" in answer else result.get("server") or "the gateway")
+        return f"{asked}: {result['status']} from {source}, not from KMS"
+    return (f"{asked}: {result['status']} in {result['seconds']}s from KMS pod {answer['pod']}, "
+            f"which received {answer['method']} {answer['path']} (Host {answer['host']}) over "
+            f"TLS for {answer['sni']}; the gateway's certificate was verified for "
+            f"{result['host']}")
 
 
 def received_requests(cluster, namespace):
@@ -848,10 +931,19 @@ def main():
     request.add_argument("host")
     request.add_argument("--path", default="/kms/api/v1/keys")
     request.add_argument("--port", type=int, default=443, help="the gateway Service's port")
-    request.add_argument("--until", choices=["kms", "not-kms"], default="kms",
-                         help="keep trying until KMS answers, or until something else does "
-                              "(or nothing does); the last try is printed either way")
+    request.add_argument("--until", choices=["kms", "backend", "not-kms"], default="kms",
+                         help="keep trying until KMS answers, or another application's "
+                              "backend, or until anything but KMS does (or nothing does); "
+                              "the last try is printed either way")
     request.add_argument("--timeout", type=float, default=60, help="seconds to keep trying")
+    request.add_argument("--summary", action="store_true",
+                         help="print what happened in words; exit 1 unless KMS answered")
+    app = sub.add_parser("seed-app")
+    app.add_argument("namespace")
+    app.add_argument("gateway_namespace")
+    app.add_argument("selector", help="the gateway pods' label, LABEL=VALUE")
+    app.add_argument("hosts", nargs="+")
+    app.add_argument("--profile", default="modern", choices=PROFILES)
     received = sub.add_parser("received")
     received.add_argument("namespace")
     received.add_argument("--profile", default="modern", choices=PROFILES)
@@ -896,7 +988,15 @@ def main():
         seed_namespaces(cluster, args.kms_namespace, args.istio_namespace, live=args.live)
     elif args.command == "request":
         cluster = running_cluster(args.profile)
-        print(json.dumps(gateway_request(cluster, args), indent=2))
+        result = gateway_request(cluster, args)
+        if not args.summary:
+            print(json.dumps(result, indent=2))
+        else:
+            print(request_summary(result))
+            sys.exit(0 if result["reached_kms"] else 1)
+    elif args.command == "seed-app":
+        seed_app(running_cluster(args.profile), args.namespace, args.gateway_namespace,
+                 args.selector, args.hosts)
     elif args.command == "received":
         print(json.dumps(received_requests(Cluster(args.profile), args.namespace), indent=2))
     elif args.command == "play":

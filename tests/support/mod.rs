@@ -208,6 +208,15 @@ pub fn gateway_request(
         .unwrap_or_else(|err| panic!("request printed no JSON ({err}): {out}"))
 }
 
+/// Another application in its own live namespace `namespace`, served by the
+/// gateway pods of `selector` in `gateway_namespace` for `hosts` (see
+/// `tests/cluster/seed-app`).
+pub fn seed_app(namespace: &str, gateway_namespace: &str, selector: &str, hosts: &[&str]) {
+    let mut args = vec!["seed-app", namespace, gateway_namespace, selector];
+    args.extend(hosts);
+    run_harness(&args);
+}
+
 /// Every request the played pods of `namespace` received.
 pub fn received(namespace: &str) -> Vec<serde_json::Value> {
     let out = run_harness(&["received", namespace]);
