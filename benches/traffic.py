@@ -24,6 +24,7 @@ A request counts as served when the KMS stand-in answered it; anything else
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -46,6 +47,7 @@ class Load:
         self.cluster, self.address, self.port, self.interval = cluster, address, port, interval
         self.served = self.failed = 0
         self.failures = []
+        self.pods = []
         self.latencies = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -57,18 +59,27 @@ class Load:
             if result["reached_kms"]:
                 self.served += 1
                 self.latencies.append(result["seconds"])
+                self.pods.append(result["answer"]["pod"])
             else:
                 self.failed += 1
                 self.failures.append(result.get("error") or f"{result.get('status')}")
             self.stopping.wait(self.interval)
 
-    def during(self, action):
-        """Counts the requests made while `action` runs."""
-        served, failed, failures = self.served, self.failed, len(self.failures)
+    def during(self, action, settle):
+        """Counts the requests made while `action` runs and for `settle`
+        seconds after it (while the gateway's endpoints catch up), and which
+        KMS pods answered them."""
+        served, failed, failures, pods = (self.served, self.failed, len(self.failures),
+                                          len(self.pods))
         started = time.monotonic()
         action()
+        took = time.monotonic() - started
+        time.sleep(settle)
+        answered = self.pods[pods:]
         return {"served": self.served - served, "failed": self.failed - failed,
-                "seconds": time.monotonic() - started, "why": self.failures[failures:]}
+                "action": took, "seconds": time.monotonic() - started,
+                "why": self.failures[failures:],
+                "first": sorted(set(answered[:3])), "last": sorted(set(answered[-3:]))}
 
 
 def main():
@@ -76,6 +87,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interval-ms", type=float, default=20,
                         help="pause between one answer and the next request")
+    parser.add_argument("--settle", type=float, default=5,
+                        help="seconds to keep counting after each change")
     parser.add_argument("--out", default=str(ROOT / "benches/RESULTS.md"))
     args = parser.parse_args()
     h = Harness("modern")
@@ -107,34 +120,41 @@ def main():
     def restart():
         h.run(h.plugin, *ns, "set-apikey", "--from-stdin", input="bench-api-key-2")
 
-    phases = {"steady (2 s, nothing changing)": lambda: time.sleep(2),
+    phases = {"steady (nothing changing)": lambda: None,
               "refresh after an in-place Istio upgrade (`inject`)": refresh,
               "key rotation with restart (`set-apikey`)": restart}
     results = {}
     for name, action in phases.items():
-        results[name] = load.during(action)
+        results[name] = load.during(action, args.settle)
         r = results[name]
-        print(f"{name}: {r['served']} served, {r['failed']} failed in {r['seconds']:.1f}s"
-              + (f" ({', '.join(sorted(set(r['why'])))})" if r["why"] else ""), file=sys.stderr)
+        print(f"{name}: {r['served']} served, {r['failed']} failed in {r['seconds']:.1f}s "
+              f"(change {r['action']:.1f}s); answered first by {', '.join(r['first'])}, last by "
+              f"{', '.join(r['last'])}"
+              + (f"; failures: {', '.join(sorted(set(r['why'])))}" if r["why"] else ""),
+              file=sys.stderr)
     load.stopping.set()
     load.thread.join()
     sh(ROOT / "tests/cluster/clean")
 
     latencies = sorted(load.latencies)
-    rows = [f"| {name} | {r['served']} | {r['failed']} | {r['seconds']:.1f} |"
-            + (f" {', '.join(sorted(set(r['why'])))} |" if r["why"] else " |")
+    def pods(names):
+        return ", ".join(n.rsplit("-", 1)[-1] for n in names)
+    rows = [f"| {name} | {r['served']} | {r['failed']} | {r['action']:.1f} + {args.settle:.0f} | "
+            f"{pods(r['first'])} | {pods(r['last'])} | {', '.join(sorted(set(r['why'])))} |"
             for name, r in results.items()]
     lines = [
         f"Measured by `benches/traffic.py` on {time.strftime('%Y-%m-%d')}: HTTPS requests to KMS through "
         f"a real ingress gateway (Envoy {envoy_version()} configured by istiod) on the modern test "
         f"cluster, one after another on fresh connections with {args.interval_ms:.0f} ms between an "
-        f"answer and the next request, while the plugin changes what serves them. Served: the KMS "
-        f"stand-in answered. Target: 0 failed. Median latency of a served request "
+        f"answer and the next request, while the plugin changes what serves them, and for "
+        f"{args.settle:.0f} s after each change. Served: the KMS stand-in answered; the pods that "
+        f"answered are named by their suffix (a refresh replaces them all). Target: 0 failed. Median latency of a served request "
         f"{latencies[len(latencies) // 2] * 1000:.1f} ms (TLS handshake included), on "
         f"{os.cpu_count()} cores shared with the whole test cluster.",
         "",
-        "| while | served | failed | seconds | failures |",
-        "|---|---|---|---|---|",
+        "| while | served | failed | seconds (change + after) | answered first by | answered last by "
+        "| failures |",
+        "|---|---|---|---|---|---|---|",
         *rows,
     ]
     out = Path(args.out)
@@ -143,7 +163,7 @@ def main():
 
 def envoy_version():
     envoy = Path(testcluster.tool_dirs(["envoy"])["envoy"]) / "envoy"
-    return sh(envoy, "--version").stdout.split("/")[1]
+    return re.search(r"/(\d+\.\d+\.\d+)/", sh(envoy, "--version").stdout).group(1)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ ISTIOD_PORTS = {"http": 8080, "monitoring": 15014, "grpc": 15010, "secure-grpc":
                 "webhook": 15017}
 ISTIOD_SAN = "istiod.istio-system.svc"
 KMS_PORT = 28674
+# Seconds a stopped pod's network namespace stays.
+SANDBOX_LINGERS = 10
 # The environment that makes istiod's gateway configuration loadable by an
 # Envoy without Istio's own extensions.
 UPSTREAM_ENVOY_ENV = {"PILOT_ENABLE_METADATA_EXCHANGE": "false",
@@ -415,7 +417,10 @@ class PlayedPod:
         args = [expand(a, env) for a in args]
         return [self.player.istio / "pilot-agent", *args], env, root
 
-    def stop(self):
+    def stop(self, linger=True):
+        """Stops the pod's process. Its network namespace stays a while, as a
+        pod's sandbox outlives its containers: a connection to its address is
+        refused (and retried elsewhere by the gateway) rather than lost."""
         if self.process:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -426,7 +431,10 @@ class PlayedPod:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         kill_netns_processes(self.netns)
-        sh("ip", "netns", "del", self.netns, check=False)
+        if linger:
+            self.player.lingering[self.address] = (self.netns, time.monotonic() + SANDBOX_LINGERS)
+        else:
+            sh("ip", "netns", "del", self.netns, check=False)
         kept = self.player.pods_dir.parent / "logs" / "pods"
         kept.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
@@ -455,6 +463,7 @@ class Player:
         self.stopping = threading.Event()
         self.pods, self.live, self.secrets, self.root_certs = {}, set(), {}, {}
         self.played = {}
+        self.lingering = {}  # address -> (network namespace, when it goes)
 
     def tracker(self, key_of, store, apply=None):
         def on_event(kind, obj):
@@ -514,7 +523,9 @@ class Player:
             except (RuntimeError, OSError) as e:
                 log(f"reconcile: {e}")
         for played in list(self.played.values()):
-            played.stop()
+            played.stop(linger=False)
+        for netns, _ in self.lingering.values():
+            sh("ip", "netns", "del", netns, check=False)
 
     def wanted(self):
         with self.lock:
@@ -536,6 +547,13 @@ class Player:
         for uid in list(self.played):
             if uid not in wanted:
                 self.played.pop(uid).stop()
+        now = time.monotonic()
+        for address, (netns, until) in list(self.lingering.items()):
+            reused = any(p["status"]["podIP"] == address for u, p in wanted.items()
+                         if u not in self.played)
+            if until < now or reused:
+                sh("ip", "netns", "del", netns, check=False)
+                del self.lingering[address]
         for uid, pod in wanted.items():
             if uid not in self.played:
                 played = PlayedPod(self, pod)
@@ -545,7 +563,7 @@ class Player:
                 except (RuntimeError, OSError) as e:
                     log(f"could not play {played.namespace}/{played.name}: {e}")
                     self.played.pop(uid)
-                    played.stop()
+                    played.stop(linger=False)
             else:
                 self.played[uid].sync()
 
