@@ -170,7 +170,8 @@ fn after_the_chain_requests_reach_kms_through_a_gateway_that_mounts_its_certific
 }
 
 #[test]
-fn a_gateway_that_reads_its_certificate_by_credential_name_routes_to_kms_and_follows_renewals() {
+fn a_gateway_that_reads_its_certificate_by_credential_name_routes_to_kms_follows_renewals_and_shows_what_it_was_sent()
+ {
     let test = cluster("modern");
     let ns = live_namespaces(test, "mesh-sds");
     let gateways = Gateways::of(&ns);
@@ -186,6 +187,112 @@ fn a_gateway_that_reads_its_certificate_by_credential_name_routes_to_kms_and_fol
     }
     // istiod reads the secret for the gateway and pushes the new one.
     assert_serves_renewed_certificate(test, &ns, &gateways.credential_name);
+
+    // What istiod sent and the proxy took, read as `istioctl proxy-config`
+    // reads it: the proxy's admin interface through a port-forward.
+    let seen = assert_reaches_kms(&ns, &gateways.credential_name, HOSTS[0]);
+    let pod = seen["gateway"].as_str().unwrap().split('/').nth(1).unwrap();
+    let admin = PortForward::to(test, &ns.1, pod, 15000);
+    let config = admin.get("/config_dump");
+    assert!(
+        config.contains("\"prefix\": \"/kms/api\""),
+        "no KMS route in {config}"
+    );
+    assert!(
+        config.contains(&format!(
+            "outbound|28674||kms-api.{}.svc.cluster.local",
+            ns.0
+        )),
+        "no kms-api cluster in the config dump"
+    );
+    let stats = admin.get("/stats?filter=update_rejected");
+    assert!(stats.contains("lds.update_rejected: 0"), "{stats}");
+    assert!(stats.contains("cds.update_rejected: 0"), "{stats}");
+}
+
+/// `kubectl port-forward` to a played pod's port, for as long as it lives.
+struct PortForward {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PortForward {
+    fn to(test: &TestCluster, namespace: &str, pod: &str, port: u16) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = test
+            .kubectl()
+            .args([
+                "port-forward",
+                "-n",
+                namespace,
+                &format!("pod/{pod}"),
+                &format!(":{port}"),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start kubectl port-forward");
+        let mut line = String::new();
+        let mut said = BufReader::new(child.stdout.take().unwrap());
+        said.read_line(&mut line)
+            .expect("read kubectl port-forward");
+        // kubectl says more as connections come; it must have someone to
+        // say it to, or its next line ends it.
+        std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
+        // "Forwarding from 127.0.0.1:PORT -> 15000"
+        let local = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|address| address.rsplit(':').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("kubectl port-forward said {line:?}"));
+        PortForward { child, port: local }
+    }
+
+    /// The body of an HTTP GET of `path` through the forward. Envoy's admin
+    /// interface answers HTTP/1.1 only, in chunks; the body is read to its
+    /// last chunk, on a connection kept open until then.
+    fn get(&self, path: &str) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the forward");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read the status line");
+        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("read a header");
+            if line == "\r\n" {
+                break;
+            }
+            assert!(
+                !line.to_ascii_lowercase().starts_with("content-length"),
+                "expected a chunked answer"
+            );
+        }
+        let mut body = Vec::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("read a chunk's size");
+            let size = usize::from_str_radix(line.trim(), 16).expect("a chunk size");
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).expect("read a chunk");
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+        String::from_utf8(body).expect("a UTF-8 answer")
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]

@@ -26,7 +26,11 @@ and Istio's control plane would:
             KMS pod (app=key-management-api) runs the KMS stand-in
             (`standin.py`); a backend pod (kms-sts.test/backend) runs the
             same stand-in for another application. A played pod stops when
-            its pod stops Running or goes away.
+            its pod stops Running or goes away. `kubectl port-forward` to a
+            played pod works as the kubelet's does (a connection to the port
+            on the pod's loopback, in its network namespace): KWOK serves the
+            node's kubelet API and follows the PortForward object the player
+            writes for the pod, owned by it, which runs `mesh.py relay`.
 
 What differs from a production install, and why, is listed in README's
 Development section: upstream Envoy lacks Istio's own filters, so istiod is
@@ -65,6 +69,9 @@ ISTIOD_PORTS = {"http": 8080, "monitoring": 15014, "grpc": 15010, "secure-grpc":
                 "webhook": 15017}
 ISTIOD_SAN = "istiod.istio-system.svc"
 KMS_PORT = 28674
+# The ports `kubectl port-forward` reaches on every played pod besides those
+# its containers declare: Envoy's admin interface and pilot-agent's status.
+FORWARDED_PORTS = {15000, 15020, 15021}
 # Seconds a stopped pod's network namespace stays.
 SANDBOX_LINGERS = 10
 # The environment that makes istiod's gateway configuration loadable by an
@@ -333,6 +340,7 @@ class PlayedPod:
             mounts.append([str(source), mount["mountPath"]])
         (self.dir / "mounts.json").write_text(json.dumps(mounts))
         self.launch()
+        self.player.write_port_forward(self.pod, self.netns)
         log(f"playing {self.kind} {self.namespace}/{self.name} at {self.address}")
 
     def sync_volume(self, volume):
@@ -481,6 +489,26 @@ class Player:
             self.changed.set()
         return on_event
 
+    def write_port_forward(self, pod, netns):
+        """The PortForward KWOK follows for `kubectl port-forward` to the pod:
+        every port is relayed to the pod's loopback, in its network
+        namespace. Owned by the pod, so it goes with it."""
+        meta = pod["metadata"]
+        ports = sorted({int(p["containerPort"]) for c in pod["spec"]["containers"]
+                        for p in c.get("ports") or []} | FORWARDED_PORTS)
+        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "Pod",
+                                                  "name": meta["name"], "uid": meta["uid"]}]},
+                "spec": {"forwards": [{"ports": [port], "command": [
+                    "ip", "netns", "exec", netns, sys.executable, str(HERE / "mesh.py"),
+                    "relay", str(port)]} for port in ports]}}
+        status, answer = self.api.call(
+            "POST", f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{meta['namespace']}/portforwards",
+            body)
+        if status not in (201, 409):
+            raise RuntimeError(f"port-forward for {meta['name']}: {status} {answer}")
+
     def token(self, pod):
         sa = pod["spec"].get("serviceAccountName", "default")
         status, answer = self.api.call(
@@ -601,8 +629,25 @@ def enter(mounts_file, cwd, argv):
     os.execvp(argv[0], argv)
 
 
+def relay(port):
+    """Joins stdin and stdout to a connection to `port` on this network
+    namespace's loopback: what a port-forward carries."""
+    import socket
+    conn = socket.create_connection(("127.0.0.1", port))
+
+    def upstream():
+        while data := os.read(0, 65536):
+            conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+    threading.Thread(target=upstream, daemon=True).start()
+    while data := conn.recv(65536):
+        os.write(1, data)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 4 and sys.argv[1] == "enter" and sys.argv[4] == "--":
         enter(sys.argv[2], sys.argv[3], sys.argv[5:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "relay":
+        relay(int(sys.argv[2]))
     else:
-        sys.exit("usage: mesh.py enter MOUNTS CWD -- COMMAND...")
+        sys.exit("usage: mesh.py enter MOUNTS CWD -- COMMAND... | mesh.py relay PORT")

@@ -112,7 +112,8 @@ class Cluster:
         self.pki = self.dir / "pki"
         base = PORT_BASE[profile]
         self.ports = {"apiserver": base + 443, "etcd": base + 379, "etcd-peer": base + 380,
-                      "kcm": base + 257, "scheduler": base + 259, "kwok": base + 247}
+                      "kcm": base + 257, "scheduler": base + 259, "kwok": base + 247,
+                      "kubelet": base + 250}
         self.kubeconfig = self.dir / "kubeconfig"
         self.audit_log = self.dir / "audit.log"
 
@@ -239,6 +240,8 @@ class Cluster:
                 (self.dir / "seeded").unlink(missing_ok=True)
                 self.make_pki()
                 self.write_kubeconfig(self.kubeconfig, "kms-sts-admin", self.pki / "admin")
+                if self.profile == "modern":
+                    mesh.network_up(self.profile)
                 self.start_control_plane()
                 log(f"cluster {self.profile}: control plane ready in "
                     f"{time.monotonic() - started:.1f}s")
@@ -286,6 +289,8 @@ class Cluster:
             "--audit-log-path", self.audit_log, "--audit-log-format", "json",
             "--audit-log-maxbackup", "1",
             "--allow-privileged", "--profiling=false",
+            # The node's address only: its name resolves nowhere.
+            "--kubelet-preferred-address-types=InternalIP",
             # Webhooks are called at their Service's endpoints (istiod's
             # address), as the API server of a cluster with a pod network does.
             "--enable-aggregator-routing=true"])
@@ -306,13 +311,24 @@ class Cluster:
         self.start("kube-scheduler", [
             k8s / "kube-scheduler", *shared, "--secure-port", ports["scheduler"]])
         kwok = self.tools["kwok"]
+        if self.profile == "modern":
+            # KWOK serves the node's kubelet API at an address of the mesh's
+            # network, so `kubectl port-forward` reaches played pods through
+            # the PortForward objects the player writes (see mesh.py).
+            self.apply_objects(load_yaml(kwok_crd("portforwards")))
+            self.kubectl_run("wait", "--for=condition=Established", "--timeout=60s",
+                             "crd/portforwards.kwok.x-k8s.io")
+            node = ["--node-ip", mesh.HOST_ADDRESS, "--node-port", ports["kubelet"],
+                    "--server-address", f"{mesh.HOST_ADDRESS}:{ports['kubelet']}",
+                    "--enable-crds", "PortForward"]
+        else:
+            node = ["--node-ip", "10.0.0.1", "--server-address", f"127.0.0.1:{ports['kwok']}"]
         self.start("kwok", [
             kwok / "kwok", "--kubeconfig", self.kubeconfig,
             "--config", kwok / "stages.yaml",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
-            "--cidr", "10.244.0.0/16", "--node-ip", "10.0.0.1",
-            "--server-address", f"127.0.0.1:{ports['kwok']}"])
+            "--cidr", "10.244.0.0/16", *node])
         capacity = {"cpu": "640", "memory": "2560Gi", "pods": "5000"}
         self.apply_objects([{
             "apiVersion": "v1", "kind": "Node",
@@ -542,6 +558,14 @@ class Cluster:
             self.tools["certmanager"] / "cert-manager-controller",
             "--kubeconfig", self.kubeconfig,
             "--cluster-resource-namespace", "kube-system"])
+
+
+def kwok_crd(plural):
+    """A CRD of KWOK's own, from the pinned module's source."""
+    source = subprocess.run(["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
+                            cwd=HERE / "gomod" / "kwok", check=True, capture_output=True,
+                            text=True).stdout.strip()
+    return Path(source) / "kustomize" / "crd" / "bases" / f"kwok.x-k8s.io_{plural}.yaml"
 
 
 def istio_manifests(istioctl, namespace, tag, revision=None, default_revision=False):
