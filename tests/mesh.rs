@@ -27,6 +27,27 @@ fn expose(test: &TestCluster, ns: &(String, String), selector: &str) {
     test.wait_for_gateway_certificate(ns);
 }
 
+/// `expose` for HOSTS on the gateway of `selector`, whose Gateway then names
+/// its certificate as `source` says (a field of its server's `tls`, and its
+/// value), and a request to each host reaches KMS.
+fn expose_and_reach_kms(
+    test: &TestCluster,
+    ns: &(String, String),
+    selector: &str,
+    source: (&str, &str),
+) {
+    expose(test, ns, selector);
+    let named = test.jsonpath(
+        &ns.0,
+        "gateways.networking.istio.io/kmsgateway",
+        &format!("{{.spec.servers[0].tls.{}}}", source.0),
+    );
+    assert_eq!(named, source.1);
+    for host in HOSTS {
+        assert_reaches_kms(ns, selector, host);
+    }
+}
+
 /// A request to `host` through the gateway of `selector` reached a KMS pod
 /// of the pair as `/api/...`, over TLS on both legs: the gateway's
 /// certificate verified for the host against the issuing CA (by the
@@ -138,16 +159,15 @@ fn after_the_chain_requests_reach_kms_through_a_gateway_that_mounts_its_certific
             .arg(&backups)),
         0,
     );
-    expose(test, &ns, &gateways.files);
-    let tls = test.jsonpath(
-        &ns.0,
-        "gateways.networking.istio.io/kmsgateway",
-        "{.spec.servers[0].tls.serverCertificate}",
+    expose_and_reach_kms(
+        test,
+        &ns,
+        &gateways.files,
+        (
+            "serverCertificate",
+            "/etc/istio/ingressgateway-certs/tls.crt",
+        ),
     );
-    assert_eq!(tls, "/etc/istio/ingressgateway-certs/tls.crt");
-    for host in HOSTS {
-        assert_reaches_kms(&ns, &gateways.files, host);
-    }
 
     // A renewal reaches the files the gateway reads, and the proxy serves
     // the new certificate without a restart.
@@ -170,21 +190,16 @@ fn after_the_chain_requests_reach_kms_through_a_gateway_that_mounts_its_certific
 }
 
 #[test]
-fn a_gateway_that_reads_its_certificate_by_credential_name_routes_to_kms_follows_renewals_and_shows_what_it_was_sent()
- {
+fn credential_name_gateway_routes_to_kms_follows_renewals_and_shows_what_istiod_sent() {
     let test = cluster("modern");
     let ns = live_namespaces(test, "mesh-sds");
     let gateways = Gateways::of(&ns);
-    expose(test, &ns, &gateways.credential_name);
-    let tls = test.jsonpath(
-        &ns.0,
-        "gateways.networking.istio.io/kmsgateway",
-        "{.spec.servers[0].tls.credentialName}",
+    expose_and_reach_kms(
+        test,
+        &ns,
+        &gateways.credential_name,
+        ("credentialName", "istio-ingressgateway-certs"),
     );
-    assert_eq!(tls, "istio-ingressgateway-certs");
-    for host in HOSTS {
-        assert_reaches_kms(&ns, &gateways.credential_name, host);
-    }
     // istiod reads the secret for the gateway and pushes the new one.
     assert_serves_renewed_certificate(test, &ns, &gateways.credential_name);
 
