@@ -895,7 +895,8 @@ def one_request(cluster, address, port, host, path):
 
 def request_summary(result):
     """One request in words, for people."""
-    asked = f"GET https://{result['host']}{result['path']} via gateway {result['gateway']}"
+    asked = (f"GET https://{result['host']}{result['path']} (sent to gateway pod "
+             f"{result['gateway']} at {result['address']}:{result['port']})")
     if "error" in result:
         return f"{asked}: no answer ({result['error']})"
     answer = result["answer"]
