@@ -1,6 +1,9 @@
-//! The README's permission table says what each command needs; it is read
-//! here and compared with the lists the commands' own preflight checks (and
-//! `rbac` grants), so the two cannot drift apart. No cluster is needed.
+//! What the README says is what the code does. Its permission table says
+//! what each command needs; it is read here and compared with the lists the
+//! commands' own preflight checks (and `rbac` grants), so the two cannot
+//! drift apart. And every form of the test cluster's commands that it and
+//! the harness's own documentation write is one the commands take
+//! (`tests/cluster/check-usage`). No cluster is needed.
 
 use kms_sts::cluster::permissions::{Command, Scope};
 use kms_sts::objects::apis::CertManagerApi;
@@ -89,4 +92,57 @@ fn the_readmes_permission_table_is_what_the_commands_check() {
         checked.dedup();
         assert_eq!(documented, checked, "{command}");
     }
+}
+
+/// The forms `tests/cluster/check-usage` checked, and its exit code.
+fn check_usage(readme: &std::path::Path) -> (i32, Vec<serde_json::Value>) {
+    let out = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/check-usage"),
+    )
+    .arg(readme)
+    .output()
+    .expect("run tests/cluster/check-usage");
+    let forms = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    (out.status.code().unwrap(), forms)
+}
+
+#[test]
+fn the_test_cluster_commands_parse_every_form_their_documentation_writes() {
+    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let (code, forms) = check_usage(&readme);
+    let refused: Vec<_> = forms.iter().filter(|f| f["ok"] != true).collect();
+    assert_eq!((code, refused.len()), (0, 0), "{refused:#?}");
+    for command in [
+        "up",
+        "down",
+        "clean",
+        "user",
+        "seed-namespaces",
+        "install-istio",
+        "issue-legacy-certificate",
+        "request",
+        "received",
+        "seed-app",
+    ] {
+        assert!(
+            forms.iter().any(|f| f["argv"][0] == command),
+            "no documented form of {command} was checked"
+        );
+    }
+
+    // A form the commands do not take is caught.
+    let wrong = std::env::temp_dir().join(format!("usage-{}.md", std::process::id()));
+    std::fs::write(&wrong, "Stop it with `tests/cluster/down --all`.\n").unwrap();
+    let (code, forms) = check_usage(&wrong);
+    assert_eq!(code, 1);
+    assert!(
+        forms
+            .iter()
+            .any(|f| f["ok"] == false && f["error"][0].as_str().unwrap().contains("--all")),
+        "{forms:#?}"
+    );
 }

@@ -14,29 +14,35 @@ Profiles differ in the APIs they serve:
           (see mesh.py)
   legacy  only certmanager.k8s.io/v1alpha1, Istio networking only v1alpha3
 
-Commands (see `up`, `down` and `user` beside this file):
+Commands, each also a script of its name beside this file (`check-usage`
+checks that every form written here and in README.md parses):
   up [--profile P]          start and seed; last stdout line: kubeconfig path
-  down [--profile P|--all]  stop; no process is left behind
-  user NAME [--group G]     a client certificate and kubeconfig for NAME
-  seed-namespaces KMS ISTIO [--live]
+  down [--profile P] [--purge]
+                            stop (both profiles unless one is named); no
+                            process, network namespace or link is left behind;
+                            --purge also deletes the cluster's data
+  clean [--profile P]       delete the namespaces earlier test runs seeded
+  user NAME [--group G] [--profile P]
+                            a client certificate and kubeconfig for NAME
+  seed-namespaces KMS ISTIO [--live] [--profile P]
                             the runbook's workloads in a fresh namespace pair;
                             with --live (modern) their pods are played, and
                             their gateways are labelled istio=ingressgateway-ISTIO
                             and istio=ingress-ISTIO (see own_gateway_labels)
-  request NAMESPACE SELECTOR HOST [--path P] [--until kms|not-kms]
+  install-istio ISTIO [--build previous|current|1.0] [--revision R] [--tag T] [--profile P]
+                            a build's injector configuration in ISTIO, in place
+                            or as revision R beside it
+  issue-legacy-certificate NS NAME [--days N]
+                            issue a legacy Certificate as its old controller did
+  request NAMESPACE SELECTOR HOST [--path P] [--port N] [--until kms|backend|not-kms] [--timeout S] [--summary]
                             an HTTPS request to HOST through a played gateway;
-                            JSON: status, certificate, what KMS received
+                            JSON (or, with --summary, words): status,
+                            certificate, what the answering pod received
   received NAMESPACE        every request the played pods of NAMESPACE received
   seed-app NAMESPACE GATEWAY_NAMESPACE SELECTOR HOST...
                             another application on the same gateway, live: its
                             Gateway (HTTPS 443, HOSTs), VirtualService (/ to its
                             backend), certificate and a backend that answers
-  install-istio ISTIO [--build previous|current|1.0] [--revision R] [--tag T]
-                            a build's injector configuration in ISTIO, in place
-                            or as revision R beside it
-  clean [--profile P]       delete the namespaces earlier test runs seeded
-  issue-legacy-certificate NS NAME [--days N]
-                            issue a legacy Certificate as its old controller did
 """
 
 import argparse
@@ -931,7 +937,7 @@ def running_cluster(profile):
     return cluster
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(prog="testcluster")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up")
@@ -985,7 +991,11 @@ def main():
     issue.add_argument("namespace")
     issue.add_argument("name")
     issue.add_argument("--days", type=int, default=3650, help="how long the certificate is valid")
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
 
     if args.command == "up":
         Cluster(args.profile).up()
