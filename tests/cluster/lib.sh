@@ -1,5 +1,6 @@
-# Shared helpers for the test cluster scripts: where the cached binaries and
-# the running cluster live, and small utilities. Sourced, never run.
+# Shared helpers for the test cluster's and the project's scripts: where the
+# cached binaries, the running cluster and the tools' logs live, and how a
+# long step is run and reported. Sourced, never run.
 
 ALL_TOOL_GROUPS=(kubernetes etcd kwok istioctl istioctl-previous istiod envoy certmanager krew datapath goreleaser actionlint)
 TOOLS_CACHE=${KMS_STS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-kms-sts/tools}
@@ -7,8 +8,58 @@ CLUSTER_DIR=${KMS_STS_CLUSTER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-kms-s
 CLUSTER_GOMOD=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/gomod
 CLUSTER_PYPI=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pypi
 
+LOGS_DIR=${KMS_STS_LOGS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-kms-sts/logs}
+
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A number of seconds as people read it: 42s, 3m 05s.
+duration() {
+  local s=$1
+  if [ "$s" -lt 60 ]; then printf '%ds' "$s"; else printf '%dm %02ds' $((s / 60)) $((s % 60)); fi
+}
+
+# step WHAT FIRST_RUN_SECONDS COMMAND...
+# Runs COMMAND (a program or a function) with its output in a log file under
+# LOGS_DIR, saying what it does as it starts (with how long a first run takes
+# on two cores, when given), that it is still at it every 30 seconds, and how
+# long it took. On failure: the last lines of the log and where all of it is.
+step() {
+  local what=$1 estimate=$2 status=0 started=$SECONDS ticker
+  shift 2
+  mkdir -p "$LOGS_DIR"
+  local file
+  file="$LOGS_DIR/$(printf '%s' "$what" | tr -cs 'A-Za-z0-9.' '-' | sed 's/-*$//').log"
+  if [ "$estimate" -gt 0 ]; then
+    log "$what (a first run takes about $(duration "$estimate"); log: $file)"
+  else
+    log "$what (log: $file)"
+  fi
+  (
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep 30 & nap=$!
+      wait "$nap"
+      log "  ... still $what ($(duration $((SECONDS - started))) so far)"
+    done
+  ) &
+  ticker=$!
+  # In a subshell of its own with errexit on: a function's first failing
+  # command fails the step (errexit would be ignored under `||`).
+  local errexit=${-//[^e]/}
+  set +e
+  (set -e; "$@") >"$file" 2>&1
+  status=$?
+  [ -z "$errexit" ] || set -e
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  if [ "$status" -ne 0 ]; then
+    log "error: $what failed after $(duration $((SECONDS - started))); the last lines of $file:"
+    tail -n 30 "$file" | sed 's/^/  | /' >&2
+    return "$status"
+  fi
+  log "$what: done in $(duration $((SECONDS - started)))"
+}
 
 # The cache directory of one tool group: its name plus a hash of the wrapper
 # module's go.mod and go.sum (and, for groups with their own entry point, the
