@@ -9,9 +9,9 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    Gateways, TestCluster, assert_exit, cluster, fresh_namespaces, gateway_request,
-    istioctl_binary, live_namespaces, plugin_in, received, run, run_with_stdin, scratch_dir,
-    seed_app, stderr,
+    Gateways, IstioBuild, RequestLoop, TestCluster, assert_exit, cluster, fresh_namespaces,
+    gateway_request, istioctl_binary, live_namespaces, plugin_in, received, run, run_with_stdin,
+    scratch_dir, seed_app, stderr,
 };
 
 const HOSTS: [&str; 2] = ["kms.example.com", "10.20.30.40"];
@@ -308,6 +308,72 @@ impl Drop for PortForward {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+fn requests_keep_reaching_kms_while_inject_refreshes_it_and_set_apikey_restarts_the_adapter() {
+    let test = cluster("modern");
+    let ns = live_namespaces(test, "mesh-refresh");
+    let gateways = Gateways::of(&ns);
+    test.install_istio(&ns.1, IstioBuild::Previous, None);
+    let backups = scratch_dir("mesh-refresh");
+    let inject = || {
+        run(plugin_in(test, &ns)
+            .arg("inject")
+            .arg("--istioctl")
+            .arg(istioctl_binary())
+            .arg("--backup-dir")
+            .arg(&backups))
+    };
+    assert_exit(&inject(), 0);
+    expose(test, &ns, &gateways.files);
+    let before = assert_reaches_kms(&ns, &gateways.files, HOSTS[0]);
+
+    // Requests one after another through the gateway, each on its own
+    // connection, while the changes run.
+    let load = RequestLoop::start(&ns.1, &gateways.files, HOSTS[0]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // An in-place upgrade of Istio, and the refresh of the stale sidecar: a
+    // rolling update that replaces every KMS pod.
+    test.install_istio(&ns.1, IstioBuild::Current, None);
+    assert_exit(&inject(), 0);
+    let out = run_with_stdin(
+        plugin_in(test, &ns).args(["set-apikey", "--from-stdin"]),
+        b"mesh-refresh-key",
+    );
+    assert_exit(&out, 0);
+    // The gateway's endpoints catch up with the new pods.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let answers = load.finish();
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|a| a["reached_kms"] != true)
+        .collect();
+    assert!(
+        answers.len() >= 20,
+        "only {} requests were made",
+        answers.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:#?}",
+        failed.len(),
+        answers.len()
+    );
+    // The pod that answered before the refresh is gone; one of the new
+    // ones answered last.
+    let old = before["answer"]["pod"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap();
+    let out = run(test.kubectl().args(["get", "pod", old, "-n", &ns.0]));
+    assert_exit(&out, 1);
+    assert_ne!(
+        answers.last().unwrap()["answer"]["pod"],
+        before["answer"]["pod"]
+    );
 }
 
 #[test]

@@ -26,7 +26,10 @@ and Istio's control plane would:
             KMS pod (app=key-management-api) runs the KMS stand-in
             (`standin.py`); a backend pod (kms-sts.test/backend) runs the
             same stand-in for another application. A played pod stops when
-            its pod stops Running or goes away. `kubectl port-forward` to a
+            its pod stops Running or goes away. Pods of the live pairs'
+            Deployments carry the readiness gate PLAYED_GATE: KWOK leaves
+            them unready and the player makes them Ready once what plays
+            them answers, as the kubelet does after a readiness probe. `kubectl port-forward` to a
             played pod works as the kubelet's does (a connection to the port
             on the pod's loopback, in its network namespace): KWOK serves the
             node's kubelet API and follows the PortForward object the player
@@ -64,6 +67,9 @@ POD_GATEWAY = "10.244.255.254"
 POD_PREFIX = 16
 POD_CIDR = "10.244.0.0/16"
 LIVE_LABEL = "kms-sts.test/live"
+# The readiness gate of played pods: KWOK leaves them unready, and the player
+# makes them Ready once what plays them answers (see testcluster.kwok_stages).
+PLAYED_GATE = "kms-sts.test/played"
 BACKEND_LABEL = "kms-sts.test/backend"
 ISTIOD_PORTS = {"http": 8080, "monitoring": 15014, "grpc": 15010, "secure-grpc": 15012,
                 "webhook": 15017}
@@ -149,6 +155,11 @@ def pod_network_up(profile, netns, link, address):
     sh("ip", "link", "set", link, "netns", n["router"])
     sh("ip", "-n", n["router"], "link", "set", link, "master", "br0", "up")
     sh("ip", "-n", netns, "link", "set", "lo", "up")
+    # The hardware address follows from the IP address, as Docker's bridge
+    # does it: KWOK hands a released address to the next pod at once, and
+    # neighbours' ARP caches then still point at the right interface.
+    mac = "02:42:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
+    sh("ip", "-n", netns, "link", "set", "eth0", "address", mac)
     sh("ip", "-n", netns, "addr", "add", f"{address}/{POD_PREFIX}", "dev", "eth0")
     sh("ip", "-n", netns, "link", "set", "eth0", "up")
     sh("ip", "-n", netns, "route", "add", "default", "via", POD_GATEWAY)
@@ -169,10 +180,10 @@ class Api:
         return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context,
                                            timeout=timeout)
 
-    def call(self, method, path, body=None):
+    def call(self, method, path, body=None, content_type="application/json"):
         conn = self.connection()
         try:
-            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            headers = {"Content-Type": content_type, "Accept": "application/json"}
             conn.request(method, path, json.dumps(body) if body is not None else None, headers)
             response = conn.getresponse()
             data = response.read()
@@ -313,6 +324,7 @@ class PlayedPod:
         self.link = n["pod_link_prefix"] + key
         self.dir = player.pods_dir / f"{self.namespace}.{self.name}"
         self.process = None
+        self.ready = False
         self.restarts_at = 0.0
         self.volumes = {}  # volume name -> (secret name, optional, last resourceVersion)
 
@@ -352,7 +364,46 @@ class PlayedPod:
         write_volume(self.dir / "volumes" / volume, secret_files(secret) if secret else {})
         self.volumes[volume] = (secret_name, version)
 
+    def answers(self):
+        """The readiness probe: the gateway's agent says Envoy is ready; any
+        other pod accepts connections on its first declared port."""
+        import socket
+        import urllib.request
+        if self.kind == "gateway":
+            try:
+                url = f"http://{self.address}:15021/healthz/ready"
+                with urllib.request.urlopen(url, timeout=0.5) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+        ports = [p["containerPort"] for c in self.pod["spec"]["containers"]
+                 for p in c.get("ports") or []]
+        try:
+            socket.create_connection((self.address, ports[0] if ports else KMS_PORT), 0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def mark_ready(self):
+        gates = [g["conditionType"] for g in self.pod["spec"].get("readinessGates") or []]
+        if PLAYED_GATE not in gates:
+            self.ready = True
+            return
+        if not self.answers():
+            return
+        conditions = [{"type": t, "status": "True"} for t in ("Ready", "ContainersReady",
+                                                              PLAYED_GATE)]
+        status, answer = self.player.api.call(
+            "PATCH", f"/api/v1/namespaces/{self.namespace}/pods/{self.name}/status",
+            {"status": {"conditions": conditions}}, "application/strategic-merge-patch+json")
+        if status != 200:
+            raise RuntimeError(f"ready {self.namespace}/{self.name}: {status} {answer}")
+        self.ready = True
+        log(f"{self.kind} {self.namespace}/{self.name} answers: Ready")
+
     def sync(self):
+        if not self.ready:
+            self.mark_ready()
         for volume in self.volumes:
             self.sync_volume(volume)
         if self.process and self.process.poll() is not None and time.monotonic() > self.restarts_at:
@@ -433,7 +484,7 @@ class PlayedPod:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(2)
+                self.process.wait(3)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)

@@ -11,7 +11,9 @@ nothing else; a backend answers everything with 200.
 
 The certificate is read again whenever the mounted files change (the
 kubelet swaps them when the Secret changes), so a renewal is served without
-a restart.
+a restart. On SIGTERM it shuts down as a well-behaved server does when its
+pod is deleted: it stops accepting connections, answers what still comes on
+the open ones with `Connection: close`, and exits after a short drain.
 
     standin.py --port 28674 --record FILE --pod NS/NAME --role kms|backend [--tls-dir DIR]
 """
@@ -19,11 +21,16 @@ a restart.
 import argparse
 import json
 import os
+import signal
 import socketserver
 import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+# How long a stopping stand-in keeps answering on its open connections.
+DRAIN_SECONDS = 1.5
 
 
 class Certificates:
@@ -62,7 +69,15 @@ class Server(ThreadingHTTPServer):
         self.record = record
         self.pod = pod
         self.record_lock = threading.Lock()
+        self.draining = False
         super().__init__(("0.0.0.0", port), Handler)
+
+    def drain(self, seconds):
+        self.draining = True
+        self.shutdown()
+        self.socket.close()
+        time.sleep(seconds)
+        os._exit(0)
 
     def finish_request(self, request, client_address):
         # The handshake happens here, in the connection's own thread.
@@ -92,6 +107,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200 if found else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if server.draining:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -109,7 +127,11 @@ def main():
     args = parser.parse_args()
     certificates = Certificates(args.tls_dir) if args.tls_dir else None
     socketserver.TCPServer.allow_reuse_address = True
-    Server(args.port, certificates, args.record, args.pod, args.role).serve_forever()
+    server = Server(args.port, certificates, args.record, args.pod, args.role)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
+        target=server.drain, args=(DRAIN_SECONDS,), daemon=True).start())
+    server.serve_forever()
+    threading.Event().wait()
 
 
 if __name__ == "__main__":

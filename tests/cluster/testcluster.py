@@ -34,10 +34,12 @@ checks that every form written here and in README.md parses):
                             or as revision R beside it
   issue-legacy-certificate NS NAME [--days N]
                             issue a legacy Certificate as its old controller did
-  request NAMESPACE SELECTOR HOST [--path P] [--port N] [--until kms|backend|not-kms] [--timeout S] [--summary]
+  request NAMESPACE SELECTOR HOST [--path P] [--port N] [--until kms|backend|not-kms] [--timeout S] [--summary] [--while-missing FILE]
                             an HTTPS request to HOST through a played gateway;
                             JSON (or, with --summary, words): status,
-                            certificate, what the answering pod received
+                            certificate, what the answering pod received;
+                            with --while-missing, one request after another
+                            (a JSON line each) until FILE exists
   received NAMESPACE        every request the played pods of NAMESPACE received
   seed-app NAMESPACE GATEWAY_NAMESPACE SELECTOR HOST...
                             another application on the same gateway, live: its
@@ -331,7 +333,7 @@ class Cluster:
             node = ["--node-ip", "10.0.0.1", "--server-address", f"127.0.0.1:{ports['kwok']}"]
         self.start("kwok", [
             kwok / "kwok", "--kubeconfig", self.kubeconfig,
-            "--config", kwok / "stages.yaml",
+            "--config", self.kwok_stages(kwok / "stages.yaml"),
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
             "--cidr", "10.244.0.0/16", *node])
@@ -351,6 +353,41 @@ class Cluster:
         self.wait_until(lambda: self.kubectl_run("get", "serviceaccount", "default", "-n",
                                                  "default", check=False).returncode == 0, 60,
                         "the default ServiceAccount")
+
+    def kwok_stages(self, stages):
+        """KWOK's stages, but a pod with the readiness gate of played pods
+        is not made Ready by KWOK: the player makes it Ready once what
+        plays it answers, as the kubelet does after a readiness probe."""
+        text = stages.read_text()
+        ready = """      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: ContainersReady
+      {{ range .spec.readinessGates }}
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: {{ .conditionType | Quote }}
+      {{ end }}"""
+        gated = """      {{ $played := false }}
+      {{ range .spec.readinessGates }}{{ if eq .conditionType "%s" }}{{ $played = true }}{{ end }}{{ end }}
+      - lastTransitionTime: {{ $now | Quote }}
+        status: {{ if $played }}"False"{{ else }}"True"{{ end }}
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: {{ if $played }}"False"{{ else }}"True"{{ end }}
+        type: ContainersReady
+      {{ range .spec.readinessGates }}
+      - lastTransitionTime: {{ $now | Quote }}
+        status: {{ if eq .conditionType "%s" }}"False"{{ else }}"True"{{ end }}
+        type: {{ .conditionType | Quote }}
+      {{ end }}""" % (mesh.PLAYED_GATE, mesh.PLAYED_GATE)
+        if text.count(ready) != 1:
+            sys.exit(f"error: KWOK's pod-ready stage in {stages} is not the one expected")
+        path = self.dir / "kwok-stages.yaml"
+        path.write_text(text.replace(ready, gated))
+        return path
 
     def wait_for(self, path, seconds):
         self.wait_until(lambda: subprocess.run(
@@ -413,6 +450,8 @@ class Cluster:
             self.start_cert_manager()
         if self.profile == "modern":
             self.seed_control_plane(istio)
+            # The pair seeded next is live: its pods are Ready once played.
+            self.start_mesh()
         seed_namespaces(self, "kube-system", "istio-system", live=self.profile == "modern")
         stamp.write_text(inputs.hexdigest())
         log(f"cluster {self.profile}: seeded in {time.monotonic() - started:.1f}s")
@@ -696,6 +735,11 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace, live=False):
     if live and istio_namespace != "istio-system":
         for obj in objects:
             own_gateway_labels(obj, istio_namespace)
+    if live:
+        for obj in objects:
+            if obj["kind"] == "Deployment" and obj["metadata"]["name"] in PLAYED_DEPLOYMENTS:
+                obj["spec"]["template"]["spec"]["readinessGates"] = [
+                    {"conditionType": mesh.PLAYED_GATE}]
     if kms_namespace == "kube-system":
         objects = [o for o in objects if o["kind"] != "Namespace"
                    or o["metadata"]["name"] != "kube-system"]
@@ -730,6 +774,11 @@ def seed_namespaces(cluster, kms_namespace, istio_namespace, live=False):
     if cluster.profile == "modern":
         cluster.kubectl_run("wait", "--for=condition=Ready", "--timeout=120s", "-n", kms_namespace,
                             f"certificate.cert-manager.io/{KMS_TLS_SECRET}")
+
+
+# The Deployments of a live pair whose pods are played: Ready only once
+# what plays them answers.
+PLAYED_DEPLOYMENTS = ("key-management-api", "istio-ingressgateway", "istio-ingress")
 
 
 def own_gateway_labels(obj, istio_namespace):
@@ -824,14 +873,20 @@ def issue_legacy_certificate(cluster, namespace, name, days=3650):
                         json.dumps({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
 
 
-def gateway_request(cluster, args):
-    """An HTTPS request to `args.host` through a Running gateway pod of the
-    selector, at the pod's address and the target port of the gateway
-    Service's port `args.port`, verifying the gateway's certificate against
-    the issuing CA for the host. Tried again (a gateway just configured may
-    not serve the route yet) until KMS answers or, with `--until not-kms`,
-    until anything else happens, up to the timeout; the last try is returned
-    with `reached_kms`."""
+def request_loop(cluster, args):
+    """Requests through the same gateway pod, one after another on fresh
+    connections, until the file `args.while_missing` exists."""
+    pod, port = gateway_pod(cluster, args)
+    while not Path(args.while_missing).exists():
+        result = one_request(cluster, pod["status"]["podIP"], port, args.host, args.path)
+        result["gateway"] = f"{args.namespace}/{pod['metadata']['name']}"
+        print(json.dumps(result), flush=True)
+        time.sleep(0.02)
+
+
+def gateway_pod(cluster, args):
+    """A Running gateway pod of the selector, and the target port of the
+    gateway Service's port `args.port` on it."""
     pods = json.loads(cluster.kubectl_run("get", "pods", "-n", args.namespace, "-l",
                                           args.selector, "-o", "json").stdout)["items"]
     pods = [p for p in pods if p["status"].get("phase") == "Running"
@@ -849,6 +904,18 @@ def gateway_request(cluster, args):
             for p in service["spec"]["ports"]:
                 if p["port"] == args.port:
                     port = p.get("targetPort", p["port"])
+    return pod, port
+
+
+def gateway_request(cluster, args):
+    """An HTTPS request to `args.host` through a Running gateway pod of the
+    selector, at the pod's address and the target port of the gateway
+    Service's port `args.port`, verifying the gateway's certificate against
+    the issuing CA for the host. Tried again (a gateway just configured may
+    not serve the route yet) until KMS answers or, with `--until not-kms`,
+    until anything else happens, up to the timeout; the last try is returned
+    with `reached_kms`."""
+    pod, port = gateway_pod(cluster, args)
     deadline = time.monotonic() + args.timeout
     while True:
         result = one_request(cluster, pod["status"]["podIP"], port, args.host, args.path)
@@ -967,6 +1034,9 @@ def build_parser():
                               "backend, or until anything but KMS does (or nothing does); "
                               "the last try is printed either way")
     request.add_argument("--timeout", type=float, default=60, help="seconds to keep trying")
+    request.add_argument("--while-missing", metavar="FILE",
+                         help="send one request after another until FILE exists, printing one "
+                              "JSON line for each (for load while something changes)")
     request.add_argument("--summary", action="store_true",
                          help="print what happened in words; exit 1 unless KMS answered")
     app = sub.add_parser("seed-app")
@@ -1023,6 +1093,9 @@ def main():
         seed_namespaces(cluster, args.kms_namespace, args.istio_namespace, live=args.live)
     elif args.command == "request":
         cluster = running_cluster(args.profile)
+        if args.while_missing:
+            request_loop(cluster, args)
+            return
         result = gateway_request(cluster, args)
         if not args.summary:
             print(json.dumps(result, indent=2))

@@ -217,6 +217,42 @@ pub fn seed_app(namespace: &str, gateway_namespace: &str, selector: &str, hosts:
     run_harness(&args);
 }
 
+/// Requests to `host` through a played gateway, one after another on fresh
+/// connections, from `start` until `finish`, which returns what happened to
+/// each (as `gateway_request` says it).
+pub struct RequestLoop {
+    child: std::process::Child,
+    stop: PathBuf,
+}
+
+impl RequestLoop {
+    pub fn start(namespace: &str, selector: &str, host: &str) -> Self {
+        let stop = scratch_dir("request-loop").join("stop");
+        let child = Command::new(repo().join("tests/cluster/request"))
+            .args([namespace, selector, host, "--while-missing"])
+            .arg(&stop)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tests/cluster/request");
+        RequestLoop { child, stop }
+    }
+
+    pub fn finish(self) -> Vec<serde_json::Value> {
+        std::fs::write(&self.stop, "").expect("write the stop file");
+        let out = self
+            .child
+            .wait_with_output()
+            .expect("wait for the requests");
+        assert!(out.status.success(), "the request loop failed");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    }
+}
+
 /// Every request the played pods of `namespace` received.
 pub fn received(namespace: &str) -> Vec<serde_json::Value> {
     let out = run_harness(&["received", namespace]);
