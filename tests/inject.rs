@@ -9,9 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use support::{
-    DefaultTag, IstioBuild, TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary,
-    json_status, plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir, status_check,
-    stderr, stdout,
+    DefaultTag, IstioBuild, TestCluster, assert_exit, cluster, fresh_namespaces, inject,
+    istioctl_binary, json_status, plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir,
+    status_check, stderr, stdout,
 };
 
 const FAILURE: i32 = 1;
@@ -27,15 +27,6 @@ fn containers(test: &TestCluster, kms: &str) -> String {
     )
     .trim()
     .to_owned()
-}
-
-fn inject(test: &TestCluster, ns: &(String, String)) -> std::process::Command {
-    let mut command = plugin_in(test, ns);
-    command
-        .arg("inject")
-        .arg("--istioctl")
-        .arg(istioctl_binary());
-    command
 }
 
 #[test]

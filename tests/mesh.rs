@@ -10,7 +10,7 @@ mod support;
 use serde_json::Value;
 use support::{
     Gateways, IstioBuild, RequestLoop, TestCluster, assert_exit, cluster, fresh_namespaces,
-    gateway_request, istioctl_binary, live_namespaces, plugin_in, received, run, run_with_stdin,
+    gateway_request, inject, live_namespaces, plugin_in, received, run, run_with_stdin,
     scratch_dir, seed_app, stderr,
 };
 
@@ -150,15 +150,7 @@ fn after_the_chain_requests_reach_kms_through_a_gateway_that_mounts_its_certific
         0,
     );
     let backups = scratch_dir("mesh-files");
-    assert_exit(
-        &run(plugin_in(test, &ns)
-            .arg("inject")
-            .arg("--istioctl")
-            .arg(istioctl_binary())
-            .arg("--backup-dir")
-            .arg(&backups)),
-        0,
-    );
+    assert_exit(&run(inject(test, &ns).arg("--backup-dir").arg(&backups)), 0);
     expose_and_reach_kms(
         test,
         &ns,
@@ -317,15 +309,8 @@ fn requests_keep_reaching_kms_while_inject_refreshes_it_and_set_apikey_restarts_
     let gateways = Gateways::of(&ns);
     test.install_istio(&ns.1, IstioBuild::Previous, None);
     let backups = scratch_dir("mesh-refresh");
-    let inject = || {
-        run(plugin_in(test, &ns)
-            .arg("inject")
-            .arg("--istioctl")
-            .arg(istioctl_binary())
-            .arg("--backup-dir")
-            .arg(&backups))
-    };
-    assert_exit(&inject(), 0);
+    let refresh = || run(inject(test, &ns).arg("--backup-dir").arg(&backups));
+    assert_exit(&refresh(), 0);
     expose(test, &ns, &gateways.files);
     let before = assert_reaches_kms(&ns, &gateways.files, HOSTS[0]);
 
@@ -336,7 +321,7 @@ fn requests_keep_reaching_kms_while_inject_refreshes_it_and_set_apikey_restarts_
     // An in-place upgrade of Istio, and the refresh of the stale sidecar: a
     // rolling update that replaces every KMS pod.
     test.install_istio(&ns.1, IstioBuild::Current, None);
-    assert_exit(&inject(), 0);
+    assert_exit(&refresh(), 0);
     let out = run_with_stdin(
         plugin_in(test, &ns).args(["set-apikey", "--from-stdin"]),
         b"mesh-refresh-key",

@@ -44,6 +44,7 @@ webhook is not installed (KMS lives in kube-system, which webhook injection
 never covers; the plugin injects it by hand).
 """
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -51,11 +52,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -137,8 +140,7 @@ def network_down(profile):
     n = names(profile)
     for ns in netns_list():
         if ns.startswith(n["pod_prefix"]) or ns == n["router"]:
-            kill_netns_processes(ns)
-            sh("ip", "netns", "del", ns, check=False)
+            remove_netns(ns)
     sh("ip", "link", "del", n["host_link"], check=False)
 
 
@@ -146,6 +148,22 @@ def kill_netns_processes(ns):
     for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
+
+
+def remove_netns(ns):
+    """A network namespace gone, with whatever still runs in it; its links
+    go with it."""
+    kill_netns_processes(ns)
+    sh("ip", "netns", "del", ns, check=False)
+
+
+def http_ok(url, timeout=2):
+    """Whether a plain-HTTP GET of `url` is answered 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def pod_network_up(profile, netns, link, address):
@@ -256,7 +274,6 @@ def write_volume(directory, files):
 
 
 def secret_files(secret):
-    import base64
     return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
 
 
@@ -292,15 +309,20 @@ def field(pod, path):
     return value.get(path, "")
 
 
+def expand(text, env):
+    """`text` with each `$(NAME)` of `env` replaced, as the kubelet expands
+    a container's arguments and environment."""
+    for k, v in env.items():
+        text = text.replace(f"$({k})", v)
+    return text
+
+
 def container_env(pod, container):
     env = {}
     for entry in container.get("env") or []:
         source = entry.get("valueFrom")
         if source is None:
-            value = entry.get("value", "")
-            for k, v in env.items():
-                value = value.replace(f"$({k})", v)
-            env[entry["name"]] = value
+            env[entry["name"]] = expand(entry.get("value", ""), env)
         elif "fieldRef" in source:
             env[entry["name"]] = field(pod, source["fieldRef"]["fieldPath"])
     return env
@@ -326,7 +348,7 @@ class PlayedPod:
         self.process = None
         self.ready = False
         self.restarts_at = 0.0
-        self.volumes = {}  # volume name -> (secret name, optional, last resourceVersion)
+        self.volumes = {}  # volume name -> (secret name, resourceVersion written)
 
     def secret_mounts(self):
         container = role_container(self.pod, self.kind)
@@ -341,8 +363,7 @@ class PlayedPod:
         self.dir.mkdir(parents=True)
         if self.netns in netns_list():
             # Left by a player that was killed before it could stop it.
-            kill_netns_processes(self.netns)
-            sh("ip", "netns", "del", self.netns)
+            remove_netns(self.netns)
         pod_network_up(self.player.profile, self.netns, self.link, self.address)
         mounts = []
         for volume, mount in self.secret_mounts():
@@ -364,22 +385,21 @@ class PlayedPod:
         write_volume(self.dir / "volumes" / volume, secret_files(secret) if secret else {})
         self.volumes[volume] = (secret_name, version)
 
+    def port(self):
+        """The port a stand-in serves: KMS's container port, or the one a
+        backend's label names."""
+        if self.kind == "kms":
+            container = role_container(self.pod, "kms")
+            return next((p["containerPort"] for p in container.get("ports") or []), KMS_PORT)
+        return int(self.pod["metadata"]["labels"].get(BACKEND_LABEL) or 8443)
+
     def answers(self):
-        """The readiness probe: the gateway's agent says Envoy is ready; any
-        other pod accepts connections on its first declared port."""
-        import socket
-        import urllib.request
+        """The readiness probe: the gateway's agent says Envoy is ready; a
+        stand-in accepts connections on its port."""
         if self.kind == "gateway":
-            try:
-                url = f"http://{self.address}:15021/healthz/ready"
-                with urllib.request.urlopen(url, timeout=0.5) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-        ports = [p["containerPort"] for c in self.pod["spec"]["containers"]
-                 for p in c.get("ports") or []]
+            return http_ok(f"http://{self.address}:15021/healthz/ready", timeout=0.5)
         try:
-            socket.create_connection((self.address, ports[0] if ports else KMS_PORT), 0.5).close()
+            socket.create_connection((self.address, self.port()), 0.5).close()
             return True
         except OSError:
             return False
@@ -425,13 +445,10 @@ class PlayedPod:
 
     def standin_command(self):
         record = self.dir / "requests.jsonl"
+        tls = None
         if self.kind == "kms":
-            container = role_container(self.pod, "kms")
             tls = next((m["mountPath"] for v, m in self.secret_mounts()), "/etc/kms/tls")
-            port = next((p["containerPort"] for p in container.get("ports") or []), KMS_PORT)
-        else:
-            tls, port = None, int(self.pod["metadata"]["labels"].get(BACKEND_LABEL) or 8443)
-        argv = [sys.executable, HERE / "standin.py", "--port", port, "--record", record,
+        argv = [sys.executable, HERE / "standin.py", "--port", self.port(), "--record", record,
                 "--pod", f"{self.namespace}/{self.name}", "--role", self.kind]
         if tls:
             argv += ["--tls-dir", tls]
@@ -489,23 +506,17 @@ class PlayedPod:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        kill_netns_processes(self.netns)
         if linger:
+            kill_netns_processes(self.netns)
             self.player.lingering[self.address] = (self.netns, time.monotonic() + SANDBOX_LINGERS)
         else:
-            sh("ip", "netns", "del", self.netns, check=False)
+            remove_netns(self.netns)
         kept = self.player.pods_dir.parent / "logs" / "pods"
         kept.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             shutil.move(self.dir / "process.log", kept / f"{self.namespace}.{self.name}.log")
         shutil.rmtree(self.dir, ignore_errors=True)
         log(f"stopped {self.kind} {self.namespace}/{self.name}")
-
-
-def expand(text, env):
-    for k, v in env.items():
-        text = text.replace(f"$({k})", v)
-    return text
 
 
 class Player:
@@ -520,11 +531,15 @@ class Player:
         self.lock = threading.Lock()
         self.changed = threading.Event()
         self.stopping = threading.Event()
-        self.pods, self.live, self.secrets, self.root_certs = {}, set(), {}, {}
+        # What the watches keep: pods by UID, the live namespaces, secrets by
+        # (namespace, name), root certificates by namespace.
+        self.pods, self.live, self.secrets, self.root_certs = {}, {}, {}, {}
         self.played = {}
         self.lingering = {}  # address -> (network namespace, when it goes)
 
-    def tracker(self, key_of, store, apply=None):
+    def tracker(self, key_of, store):
+        """The watch callback that keeps `store` as the watched objects are,
+        keyed and valued by `key_of`, and wakes the reconcile loop."""
         def on_event(kind, obj):
             with self.lock:
                 if kind == "SYNC":
@@ -576,11 +591,10 @@ class Player:
     def run(self):
         shutil.rmtree(self.pods_dir, ignore_errors=True)
         self.pods_dir.mkdir(parents=True)
-        live_namespaces = {}
         watches = [
             ("/api/v1/pods", self.tracker(lambda o: (o["metadata"]["uid"], o), self.pods)),
             (f"/api/v1/namespaces?labelSelector={LIVE_LABEL}%3Dtrue",
-             self.tracker(lambda o: (o["metadata"]["name"], True), live_namespaces)),
+             self.tracker(lambda o: (o["metadata"]["name"], True), self.live)),
             ("/api/v1/secrets", self.tracker(
                 lambda o: ((o["metadata"]["namespace"], o["metadata"]["name"]), o), self.secrets)),
             ("/api/v1/configmaps?fieldSelector=metadata.name%3Distio-ca-root-cert",
@@ -593,7 +607,6 @@ class Player:
                              daemon=True).start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        self.live = live_namespaces
         while not self.stopping.is_set():
             self.changed.wait(1)
             self.changed.clear()
@@ -604,7 +617,7 @@ class Player:
         for played in list(self.played.values()):
             played.stop(linger=False)
         for netns, _ in self.lingering.values():
-            sh("ip", "netns", "del", netns, check=False)
+            remove_netns(netns)
 
     def wanted(self):
         with self.lock:
@@ -631,7 +644,7 @@ class Player:
             reused = any(p["status"]["podIP"] == address for u, p in wanted.items()
                          if u not in self.played)
             if until < now or reused:
-                sh("ip", "netns", "del", netns, check=False)
+                remove_netns(netns)
                 del self.lingering[address]
         for uid, pod in wanted.items():
             if uid not in self.played:
@@ -683,7 +696,6 @@ def enter(mounts_file, cwd, argv):
 def relay(port):
     """Joins stdin and stdout to a connection to `port` on this network
     namespace's loopback: what a port-forward carries."""
-    import socket
     conn = socket.create_connection(("127.0.0.1", port))
 
     def upstream():

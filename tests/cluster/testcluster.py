@@ -82,6 +82,8 @@ PROFILES = tuple(PORT_BASE)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
               "kwok", "cert-manager", "istiod", "mesh-player")
 FAKE_NODE = "kwok-node-0"
+# The client identity of the pod player (mesh.py), its certificate in the PKI.
+MESH_PLAYER_USER = "kms-sts-test-mesh"
 # Namespaces that tests seed carry this label, so `clean` can remove them.
 SCRATCH_LABEL = "kms-sts.test/scratch"
 KMS_SERVICE = "kms-api"
@@ -550,12 +552,15 @@ class Cluster:
                 ("http-monitoring", mesh.ISTIOD_PORTS["monitoring"]))]})
         self.apply_objects(objects)
 
-    def identity(self, name, groups):
-        """A kubeconfig for a component with a client identity of its own."""
-        stem = self.pki / name.replace(":", "-")
-        if not stem.with_suffix(".crt").exists():
-            self.sign(stem, "".join(f"/O={g}" for g in groups) + f"/CN={name}", "clientAuth")
-        path = self.dir / f"{name.replace(':', '-')}.kubeconfig"
+    def client_kubeconfig(self, directory, name, groups):
+        """A client certificate for user `name` in `groups`, signed by the
+        cluster's CA, and a kubeconfig that uses it, both in `directory`:
+        the kubeconfig's path and the certificate's stem."""
+        directory.mkdir(parents=True, exist_ok=True)
+        file = name.replace(":", "-")
+        stem = directory / file
+        self.sign(stem, "".join(f"/O={g}" for g in groups) + f"/CN={name}", "clientAuth")
+        path = directory / f"{file}.kubeconfig"
         self.write_kubeconfig(path, name, stem)
         return path, stem
 
@@ -564,8 +569,9 @@ class Cluster:
         mesh.network_up(self.profile)
         started = time.monotonic()
         if not self.running("istiod"):
-            kubeconfig, _ = self.identity(
-                "system:serviceaccount:istio-system:istiod",
+            # A client identity of its own: its ServiceAccount's name.
+            kubeconfig, _ = self.client_kubeconfig(
+                self.pki, "system:serviceaccount:istio-system:istiod",
                 ["system:serviceaccounts", "system:serviceaccounts:istio-system"])
             address = mesh.HOST_ADDRESS
             ports = mesh.ISTIOD_PORTS
@@ -582,7 +588,7 @@ class Cluster:
                 "--secureGRPCAddr", f"{address}:{ports['secure-grpc']}",
                 "--httpsAddr", f"{address}:{ports['webhook']}",
                 "--ctrlz_address", address, "--log_output_level", "default:info"], env=env)
-            self.wait_until(lambda: http_ok(f"http://{address}:{ports['http']}/ready"), 90,
+            self.wait_until(lambda: mesh.http_ok(f"http://{address}:{ports['http']}/ready"), 90,
                             "istiod")
             log(f"cluster {self.profile}: istiod ready in {time.monotonic() - started:.1f}s")
         code = hashlib.sha256(b"".join((HERE / f).read_bytes()
@@ -591,7 +597,7 @@ class Cluster:
         if self.running("mesh-player") and (not stamp.exists() or stamp.read_text() != code):
             self.stop_component("mesh-player")
         if not self.running("mesh-player"):
-            self.identity("kms-sts-test-mesh", ["system:masters"])
+            self.client_kubeconfig(self.pki, MESH_PLAYER_USER, ["system:masters"])
             stamp.write_text(code)
             self.start("mesh-player", [sys.executable, Path(__file__), "play",
                                        "--profile", self.profile])
@@ -659,15 +665,6 @@ def without_metrics_providers(mesh_text):
     config = yaml.safe_load(mesh_text)
     config.setdefault("defaultProviders", {})["metrics"] = []
     return yaml.safe_dump(config, sort_keys=False)
-
-
-def http_ok(url):
-    import urllib.request
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def serve_only(crd, version):
@@ -1077,13 +1074,7 @@ def main():
                 shutil.rmtree(cluster.dir, ignore_errors=True)
     elif args.command == "user":
         cluster = Cluster(args.profile)
-        users = cluster.dir / "users"
-        users.mkdir(parents=True, exist_ok=True)
-        stem = users / args.name
-        subject = "".join(f"/O={g}" for g in args.group) + f"/CN={args.name}"
-        cluster.sign(stem, subject, "clientAuth")
-        path = users / f"{args.name}.kubeconfig"
-        cluster.write_kubeconfig(path, args.name, stem)
+        path, _ = cluster.client_kubeconfig(cluster.dir / "users", args.name, args.group)
         print(path)
     elif args.command == "clean":
         cluster = running_cluster(args.profile)
@@ -1110,7 +1101,7 @@ def main():
     elif args.command == "play":
         cluster = Cluster(args.profile)
         tools = tool_dirs(["istiod", "envoy"])
-        stem = cluster.pki / "kms-sts-test-mesh"
+        stem = cluster.pki / MESH_PLAYER_USER
         api = mesh.Api(cluster.ports["apiserver"], cluster.pki / "ca.crt",
                        stem.with_suffix(".crt"), stem.with_suffix(".key"))
         mesh.Player(args.profile, cluster.dir, api, tools["istiod"], tools["envoy"]).run()

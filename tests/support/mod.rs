@@ -343,6 +343,16 @@ pub fn plugin_in(test: &TestCluster, namespaces: &(String, String)) -> Command {
     plugin_as(&test.kubeconfig, namespaces)
 }
 
+/// `inject` in `namespaces`, with the harness's istioctl.
+pub fn inject(test: &TestCluster, namespaces: &(String, String)) -> Command {
+    let mut command = plugin_in(test, namespaces);
+    command
+        .arg("inject")
+        .arg("--istioctl")
+        .arg(istioctl_binary());
+    command
+}
+
 /// The plugin with a kubeconfig (another user's, or a proxy's) and a
 /// namespace pair.
 pub fn plugin_as(kubeconfig: &Path, namespaces: &(String, String)) -> Command {
