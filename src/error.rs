@@ -225,6 +225,9 @@ pub enum Error {
     #[error("no pod in {namespace} has the gateway label {selector}")]
     NoGatewayPods { namespace: String, selector: String },
 
+    #[error("KMS's gateway server would conflict with another application's: {}", conflicts.join("; "))]
+    SharedGatewayConflict { conflicts: Vec<String>, hint: String },
+
     #[error("{tool} failed: {detail}")]
     ToolFailed { tool: &'static str, detail: String },
 
@@ -513,6 +516,7 @@ impl Error {
             | Error::Istio10Injector { .. }
             | Error::ToolMissing { .. }
             | Error::DataPath { .. }
+            | Error::SharedGatewayConflict { .. }
             | Error::NoGatewayPods { .. } => ExitStatus::MissingPrerequisite,
             Error::ToolFailed { .. } | Error::LocalFile { .. } | Error::StandardOutput(_) => {
                 ExitStatus::Failure
@@ -653,7 +657,9 @@ impl Error {
     /// What to do about what the cluster holds, or a write it refused.
     fn cluster_hint(&self) -> Option<String> {
         match self {
-            Error::Missing { hint, .. } | Error::DataPath { hint, .. } => Some(hint.clone()),
+            Error::Missing { hint, .. }
+            | Error::DataPath { hint, .. }
+            | Error::SharedGatewayConflict { hint, .. } => Some(hint.clone()),
             Error::Istio10Injector { .. } => Some(
                 "upgrade Istio first (the README's \"Upgrading Istio\" says what to run after); \
                  until then inject KMS with Istio 1.0's own `istioctl kube-inject`, and `status` \

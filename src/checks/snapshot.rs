@@ -165,6 +165,10 @@ pub struct Snapshot {
     pub policy: Option<IdentityMappingPolicy>,
     /// The pods in the Istio namespace that the Gateway's selector matches.
     pub gateway_pods: Vec<Pod>,
+    /// The other Gateways, in any namespace, that istiod merges with KMS's
+    /// onto those pods.
+    #[serde(default)]
+    pub neighbour_gateways: Vec<Gateway>,
     /// The secrets of the Istio namespace the gateway's certificate and CA
     /// may come from, by name: those its pods mount and those named by
     /// `credentialName`.

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicResourceScope};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -229,6 +229,28 @@ where
         Some(place) => read(cluster, &place).await,
         None => Ok(None),
     }
+}
+
+/// Every object of the owned kind `owned` in every namespace, as `K`;
+/// empty when the cluster does not serve its kind. `expose` and `status`
+/// read all Gateways this way, since istiod merges Gateways from every
+/// namespace onto the same gateway pods.
+pub async fn list_everywhere<K>(cluster: &Cluster, served: &ServedApis, owned: &Owned) -> Result<Vec<K>>
+where
+    K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let Some(resource) = owned.resource(served) else {
+        return Ok(Vec::new());
+    };
+    let everywhere: Api<K> = Api::all_with(cluster.client(), &resource);
+    let action = format!("list {}.{} in every namespace", resource.plural, resource.group);
+    let list = cluster
+        .call(&action, everywhere.list(&ListParams::default()))
+        .await?;
+    Ok(list.items)
 }
 
 /// Reads every object in `places` at once.

@@ -180,6 +180,9 @@ pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
             Some(scope.kms),
         ));
     }
+    // Every application's Gateways: istiod merges those of every namespace
+    // onto the gateway pods they select.
+    needs.extend(need(&["list"], ISTIO_NETWORKING, "gateways", None));
     needs
 }
 

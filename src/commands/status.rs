@@ -24,7 +24,7 @@ use crate::checks::saved::{self, Entry};
 use crate::checks::snapshot::{self, Injector, KeySecret, Names, Snapshot};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
-use crate::cluster::apply::{WriteOptions, read_owned};
+use crate::cluster::apply::{self, WriteOptions, read_owned};
 use crate::cluster::datapath;
 use crate::cluster::discovery::{self};
 use crate::cluster::injector::{self, ControlPlanes};
@@ -39,6 +39,7 @@ use crate::objects::apis::ServedApis;
 use crate::objects::injection_record;
 use crate::objects::mounts;
 use crate::objects::owned::{self, Where};
+use crate::objects::shared_gateway::Merged;
 use crate::objects::schemas::{
     Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
 };
@@ -491,6 +492,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         gateway,
         destination_rule,
         pods: gateway_pods,
+        neighbours,
         secrets: gateway_secrets,
     } = gateway_side;
     Ok(Snapshot {
@@ -516,6 +518,10 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         certificate: certificate.map(redact::without_bookkeeping),
         certificate_secret: certificate_secret.map(redact::certificates_only),
         gateway: gateway.map(redact::without_bookkeeping),
+        neighbour_gateways: neighbours
+            .into_iter()
+            .map(redact::without_bookkeeping)
+            .collect(),
         virtual_service: virtual_service.map(redact::without_bookkeeping),
         destination_rule: destination_rule.map(redact::without_bookkeeping),
         policy: policy.map(redact::without_bookkeeping),
@@ -577,21 +583,25 @@ struct GatewaySide {
     gateway: Option<Gateway>,
     destination_rule: Option<DestinationRule>,
     pods: Vec<Pod>,
+    neighbours: Vec<Gateway>,
     secrets: BTreeMap<String, Secret>,
 }
 
-/// Reads the gateway's side: its objects, then the pods it selects, then
-/// every secret those pods mount or the objects name.
+/// Reads the gateway's side: its objects and every Gateway of the cluster,
+/// then the pods it selects, then every secret those pods mount or the
+/// objects name. Of the other Gateways, those merged onto the same pods
+/// are kept.
 async fn gateway_side(
     cluster: &Cluster,
     served: &ServedApis,
     at: &Where<'_>,
 ) -> Result<GatewaySide> {
     let istio_ns = at.istio_namespace;
-    let (certificate, gateway, destination_rule) = tokio::try_join!(
+    let (certificate, gateway, destination_rule, every_gateway) = tokio::try_join!(
         read_owned::<Certificate>(cluster, served, at, &owned::CERTIFICATE_OBJECT),
         read_owned::<Gateway>(cluster, served, at, &owned::GATEWAY_OBJECT),
         read_owned::<DestinationRule>(cluster, served, at, &owned::DESTINATION_RULE_OBJECT),
+        apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT),
     )?;
     let labels = gateway
         .as_ref()
@@ -618,12 +628,23 @@ async fn gateway_side(
         ));
     let secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
     let certificate_secret = certificate_secret_name.and_then(|name| secrets.get(&name).cloned());
+    let neighbours = match &gateway {
+        None => Vec::new(),
+        Some(kms) => {
+            let kms = Merged::of(kms);
+            every_gateway
+                .into_iter()
+                .filter(|other| kms.shares_pods_with(&Merged::of(other), &pods))
+                .collect()
+        }
+    };
     Ok(GatewaySide {
         certificate,
         certificate_secret,
         gateway,
         destination_rule,
         pods,
+        neighbours,
         secrets,
     })
 }

@@ -108,6 +108,28 @@ pub fn upstream_name(kms_namespace: &str, covers: impl Fn(&str) -> bool) -> Opti
     .find(|name| covers(name))
 }
 
+/// The hosts KMS's gateway server and route claim. A gateway tells
+/// HTTPS servers apart by the name the client sends (SNI), so KMS claims
+/// its DNS names and lives beside other applications on the same
+/// gateway. A client that connects to an IP address sends no name and
+/// lands on the server that claims `*`, so an IP address among the
+/// hosts makes KMS claim `*`: the gateway's default, which `expose`
+/// takes only when no other Gateway on the same pods and port has it.
+pub fn served_hosts(hosts: &[Host]) -> Vec<String> {
+    if hosts.iter().any(|host| matches!(host, Host::Ip(_))) {
+        return vec!["*".into()];
+    }
+    let mut names: Vec<String> = Vec::new();
+    for host in hosts {
+        if let Host::Dns(name) = host
+            && !names.contains(name)
+        {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
 /// Why the gateway could not be told how to trust kms-api, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unverifiable {
@@ -308,10 +330,6 @@ impl Exposure {
             },
         };
         let (label, value) = &self.gateway_selector;
-        // `hosts: "*"` as in the runbook: clients reach KMS by IP address as
-        // well as by name, and the Host header of a request to an IP is that
-        // IP (with a port when not 443), so a list would have to spell every
-        // form; which hosts are served safely is decided by the certificate.
         let spec = GatewaySpec {
             selector: BTreeMap::from([(label.clone(), value.clone())]),
             servers: vec![Server {
@@ -322,7 +340,7 @@ impl Exposure {
                     ..ServerPort::default()
                 },
                 tls: Some(tls),
-                hosts: vec!["*".into()],
+                hosts: served_hosts(&self.hosts),
                 ..Server::default()
             }],
             ..GatewaySpec::default()
@@ -332,7 +350,7 @@ impl Exposure {
 
     pub fn virtual_service(&self) -> Desired {
         let spec = VirtualServiceSpec {
-            hosts: vec!["*".into()],
+            hosts: served_hosts(&self.hosts),
             gateways: vec![GATEWAY.into()],
             http: vec![HttpRoute {
                 matches: vec![HttpMatch {

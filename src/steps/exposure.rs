@@ -4,9 +4,11 @@
 //!
 //! `fetch` reads, in three concurrent batches, everything the objects depend
 //! on and the objects themselves: the permissions, the kms-api Service, the
-//! gateway pods, the issuer, the CA secret named, the live objects; then the
+//! gateway pods, every Gateway in the cluster (other applications' share the
+//! gateway pods), the issuer, the CA secret named, the live objects; then the
 //! pods behind the Service; then the certificate they serve. `plan` decides
-//! from that alone, listing every unmet prerequisite at once, and `apply`
+//! from that alone, listing every unmet prerequisite at once (a server that
+//! would conflict with another application's among them), and `apply`
 //! writes what the plan changes, all at once.
 
 use std::collections::BTreeMap;
@@ -26,7 +28,10 @@ use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places, UpstreamTrust};
 use crate::objects::apis::{self, CertManagerApi};
 use crate::objects::mounts;
-use crate::objects::owned::Where;
+use crate::objects::owned::{self, Where};
+use crate::objects::place::Desired;
+use crate::objects::schemas::{Gateway, GatewaySpec};
+use crate::objects::shared_gateway::{self, Conflict, Merged};
 use crate::values::defaults;
 use crate::values::host::Host;
 
@@ -59,6 +64,8 @@ pub struct Found {
     places: Option<Places>,
     service: Option<Service>,
     gateway_pods: Vec<Pod>,
+    /// Every Gateway of the cluster, KMS's own among them when it exists.
+    gateways: Vec<Gateway>,
     issuer_exists: bool,
     /// The CA secret `upstream_ca_secret` names, when it names one and it exists.
     given_ca: Option<Secret>,
@@ -120,8 +127,10 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
             None => Ok(Live::default()),
         }
     };
-    let reads = async { tokio::try_join!(kms_side, gateway_pods, given_ca, issuer, live) };
-    let ((service, served_tls), gateway_pods, given_ca, issuer, live) =
+    let gateways = apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT);
+    let reads =
+        async { tokio::try_join!(kms_side, gateway_pods, gateways, given_ca, issuer, live) };
+    let ((service, served_tls), gateway_pods, gateways, given_ca, issuer, live) =
         permissions::reads_allowed(cluster, Command::Expose, &needs, reads).await?;
     Ok(Found {
         cert_manager,
@@ -129,6 +138,7 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         places,
         service,
         gateway_pods,
+        gateways,
         issuer_exists: issuer.is_some(),
         given_ca,
         served_tls,
@@ -245,7 +255,53 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
         port,
     }
     .objects();
+    if let Some(gateway) = objects.iter().find(|o| o.place.name == owned::GATEWAY) {
+        refuse_conflicts(found, gateway, options)?;
+    }
     Ok(apply::plan(objects, &found.live))
+}
+
+/// Refuses a Gateway whose server would collide with another
+/// application's on the same gateway pods: istiod would serve only one of
+/// them. KMS's own Gateway, as an earlier run wrote it, is the one being
+/// rewritten, not a neighbour.
+fn refuse_conflicts(found: &Found, desired: &Desired, options: &ExposeOptions) -> Result<()> {
+    let spec: GatewaySpec = serde_json::from_value(desired.object["spec"].clone())
+        .expect("the Gateway's manifest fits its schema");
+    let written = found.live.get(&desired.place);
+    let kms = Merged {
+        namespace: desired.place.namespace.as_deref().unwrap_or_default(),
+        name: &desired.place.name,
+        created: written.and_then(|gw| gw.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+        spec: &spec,
+    };
+    let conflicts = shared_gateway::conflicts(&kms, &found.gateways, &found.gateway_pods);
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let (label, value) = &options.gateway_selector;
+    let by_ip = options.hosts.iter().any(|host| matches!(host, Host::Ip(_)));
+    let mut ways = Vec::new();
+    if by_ip {
+        ways.push(
+            "an IP address among --host makes KMS claim `*` (clients that connect to an \
+             address send no name to tell servers apart): give KMS a DNS name with --host \
+             instead, which clients send and the gateway routes by"
+                .to_owned(),
+        );
+    } else {
+        ways.push("choose --host names no other Gateway on these pods claims".to_owned());
+    }
+    ways.push(format!(
+        "serve KMS on a gateway of its own with --gateway-selector (now {label}={value})"
+    ));
+    ways.push(
+        "or move the other application's server to another port or other hosts".to_owned(),
+    );
+    Err(Error::SharedGatewayConflict {
+        conflicts: conflicts.iter().map(Conflict::describe).collect(),
+        hint: ways.join("; "),
+    })
 }
 
 /// The APIs of cert-manager and Istio, when the cluster does not serve them.
@@ -378,6 +434,7 @@ mod tests {
             places: None,
             service: None,
             gateway_pods: Vec::new(),
+            gateways: Vec::new(),
             issuer_exists: false,
             given_ca: None,
             served_tls: None,

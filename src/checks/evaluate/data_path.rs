@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::checks::evaluate::exposure::shown;
+use crate::checks::evaluate::shared_gateway;
 use crate::checks::snapshot::{Names, Snapshot, expose_command, gateway_labels, pod_ready};
 use crate::checks::{Check, CheckId};
 use crate::objects::mounts::{secret_data, secret_mounted_at};
@@ -59,6 +60,7 @@ pub fn checks(s: &Snapshot, names: &Names) -> Vec<Check> {
             ),
         )
     }];
+    checks.push(shared_gateway::check(s, names, gateway));
     let tls = gateway
         .spec
         .https_server()

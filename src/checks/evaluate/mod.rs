@@ -10,6 +10,7 @@ mod apikey;
 mod data_path;
 mod exposure;
 mod identity;
+mod shared_gateway;
 mod sidecar;
 
 use crate::checks::snapshot::{Names, Snapshot};
