@@ -226,7 +226,10 @@ pub enum Error {
     NoGatewayPods { namespace: String, selector: String },
 
     #[error("KMS's gateway server would conflict with another application's: {}", conflicts.join("; "))]
-    SharedGatewayConflict { conflicts: Vec<String>, hint: String },
+    SharedGatewayConflict {
+        conflicts: Vec<String>,
+        hint: String,
+    },
 
     #[error("{tool} failed: {detail}")]
     ToolFailed { tool: &'static str, detail: String },

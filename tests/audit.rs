@@ -9,8 +9,8 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    SOURCE_CRN, TARGET_CRN, TestCluster, assert_exit, cluster, fresh_namespaces, is_mutating,
-    istioctl_binary, plugin_as, run, run_chain, scratch_dir, stderr,
+    SOURCE_CRN, TARGET_CRN, TestCluster, assert_exit, cluster, fresh_namespaces, host_of,
+    is_mutating, istioctl_binary, plugin_as, run, run_chain, scratch_dir, stderr,
 };
 
 const FORBIDDEN: i32 = 5;
@@ -88,7 +88,11 @@ const RUNBOOK_GRANTS: [Grant; 23] = [
     ("get", "policy.ibm.com", "identitymappingpolicies"),
     ("create", "policy.ibm.com", "identitymappingpolicies"),
 ];
-const RUNBOOK_CLUSTER_GRANTS: [Grant; 1] = [("get", "cert-manager.io", "clusterissuers")];
+const RUNBOOK_CLUSTER_GRANTS: [Grant; 2] = [
+    ("get", "cert-manager.io", "clusterissuers"),
+    // Every application's Gateways, which istiod merges with KMS's.
+    ("list", "networking.istio.io", "gateways"),
+];
 /// Granted with the above, so that `patch identitymappingpolicies` can be
 /// left out by a test like the rest.
 const POLICY_PATCH: Grant = ("patch", "policy.ibm.com", "identitymappingpolicies");
@@ -171,7 +175,8 @@ fn each_missing_permission_is_named_before_any_write() {
     let istioctl = istioctl_binary();
     let set_apikey = vec!["set-apikey", "--from-env", "HOME"];
     let inject = vec!["inject", "--istioctl", istioctl.to_str().unwrap()];
-    let expose = vec!["expose", "--host", "10.0.0.9"];
+    let host = host_of(&ns);
+    let expose = vec!["expose", "--host", host.as_str()];
     let map_identity = vec![
         "map-identity",
         "--source-crn",
@@ -196,7 +201,9 @@ fn each_missing_permission_is_named_before_any_write() {
     for grant in [RUNBOOK_GRANTS[5], RUNBOOK_GRANTS[0], RUNBOOK_GRANTS[1]] {
         cases.push((&expose, grant));
     }
-    cases.push((&expose, RUNBOOK_CLUSTER_GRANTS[0]));
+    for grant in RUNBOOK_CLUSTER_GRANTS {
+        cases.push((&expose, grant));
+    }
     for grant in RUNBOOK_GRANTS[21..].iter().chain([&POLICY_PATCH]) {
         cases.push((&map_identity, *grant));
     }
@@ -276,6 +283,7 @@ fn exactly_the_documented_permissions_are_enough_and_a_client_dry_run_only_reads
     let reader = user_with(test, &ns, "reader", &reader_grants, &RUNBOOK_CLUSTER_GRANTS);
     let offset = test.audit_offset();
     let istioctl = istioctl_binary();
+    let host = host_of(&ns);
     for args in [
         vec!["set-apikey", "--from-env", "HOME", "--dry-run"],
         vec![
@@ -284,7 +292,7 @@ fn exactly_the_documented_permissions_are_enough_and_a_client_dry_run_only_reads
             "--istioctl",
             istioctl.to_str().unwrap(),
         ],
-        vec!["expose", "--host", "10.0.0.9", "--dry-run", "-o", "yaml"],
+        vec!["expose", "--host", host.as_str(), "--dry-run", "-o", "yaml"],
         vec![
             "map-identity",
             "--source-crn",

@@ -10,8 +10,8 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, json_status, plugin_in, run, run_chain,
-    scratch_dir, status_check, stderr, stdout,
+    TestCluster, assert_exit, cluster, fresh_namespaces, host_of, json_status, plugin_in, run,
+    run_chain, scratch_dir, status_check, stderr, stdout,
 };
 
 const CHECKS_FAILED: i32 = 8;
@@ -28,6 +28,14 @@ fn data_path_category(report: &Value) -> &Value {
         .iter()
         .find(|c| c["name"] == "data path")
         .unwrap_or_else(|| panic!("no data path category: {report:#}"))
+}
+
+/// The names a pair exposes KMS on: of its own (see `host_of`), and a
+/// second one for a test that adds a host.
+fn hosts_of(ns: &(String, String)) -> [String; 2] {
+    let host = host_of(ns);
+    let second = format!("api.{host}");
+    [host, second]
 }
 
 /// `expose` for `hosts`, with `extra` arguments; it must succeed.
@@ -105,13 +113,14 @@ fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
     for profile in ["modern", "legacy"] {
         let test = cluster(profile);
         let ns = fresh_namespaces(test, "datapath-chain");
+        let [host, second] = hosts_of(&ns);
         run_chain(
             &test.kubeconfig,
             &ns,
             &scratch_dir(&format!("datapath-{profile}")),
         );
         // Another host: the Certificate is issued again with both.
-        expose(test, &ns, &["10.20.30.40", "kms.example.com"], &[]);
+        expose(test, &ns, &[second.as_str(), host.as_str()], &[]);
         if profile == "legacy" {
             test.issue_legacy_certificate(&ns.1, "istio-ingressgateway-certs");
         }
@@ -121,12 +130,12 @@ fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
             .unwrap()
             .to_owned();
         assert!(
-            hosts.contains("kms.example.com") && hosts.contains("10.20.30.40"),
+            hosts.contains(host.as_str()) && hosts.contains(second.as_str()),
             "{hosts}"
         );
-        let (code, verified) = test.datapath(&ns, &["10.20.30.40", "kms.example.com"]);
+        let (code, verified) = test.datapath(&ns, &[second.as_str(), host.as_str()]);
         assert_eq!(code, 0, "{profile}: {verified:#}");
-        assert_reaches(&verified, &ns, &["10.20.30.40", "kms.example.com"]);
+        assert_reaches(&verified, &ns, &[second.as_str(), host.as_str()]);
         // Both profiles' default gateways mount the certificate secrets: the
         // runbook's files serve the certificate and the CA.
         assert_sources(
@@ -141,10 +150,11 @@ fn after_the_chain_requests_reach_kms_with_both_handshakes_in_both_profiles() {
 fn a_gateway_that_mounts_no_certificate_is_served_by_credential_name() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "datapath-sds");
+    let host = host_of(&ns);
     expose(
         test,
         &ns,
-        &["kms.example.com"],
+        &[host.as_str()],
         &["--gateway-selector", "istio=ingress"],
     );
     let gateway = stdout(&run(test.kubectl().args([
@@ -178,9 +188,9 @@ fn a_gateway_that_mounts_no_certificate_is_served_by_credential_name() {
         "{report:#}"
     );
     assert_eq!(code, CHECKS_FAILED, "the other steps were not run");
-    let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+    let (code, verified) = test.datapath(&ns, &[host.as_str()]);
     assert_eq!(code, 0, "{verified:#}");
-    assert_reaches(&verified, &ns, &["kms.example.com"]);
+    assert_reaches(&verified, &ns, &[host.as_str()]);
     assert_sources(
         &verified,
         "kubernetes://istio-ingressgateway-certs",
@@ -295,7 +305,8 @@ fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
     );
     for (index, mistake) in MISTAKES.iter().enumerate() {
         let ns = fresh_namespaces(test, &format!("datapath-mistake-{index}"));
-        expose(test, &ns, &["kms.example.com"], &[]);
+        let host = host_of(&ns);
+        expose(test, &ns, &[host.as_str()], &[]);
         // The path works before the mistake.
         test.wait_for_gateway_certificate(&ns);
         let (code, report) = status(test, &ns, &[]);
@@ -309,7 +320,7 @@ fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
             "{}: before: {report:#}",
             mistake.label
         );
-        let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+        let (code, verified) = test.datapath(&ns, &[host.as_str()]);
         assert_eq!(code, 0, "{}: before: {verified:#}", mistake.label);
 
         for step in mistake.steps {
@@ -324,7 +335,7 @@ fn each_mistake_fails_the_verifier_and_status_with_a_hint() {
             assert_exit(&run(test.kubectl().args(&args)), 0);
         }
 
-        let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+        let (code, verified) = test.datapath(&ns, &[host.as_str()]);
         assert_eq!(code, 1, "{}: {verified:#}", mistake.label);
         assert_eq!(verified["ok"], false);
         let text = verified.to_string();
@@ -366,7 +377,8 @@ fn a_certificate_that_misses_a_host_or_nears_its_end_is_reported() {
     // holds stays as the test leaves it.
     let test = cluster("legacy");
     let ns = fresh_namespaces(test, "datapath-cert-drift");
-    expose(test, &ns, &["10.20.30.40"], &[]);
+    let [host, second] = hosts_of(&ns);
+    expose(test, &ns, &[second.as_str()], &[]);
     test.issue_legacy_certificate_for_days(&ns.1, "istio-ingressgateway-certs", 10);
     let (_, report) = status(test, &ns, &[]);
     let near = status_check(&report, "certificate hosts");
@@ -383,7 +395,7 @@ fn a_certificate_that_misses_a_host_or_nears_its_end_is_reported() {
     );
 
     // Another host is added; the secret still holds the old certificate.
-    expose(test, &ns, &["10.20.30.40", "kms.example.com"], &[]);
+    expose(test, &ns, &[second.as_str(), host.as_str()], &[]);
     let (code, report) = status(test, &ns, &[]);
     assert_eq!(code, CHECKS_FAILED);
     let missing = status_check(&report, "certificate hosts");
@@ -392,16 +404,16 @@ fn a_certificate_that_misses_a_host_or_nears_its_end_is_reported() {
         missing["message"]
             .as_str()
             .unwrap()
-            .contains("does not cover kms.example.com"),
+            .contains(&format!("does not cover {host}")),
         "{missing:#}"
     );
-    let (code, verified) = test.datapath(&ns, &["kms.example.com"]);
+    let (code, verified) = test.datapath(&ns, &[host.as_str()]);
     assert_eq!(code, 1, "{verified:#}");
     assert!(
         verified["requests"][0]["downstream"]["handshake"]
             .as_str()
             .unwrap()
-            .contains("kms.example.com"),
+            .contains(host.as_str()),
         "{verified:#}"
     );
 
@@ -409,7 +421,7 @@ fn a_certificate_that_misses_a_host_or_nears_its_end_is_reported() {
     test.issue_legacy_certificate(&ns.1, "istio-ingressgateway-certs");
     let (_, report) = status(test, &ns, &[]);
     assert_eq!(status_check(&report, "certificate hosts")["result"], "pass");
-    let (code, verified) = test.datapath(&ns, &["10.20.30.40", "kms.example.com"]);
+    let (code, verified) = test.datapath(&ns, &[second.as_str(), host.as_str()]);
     assert_eq!(code, 0, "{verified:#}");
 }
 
@@ -417,6 +429,7 @@ fn a_certificate_that_misses_a_host_or_nears_its_end_is_reported() {
 fn expose_refuses_a_ca_that_did_not_sign_kms_certificate_and_writes_nothing() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "datapath-wrong-ca");
+    let host = host_of(&ns);
     let wrong_ca = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/src/values/testdata/other-ca.crt"
@@ -443,7 +456,7 @@ fn expose_refuses_a_ca_that_did_not_sign_kms_certificate_and_writes_nothing() {
         ),
     ] {
         let out = run(plugin_in(test, &ns)
-            .args(["expose", "--host", "kms.example.com"])
+            .args(["expose", "--host", host.as_str()])
             .args(&args));
         assert_exit(&out, MISSING_PREREQUISITE);
         let err = stderr(&out);

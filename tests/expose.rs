@@ -7,13 +7,16 @@
 mod support;
 
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, plugin_in, run, stderr, stdout,
+    Gateways, TestCluster, assert_exit, cluster, own_gateway_namespaces, plugin_in, run, stderr,
+    stdout,
 };
 
 const USAGE: i32 = 2;
 const MISSING: i32 = 6;
 const CONFLICT: i32 = 7;
 
+/// `expose` for an IP address and a name, on the pair's own gateway: an IP
+/// address makes KMS claim `*` there, which no other pair's Gateway may.
 fn expose(test: &TestCluster, ns: &(String, String)) -> std::process::Command {
     let mut command = plugin_in(test, ns);
     command.args([
@@ -22,6 +25,8 @@ fn expose(test: &TestCluster, ns: &(String, String)) -> std::process::Command {
         "9.42.136.50",
         "--host",
         "kms.example.com",
+        "--gateway-selector",
+        &Gateways::of(ns).files,
     ]);
     command
 }
@@ -41,7 +46,7 @@ fn creates_the_four_objects_at_the_served_versions_in_both_profiles() {
         ),
     ] {
         let test = cluster(profile);
-        let ns = fresh_namespaces(test, "expose-create");
+        let ns = own_gateway_namespaces(test, "expose-create");
         let out = run(&mut expose(test, &ns));
         assert_exit(&out, 0);
         let err = stderr(&out);
@@ -101,7 +106,7 @@ fn creates_the_four_objects_at_the_served_versions_in_both_profiles() {
         );
         assert_eq!(
             test.jsonpath(&ns.0, gw, "{.spec.selector.istio}"),
-            "ingressgateway"
+            format!("ingressgateway-{}", ns.1)
         );
         let dr = "destinationrules.networking.istio.io/kms-api-tls";
         assert_eq!(test.jsonpath(&ns.0, dr, "{.spec.host}"), "kms-api");
@@ -130,7 +135,7 @@ fn creates_the_four_objects_at_the_served_versions_in_both_profiles() {
 #[test]
 fn cert_manager_issues_the_certificate_for_the_ip() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "expose-issue");
+    let ns = own_gateway_namespaces(test, "expose-issue");
     assert_exit(&run(&mut expose(test, &ns)), 0);
     test.wait_for_gateway_certificate(&ns);
     let crt = test.jsonpath(
@@ -144,7 +149,7 @@ fn cert_manager_issues_the_certificate_for_the_ip() {
 #[test]
 fn the_route_follows_the_services_port() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "expose-port");
+    let ns = own_gateway_namespaces(test, "expose-port");
     let patched = run(test.kubectl().args([
         "patch",
         "service",
@@ -179,7 +184,7 @@ fn the_route_follows_the_services_port() {
 #[test]
 fn another_managers_field_is_reported_not_overwritten() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "expose-conflict");
+    let ns = own_gateway_namespaces(test, "expose-conflict");
     assert_exit(&run(&mut expose(test, &ns)), 0);
     let other = format!(
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: kms-api-tls\n  namespace: {}\nspec:\n  host: kms-api\n  trafficPolicy:\n    tls:\n      mode: DISABLE\n",
@@ -226,7 +231,7 @@ fn another_managers_field_is_reported_not_overwritten() {
 fn yaml_output_is_accepted_by_kubectl_apply() {
     for profile in ["modern", "legacy"] {
         let test = cluster(profile);
-        let ns = fresh_namespaces(test, "expose-yaml");
+        let ns = own_gateway_namespaces(test, "expose-yaml");
         let out = run(expose(test, &ns).args(["--dry-run=client", "-o", "yaml"]));
         assert_exit(&out, 0);
         let manifest = stdout(&out);
@@ -258,7 +263,7 @@ fn yaml_output_is_accepted_by_kubectl_apply() {
 #[test]
 fn bad_input_and_missing_prerequisites_write_nothing() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "expose-bad");
+    let ns = own_gateway_namespaces(test, "expose-bad");
     let usage_cases: [(&[&str], &str); 7] = [
         (&["expose"], "--host <HOST>"),
         (
@@ -334,7 +339,7 @@ fn bad_input_and_missing_prerequisites_write_nothing() {
 #[test]
 fn a_host_dropped_from_the_command_is_removed_from_the_certificate() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "expose-drop-host");
+    let ns = own_gateway_namespaces(test, "expose-drop-host");
     assert_exit(&run(&mut expose(test, &ns)), 0);
     let certificate = "certificates.cert-manager.io/istio-ingressgateway-certs";
     assert_eq!(
@@ -344,7 +349,13 @@ fn a_host_dropped_from_the_command_is_removed_from_the_certificate() {
 
     // Every field still wanted is already there; the one no longer wanted
     // is what makes the write.
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "9.42.136.50"]));
+    let out = run(plugin_in(test, &ns).args([
+        "expose",
+        "--host",
+        "9.42.136.50",
+        "--gateway-selector",
+        &Gateways::of(&ns).files,
+    ]));
     assert_exit(&out, 0);
     assert!(
         stderr(&out).contains("certificate.cert-manager.io/istio-ingressgateway-certs configured"),
@@ -357,7 +368,13 @@ fn a_host_dropped_from_the_command_is_removed_from_the_certificate() {
         r#"["9.42.136.50"]"#
     );
 
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "9.42.136.50"]));
+    let out = run(plugin_in(test, &ns).args([
+        "expose",
+        "--host",
+        "9.42.136.50",
+        "--gateway-selector",
+        &Gateways::of(&ns).files,
+    ]));
     assert_exit(&out, 0);
     assert!(stderr(&out).contains("nothing changed"), "{}", stderr(&out));
 }

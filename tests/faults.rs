@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin_as, plugin_in,
-    run, run_with_stdin, scratch_dir, stderr,
+    TestCluster, assert_exit, cluster, fresh_namespaces, host_of, istioctl_binary, plugin_as,
+    plugin_in, run, run_with_stdin, scratch_dir, stderr,
 };
 
 const UNREACHABLE: i32 = 3;
@@ -123,7 +123,7 @@ fn expose_against_a_silent_server_writes_nothing_and_a_rerun_completes() {
             "2s",
             "expose",
             "--host",
-            "10.7.7.7",
+            &host_of(&ns),
         ]));
         assert!(
             started.elapsed() < Duration::from_secs(6),
@@ -140,7 +140,7 @@ fn expose_against_a_silent_server_writes_nothing_and_a_rerun_completes() {
     );
     assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
 
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.7.7.7"]));
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
     assert_eq!(
         stderr(&out).matches(" created").count(),
@@ -221,7 +221,7 @@ fn listed(message: &str, label: &str) -> Vec<String> {
 /// is the same object, left unchanged; each that did not was created now
 /// (or was carried out by the server in the meantime, and left unchanged).
 fn rerun_converges(test: &TestCluster, ns: &(String, String), before: &[Option<String>]) {
-    let out = run(plugin_in(test, ns).args(["expose", "--host", "10.7.7.7"]));
+    let out = run(plugin_in(test, ns).args(["expose", "--host", &host_of(ns)]));
     assert_exit(&out, 0);
     let err = stderr(&out);
     let after = exposed_uids(test, ns);
@@ -284,7 +284,7 @@ fn expose_cut_off_between_objects_says_what_was_done_and_a_rerun_completes() {
         test,
         &ns,
         ("PATCH ^/apis/cert-manager\\.io/", "--freeze"),
-        &["expose", "--host", "10.7.7.7"],
+        &["expose", "--host", &host_of(&ns)],
         b"",
     );
     let names: Vec<String> = EXPOSED.iter().map(|(name, _)| name.to_string()).collect();
@@ -318,7 +318,7 @@ fn expose_write_without_an_answer_is_not_confirmed_and_the_rest_not_sent() {
         test,
         &ns,
         ("PATCH ^/apis/cert-manager\\.io/", "--hold"),
-        &["expose", "--host", "10.7.7.7"],
+        &["expose", "--host", &host_of(&ns)],
         b"",
     );
     let names: Vec<String> = EXPOSED.iter().map(|(name, _)| name.to_string()).collect();
@@ -343,7 +343,7 @@ fn uninstall_cut_off_between_deletes_says_what_was_done_and_a_rerun_completes() 
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "fault-uninstall");
     assert_exit(
-        &run(plugin_in(test, &ns).args(["expose", "--host", "10.7.7.7"])),
+        &run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)])),
         0,
     );
     let exposed = exposed_uids(test, &ns);

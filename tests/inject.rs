@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use support::{
-    DefaultTag, IstioBuild, TestCluster, assert_exit, cluster, fresh_namespaces, inject,
+    DefaultTag, IstioBuild, TestCluster, assert_exit, cluster, fresh_namespaces, host_of, inject,
     istioctl_binary, json_status, plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir,
     status_check, stderr, stdout,
 };
@@ -790,9 +790,6 @@ fn assert_refreshed_in_place(test: &TestCluster, kms: &str, uid: &str, image: &s
     );
 }
 
-/// The host the chain exposes KMS on.
-const HOST: &str = "10.20.30.40";
-
 #[test]
 fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let test = cluster("modern");
@@ -811,7 +808,7 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
     let fingerprint = annotation(test, &ns.0, "kubectl-kms-sts/injector-fingerprint");
     let check = proxy_check(test, &ns, &[]);
     assert_eq!(check["result"], "pass", "{check}");
-    test.assert_setup_holds(&ns, HOST);
+    test.assert_setup_holds(&ns, &host_of(&ns));
 
     // An upgrade two minor versions on is beyond Istio's supported skew.
     test.set_proxy_version(&ns.1, injector, "docker.io/istio", "1.33.0");
@@ -854,7 +851,7 @@ fn a_stale_sidecar_is_refreshed_in_place_from_the_recorded_template() {
         template,
         "the record still holds the never-injected template"
     );
-    test.assert_setup_holds(&ns, HOST);
+    test.assert_setup_holds(&ns, &host_of(&ns));
 
     // Current again: a second run writes nothing.
     assert_inject_writes_nothing(test, &ns, &backups);
@@ -934,7 +931,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
         canary
     );
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
-    test.assert_setup_holds(&ns, HOST);
+    test.assert_setup_holds(&ns, &host_of(&ns));
 
     // Moving back to the old revision is a refresh too.
     let out = run(inject(test, &ns)
@@ -959,7 +956,7 @@ fn a_canary_upgrade_moves_the_sidecar_to_the_new_revision_and_back_in_place() {
     moved(&out, old, new, canary);
     drop(tag);
     assert_eq!(proxy_check(test, &ns, &[])["result"], "pass");
-    test.assert_setup_holds(&ns, HOST);
+    test.assert_setup_holds(&ns, &host_of(&ns));
     // The revision recorded is kept by a run without the flag.
     assert_inject_writes_nothing(test, &ns, &backups);
     assert_eq!(proxy_images(test, &ns.0).1, [new, new]);

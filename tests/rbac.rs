@@ -6,8 +6,8 @@ mod support;
 
 use support::{
     DefaultTag, IstioBuild, SOURCE_CRN, TARGET_CRN, assert_exit, cluster, fresh_namespaces,
-    istioctl_binary, json_status, plugin_as, plugin_in, run, run_with_stdin, scratch_dir, stderr,
-    stdout,
+    host_of, istioctl_binary, json_status, plugin_as, plugin_in, run, run_with_stdin, scratch_dir,
+    stderr, stdout,
 };
 
 #[test]
@@ -16,6 +16,7 @@ fn each_command_runs_with_exactly_what_rbac_prints_for_it() {
     let ns = fresh_namespaces(test, "rbac");
     let istioctl = istioctl_binary();
     let backups = scratch_dir("rbac-backups");
+    let host = host_of(&ns);
     let steps: [(&str, Vec<&str>); 4] = [
         ("set-apikey", vec!["set-apikey", "--from-stdin"]),
         (
@@ -28,7 +29,7 @@ fn each_command_runs_with_exactly_what_rbac_prints_for_it() {
                 backups.to_str().unwrap(),
             ],
         ),
-        ("expose", vec!["expose", "--host", "10.5.6.7"]),
+        ("expose", vec!["expose", "--host", host.as_str()]),
         (
             "map-identity",
             vec![
@@ -83,7 +84,7 @@ fn a_user_without_a_permission_is_given_the_rbac_command_with_their_name() {
     let ns = fresh_namespaces(test, "rbac-hint");
     let user = format!("rbac-hint-{}", std::process::id());
     let kubeconfig = test.user_kubeconfig(&user);
-    let out = run(plugin_as(&kubeconfig, &ns).args(["expose", "--host", "10.5.6.7"]));
+    let out = run(plugin_as(&kubeconfig, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 5);
     let err = stderr(&out);
     assert!(
@@ -96,7 +97,7 @@ fn a_user_without_a_permission_is_given_the_rbac_command_with_their_name() {
     let out = run(plugin_in(test, &ns).args(["rbac", "--for", "expose", "--to-user", &user]));
     assert_exit(&out, 0);
     test.grant(&out.stdout, &user);
-    let out = run(plugin_as(&kubeconfig, &ns).args(["expose", "--host", "10.5.6.7"]));
+    let out = run(plugin_as(&kubeconfig, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
 }
 

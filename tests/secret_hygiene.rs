@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use support::{
-    SOURCE_CRN, TARGET_CRN, closed_port, cluster, fresh_namespaces, istioctl_binary,
+    SOURCE_CRN, TARGET_CRN, closed_port, cluster, fresh_namespaces, host_of, istioctl_binary,
     kubeconfig_for_port, plugin_in, scratch_dir, stderr, stdout,
 };
 
@@ -133,9 +133,11 @@ fn no_subcommand_in_any_mode_lets_the_key_out() {
     std::fs::write(
         &answers,
         format!(
-            "kmsNamespace: {}\nistioNamespace: {}\nhosts: [10.6.6.6]\n\
+            "kmsNamespace: {}\nistioNamespace: {}\nhosts: [{}]\n\
              sourceCrn: '{SOURCE_CRN}'\ntargetCrns: ['{TARGET_CRN}']\n",
-            ns.0, ns.1
+            ns.0,
+            ns.1,
+            host_of(&ns)
         ),
     )
     .unwrap();
@@ -148,6 +150,7 @@ fn no_subcommand_in_any_mode_lets_the_key_out() {
         command
     };
     let istioctl = istioctl_binary();
+    let host = host_of(&ns);
     let crns = ["--source-crn", SOURCE_CRN, "--target-crn", TARGET_CRN];
     let stdin = KEY.as_bytes();
     let unreachable = kubeconfig_for_port(closed_port());
@@ -241,7 +244,7 @@ fn no_subcommand_in_any_mode_lets_the_key_out() {
         ),
         (
             "expose, yaml",
-            vec!["expose", "--host", "10.6.6.6", "-o", "yaml"],
+            vec!["expose", "--host", host.as_str(), "-o", "yaml"],
             0,
         ),
         (
@@ -249,7 +252,7 @@ fn no_subcommand_in_any_mode_lets_the_key_out() {
             vec![
                 "expose",
                 "--host",
-                "10.6.6.6",
+                host.as_str(),
                 "--dry-run=server",
                 "-o",
                 "json",

@@ -11,9 +11,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::{
-    TestCluster, assert_exit, closed_port, cluster, fresh_namespaces, istioctl_binary, json_status,
-    kubeconfig_for_port, plugin, plugin_in, run, run_chain, run_with_stdin, scratch_dir,
-    status_check, stderr, stdout,
+    TestCluster, assert_exit, closed_port, cluster, fresh_namespaces, host_of, istioctl_binary,
+    json_status, kubeconfig_for_port, plugin, plugin_in, run, run_chain, run_with_stdin,
+    scratch_dir, status_check, stderr, stdout,
 };
 
 const USAGE: i32 = 2;
@@ -595,7 +595,7 @@ fn a_virtual_service_without_a_route_fails() {
     // Istio's validation, takes it.
     let test = cluster("legacy");
     let ns = fresh_namespaces(test, "status-no-route");
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.1.2.3"]));
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
     let out = run(test.kubectl().args([
         "patch",
@@ -625,7 +625,7 @@ fn counts_agree_in_number() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "status-counts");
     // One token adapter pod, one gateway pod, two KMS replicas.
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.1.2.3"]));
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
     let out = run(plugin_in(test, &ns).arg("status"));
     let text = stdout(&out);
@@ -709,7 +709,7 @@ fn hints_carry_the_runs_flags_and_fix_what_they_name_when_pasted() {
     assert_exit(&out, 0);
     let inject = hinted_command(status_check(&report, "sidecar"));
     assert_exit(&run(&mut pasted(&inject)), 0);
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.1.2.3"]));
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
     let out = run(test.kubectl().args([
         "delete",
@@ -731,7 +731,9 @@ fn hints_carry_the_runs_flags_and_fix_what_they_name_when_pasted() {
     assert_eq!(rule["result"], "fail");
     let expose = hinted_command(rule);
     assert!(
-        expose.windows(2).any(|w| w == ["--host", "10.1.2.3"]),
+        expose
+            .windows(2)
+            .any(|w| w[0] == "--host" && w[1] == host_of(&ns)),
         "{expose:?}"
     );
     assert_exit(&run(&mut pasted(&expose)), 0);
@@ -746,7 +748,7 @@ fn hints_carry_the_runs_flags_and_fix_what_they_name_when_pasted() {
         .arg("--kubeconfig")
         .arg(&nobody)
         .args(["--kms-namespace", &ns.0, "--istio-namespace", &ns.1])
-        .args(["expose", "--host", "10.1.2.3"]));
+        .args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 5);
     let err = stderr(&out);
     assert!(

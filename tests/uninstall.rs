@@ -13,8 +13,8 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, is_from_plugin, is_mutating, json_status,
-    plugin_as, plugin_in, run, run_chain, scratch_dir, stderr, stdout,
+    TestCluster, assert_exit, cluster, fresh_namespaces, host_of, is_from_plugin, is_mutating,
+    json_status, plugin_as, plugin_in, run, run_chain, scratch_dir, stderr, stdout,
 };
 
 const MISSING_PERMISSIONS: i32 = 5;
@@ -263,7 +263,7 @@ fn what_someone_else_created_or_also_owns_is_kept() {
     std::fs::write(&manifest, stdout(&policy)).unwrap();
     let out = run(test.kubectl().args(["create", "-f"]).arg(&manifest));
     assert_exit(&out, 0);
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.20.30.40"]));
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
     // Someone else adds a field to a Gateway the plugin created.
     let out = run(test.kubectl().args([
@@ -301,7 +301,7 @@ fn what_someone_else_created_or_also_owns_is_kept() {
 fn a_user_without_delete_rights_is_told_which_before_anything_is_deleted() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "uninstall-rbac");
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.20.30.40"]));
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
     // Everything uninstall needs, but deleting DestinationRules.
     let user = format!("uninstaller-{}", std::process::id());
@@ -352,7 +352,7 @@ fn bad_flags_are_refused_before_connecting() {
 fn an_object_changed_between_the_plan_and_its_delete_is_not_deleted() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "uninstall-race");
-    let out = run(plugin_in(test, &ns).args(["expose", "--host", "10.20.30.40"]));
+    let out = run(plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     assert_exit(&out, 0);
     // Another client changes the Gateway right after uninstall has read it.
     let proxy = test.interpose(

@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use base64::Engine;
 use support::{
-    TestCluster, assert_exit, cluster, fresh_namespaces, istioctl_binary, plugin, plugin_in, run,
-    run_with_stdin, scratch_dir, stderr, stdout,
+    TestCluster, assert_exit, cluster, istioctl_binary, own_gateway_namespaces, plugin, plugin_in,
+    run, run_with_stdin, scratch_dir, stderr, stdout,
 };
 
 const USAGE: i32 = 2;
@@ -18,9 +18,10 @@ const USAGE: i32 = 2;
 fn answers(ns: &(String, String)) -> String {
     format!(
         "kmsNamespace: {}\nistioNamespace: {}\nhosts: [10.9.8.7, kms.example.com]\n\
+         gatewaySelector: istio=ingressgateway-{}\n\
          sourceCrn: 'crn:v1:staging:public:sts:us-south:a/1234:123456789::'\n\
          targetCrns: ['crn:v1:icp:private:kms:mycluster:n/kube-system:0d705d95-e216-4ce4-9c81-38eeef4eee3b::']\n",
-        ns.0, ns.1
+        ns.0, ns.1, ns.1
     )
 }
 
@@ -69,7 +70,7 @@ fn replay_to_a_passing_setup(
 #[test]
 fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-replay");
+    let ns = own_gateway_namespaces(test, "wizard-replay");
     let dir = scratch_dir("wizard-answers");
     let file = dir.join("answers.yaml");
     std::fs::write(&file, answers(&ns)).unwrap();
@@ -149,7 +150,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
 #[test]
 fn the_plan_shows_each_field_that_changes_before_anything_is_written() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-plan-diff");
+    let ns = own_gateway_namespaces(test, "wizard-plan-diff");
     let dir = scratch_dir("wizard-plan-diff");
     let first = dir.join("first.yaml");
     std::fs::write(&first, answers(&ns)).unwrap();
@@ -244,7 +245,7 @@ fn without_a_terminal_it_names_the_answers_flag() {
 #[test]
 fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-gateway");
+    let ns = own_gateway_namespaces(test, "wizard-gateway");
     let dir = scratch_dir("wizard-gateway");
     // The CA is named by the answers: the ca.crt of kms-api's own TLS secret.
     let file = dir.join("answers.yaml");
@@ -273,7 +274,7 @@ fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
     assert_eq!(code, 0, "{verified:#}");
 
     // A CA secret that does not exist is named, with the answers field.
-    let ns = fresh_namespaces(test, "wizard-gateway-ca");
+    let ns = own_gateway_namespaces(test, "wizard-gateway-ca");
     std::fs::write(
         &file,
         format!("{}upstreamCaSecret: no-such-ca\n", answers(&ns)),
@@ -288,7 +289,7 @@ fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
 #[test]
 fn a_missing_secret_is_met_with_a_command_the_wizard_does_not_need_flags_for() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-no-secret");
+    let ns = own_gateway_namespaces(test, "wizard-no-secret");
     let out = run(test
         .kubectl()
         .args(["delete", "secret", "sts-apikey", "-n", &ns.1]));
@@ -315,7 +316,7 @@ fn a_missing_secret_is_met_with_a_command_the_wizard_does_not_need_flags_for() {
 #[test]
 fn what_inject_needs_is_checked_before_the_key_is_written() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-no-istioctl");
+    let ns = own_gateway_namespaces(test, "wizard-no-istioctl");
     let file = scratch_dir("wizard-no-istioctl").join("answers.yaml");
     std::fs::write(&file, answers(&ns)).unwrap();
     let out = wizard_without_istioctl(test, &file);
@@ -333,7 +334,7 @@ fn what_inject_needs_is_checked_before_the_key_is_written() {
 #[test]
 fn every_unmet_prerequisite_of_every_step_is_named_before_the_confirmation() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-unmet");
+    let ns = own_gateway_namespaces(test, "wizard-unmet");
     let file = scratch_dir("wizard-unmet").join("answers.yaml");
     // Three steps cannot run: inject lacks istioctl, expose's issuer does not
     // exist, and the Secret the key goes into is gone.
@@ -377,7 +378,7 @@ fn every_unmet_prerequisite_of_every_step_is_named_before_the_confirmation() {
 #[test]
 fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-bad");
+    let ns = own_gateway_namespaces(test, "wizard-bad");
     let dir = scratch_dir("wizard-bad");
     let cases = [
         (
@@ -429,7 +430,7 @@ fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
 #[test]
 fn answers_name_the_objects_where_an_installation_differs_from_the_runbook() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-names");
+    let ns = own_gateway_namespaces(test, "wizard-names");
     // This installation's KMS Deployment has another name.
     let out = run(test.kubectl().args([
         "get",
@@ -510,7 +511,7 @@ fn answers_name_the_objects_where_an_installation_differs_from_the_runbook() {
 #[test]
 fn a_wizard_run_discovers_the_served_apis_once() {
     let test = cluster("modern");
-    let ns = fresh_namespaces(test, "wizard-once");
+    let ns = own_gateway_namespaces(test, "wizard-once");
     // A user of its own, so that its requests can be told apart in the
     // audit log from those of tests running alongside.
     let user = format!("wizard-once-{}", std::process::id());

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{
-    TestCluster, cluster, fresh_namespaces, istioctl_binary, plugin_binary, scratch_dir,
+    TestCluster, cluster, fresh_namespaces, host_of, istioctl_binary, plugin_binary, scratch_dir,
 };
 
 const SOURCE: &str = "crn:v1:staging:public:sts:us-south:a/1234:123456789::";
@@ -106,19 +106,20 @@ impl Drop for Terminal {
     }
 }
 
-fn answer_everything(term: &Terminal) {
-    answer_the_questions(term);
+fn answer_everything(term: &Terminal, host: &str) {
+    answer_the_questions(term, host);
     term.wait_for("Apply this plan?");
 }
 
-/// The questions asked of every fresh setup, with a mistake at two of them.
-fn answer_the_questions(term: &Terminal) {
+/// The questions asked of every fresh setup, with a mistake at two of them;
+/// `host` is the gateway address given.
+fn answer_the_questions(term: &Terminal, host: &str) {
     term.wait_for("STS API key:");
     term.send(&["interactive-sentinel-key", "Enter"]);
     term.wait_for("Gateway addresses");
     term.send(&["10.1.1", "Enter"]);
     term.wait_for("neither an IP address nor a DNS name");
-    term.send(&["C-u", "10.1.1.1", "Enter"]);
+    term.send(&["C-u", host, "Enter"]);
     term.wait_for("cert-manager ClusterIssuer");
     term.send(&["Enter"]);
     term.wait_for("Source CRN (STS):");
@@ -137,7 +138,7 @@ fn ctrl_c_at_the_plan_changes_nothing() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-cancel");
     let term = Terminal::start(test, &ns, "cancel");
-    answer_everything(&term);
+    answer_everything(&term, &host_of(&ns));
     let screen = term.screen();
     assert!(
         !screen.contains("interactive-sentinel-key"),
@@ -206,7 +207,7 @@ fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
     kubectl(&["delete", "secret", "kms-api-tls", "-n", &ns.0]);
 
     let term = Terminal::start(test, &ns, "ask-gateway");
-    answer_the_questions(&term);
+    answer_the_questions(&term, &host_of(&ns));
     term.wait_for(&format!(
         "no pod in {} has the gateway label istio=ingressgateway",
         ns.1
@@ -234,7 +235,7 @@ fn confirming_runs_the_whole_chain() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-confirm");
     let term = Terminal::start(test, &ns, "confirm");
-    answer_everything(&term);
+    answer_everything(&term, &host_of(&ns));
     term.send(&["y"]);
     let screen = term.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
@@ -258,7 +259,7 @@ fn a_second_run_asks_only_for_what_is_missing() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-again");
     let first = Terminal::start(test, &ns, "first");
-    answer_everything(&first);
+    answer_everything(&first, &host_of(&ns));
     first.send(&["y"]);
     assert!(first.wait_for("EXIT=").contains("EXIT=0"));
     drop(first);
@@ -272,7 +273,10 @@ fn a_second_run_asks_only_for_what_is_missing() {
         "the stored key is kept:\n{screen}"
     );
     assert!(
-        screen.contains("keeping the exposure: hosts 10.1.1.1, issuer icp-ca-issuer"),
+        screen.contains(&format!(
+            "keeping the exposure: hosts {}, issuer icp-ca-issuer",
+            host_of(&ns)
+        )),
         "{screen}"
     );
     assert!(
@@ -297,7 +301,7 @@ fn a_complete_setup_can_be_uninstalled_from_the_wizard() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-uninstall");
     let first = Terminal::start(test, &ns, "setup");
-    answer_everything(&first);
+    answer_everything(&first, &host_of(&ns));
     first.send(&["y"]);
     assert!(first.wait_for("EXIT=").contains("EXIT=0"));
     drop(first);
@@ -336,7 +340,7 @@ fn a_complete_setup_can_be_uninstalled_from_the_wizard() {
 fn ctrl_c_at_the_uninstall_question_deletes_nothing() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "uninstall-cancel");
-    let out = support::run(support::plugin_in(test, &ns).args(["expose", "--host", "10.1.1.1"]));
+    let out = support::run(support::plugin_in(test, &ns).args(["expose", "--host", &host_of(&ns)]));
     support::assert_exit(&out, 0);
     let term = Terminal::run("uninstall-cancel", "uninstall", test, &ns);
     let plan = term.wait_for("Uninstall as planned?");

@@ -235,7 +235,11 @@ where
 /// empty when the cluster does not serve its kind. `expose` and `status`
 /// read all Gateways this way, since istiod merges Gateways from every
 /// namespace onto the same gateway pods.
-pub async fn list_everywhere<K>(cluster: &Cluster, served: &ServedApis, owned: &Owned) -> Result<Vec<K>>
+pub async fn list_everywhere<K>(
+    cluster: &Cluster,
+    served: &ServedApis,
+    owned: &Owned,
+) -> Result<Vec<K>>
 where
     K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
         + Clone
@@ -246,7 +250,10 @@ where
         return Ok(Vec::new());
     };
     let everywhere: Api<K> = Api::all_with(cluster.client(), &resource);
-    let action = format!("list {}.{} in every namespace", resource.plural, resource.group);
+    let action = format!(
+        "list {}.{} in every namespace",
+        resource.plural, resource.group
+    );
     let list = cluster
         .call(&action, everywhere.list(&ListParams::default()))
         .await?;

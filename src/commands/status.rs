@@ -39,10 +39,10 @@ use crate::objects::apis::ServedApis;
 use crate::objects::injection_record;
 use crate::objects::mounts;
 use crate::objects::owned::{self, Where};
-use crate::objects::shared_gateway::Merged;
 use crate::objects::schemas::{
     Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
 };
+use crate::objects::shared_gateway::Merged;
 use crate::terminal::journal::Terminal;
 use crate::terminal::output::{self, Format};
 use crate::terminal::progress::Progress;

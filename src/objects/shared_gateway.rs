@@ -274,9 +274,10 @@ mod tests {
 
     #[test]
     fn a_gateway_not_written_yet_is_the_newest() {
-        let spec: GatewaySpec =
-            serde_json::from_value(json!({"selector": {"istio": "ingressgateway"}, "servers": https(&["*"])}))
-                .unwrap();
+        let spec: GatewaySpec = serde_json::from_value(
+            json!({"selector": {"istio": "ingressgateway"}, "servers": https(&["*"])}),
+        )
+        .unwrap();
         let kms = Merged {
             namespace: "kube-system",
             name: "kmsgateway",

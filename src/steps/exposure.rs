@@ -295,9 +295,7 @@ fn refuse_conflicts(found: &Found, desired: &Desired, options: &ExposeOptions) -
     ways.push(format!(
         "serve KMS on a gateway of its own with --gateway-selector (now {label}={value})"
     ));
-    ways.push(
-        "or move the other application's server to another port or other hosts".to_owned(),
-    );
+    ways.push("or move the other application's server to another port or other hosts".to_owned());
     Err(Error::SharedGatewayConflict {
         conflicts: conflicts.iter().map(Conflict::describe).collect(),
         hint: ways.join("; "),

@@ -24,11 +24,12 @@ checks that every form written here and in README.md parses):
   clean [--profile P]       delete the namespaces earlier test runs seeded
   user NAME [--group G] [--profile P]
                             a client certificate and kubeconfig for NAME
-  seed-namespaces KMS ISTIO [--live] [--profile P]
+  seed-namespaces KMS ISTIO [--live] [--own-gateways] [--profile P]
                             the runbook's workloads in a fresh namespace pair;
-                            with --live (modern) their pods are played, and
-                            their gateways are labelled istio=ingressgateway-ISTIO
-                            and istio=ingress-ISTIO (see own_gateway_labels)
+                            with --live (modern) their pods are played; with
+                            --live or --own-gateways their gateways are labelled
+                            istio=ingressgateway-ISTIO and istio=ingress-ISTIO
+                            (see own_gateway_labels)
   install-istio ISTIO [--build previous|current|1.0] [--revision R] [--tag T] [--profile P]
                             a build's injector configuration in ISTIO, in place
                             or as revision R beside it
@@ -720,16 +721,18 @@ def kms_tls(cluster, kms_namespace):
                       "ca.crt": b64((cluster.pki / "issuer-ca.crt").read_bytes())}}]
 
 
-def seed_namespaces(cluster, kms_namespace, istio_namespace, live=False):
+def seed_namespaces(cluster, kms_namespace, istio_namespace, live=False, own_gateways=False):
     """The runbook's workloads in a namespace pair, and waits for them.
-    `live`: the pair's pods are played (mesh.py), on the modern profile."""
+    `live`: the pair's pods are played (mesh.py), on the modern profile.
+    `own_gateways` (always, when `live`): the pair's gateways get labels of
+    their own."""
     if live and cluster.profile != "modern":
         sys.exit("error: only the modern profile runs a mesh (--live)")
     text = (SEED / "workloads.yaml").read_text() + "\n---\n" + gateway_seeds(cluster)
     text = text.replace("${KMS_NAMESPACE}", kms_namespace)
     text = text.replace("${ISTIO_NAMESPACE}", istio_namespace)
     objects = load_yaml_text(text)
-    if live and istio_namespace != "istio-system":
+    if (live or own_gateways) and istio_namespace != "istio-system":
         for obj in objects:
             own_gateway_labels(obj, istio_namespace)
     if live:
@@ -779,7 +782,7 @@ PLAYED_DEPLOYMENTS = ("key-management-api", "istio-ingressgateway", "istio-ingre
 
 
 def own_gateway_labels(obj, istio_namespace):
-    """Gives a live pair's gateways labels of their own: `istio:
+    """Gives a pair's gateways labels of their own: `istio:
     ingressgateway` becomes `istio: ingressgateway-ISTIO_NAMESPACE` (and
     `ingress` likewise) on the Deployment, its pods and the Service. istiod
     merges every Gateway that selects a gateway's pods, in any namespace; with
@@ -1019,6 +1022,8 @@ def build_parser():
     ns.add_argument("kms_namespace")
     ns.add_argument("istio_namespace")
     ns.add_argument("--live", action="store_true", help="play the pair's pods (modern)")
+    ns.add_argument("--own-gateways", action="store_true",
+                    help="label the pair's gateways apart from every other pair's")
     ns.add_argument("--profile", default="modern", choices=PROFILES)
     request = sub.add_parser("request")
     request.add_argument("namespace", help="the gateway's namespace")
@@ -1081,7 +1086,8 @@ def main():
         cluster.kubectl_run("delete", "namespace", "-l", f"{SCRATCH_LABEL}=true", "--wait=false")
     elif args.command == "seed-namespaces":
         cluster = running_cluster(args.profile)
-        seed_namespaces(cluster, args.kms_namespace, args.istio_namespace, live=args.live)
+        seed_namespaces(cluster, args.kms_namespace, args.istio_namespace, live=args.live,
+                        own_gateways=args.own_gateways)
     elif args.command == "request":
         cluster = running_cluster(args.profile)
         if args.while_missing:

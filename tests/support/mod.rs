@@ -151,14 +151,39 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     dir
 }
 
+/// A DNS name for KMS of its own to a namespace pair. Every pair's Gateway
+/// selects the same gateway labels (`istio=ingressgateway`), so istiod
+/// merges them all onto each pair's gateway pods, as it would Gateways of
+/// different applications: a host claimed by two pairs (an IP address makes
+/// KMS claim `*`) is a conflict `expose` refuses.
+pub fn host_of(namespaces: &(String, String)) -> String {
+    format!("{}.example", namespaces.0)
+}
+
 /// A fresh pair of namespaces (KMS, Istio) holding the runbook's workloads,
 /// so a test that writes owns everything it writes to.
 pub fn fresh_namespaces(test: &TestCluster, label: &str) -> (String, String) {
+    seeded_pair(label, &["--profile", test.profile])
+}
+
+/// A pair of namespaces named for this test process and `label`, seeded by
+/// the harness with `flags`.
+fn seeded_pair(label: &str, flags: &[&str]) -> (String, String) {
     let suffix = format!("{}-{}", std::process::id(), label);
     let kms = format!("kms-{suffix}");
     let istio = format!("istio-{suffix}");
-    run_harness(&["seed-namespaces", &kms, &istio, "--profile", test.profile]);
+    let mut args = vec!["seed-namespaces", kms.as_str(), istio.as_str()];
+    args.extend_from_slice(flags);
+    run_harness(&args);
     (kms, istio)
+}
+
+/// A fresh pair of namespaces whose gateways are labelled apart from every
+/// other pair's (see `Gateways`), for a test that exposes KMS by IP address:
+/// that claims `*` on the gateway, which no two Gateways on the same pods
+/// may.
+pub fn own_gateway_namespaces(test: &TestCluster, label: &str) -> (String, String) {
+    seeded_pair(label, &["--own-gateways", "--profile", test.profile])
 }
 
 /// A live pair of namespaces on the modern cluster: seeded as
@@ -170,11 +195,7 @@ pub fn live_namespaces(test: &TestCluster, label: &str) -> (String, String) {
         test.profile, "modern",
         "only the modern cluster runs a mesh"
     );
-    let suffix = format!("{}-{}", std::process::id(), label);
-    let kms = format!("kms-{suffix}");
-    let istio = format!("istio-{suffix}");
-    run_harness(&["seed-namespaces", &kms, &istio, "--live"]);
-    (kms, istio)
+    seeded_pair(label, &["--live"])
 }
 
 /// The selectors of a live pair's two gateways: the one that mounts the
@@ -844,7 +865,8 @@ pub fn run_chain(kubeconfig: &Path, namespaces: &(String, String), backups: &Pat
         .arg("--backup-dir")
         .arg(backups));
     assert_exit(&out, 0);
-    let out = run(plugin_as(kubeconfig, namespaces).args(["expose", "--host", "10.20.30.40"]));
+    let out =
+        run(plugin_as(kubeconfig, namespaces).args(["expose", "--host", &host_of(namespaces)]));
     assert_exit(&out, 0);
     let out = run(plugin_as(kubeconfig, namespaces).args([
         "map-identity",
