@@ -100,6 +100,7 @@ fn assert_status_passes(test: &TestCluster, ns: &(String, String)) -> Value {
         names,
         [
             "gateway pods",
+            "shared gateway",
             "gateway certificate",
             "certificate hosts",
             "upstream trust"

@@ -10,8 +10,8 @@ mod support;
 use serde_json::Value;
 use support::{
     Gateways, IstioBuild, RequestLoop, TestCluster, assert_exit, cluster, fresh_namespaces,
-    gateway_request, inject, live_namespaces, plugin_in, received, run, run_with_stdin,
-    scratch_dir, seed_app, stderr,
+    gateway_request, inject, json_status, live_namespaces, plugin_in, received, run,
+    run_with_stdin, scratch_dir, seed_app, status_check, stderr,
 };
 
 const HOSTS: [&str; 2] = ["kms.example.com", "10.20.30.40"];
@@ -417,4 +417,122 @@ fn istiod_refuses_an_istio_object_it_would_not_accept_at_write_time() {
         .kubectl()
         .args(["get", "gateways.networking.istio.io/no-tls", "-n", &ns.0]));
     assert_exit(&out, 1);
+}
+
+#[test]
+fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is_refused_and_reported()
+ {
+    let test = cluster("modern");
+    let ns = live_namespaces(test, "mesh-wildcard");
+    let selector = Gateways::of(&ns).credential_name;
+    // Another application, there first, claims every host on port 443.
+    let app = format!("app-{}-mesh-wildcard", std::process::id());
+    seed_app(&app, &ns.1, &selector, &["*"]);
+    let other = format!("Gateway {app}/other-app claims * on port 443");
+
+    // An IP address makes KMS claim `*` too: refused, nothing written.
+    let mut by_ip = plugin_in(test, &ns);
+    by_ip.args(["expose", "--gateway-selector", &selector]);
+    for host in HOSTS {
+        by_ip.args(["--host", host]);
+    }
+    let out = run(&mut by_ip);
+    assert_exit(&out, 6);
+    let err = stderr(&out);
+    assert!(err.contains(&other), "{err}");
+    assert!(err.contains("Istio keeps that one"), "{err}");
+    assert!(err.contains("--gateway-selector"), "{err}");
+    assert_eq!(
+        test.object_names(
+            &ns.0,
+            "gateways.networking.istio.io,virtualservices.networking.istio.io"
+        ),
+        ""
+    );
+
+    // By its name, KMS gets a filter chain of its own beside the wildcard.
+    let by_name = || {
+        run(plugin_in(test, &ns).args([
+            "expose",
+            "--gateway-selector",
+            &selector,
+            "--host",
+            HOSTS[0],
+        ]))
+    };
+    assert_exit(&by_name(), 0);
+    test.wait_for_gateway_certificate(&ns);
+    assert_reaches_kms(&ns, &selector, HOSTS[0]);
+    let seen = gateway_request(&ns.1, &selector, "other-app.example", "backend");
+    assert_eq!(seen["reached"], "backend", "{seen:#}");
+    let shared = || {
+        let (_, report) = json_status(plugin_in(test, &ns).arg("status"));
+        status_check(&report, "shared gateway").clone()
+    };
+    let check = shared();
+    assert_eq!(check["result"], "pass", "{check:#}");
+
+    // KMS's Gateway as an earlier version wrote it: `*`, newer than the
+    // other's. istiod drops it, KMS's requests go to the other application,
+    // and status says so.
+    let wildcard = r#"[{"op": "replace", "path": "/spec/servers/0/hosts", "value": ["*"]}]"#;
+    let out = run(test.kubectl().args([
+        "patch",
+        "gateways.networking.istio.io/kmsgateway",
+        "-n",
+        &ns.0,
+        "--type=json",
+        "-p",
+        wildcard,
+    ]));
+    assert_exit(&out, 0);
+    let out = run(test.kubectl().args([
+        "patch",
+        "virtualservices.networking.istio.io/kmsvservice",
+        "-n",
+        &ns.0,
+        "--type=json",
+        "-p",
+        &wildcard.replace("/spec/servers/0/hosts", "/spec/hosts"),
+    ]));
+    assert_exit(&out, 0);
+    let seen = gateway_request(&ns.1, &selector, HOSTS[0], "backend");
+    assert_eq!(seen["reached"], "backend", "{seen:#}");
+    let check = shared();
+    assert_eq!(check["result"], "fail", "{check:#}");
+    assert!(
+        check["message"].as_str().unwrap().contains(&other),
+        "{check:#}"
+    );
+    assert!(
+        check["hint"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl kms-sts expose"),
+        "{check:#}"
+    );
+
+    // expose narrows it again, and says which fields it changes.
+    let out = run(plugin_in(test, &ns).args([
+        "expose",
+        "--gateway-selector",
+        &selector,
+        "--host",
+        HOSTS[0],
+        "--dry-run",
+    ]));
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "gateway.networking.istio.io/kmsgateway would be configured (dry run): \
+             spec.servers[0].hosts: [\"*\"] -> [\"{}\"]",
+            HOSTS[0]
+        )),
+        "{err}"
+    );
+    assert_exit(&by_name(), 0);
+    assert_reaches_kms(&ns, &selector, HOSTS[0]);
+    let check = shared();
+    assert_eq!(check["result"], "pass", "{check:#}");
 }

@@ -529,10 +529,18 @@ pub async fn write_planned(
     }
     if write.client_dry_run() {
         for object in planned {
-            journal.done(&format!(
-                "{} would be applied (dry run)",
-                object.desired.display_name()
-            ));
+            let name = object.desired.display_name();
+            journal.done(&match &object.preview {
+                Preview::Create => format!("{name} would be created (dry run)"),
+                Preview::Unchanged => format!("{name} unchanged (dry run)"),
+                Preview::Update(changes) => {
+                    let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                    format!(
+                        "{name} would be configured (dry run): {}",
+                        changes.join("; ")
+                    )
+                }
+            });
         }
         return Ok(());
     }
