@@ -428,6 +428,9 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
     // Another application, there first, claims every host on port 443.
     let app = format!("app-{}-mesh-wildcard", std::process::id());
     seed_app(&app, &ns.1, &selector, &["*"]);
+    // Older by its creation time, which counts in seconds (in a tie istiod
+    // orders by name, and `kmsgateway` comes first).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let other = format!("Gateway {app}/other-app claims * on port 443");
 
     // An IP address makes KMS claim `*` too: refused, nothing written.
@@ -473,31 +476,49 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
     assert_eq!(check["result"], "pass", "{check:#}");
 
     // KMS's Gateway as an earlier version wrote it: `*`, newer than the
-    // other's. istiod drops it, KMS's requests go to the other application,
-    // and status says so.
-    let wildcard = r#"[{"op": "replace", "path": "/spec/servers/0/hosts", "value": ["*"]}]"#;
-    let out = run(test.kubectl().args([
-        "patch",
+    // other's. istiod drops it, KMS's requests land on the other
+    // application's server, and status says so.
+    // Written as the plugin writes: server-side, by its field manager.
+    let claim_everything = |object: &str, pointer: &str| {
+        let out = run(test
+            .kubectl()
+            .args(["get", object, "-n", &ns.0, "-o", "json"]));
+        assert_exit(&out, 0);
+        let mut written: Value = serde_json::from_slice(&out.stdout).unwrap();
+        *written.pointer_mut(pointer).unwrap() = serde_json::json!(["*"]);
+        let metadata = written["metadata"].as_object_mut().unwrap();
+        metadata.remove("managedFields");
+        metadata.remove("resourceVersion");
+        let out = run_with_stdin(
+            test.kubectl().args([
+                "apply",
+                "--server-side",
+                "--field-manager=kubectl-kms-sts",
+                "-f",
+                "-",
+            ]),
+            written.to_string().as_bytes(),
+        );
+        assert_exit(&out, 0);
+    };
+    claim_everything(
         "gateways.networking.istio.io/kmsgateway",
-        "-n",
-        &ns.0,
-        "--type=json",
-        "-p",
-        wildcard,
-    ]));
-    assert_exit(&out, 0);
-    let out = run(test.kubectl().args([
-        "patch",
+        "/spec/servers/0/hosts",
+    );
+    claim_everything(
         "virtualservices.networking.istio.io/kmsvservice",
-        "-n",
-        &ns.0,
-        "--type=json",
-        "-p",
-        &wildcard.replace("/spec/servers/0/hosts", "/spec/hosts"),
-    ]));
-    assert_exit(&out, 0);
-    let seen = gateway_request(&ns.1, &selector, HOSTS[0], "backend");
-    assert_eq!(seen["reached"], "backend", "{seen:#}");
+        "/spec/hosts",
+    );
+    // The connection lands on the other application's server, whose
+    // certificate is not KMS's.
+    let seen = gateway_request(&ns.1, &selector, HOSTS[0], "not-kms");
+    assert_eq!(seen["reached_kms"], false, "{seen:#}");
+    assert!(
+        seen["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("not valid for 'kms.example.com'")),
+        "{seen:#}"
+    );
     let check = shared();
     assert_eq!(check["result"], "fail", "{check:#}");
     assert!(
@@ -526,7 +547,7 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
     assert!(
         err.contains(&format!(
             "gateway.networking.istio.io/kmsgateway would be configured (dry run): \
-             spec.servers[0].hosts: [\"*\"] -> [\"{}\"]",
+             spec.servers[0].hosts[0]: \"*\" -> \"{}\"",
             HOSTS[0]
         )),
         "{err}"
