@@ -403,6 +403,7 @@ mod tests {
         let report = report(&exposed(), &names());
         for name in [
             "gateway pods",
+            "shared gateway",
             "gateway certificate",
             "certificate hosts",
             "upstream trust",
@@ -414,6 +415,69 @@ mod tests {
             find(&report, "upstream trust")
                 .message
                 .contains("checks the name kms-api.kube-system.svc.cluster.local")
+        );
+    }
+
+    /// Another application's Gateway on the same gateway pods, created at
+    /// `created`, claiming `hosts` on 443.
+    fn neighbour(created: &str, hosts: &[&str]) -> Gateway {
+        object(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": "shop", "namespace": "shop", "creationTimestamp": created},
+            "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
+                "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                "tls": {"mode": "SIMPLE", "credentialName": "shop"}, "hosts": hosts}]}
+        }))
+    }
+
+    #[test]
+    fn a_gateway_shared_with_another_application_is_judged_as_istio_merges_it() {
+        let mut kms = exposed();
+        let gateway = kms.gateway.as_mut().unwrap();
+        gateway.metadata.creation_timestamp = Some(object(json!("2026-06-01T00:00:00Z")));
+        let shared = |s: &Snapshot| find(&report(s, &names()), "shared gateway").clone();
+
+        // KMS claims `*` (an IP address is among its hosts); so does an
+        // older Gateway: Istio serves that one.
+        kms.neighbour_gateways = vec![neighbour("2026-01-01T00:00:00Z", &["*"])];
+        let check = shared(&kms);
+        assert_eq!(check.result, Outcome::Fail, "{}", check.message);
+        assert!(
+            check
+                .message
+                .contains("Gateway shop/shop claims * on port 443")
+        );
+        assert!(check.message.contains("drops KMS's"), "{}", check.message);
+        assert!(
+            check.hint.as_deref().unwrap().contains("DNS names only"),
+            "{check:?}"
+        );
+
+        // A newer one loses to KMS's: KMS is served, the other is not.
+        kms.neighbour_gateways = vec![neighbour("2026-12-01T00:00:00Z", &["*"])];
+        assert_eq!(shared(&kms).result, Outcome::Warn);
+
+        // A name of its own beside a wildcard: no conflict.
+        let gateway = kms.gateway.as_mut().unwrap();
+        gateway.spec.servers[0].hosts = vec!["kms.example.com".into()];
+        kms.certificate.as_mut().unwrap().spec.ip_addresses.clear();
+        kms.neighbour_gateways = vec![neighbour("2026-01-01T00:00:00Z", &["*"])];
+        let check = shared(&kms);
+        assert_eq!(check.result, Outcome::Pass, "{}", check.message);
+        assert!(
+            check.message.contains("1 other Gateway"),
+            "{}",
+            check.message
+        );
+
+        // An earlier version's `*` for names only: narrowed by expose.
+        kms.gateway.as_mut().unwrap().spec.servers[0].hosts = vec!["*".into()];
+        kms.neighbour_gateways.clear();
+        let check = shared(&kms);
+        assert_eq!(check.result, Outcome::Warn, "{}", check.message);
+        assert!(
+            check.hint.as_deref().unwrap().contains("narrows"),
+            "{check:?}"
         );
     }
 
