@@ -111,6 +111,12 @@ pub fn expose_command(s: &Snapshot, names: &Names) -> String {
         .into_iter()
         .flat_map(|spec| spec.ip_addresses.iter().chain(&spec.dns_names))
         .collect();
+    expose_command_for(s, names, &hosts)
+}
+
+/// `expose_command` for `hosts` instead of the Certificate's.
+pub fn expose_command_for(s: &Snapshot, names: &Names, hosts: &[&String]) -> String {
+    let spec = s.certificate.as_ref().map(|c| &c.spec);
     let mut args = if hosts.is_empty() {
         " --host ADDRESS".to_owned()
     } else {

@@ -5,7 +5,7 @@
 //! version of the plugin, which claimed `*` for names too: it takes every
 //! request no other server names, so `expose` narrows it to KMS's hosts.
 
-use crate::checks::snapshot::{Names, Snapshot, expose_command};
+use crate::checks::snapshot::{Names, Snapshot, expose_command, expose_command_for};
 use crate::checks::{Check, CheckId};
 use crate::manifests::exposure::served_hosts;
 use crate::objects::schemas::Gateway;
@@ -22,10 +22,17 @@ pub fn check(s: &Snapshot, names: &Names, gateway: &Gateway) -> Check {
     let (lost, kept): (Vec<_>, Vec<_>) = conflicts.iter().partition(|c| !c.kms_kept);
     if !lost.is_empty() {
         let ways = if by_ip {
+            let names_only: Vec<String> = hosts
+                .iter()
+                .filter_map(|host| match host {
+                    Host::Dns(name) => Some(name.clone()),
+                    Host::Ip(_) => None,
+                })
+                .collect();
             format!(
-                "KMS claims `*` because an IP address is among its hosts: run {} with DNS \
-                 names only, or with --gateway-selector naming a gateway of its own",
-                names.command("expose", " --host NAME")
+                "KMS claims `*` because an IP address is among its hosts: run {} (DNS names \
+                 only), or the same with --gateway-selector naming a gateway of its own",
+                expose_command_for(s, names, &names_only.iter().collect::<Vec<_>>())
             )
         } else {
             format!(
