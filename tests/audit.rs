@@ -212,7 +212,7 @@ fn each_missing_permission_is_named_before_any_write() {
     cases.push((&set_apikey, ROLLOUT_WATCH));
     cases.push((&inject, ROLLOUT_WATCH));
     cases.push((&expose, RUNBOOK_GRANTS[2]));
-    assert_eq!(cases.len(), 33);
+    assert_eq!(cases.len(), 34);
 
     let offset = test.audit_offset();
     for (index, (args, missing)) in cases.iter().enumerate() {
