@@ -25,6 +25,14 @@ fn answers(ns: &(String, String)) -> String {
     )
 }
 
+/// `answers` with another gateway label.
+fn answers_selecting(ns: &(String, String), selector: &str) -> String {
+    answers(ns).replace(
+        &format!("gatewaySelector: istio=ingressgateway-{}", ns.1),
+        &format!("gatewaySelector: {selector}"),
+    )
+}
+
 fn wizard(test: &TestCluster, file: &std::path::Path) -> std::process::Command {
     let mut command = test.plugin();
     command
@@ -60,7 +68,7 @@ fn replay_to_a_passing_setup(
     let out = run_with_stdin(wizard(test, file).arg("--save-answers").arg(saved), key);
     assert_exit(&out, 0);
     assert!(
-        stdout(&out).contains("Status: 23 passed, 0 warnings, 0 failed"),
+        stdout(&out).contains("Status: 24 passed, 0 warnings, 0 failed"),
         "{}\n{}",
         stdout(&out),
         stderr(&out)
@@ -84,7 +92,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("Status: 23 passed, 0 warnings, 0 failed"),
+        text.contains("Status: 24 passed, 0 warnings, 0 failed"),
         "{text}\n{}",
         stderr(&out)
     );
@@ -141,7 +149,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
         stderr(&out)
     );
     assert!(
-        stdout(&out).contains("Status: 23 passed, 0 warnings, 0 failed"),
+        stdout(&out).contains("Status: 24 passed, 0 warnings, 0 failed"),
         "{}",
         stdout(&out)
     );
@@ -252,8 +260,8 @@ fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
     std::fs::write(
         &file,
         format!(
-            "{}gatewaySelector: istio=ingress\nupstreamCaSecret: kms-api-tls\n",
-            answers(&ns)
+            "{}upstreamCaSecret: kms-api-tls\n",
+            answers_selecting(&ns, &format!("istio=ingress-{}", ns.1))
         ),
     )
     .unwrap();
@@ -265,10 +273,13 @@ fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
             "gateways.networking.istio.io/kmsgateway",
             "{.spec.selector.istio} {.spec.servers[0].tls.credentialName}"
         ),
-        "ingress istio-ingressgateway-certs"
+        format!("ingress-{} istio-ingressgateway-certs", ns.1)
     );
     let saved = std::fs::read_to_string(&saved).unwrap();
-    assert!(saved.contains("gatewaySelector: istio=ingress"), "{saved}");
+    assert!(
+        saved.contains(&format!("gatewaySelector: istio=ingress-{}", ns.1)),
+        "{saved}"
+    );
     assert!(saved.contains("upstreamCaSecret: kms-api-tls"), "{saved}");
     let (code, verified) = test.datapath(&ns, &["10.9.8.7", "kms.example.com"]);
     assert_eq!(code, 0, "{verified:#}");
@@ -391,14 +402,8 @@ fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
             answers(&ns).replace("hosts: [10.9.8.7, kms.example.com]", "hosts: {a: 1}"),
             "invalid answers",
         ),
-        (
-            format!("{}gatewaySelector: istio\n", answers(&ns)),
-            "gatewaySelector",
-        ),
-        (
-            format!("{}gatewaySelector: istio=no-such-gateway\n", answers(&ns)),
-            "no pod in",
-        ),
+        (answers_selecting(&ns, "istio"), "gatewaySelector"),
+        (answers_selecting(&ns, "istio=no-such-gateway"), "no pod in"),
     ];
     for (index, (text, field)) in cases.iter().enumerate() {
         let file = dir.join(format!("answers-{index}.yaml"));
