@@ -245,7 +245,7 @@ fn each_missing_permission_is_named_before_any_write() {
             format!("{resource}.{group}")
         };
         let place = match resource.as_str() {
-            "clusterissuers.cert-manager.io" => "(cluster-wide)".to_owned(),
+            _ if RUNBOOK_CLUSTER_GRANTS.contains(missing) => "(cluster-wide)".to_owned(),
             "configmaps" | "secrets" | "identitymappingpolicies.policy.ibm.com" => {
                 format!("in {}", ns.1)
             }
