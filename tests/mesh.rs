@@ -10,7 +10,7 @@ mod support;
 use serde_json::Value;
 use support::{
     Gateways, IstioBuild, RequestLoop, TestCluster, assert_exit, cluster, fresh_namespaces,
-    gateway_request, inject, json_status, live_namespaces, plugin_in, received, run,
+    gateway_request, inject, json_status, live_namespaces, plugin_as, plugin_in, received, run,
     run_with_stdin, scratch_dir, seed_app, status_check, stderr,
 };
 
@@ -134,6 +134,18 @@ fn assert_serves_renewed_certificate(test: &TestCluster, ns: &(String, String), 
     assert_eq!(
         served["gateway"], before["gateway"],
         "the gateway pod was replaced"
+    );
+    // The gateway's proxy says it serves the certificate the secret holds
+    // now.
+    let (_, report) = json_status(plugin_in(test, ns).arg("status"));
+    let live = status_check(&report, "gateway config");
+    assert_eq!(live["result"], "pass", "{live:#}");
+    assert!(
+        live["message"].as_str().unwrap().contains(&format!(
+            "certificate serial {}",
+            served["certificate"]["serial"].as_str().unwrap()
+        )),
+        "{live:#} {served:#}"
     );
 }
 
@@ -468,12 +480,60 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
     assert_reaches_kms(&ns, &selector, HOSTS[0]);
     let seen = gateway_request(&ns.1, &selector, "other-app.example", "backend");
     assert_eq!(seen["reached"], "backend", "{seen:#}");
-    let shared = || {
+    // The static check and what the gateway proxy holds, by its own account.
+    let checks = || {
         let (_, report) = json_status(plugin_in(test, &ns).arg("status"));
-        status_check(&report, "shared gateway").clone()
+        (
+            status_check(&report, "shared gateway").clone(),
+            status_check(&report, "gateway config").clone(),
+        )
     };
-    let check = shared();
+    let (check, live) = checks();
     assert_eq!(check["result"], "pass", "{check:#}");
+    assert_eq!(live["result"], "pass", "{live:#}");
+    assert!(
+        live["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 gateway proxy serves kms.example.com"),
+        "{live:#}"
+    );
+
+    // Without the right to port-forward, that check is skipped and says
+    // what grants it; the rbac it names makes it run.
+    let user = format!("mesh-wildcard-{}", std::process::id());
+    let kubeconfig = test.user_kubeconfig(&user);
+    let grant = |extra: &[&str]| {
+        let out = run(plugin_in(test, &ns)
+            .args(["rbac", "--for", "status", "--to-user", &user])
+            .args(extra));
+        assert_exit(&out, 0);
+        test.grant(&out.stdout, &user);
+    };
+    grant(&[]);
+    let as_user = || {
+        let (_, report) = json_status(plugin_as(&kubeconfig, &ns).arg("status"));
+        status_check(&report, "gateway config").clone()
+    };
+    let skipped = as_user();
+    assert_eq!(skipped["result"], "warn", "{skipped:#}");
+    assert!(
+        skipped["message"]
+            .as_str()
+            .unwrap()
+            .contains("pods/portforward"),
+        "{skipped:#}"
+    );
+    assert!(
+        skipped["hint"]
+            .as_str()
+            .unwrap()
+            .contains("rbac --for status --read-gateway-config"),
+        "{skipped:#}"
+    );
+    grant(&["--read-gateway-config"]);
+    let granted = as_user();
+    assert_eq!(granted["result"], "pass", "{granted:#}");
 
     // KMS's Gateway as an earlier version wrote it: `*`, newer than the
     // other's. istiod drops it, KMS's requests land on the other
@@ -519,8 +579,16 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
             .is_some_and(|error| error.contains("not valid for 'kms.example.com'")),
         "{seen:#}"
     );
-    let check = shared();
+    let (check, live) = checks();
     assert_eq!(check["result"], "fail", "{check:#}");
+    assert_eq!(live["result"], "fail", "{live:#}");
+    assert!(
+        live["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds no filter chain for KMS's Gateway server"),
+        "{live:#}"
+    );
     assert!(
         check["message"].as_str().unwrap().contains(&other),
         "{check:#}"
@@ -554,6 +622,7 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
     );
     assert_exit(&by_name(), 0);
     assert_reaches_kms(&ns, &selector, HOSTS[0]);
-    let check = shared();
+    let (check, live) = checks();
     assert_eq!(check["result"], "pass", "{check:#}");
+    assert_eq!(live["result"], "pass", "{live:#}");
 }

@@ -68,7 +68,7 @@ fn replay_to_a_passing_setup(
     let out = run_with_stdin(wizard(test, file).arg("--save-answers").arg(saved), key);
     assert_exit(&out, 0);
     assert!(
-        stdout(&out).contains("Status: 24 passed, 0 warnings, 0 failed"),
+        stdout(&out).contains("Status: 24 passed, 1 warning, 0 failed"),
         "{}\n{}",
         stdout(&out),
         stderr(&out)
@@ -92,7 +92,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
     assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("Status: 24 passed, 0 warnings, 0 failed"),
+        text.contains("Status: 24 passed, 1 warning, 0 failed"),
         "{text}\n{}",
         stderr(&out)
     );
@@ -149,7 +149,7 @@ fn replays_answers_to_a_passing_setup_without_leaking_the_key() {
         stderr(&out)
     );
     assert!(
-        stdout(&out).contains("Status: 24 passed, 0 warnings, 0 failed"),
+        stdout(&out).contains("Status: 24 passed, 1 warning, 0 failed"),
         "{}",
         stdout(&out)
     );

@@ -2,12 +2,14 @@
 //! fail with a hint saying what to run, printed like `linkerd check` or as a
 //! stable JSON/YAML document. `evaluate` decides every check from a `snapshot`
 //! of the cluster, a module per category; it never talks to the cluster
-//! itself. `redact` decides what a snapshot may keep, `fleet` makes one
-//! report of several contexts, and `saved` is the snapshot file
-//! `status --save` writes and `--from` reads.
+//! itself. `redact` decides what a snapshot may keep, `proxy_reading` what
+//! it keeps of a gateway proxy's own configuration, `fleet` makes one report
+//! of several contexts, and `saved` is the snapshot file `status --save`
+//! writes and `--from` reads.
 
 pub mod evaluate;
 pub mod fleet;
+pub mod proxy_reading;
 pub mod redact;
 pub mod saved;
 pub mod snapshot;
@@ -48,6 +50,7 @@ pub enum CheckId {
     GatewayPods,
     SharedGateway,
     GatewayCertificate,
+    GatewayConfig,
     CertificateHosts,
     UpstreamTrust,
     IdentityMappingPolicy,
@@ -77,6 +80,7 @@ impl CheckId {
             CheckId::DestinationRule => "DestinationRule",
             CheckId::GatewayPods => "gateway pods",
             CheckId::SharedGateway => "shared gateway",
+            CheckId::GatewayConfig => "gateway config",
             CheckId::GatewayCertificate => "gateway certificate",
             CheckId::CertificateHosts => "certificate hosts",
             CheckId::UpstreamTrust => "upstream trust",

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::checks::proxy_reading::GatewayProxies;
 use crate::objects::apis::ServedApis;
 use crate::objects::schemas::{
     Certificate as CertificateObject, DestinationRule, Gateway, IdentityMappingPolicy,
@@ -175,6 +176,10 @@ pub struct Snapshot {
     /// onto those pods.
     #[serde(default)]
     pub neighbour_gateways: Vec<Gateway>,
+    /// What the ready gateway pods' proxies hold for KMS, by their own
+    /// account.
+    #[serde(default)]
+    pub gateway_proxies: GatewayProxies,
     /// The secrets of the Istio namespace the gateway's certificate and CA
     /// may come from, by name: those its pods mount and those named by
     /// `credentialName`.

@@ -502,6 +502,12 @@ pub struct RbacArgs {
     /// and status follow the revision it names; for inject, status or all.
     #[arg(long)]
     pub read_default_tag: bool,
+
+    /// Also grant port-forwards to the pods of the Istio namespace, so
+    /// status reads what istiod sent the gateway proxies from their own
+    /// admin interface; for status or all.
+    #[arg(long)]
+    pub read_gateway_config: bool,
 }
 
 fn parse_service_account(text: &str) -> std::result::Result<(String, String), String> {

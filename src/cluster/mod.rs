@@ -18,6 +18,7 @@ pub mod injector;
 pub mod one_connection;
 pub mod permissions;
 pub mod pod_template;
+pub mod proxy_admin;
 pub mod rollout;
 pub mod run;
 pub mod transport;
@@ -113,6 +114,11 @@ impl Target {
 /// A connected client plus what error messages need to say about it.
 pub struct Cluster {
     client: Client,
+    /// What the client was built from, for the HTTP/1.1 client of
+    /// port-forwards, built when first needed.
+    config: Config,
+    user: String,
+    tunnels: std::sync::OnceLock<Client>,
     server: String,
     context: String,
     request_timeout: Option<Duration>,
@@ -143,12 +149,16 @@ impl Cluster {
             .to_string()
             .trim_end_matches('/')
             .to_owned();
-        let client = transport::client(config, &user).map_err(|source| Error::ClientSetup {
-            server: server.clone(),
-            source,
-        })?;
+        let client = transport::client(config.clone(), &user, transport::Versions::Negotiated)
+            .map_err(|source| Error::ClientSetup {
+                server: server.clone(),
+                source,
+            })?;
         Ok(Cluster {
             client,
+            config,
+            user,
+            tunnels: std::sync::OnceLock::new(),
             server,
             context,
             request_timeout,
@@ -157,6 +167,20 @@ impl Cluster {
 
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// A client for port-forwards: the same credentials over HTTP/1.1, the
+    /// only version the API server upgrades to a WebSocket.
+    pub fn tunnel_client(&self) -> Result<Client> {
+        if let Some(client) = self.tunnels.get() {
+            return Ok(client.clone());
+        }
+        let client = transport::client(self.config.clone(), &self.user, transport::Versions::Http1)
+            .map_err(|source| Error::ClientSetup {
+                server: self.server.clone(),
+                source,
+            })?;
+        Ok(self.tunnels.get_or_init(|| client).clone())
     }
 
     /// The API server's URL, for messages.

@@ -148,6 +148,20 @@ pub fn for_default_tag() -> Vec<Permission> {
     }]
 }
 
+/// Reading what istiod sent the gateway proxies, from their own admin
+/// interface through a port-forward (the WebSocket upgrade is a `get`, and
+/// the API server also asks for `create`). Optional, like the default tag:
+/// without it `status` names the check it skipped; `rbac
+/// --read-gateway-config` grants it.
+pub fn for_gateway_config(istio_namespace: &str) -> Vec<Permission> {
+    need(
+        &["get", "create"],
+        "",
+        "pods/portforward",
+        Some(istio_namespace),
+    )
+}
+
 pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
     let mut needs = need(&["get"], "", "services", Some(scope.kms));
     // The gateway pods and kms-api's pods, for what they mount (and the KMS
@@ -276,6 +290,12 @@ impl Command {
             Command::All => "all",
             Command::Uninstall => "uninstall",
         }
+    }
+
+    /// Whether the command reads what istiod sent the gateway proxies,
+    /// where it may.
+    pub fn checks_gateway_config(self) -> bool {
+        matches!(self, Command::Status | Command::All)
     }
 
     /// Whether the command chooses an Istio revision, and so reads the

@@ -76,7 +76,18 @@ type Result<T> = std::result::Result<T, TransportError>;
 
 /// A kube client for `config`, over the TLS set up here. `user` names the
 /// kubeconfig user in messages.
-pub fn client(mut config: Config, user: &str) -> Result<Client> {
+/// Which HTTP versions the client offers the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versions {
+    /// HTTP/2 where the server offers it (ALPN), else HTTP/1.1: every API
+    /// request.
+    Negotiated,
+    /// HTTP/1.1 only: the API server upgrades a connection to a WebSocket
+    /// (a port-forward) over HTTP/1.1 alone.
+    Http1,
+}
+
+pub fn client(mut config: Config, user: &str, versions: Versions) -> Result<Client> {
     if let Some(url) = &config.proxy_url {
         return Err(TransportError::ProxyUnsupported {
             url: url.to_string(),
@@ -106,7 +117,11 @@ pub fn client(mut config: Config, user: &str) -> Result<Client> {
             .map_err(|_| TransportError::InvalidServerName { name: name.clone() })?;
         https = https.with_server_name_resolver(FixedServerNameResolver::new(name));
     }
-    let mut connector = TimeoutConnector::new(https.enable_all_versions().wrap_connector(http));
+    let https = match versions {
+        Versions::Negotiated => https.enable_all_versions().wrap_connector(http),
+        Versions::Http1 => https.enable_http1().wrap_connector(http),
+    };
+    let mut connector = TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);

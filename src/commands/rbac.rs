@@ -2,8 +2,9 @@
 //! service account exactly what a command needs in the run's namespaces, as
 //! YAML for `kubectl apply -f -`. Built from the same permission lists each
 //! command's preflight checks, so what it grants and what the commands ask
-//! for cannot drift apart. Reading Istio's `default` tag is granted only on
-//! request: it is cluster-wide, and the commands do without it.
+//! for cannot drift apart. Reading Istio's `default` tag and port-forwards
+//! to the gateway proxies are granted only on request: the commands do
+//! without them.
 
 use crate::cli::RbacArgs;
 use crate::cluster::discovery;
@@ -19,6 +20,15 @@ pub async fn run(target: &Target, args: &RbacArgs) -> Result<()> {
             reason: format!(
                 "{} chooses no Istio revision; the default tag is read by --for inject, status \
                  or all",
+                args.command.name()
+            ),
+        });
+    }
+    if args.read_gateway_config && !args.command.checks_gateway_config() {
+        return Err(Error::InvalidFlag {
+            flag: "--read-gateway-config",
+            reason: format!(
+                "{} reads no gateway configuration; status does (--for status or all)",
                 args.command.name()
             ),
         });
@@ -49,6 +59,9 @@ pub async fn run(target: &Target, args: &RbacArgs) -> Result<()> {
     let mut needs = args.command.needs(&scope);
     if args.read_default_tag {
         needs.extend(permissions::for_default_tag());
+    }
+    if args.read_gateway_config {
+        needs.extend(permissions::for_gateway_config(&target.istio_namespace));
     }
     let objects = permissions::rbac_objects(&needs, &name, &subject);
     let documents: Vec<String> = objects

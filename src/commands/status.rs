@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::checks::evaluate::Reading;
 use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
+use crate::checks::proxy_reading::{self, GatewayProxies, ProxyReading, route_config_name};
 use crate::checks::saved::{self, Entry};
 use crate::checks::snapshot::{self, Injector, KeySecret, Names, Snapshot};
 use crate::checks::{Report, redact};
@@ -29,6 +30,7 @@ use crate::cluster::datapath;
 use crate::cluster::discovery::{self};
 use crate::cluster::injector::{self, ControlPlanes};
 use crate::cluster::permissions::{self, Scope};
+use crate::cluster::proxy_admin;
 use crate::cluster::rollout;
 use crate::cluster::run::Run;
 use crate::cluster::{self, Cluster, Target};
@@ -460,6 +462,9 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         cert_manager: served.cert_manager(),
     };
     let needs = permissions::for_everything(&scope);
+    // Reviewed with the rest, in the same round trip; optional.
+    let gateway_config = permissions::for_gateway_config(istio_ns);
+    let reviewed: Vec<_> = needs.iter().chain(&gateway_config).cloned().collect();
     let services: Api<Service> = Api::namespaced(client.clone(), kms_ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
     let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
@@ -476,7 +481,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         policy,
     ) = tokio::try_join!(
         cluster.call("read the server version", client.apiserver_version()),
-        missing(cluster, &needs),
+        permissions::missing(cluster, &reviewed),
         cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
@@ -495,6 +500,39 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         neighbours,
         secrets: gateway_secrets,
     } = gateway_side;
+    let (lacking_gateway_config, missing_permissions): (Vec<_>, Vec<_>) = missing_permissions
+        .into_iter()
+        .partition(|lacking| gateway_config.contains(lacking));
+    let gateway_proxies = match (&gateway, lacking_gateway_config.is_empty()) {
+        (_, false) => GatewayProxies::Skipped {
+            reason: format!(
+                "reading what istiod sent the gateway proxies needs {}",
+                lacking_gateway_config
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            hint: format!(
+                "an administrator grants it with {} | kubectl apply -f -",
+                names.command(
+                    "rbac",
+                    " --for status --read-gateway-config --to-user YOUR_USER"
+                )
+            ),
+        },
+        (None, true) => GatewayProxies::Skipped {
+            reason: "there is no Gateway to compare the proxies with".into(),
+            hint: String::new(),
+        },
+        (Some(gateway), true) => {
+            GatewayProxies::Read(read_proxies(cluster, names, gateway, &gateway_pods).await)
+        }
+    };
+    let missing_permissions = missing_permissions
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Ok(Snapshot {
         gateway_pods: pods(gateway_pods),
         gateway_secrets: gateway_secrets
@@ -518,6 +556,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         certificate: certificate.map(redact::without_bookkeeping),
         certificate_secret: certificate_secret.map(redact::certificates_only),
         gateway: gateway.map(redact::without_bookkeeping),
+        gateway_proxies,
         neighbour_gateways: neighbours
             .into_iter()
             .map(redact::without_bookkeeping)
@@ -527,6 +566,46 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         policy: policy.map(redact::without_bookkeeping),
         injector: Some(injector),
     })
+}
+
+/// What each ready gateway pod's proxy holds for KMS's Gateway, read from
+/// its admin interface, all pods at once; a proxy that cannot be read says
+/// why.
+async fn read_proxies(
+    cluster: &Cluster,
+    names: &Names,
+    gateway: &Gateway,
+    pods: &[Pod],
+) -> Vec<ProxyReading> {
+    let server = gateway.spec.https_server();
+    let route = route_config_name(
+        server.and_then(|s| s.port.number).unwrap_or(443),
+        server
+            .and_then(|s| s.port.name.as_deref())
+            .unwrap_or("https"),
+        gateway.metadata.name.as_deref().unwrap_or(owned::GATEWAY),
+        &names.kms_namespace,
+    );
+    let upstream = format!("||{KMS_SERVICE}.{}.svc.cluster.local", names.kms_namespace);
+    let ready = pods.iter().filter(|pod| snapshot::pod_ready(pod));
+    futures::future::join_all(ready.map(async |pod| {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        match proxy_admin::read(cluster, &names.istio_namespace, &name).await {
+            Ok(answers) => proxy_reading::extract(
+                &name,
+                &answers.config_dump,
+                &answers.clusters,
+                &route,
+                &upstream,
+            ),
+            Err(err) => ProxyReading {
+                pod: name,
+                unreadable: Some(err.to_string()),
+                ..ProxyReading::default()
+            },
+        }
+    }))
+    .await
 }
 
 /// KMS's side: its Deployment, its pods, the certificate they serve, and

@@ -22,6 +22,9 @@ pub struct Certificate {
     pub ip_addresses: Vec<IpAddr>,
     /// Seconds since the Unix epoch.
     pub not_after: i64,
+    /// The serial number in hexadecimal, as `openssl x509 -serial` prints it:
+    /// what tells a renewed certificate from the one before.
+    pub serial: String,
     der: Vec<u8>,
 }
 
@@ -55,8 +58,22 @@ pub fn parse(pem: &[u8]) -> Result<Certificate, String> {
         dns_names,
         ip_addresses,
         not_after: cert.validity().not_after.timestamp(),
+        serial: serial_hex(cert.raw_serial()),
         der: block.contents,
     })
+}
+
+/// A serial number's bytes as OpenSSL prints the number: hexadecimal, in
+/// whole bytes, without the zero byte DER puts before a high first bit.
+fn serial_hex(raw: &[u8]) -> String {
+    let start = raw
+        .iter()
+        .position(|byte| *byte != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    raw[start..]
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect()
 }
 
 /// Every certificate of a PEM bundle (a CA file may hold several).

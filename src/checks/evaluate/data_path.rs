@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::checks::evaluate::exposure::shown;
-use crate::checks::evaluate::shared_gateway;
+use crate::checks::evaluate::{gateway_config, shared_gateway};
 use crate::checks::snapshot::{Names, Snapshot, expose_command, gateway_labels, pod_ready};
 use crate::checks::{Check, CheckId};
 use crate::objects::mounts::{secret_data, secret_mounted_at};
@@ -99,6 +99,7 @@ pub fn checks(s: &Snapshot, names: &Names) -> Vec<Check> {
         checks.push(certificate_hosts(s, cert, names));
     }
     checks.push(upstream_trust(s, names, expose));
+    checks.push(gateway_config::check(s, names));
     checks
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 mod apikey;
 mod data_path;
 mod exposure;
+mod gateway_config;
 mod identity;
 mod shared_gateway;
 mod sidecar;
@@ -479,6 +480,107 @@ mod tests {
             check.hint.as_deref().unwrap().contains("narrows"),
             "{check:?}"
         );
+    }
+
+    #[test]
+    fn the_gateway_proxies_own_account_is_compared_with_the_objects() {
+        use crate::checks::proxy_reading::{
+            ChainReading, ClusterReading, GatewayProxies, ProxyReading, RouteReading,
+        };
+        use crate::values::certificate::fixtures::{LEAF, secret as tls_secret};
+        let cluster = "outbound|28674||kms-api.kube-system.svc.cluster.local";
+        let serial = certificate::parse(LEAF.as_bytes()).unwrap().serial;
+        let mut kms = exposed();
+        kms.certificate_secret = Some(tls_secret(&[("tls.crt", LEAF)]));
+        let mut route = vs(28674, "kmsgateway");
+        route.spec.http[0] = object(json!({
+            "match": [{"uri": {"prefix": "/kms/api"}}], "rewrite": {"uri": "/api"},
+            "route": [{"destination": {"host": "kms-api", "port": {"number": 28674}}}]}));
+        kms.virtual_service = Some(route);
+        let serving = ProxyReading {
+            pod: "gw-1".into(),
+            chains: vec![ChainReading {
+                listener: "0.0.0.0_8443".into(),
+                server_names: vec![],
+                certificate_serial: Some(serial.clone()),
+                certificate_source: "file-cert:/etc/istio/ingressgateway-certs/tls.crt".into(),
+            }],
+            route_config: true,
+            routes: vec![RouteReading {
+                domains: vec!["*".into()],
+                prefix: Some("/kms/api".into()),
+                rewrite: Some("/api".into()),
+                cluster: Some(cluster.into()),
+            }],
+            clusters: vec![ClusterReading {
+                name: cluster.into(),
+                sni: Some("kms-api.kube-system.svc.cluster.local".into()),
+                verified_names: vec![],
+                endpoints: 2,
+                healthy_endpoints: 2,
+            }],
+            ..ProxyReading::default()
+        };
+        let live = |reading: &ProxyReading| {
+            let mut s = kms.clone();
+            s.gateway_proxies = GatewayProxies::Read(vec![reading.clone()]);
+            find(&report(&s, &names()), "gateway config").clone()
+        };
+        let check = live(&serving);
+        assert_eq!(check.result, Outcome::Pass, "{}", check.message);
+        assert!(
+            check
+                .message
+                .contains(&format!("certificate serial {serial}"))
+        );
+
+        let mut stale = serving.clone();
+        stale.chains[0].certificate_serial = Some("0BAD".into());
+        let check = live(&stale);
+        assert_eq!(check.result, Outcome::Fail);
+        assert!(
+            check
+                .message
+                .contains("the renewal has not reached the gateway")
+        );
+
+        let mut dropped = serving.clone();
+        dropped.chains.clear();
+        dropped.rejected = vec!["listener 0.0.0.0_8443: duplicate matcher".into()];
+        let check = live(&dropped);
+        assert_eq!(check.result, Outcome::Fail);
+        assert!(
+            check.message.contains("rejected listener 0.0.0.0_8443"),
+            "{}",
+            check.message
+        );
+        assert!(
+            check.message.contains("holds no filter chain"),
+            "{}",
+            check.message
+        );
+
+        let mut elsewhere = serving.clone();
+        elsewhere.routes[0].rewrite = None;
+        elsewhere.clusters[0].healthy_endpoints = 0;
+        let check = live(&elsewhere);
+        assert!(
+            check.message.contains("where the VirtualService says"),
+            "{}",
+            check.message
+        );
+        assert!(
+            check.message.contains("no healthy endpoint"),
+            "{}",
+            check.message
+        );
+
+        let unreadable = ProxyReading {
+            pod: "gw-1".into(),
+            unreadable: Some("connection closed".into()),
+            ..ProxyReading::default()
+        };
+        assert_eq!(live(&unreadable).result, Outcome::Warn);
     }
 
     #[test]

@@ -1,0 +1,80 @@
+//! What a gateway proxy says of its own configuration: Envoy's admin
+//! interface, which a gateway pod serves on its loopback only (port 15000),
+//! read through a port-forward as `istioctl proxy-config` reads it. Neither
+//! `pods/proxy` (it reaches the pod's address, not its loopback) nor the
+//! agent's status port (no configuration there) can. Port-forwards take a
+//! WebSocket, which the API server upgrades over HTTP/1.1 alone, hence the
+//! cluster's tunnel client.
+
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+
+/// Where Envoy's admin interface listens in an Istio proxy's pod.
+pub const ADMIN_PORT: u16 = 15000;
+
+/// The proxy's answers: its configuration as istiod sent it and as it took
+/// it (`/config_dump`), and its upstream clusters' endpoints (`/clusters`).
+#[derive(Debug, Clone)]
+pub struct AdminAnswers {
+    pub config_dump: Value,
+    pub clusters: Value,
+}
+
+/// Reads pod `namespace/pod`'s admin interface over one port-forward.
+pub async fn read(cluster: &Cluster, namespace: &str, pod: &str) -> Result<AdminAnswers> {
+    let pods: Api<Pod> = Api::namespaced(cluster.tunnel_client()?, namespace);
+    let action = format!("forward port {ADMIN_PORT} of pod {namespace}/{pod}");
+    let mut forward = cluster
+        .call(&action, pods.portforward(pod, &[ADMIN_PORT]))
+        .await?;
+    let stream = forward
+        .take_stream(ADMIN_PORT)
+        .expect("the port asked for is forwarded");
+    let failed = |detail: String| Error::ToolFailed {
+        tool: "the gateway proxy's admin interface",
+        detail: format!("{namespace}/{pod}: {detail}"),
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| failed(err.to_string()))?;
+    let connection = tokio::spawn(connection);
+    let mut get = async |path: &str| -> Result<Value> {
+        let request = http::Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .expect("a GET request is well formed");
+        let sent = sender.send_request(request);
+        let answer = match cluster.request_timeout() {
+            Some(limit) => tokio::time::timeout(limit, sent)
+                .await
+                .map_err(|_| failed(format!("GET {path}: no answer in time")))?,
+            None => sent.await,
+        }
+        .map_err(|err| failed(format!("GET {path}: {err}")))?;
+        let status = answer.status();
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| failed(format!("GET {path}: {err}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(failed(format!("GET {path} answered {status}")));
+        }
+        serde_json::from_slice(&body).map_err(|err| failed(format!("GET {path}: {err}")))
+    };
+    let config_dump = get("/config_dump").await?;
+    let clusters = get("/clusters?format=json").await?;
+    connection.abort();
+    forward.abort();
+    Ok(AdminAnswers {
+        config_dump,
+        clusters,
+    })
+}
