@@ -73,6 +73,9 @@ fn bad_input_is_refused_with_a_message_and_nothing_is_written() {
         (vec!["--request-timeout", "soon", "status"], b"", USAGE, "is not a duration"),
         (vec!["--kms-namespace", "no-such-namespace", "expose", "--host", "10.0.0.1"], b"", MISSING, "no-such-namespace/kms-api does not exist"),
         (vec!["status", "-o", "xml"], b"", USAGE, "invalid value 'xml'"),
+        (vec!["status", "--probe-address", "10.1.1.1"], b"", USAGE, "--probe"),
+        (vec!["status", "--probe", "--probe-address", "gateway"], b"", USAGE, "invalid IP address"),
+        (vec!["rbac", "--for", "expose", "--to-user", "x", "--read-gateway-config"], b"", USAGE, "reads no gateway configuration"),
         (vec!["wizard", "--yes", "--answers", &unknown], b"", USAGE, "unknown field `key`"),
         (vec!["wizard", "--yes", "--answers", &wrong], b"", USAGE, "invalid answers"),
     ];

@@ -11,7 +11,7 @@ use serde_json::Value;
 use support::{
     Gateways, IstioBuild, RequestLoop, TestCluster, assert_exit, cluster, fresh_namespaces,
     gateway_request, inject, json_status, live_namespaces, plugin_as, plugin_in, received, run,
-    run_with_stdin, scratch_dir, seed_app, status_check, stderr,
+    run_with_stdin, scratch_dir, seed_app, status_check, stderr, stdout,
 };
 
 const HOSTS: [&str; 2] = ["kms.example.com", "10.20.30.40"];
@@ -498,6 +498,39 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
             .starts_with("1 gateway proxy serves kms.example.com"),
         "{live:#}"
     );
+    // A request from here, as a client sends it, reaches KMS.
+    let gateway_address = stdout(&run(test.kubectl().args([
+        "get",
+        "pods",
+        "-n",
+        &ns.1,
+        "-l",
+        &selector,
+        "-o",
+        "jsonpath={.items[0].status.podIP}",
+    ])));
+    let probe = || {
+        let (_, report) = json_status(plugin_in(test, &ns).args([
+            "status",
+            "--probe",
+            "--probe-address",
+            &gateway_address,
+        ]));
+        status_check(&report, "probe").clone()
+    };
+    let probed = probe();
+    assert_eq!(probed["result"], "pass", "{probed:#}");
+    assert!(
+        probed["message"]
+            .as_str()
+            .unwrap()
+            .contains("kms.example.com (at ")
+            && probed["message"]
+                .as_str()
+                .unwrap()
+                .contains(": KMS answered HTTP 200 through the route"),
+        "{probed:#}"
+    );
 
     // Without the right to port-forward, that check is skipped and says
     // what grants it; the rbac it names makes it run.
@@ -578,6 +611,16 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
             .as_str()
             .is_some_and(|error| error.contains("not valid for 'kms.example.com'")),
         "{seen:#}"
+    );
+    // From here, the request meets the other application's certificate.
+    let probed = probe();
+    assert_eq!(probed["result"], "fail", "{probed:#}");
+    assert!(
+        probed["message"]
+            .as_str()
+            .unwrap()
+            .contains("TLS with the gateway failed"),
+        "{probed:#}"
     );
     let (check, live) = checks();
     assert_eq!(check["result"], "fail", "{check:#}");

@@ -153,18 +153,16 @@ fn a_fleet_is_checked_in_one_run(ns: &(String, String)) {
     let table = stdout(&out);
     let rows: Vec<&str> = table.lines().collect();
     assert!(rows[0].starts_with("CONTEXT"), "{table}");
-    assert!(
-        rows[1].starts_with("modern ") && rows[1].contains(" pass "),
-        "{table}"
-    );
-    assert!(
-        rows[2].starts_with("legacy ") && rows[2].contains(" pass "),
-        "{table}"
-    );
-    assert!(
-        !table.contains("\nContext "),
-        "passing contexts print no report: {table}"
-    );
+    // Every check passes but one: the pair's gateway pods are not played,
+    // so no proxy answers for what istiod sent them (a warning).
+    for (row, context) in [(rows[1], "modern "), (rows[2], "legacy ")] {
+        assert!(
+            row.starts_with(context)
+                && row.contains(" warn ")
+                && row.contains("gateway config: could not read what a gateway proxy holds"),
+            "{table}"
+        );
+    }
 
     // Legacy loses its route: one row fails, with the hint for its context.
     let out = legacy

@@ -51,6 +51,7 @@ pub enum CheckId {
     SharedGateway,
     GatewayCertificate,
     GatewayConfig,
+    Probe,
     CertificateHosts,
     UpstreamTrust,
     IdentityMappingPolicy,
@@ -81,6 +82,7 @@ impl CheckId {
             CheckId::GatewayPods => "gateway pods",
             CheckId::SharedGateway => "shared gateway",
             CheckId::GatewayConfig => "gateway config",
+            CheckId::Probe => "probe",
             CheckId::GatewayCertificate => "gateway certificate",
             CheckId::CertificateHosts => "certificate hosts",
             CheckId::UpstreamTrust => "upstream trust",
@@ -105,6 +107,10 @@ pub struct Check {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// A warning that waiting does not change (a check skipped, a proxy
+    /// that cannot be read): `status --wait` does not wait for it.
+    #[serde(skip)]
+    pub lasting: bool,
 }
 
 impl Check {
@@ -114,6 +120,7 @@ impl Check {
             result: Outcome::Pass,
             message: message.into(),
             hint: None,
+            lasting: false,
         }
     }
 
@@ -123,6 +130,15 @@ impl Check {
             result: Outcome::Warn,
             message: message.into(),
             hint: Some(hint.into()),
+            lasting: false,
+        }
+    }
+
+    /// A warning `status --wait` does not wait for.
+    pub fn lasting_warn(id: CheckId, message: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            lasting: true,
+            ..Check::warn(id, message, hint)
         }
     }
 
@@ -132,6 +148,7 @@ impl Check {
             result: Outcome::Fail,
             message: message.into(),
             hint: Some(hint.into()),
+            lasting: false,
         }
     }
 }
@@ -177,6 +194,17 @@ impl Report {
     /// Every check passed, warnings included.
     pub fn all_pass(&self) -> bool {
         self.summary.warnings == 0 && self.summary.failed == 0
+    }
+
+    /// Nothing left that waiting may change: no check failed, and every
+    /// warning is a lasting one.
+    pub fn settled(&self) -> bool {
+        self.summary.failed == 0
+            && self
+                .categories
+                .iter()
+                .flat_map(|category| &category.checks)
+                .all(|check| check.result != Outcome::Warn || check.lasting)
     }
 
     /// The text form, in the manner of `linkerd check`.

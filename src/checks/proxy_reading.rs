@@ -95,17 +95,10 @@ pub fn route_config_name(port: u32, port_name: &str, gateway: &str, namespace: &
     format!("https.{port}.{port_name}.{gateway}.{namespace}")
 }
 
-/// What `config_dump` and `clusters` (Envoy's `/config_dump` and
-/// `/clusters?format=json`) hold for the route configuration `route` and
-/// the clusters whose names end in `cluster_suffix`
-/// (`||kms-api.NS.svc.cluster.local`).
-pub fn extract(
-    pod: &str,
-    config_dump: &Value,
-    clusters: &Value,
-    route: &str,
-    cluster_suffix: &str,
-) -> ProxyReading {
+/// What `config_dump` (Envoy's `/config_dump?include_eds`) holds for the
+/// route configuration `route` and the clusters whose names end in
+/// `cluster_suffix` (`||kms-api.NS.svc.cluster.local`).
+pub fn extract(pod: &str, config_dump: &Value, route: &str, cluster_suffix: &str) -> ProxyReading {
     let section = |kind: &str| {
         config_dump["configs"]
             .as_array()
@@ -124,6 +117,7 @@ pub fn extract(
     let routes = section("RoutesConfigDump");
     let secrets = section("SecretsConfigDump");
     let cluster_dump = section("ClustersConfigDump");
+    let endpoints = section("EndpointsConfigDump");
     let mut reading = ProxyReading {
         pod: pod.to_owned(),
         ..ProxyReading::default()
@@ -191,10 +185,12 @@ pub fn extract(
             continue;
         }
         let tls = &cluster["transport_socket"]["typed_config"];
-        let hosts = list(&clusters["cluster_statuses"])
-            .find(|status| status["name"].as_str() == Some(name))
-            .map(|status| list(&status["host_statuses"]).cloned().collect::<Vec<_>>())
-            .unwrap_or_default();
+        let hosts: Vec<&Value> = list(&endpoints["dynamic_endpoint_configs"])
+            .map(|config| &config["endpoint_config"])
+            .filter(|config| config["cluster_name"].as_str() == Some(name))
+            .flat_map(|config| list(&config["endpoints"]))
+            .flat_map(|locality| list(&locality["lb_endpoints"]))
+            .collect();
         reading.clusters.push(ClusterReading {
             name: name.to_owned(),
             sni: tls["sni"].as_str().map(str::to_owned),
@@ -205,10 +201,15 @@ pub fn extract(
             .filter_map(|matcher| matcher["exact"].as_str().map(str::to_owned))
             .collect(),
             endpoints: hosts.len(),
+            // Envoy leaves out a status of UNKNOWN, which it treats as
+            // healthy, as it does HEALTHY.
             healthy_endpoints: hosts
                 .iter()
                 .filter(|host| {
-                    host["health_status"]["eds_health_status"].as_str() == Some("HEALTHY")
+                    matches!(
+                        host["health_status"].as_str(),
+                        None | Some("HEALTHY" | "UNKNOWN")
+                    )
                 })
                 .count(),
         });
@@ -298,13 +299,10 @@ mod tests {
                     "common_tls_context": {"combined_validation_context": {"default_validation_context": {
                         "match_subject_alt_names": [{"exact": "kms-api.kube-system.svc.cluster.local"}]}}}}}}},
                 {"cluster": {"name": "outbound|80||shop.shop.svc.cluster.local"}}]},
+            {"@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump", "dynamic_endpoint_configs": [
+                {"endpoint_config": {"cluster_name": CLUSTER, "endpoints": [{"lb_endpoints": [
+                    {"health_status": "HEALTHY"}, {"health_status": "UNHEALTHY"}, {}]}]}}]},
         ]})
-    }
-
-    fn endpoints() -> Value {
-        json!({"cluster_statuses": [{"name": CLUSTER, "host_statuses": [
-            {"health_status": {"eds_health_status": "HEALTHY"}},
-            {"health_status": {"eds_health_status": "UNHEALTHY"}}]}]})
     }
 
     #[test]
@@ -312,7 +310,6 @@ mod tests {
         let reading = extract(
             "gw-1",
             &dump(None),
-            &endpoints(),
             ROUTE,
             "||kms-api.kube-system.svc.cluster.local",
         );
@@ -342,17 +339,17 @@ mod tests {
             cluster.sni.as_deref(),
             Some("kms-api.kube-system.svc.cluster.local")
         );
-        assert_eq!((cluster.endpoints, cluster.healthy_endpoints), (2, 1));
+        assert_eq!((cluster.endpoints, cluster.healthy_endpoints), (3, 2));
         assert!(reading.rejected.is_empty());
     }
 
     #[test]
     fn a_rejected_listener_is_reported_in_envoys_words() {
         let error = json!({"details": "duplicate matcher is: {\"server_names\": \"*\"}"});
-        let reading = extract("gw-1", &dump(Some(error)), &endpoints(), ROUTE, "||kms-api");
+        let reading = extract("gw-1", &dump(Some(error)), ROUTE, "||kms-api");
         assert_eq!(reading.rejected.len(), 1);
         assert!(reading.rejected[0].starts_with("listener 0.0.0.0_8443: duplicate matcher"));
-        let nothing = extract("gw-1", &json!({}), &json!({}), ROUTE, "||kms-api");
+        let nothing = extract("gw-1", &json!({}), ROUTE, "||kms-api");
         assert_eq!(
             nothing,
             ProxyReading {

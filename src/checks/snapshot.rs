@@ -19,6 +19,7 @@ use crate::objects::schemas::{
 use crate::terminal::wording::shell_word;
 use crate::values::apikey;
 use crate::values::defaults;
+use crate::values::probe::Probe;
 use crate::values::revision::ChosenBy;
 
 /// The names `status` looks for; the subcommands' defaults unless overridden.
@@ -42,6 +43,18 @@ pub struct Names {
     /// kubectl.
     #[serde(default)]
     pub kubectl_flags: String,
+    /// `--probe`: send a request to each exposed host, to this address
+    /// when one is given (`--probe-address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeFrom>,
+}
+
+/// Where `status --probe` sends its requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeFrom {
+    /// The gateway's address; `None`: each host's own.
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl Names {
@@ -59,6 +72,7 @@ impl Names {
             revision: None,
             cluster_flags: cluster_flags.into(),
             kubectl_flags: cluster_flags.into(),
+            probe: None,
         }
     }
 
@@ -180,6 +194,9 @@ pub struct Snapshot {
     /// account.
     #[serde(default)]
     pub gateway_proxies: GatewayProxies,
+    /// What `--probe` met at each exposed host; `None` without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Vec<Probe>>,
     /// The secrets of the Istio namespace the gateway's certificate and CA
     /// may come from, by name: those its pods mount and those named by
     /// `credentialName`.

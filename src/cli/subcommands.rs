@@ -356,6 +356,19 @@ pub struct StatusArgs {
     /// `default` tag points to, else the only one installed.
     #[arg(long, value_name = "REV", value_parser = revision::parse)]
     pub revision: Option<String>,
+
+    /// Also send an HTTPS request to each exposed host from here, verifying
+    /// the gateway's certificate against the CA that issued it, and say
+    /// whether KMS answered through the route or the gateway answered
+    /// itself. Off by default: this machine may not reach the gateway.
+    #[arg(long, conflicts_with = "from")]
+    pub probe: bool,
+
+    /// Where --probe sends its requests (the gateway's address), for hosts
+    /// whose names do not resolve here; the hosts are still named by SNI
+    /// and Host.
+    #[arg(long, value_name = "ADDRESS", requires = "probe")]
+    pub probe_address: Option<std::net::IpAddr>,
 }
 
 // `wizard`

@@ -18,16 +18,10 @@ use crate::error::{Error, Result};
 /// Where Envoy's admin interface listens in an Istio proxy's pod.
 pub const ADMIN_PORT: u16 = 15000;
 
-/// The proxy's answers: its configuration as istiod sent it and as it took
-/// it (`/config_dump`), and its upstream clusters' endpoints (`/clusters`).
-#[derive(Debug, Clone)]
-pub struct AdminAnswers {
-    pub config_dump: Value,
-    pub clusters: Value,
-}
-
-/// Reads pod `namespace/pod`'s admin interface over one port-forward.
-pub async fn read(cluster: &Cluster, namespace: &str, pod: &str) -> Result<AdminAnswers> {
+/// Reads pod `namespace/pod`'s configuration as istiod sent it and as its
+/// proxy took it, endpoints included (`/config_dump?include_eds`): one
+/// request over one port-forward.
+pub async fn config_dump(cluster: &Cluster, namespace: &str, pod: &str) -> Result<Value> {
     let pods: Api<Pod> = Api::namespaced(cluster.tunnel_client()?, namespace);
     let action = format!("forward port {ADMIN_PORT} of pod {namespace}/{pod}");
     let mut forward = cluster
@@ -44,37 +38,30 @@ pub async fn read(cluster: &Cluster, namespace: &str, pod: &str) -> Result<Admin
         .await
         .map_err(|err| failed(err.to_string()))?;
     let connection = tokio::spawn(connection);
-    let mut get = async |path: &str| -> Result<Value> {
-        let request = http::Request::get(path)
-            .header(http::header::HOST, "localhost")
-            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-            .expect("a GET request is well formed");
-        let sent = sender.send_request(request);
-        let answer = match cluster.request_timeout() {
-            Some(limit) => tokio::time::timeout(limit, sent)
-                .await
-                .map_err(|_| failed(format!("GET {path}: no answer in time")))?,
-            None => sent.await,
-        }
-        .map_err(|err| failed(format!("GET {path}: {err}")))?;
-        let status = answer.status();
-        let body = answer
-            .into_body()
-            .collect()
+    let path = "/config_dump?include_eds";
+    let request = http::Request::get(path)
+        .header(http::header::HOST, "localhost")
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .expect("a GET request is well formed");
+    let sent = sender.send_request(request);
+    let answer = match cluster.request_timeout() {
+        Some(limit) => tokio::time::timeout(limit, sent)
             .await
-            .map_err(|err| failed(format!("GET {path}: {err}")))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(failed(format!("GET {path} answered {status}")));
-        }
-        serde_json::from_slice(&body).map_err(|err| failed(format!("GET {path}: {err}")))
-    };
-    let config_dump = get("/config_dump").await?;
-    let clusters = get("/clusters?format=json").await?;
+            .map_err(|_| failed(format!("GET {path}: no answer in time")))?,
+        None => sent.await,
+    }
+    .map_err(|err| failed(format!("GET {path}: {err}")))?;
+    let status = answer.status();
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|err| failed(format!("GET {path}: {err}")))?
+        .to_bytes();
     connection.abort();
     forward.abort();
-    Ok(AdminAnswers {
-        config_dump,
-        clusters,
-    })
+    if !status.is_success() {
+        return Err(failed(format!("GET {path} answered {status}")));
+    }
+    serde_json::from_slice(&body).map_err(|err| failed(format!("GET {path}: {err}")))
 }

@@ -22,7 +22,7 @@ use crate::checks::evaluate::Reading;
 use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
 use crate::checks::proxy_reading::{self, GatewayProxies, ProxyReading, route_config_name};
 use crate::checks::saved::{self, Entry};
-use crate::checks::snapshot::{self, Injector, KeySecret, Names, Snapshot};
+use crate::checks::snapshot::{self, Injector, KeySecret, Names, ProbeFrom, Snapshot};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
 use crate::cluster::apply::{self, WriteOptions, read_owned};
@@ -30,6 +30,7 @@ use crate::cluster::datapath;
 use crate::cluster::discovery::{self};
 use crate::cluster::injector::{self, ControlPlanes};
 use crate::cluster::permissions::{self, Scope};
+use crate::cluster::probe;
 use crate::cluster::proxy_admin;
 use crate::cluster::rollout;
 use crate::cluster::run::Run;
@@ -49,7 +50,9 @@ use crate::terminal::journal::Terminal;
 use crate::terminal::output::{self, Format};
 use crate::terminal::progress::Progress;
 use crate::terminal::wording::count;
+use crate::values::defaults;
 use crate::values::duration;
+use crate::values::probe::Probe;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its
@@ -92,13 +95,22 @@ pub fn names_in(target: &Target, names: &ObjectNameArgs) -> Names {
         revision: None,
         cluster_flags: target.flags_for_hints(),
         kubectl_flags: target.kubectl_flags(),
+        probe: None,
     }
+}
+
+/// Where `--probe` sends its requests, when it is given.
+fn probe_from(args: &StatusArgs) -> Option<ProbeFrom> {
+    args.probe.then_some(ProbeFrom {
+        address: args.probe_address,
+    })
 }
 
 /// One context, printed as `status` always has: its report, or its error.
 async fn one_context(target: &Target, args: &StatusArgs) -> Result<()> {
     let names = Names {
         revision: args.revision.clone(),
+        probe: probe_from(args),
         ..names_in(target, &args.names)
     };
     let (context, reading) = read_context(target, &names, args.wait, None).await?;
@@ -223,6 +235,7 @@ async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> (Vec<Judged>
 async fn check_context(target: Target, args: &StatusArgs) -> ContextRun {
     let names = Names {
         revision: args.revision.clone(),
+        probe: probe_from(args),
         ..names_in(&target, &args.names)
     };
     let context = target.context.clone().unwrap_or_default();
@@ -363,7 +376,7 @@ async fn read_until_passing(
         let reading = read(cluster, served, names).await?;
         let report = reading.report(names);
         let summary = report.summary;
-        if report.all_pass() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
+        if report.settled() || tokio::time::Instant::now() + WAIT_INTERVAL > deadline {
             return Ok(reading);
         }
         if let Some(shown) = shown.as_mut() {
@@ -533,6 +546,19 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         .iter()
         .map(ToString::to_string)
         .collect();
+    let probes = match &names.probe {
+        None => None,
+        Some(from) => Some(
+            probe_hosts(
+                cluster,
+                from,
+                certificate.as_ref(),
+                certificate_secret.as_ref(),
+                virtual_service.as_ref(),
+            )
+            .await,
+        ),
+    };
     Ok(Snapshot {
         gateway_pods: pods(gateway_pods),
         gateway_secrets: gateway_secrets
@@ -557,6 +583,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         certificate_secret: certificate_secret.map(redact::certificates_only),
         gateway: gateway.map(redact::without_bookkeeping),
         gateway_proxies,
+        probes,
         neighbour_gateways: neighbours
             .into_iter()
             .map(redact::without_bookkeeping)
@@ -566,6 +593,47 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         policy: policy.map(redact::without_bookkeeping),
         injector: Some(injector),
     })
+}
+
+/// `--probe`: a request to each host of the Certificate, at the address
+/// given or its own, trusting the CA the Certificate's secret names
+/// (`ca.crt`), for the VirtualService's path prefix; all at once.
+async fn probe_hosts(
+    cluster: &Cluster,
+    from: &ProbeFrom,
+    certificate: Option<&Certificate>,
+    secret: Option<&Secret>,
+    route: Option<&VirtualService>,
+) -> Vec<Probe> {
+    let ca = secret
+        .and_then(|secret| mounts::secret_data(secret, "ca.crt"))
+        .unwrap_or_default();
+    let prefix = route
+        .and_then(|vs| {
+            vs.spec
+                .http
+                .first()?
+                .matches
+                .first()?
+                .uri
+                .as_ref()?
+                .prefix
+                .clone()
+        })
+        .unwrap_or_else(|| defaults::PATH_PREFIX.to_owned());
+    let path = format!("{}/", prefix.trim_end_matches('/'));
+    let timeout = cluster.request_timeout().unwrap_or(Duration::from_secs(10));
+    let hosts = certificate
+        .into_iter()
+        .flat_map(|cert| cert.spec.hosts())
+        .cloned()
+        .collect::<Vec<_>>();
+    futures::future::join_all(
+        hosts
+            .iter()
+            .map(|host| probe::probe(host, from.address, ca, &path, timeout)),
+    )
+    .await
 }
 
 /// What each ready gateway pod's proxy holds for KMS's Gateway, read from
@@ -590,14 +658,8 @@ async fn read_proxies(
     let ready = pods.iter().filter(|pod| snapshot::pod_ready(pod));
     futures::future::join_all(ready.map(async |pod| {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        match proxy_admin::read(cluster, &names.istio_namespace, &name).await {
-            Ok(answers) => proxy_reading::extract(
-                &name,
-                &answers.config_dump,
-                &answers.clusters,
-                &route,
-                &upstream,
-            ),
+        match proxy_admin::config_dump(cluster, &names.istio_namespace, &name).await {
+            Ok(dump) => proxy_reading::extract(&name, &dump, &route, &upstream),
             Err(err) => ProxyReading {
                 pod: name,
                 unreadable: Some(err.to_string()),

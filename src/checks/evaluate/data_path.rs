@@ -14,6 +14,7 @@ use crate::objects::schemas::{ClientTls, ServerTls};
 use crate::terminal::wording::count;
 use crate::values::certificate::{self, Certificate};
 use crate::values::host::{self, Host};
+use crate::values::probe::{Probe, ProbeOutcome};
 
 /// The checks that tell whether a request to the gateway reaches KMS: a
 /// gateway pod serves the Gateway, it can load the certificate, the
@@ -100,7 +101,57 @@ pub fn checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     }
     checks.push(upstream_trust(s, names, expose));
     checks.push(gateway_config::check(s, names));
+    if let Some(probes) = &s.probes {
+        checks.push(probe_check(probes, expose));
+    }
     checks
+}
+
+/// `--probe`: every exposed host answered by KMS through the route.
+fn probe_check(probes: &[Probe], expose: &str) -> Check {
+    if probes.is_empty() {
+        return Check::fail(
+            CheckId::Probe,
+            "no host to probe: the Certificate names none",
+            expose,
+        );
+    }
+    let mut reached = Vec::new();
+    let mut missed = Vec::new();
+    for probe in probes {
+        let at = format!("{} (at {})", probe.host, probe.address);
+        match &probe.outcome {
+            ProbeOutcome::Upstream {
+                status,
+                millis,
+                upstream_millis,
+            } => reached.push(format!(
+                "{at}: KMS answered HTTP {status} through the route in {millis} ms{}",
+                upstream_millis
+                    .map(|ms| format!(" ({ms} ms upstream)"))
+                    .unwrap_or_default()
+            )),
+            ProbeOutcome::Gateway { status, millis, .. } => missed.push(format!(
+                "{at}: the gateway answered HTTP {status} itself in {millis} ms, with no \
+                 upstream: no route to KMS for this host"
+            )),
+            ProbeOutcome::Failed { error } => missed.push(format!("{at}: {error}")),
+        }
+    }
+    if missed.is_empty() {
+        Check::pass(CheckId::Probe, reached.join("; "))
+    } else {
+        let mut said = missed;
+        said.extend(reached);
+        Check::fail(
+            CheckId::Probe,
+            said.join("; "),
+            format!(
+                "{expose}; the gateway config check says what the gateway holds (a host that \
+                 does not resolve here needs --probe-address)"
+            ),
+        )
+    }
 }
 
 /// Certificates closer than this to their end are warned about.
