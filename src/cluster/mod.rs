@@ -184,6 +184,16 @@ impl Cluster {
         Ok(self.tunnels.get_or_init(|| client).clone())
     }
 
+    /// Opens the tunnel client's connection ahead of its first port-forward
+    /// (a small read), so that the TCP and TLS handshakes overlap other
+    /// reads instead of delaying the forward. Failures are left to the
+    /// forward itself to report.
+    pub async fn open_tunnel(&self) {
+        if let Ok(client) = self.tunnel_client() {
+            let _ = self.bounded(client.apiserver_version()).await;
+        }
+    }
+
     /// The API server's URL, for messages.
     pub fn server(&self) -> &str {
         &self.server

@@ -492,6 +492,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         gateway_side,
         virtual_service,
         policy,
+        (),
     ) = tokio::try_join!(
         cluster.call("read the server version", client.apiserver_version()),
         permissions::missing(cluster, &reviewed),
@@ -502,6 +503,10 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         gateway_side(cluster, served, &at),
         read_owned::<VirtualService>(cluster, served, &at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
+        async {
+            cluster.open_tunnel().await;
+            Ok(())
+        },
     )?;
     let pods = |pods: Vec<Pod>| pods.into_iter().map(redact::pod).collect::<Vec<_>>();
     let GatewaySide {
@@ -511,13 +516,14 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         destination_rule,
         pods: gateway_pods,
         neighbours,
+        proxies,
         secrets: gateway_secrets,
     } = gateway_side;
     let (lacking_gateway_config, missing_permissions): (Vec<_>, Vec<_>) = missing_permissions
         .into_iter()
         .partition(|lacking| gateway_config.contains(lacking));
-    let gateway_proxies = match (&gateway, lacking_gateway_config.is_empty()) {
-        (_, false) => GatewayProxies::Skipped {
+    let gateway_proxies = match proxies {
+        _ if !lacking_gateway_config.is_empty() => GatewayProxies::Skipped {
             reason: format!(
                 "reading what istiod sent the gateway proxies needs {}",
                 lacking_gateway_config
@@ -534,13 +540,11 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
                 )
             ),
         },
-        (None, true) => GatewayProxies::Skipped {
+        Some(readings) => GatewayProxies::Read(readings),
+        None => GatewayProxies::Skipped {
             reason: "there is no Gateway to compare the proxies with".into(),
             hint: String::new(),
         },
-        (Some(gateway), true) => {
-            GatewayProxies::Read(read_proxies(cluster, names, gateway, &gateway_pods).await)
-        }
     };
     let missing_permissions = missing_permissions
         .iter()
@@ -641,7 +645,7 @@ async fn probe_hosts(
 /// why.
 async fn read_proxies(
     cluster: &Cluster,
-    names: &Names,
+    at: &Where<'_>,
     gateway: &Gateway,
     pods: &[Pod],
 ) -> Vec<ProxyReading> {
@@ -652,13 +656,13 @@ async fn read_proxies(
             .and_then(|s| s.port.name.as_deref())
             .unwrap_or("https"),
         gateway.metadata.name.as_deref().unwrap_or(owned::GATEWAY),
-        &names.kms_namespace,
+        at.kms_namespace,
     );
-    let upstream = format!("||{KMS_SERVICE}.{}.svc.cluster.local", names.kms_namespace);
+    let upstream = format!("||{KMS_SERVICE}.{}.svc.cluster.local", at.kms_namespace);
     let ready = pods.iter().filter(|pod| snapshot::pod_ready(pod));
     futures::future::join_all(ready.map(async |pod| {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        match proxy_admin::config_dump(cluster, &names.istio_namespace, &name).await {
+        match proxy_admin::config_dump(cluster, at.istio_namespace, &name).await {
             Ok(dump) => proxy_reading::extract(&name, &dump, &route, &upstream),
             Err(err) => ProxyReading {
                 pod: name,
@@ -725,6 +729,8 @@ struct GatewaySide {
     destination_rule: Option<DestinationRule>,
     pods: Vec<Pod>,
     neighbours: Vec<Gateway>,
+    /// What the ready pods' proxies hold; `None` without a Gateway.
+    proxies: Option<Vec<ProxyReading>>,
     secrets: BTreeMap<String, Secret>,
 }
 
@@ -767,7 +773,17 @@ async fn gateway_side(
             gateway.as_ref(),
             destination_rule.as_ref(),
         ));
-    let secrets = datapath::secrets(cluster, istio_ns, wanted).await?;
+    // What the gateway proxies hold is read beside the secrets, before the
+    // permission review has said whether it may be (a refusal is then
+    // set aside): it costs no round trip of its own.
+    let proxies = async {
+        match &gateway {
+            Some(gateway) => Some(read_proxies(cluster, at, gateway, &pods).await),
+            None => None,
+        }
+    };
+    let (secrets, proxies) = tokio::join!(datapath::secrets(cluster, istio_ns, wanted), proxies);
+    let secrets = secrets?;
     let certificate_secret = certificate_secret_name.and_then(|name| secrets.get(&name).cloned());
     let neighbours = match &gateway {
         None => Vec::new(),
@@ -786,6 +802,7 @@ async fn gateway_side(
         destination_rule,
         pods,
         neighbours,
+        proxies,
         secrets,
     })
 }
