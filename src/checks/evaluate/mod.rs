@@ -526,6 +526,9 @@ mod tests {
             s.gateway_proxies = GatewayProxies::Read(vec![reading.clone()]);
             find(&report(&s, &names()), "gateway config").clone()
         };
+        let says = |check: &Check, text: &str| {
+            assert!(check.message.contains(text), "{}", check.message);
+        };
         let check = live(&serving);
         assert_eq!(check.result, Outcome::Pass, "{}", check.message);
         assert!(
@@ -549,31 +552,15 @@ mod tests {
         dropped.rejected = vec!["listener 0.0.0.0_8443: duplicate matcher".into()];
         let check = live(&dropped);
         assert_eq!(check.result, Outcome::Fail);
-        assert!(
-            check.message.contains("rejected listener 0.0.0.0_8443"),
-            "{}",
-            check.message
-        );
-        assert!(
-            check.message.contains("holds no filter chain"),
-            "{}",
-            check.message
-        );
+        says(&check, "rejected listener 0.0.0.0_8443");
+        says(&check, "holds no filter chain");
 
         let mut elsewhere = serving.clone();
         elsewhere.routes[0].rewrite = None;
         elsewhere.clusters[0].healthy_endpoints = 0;
         let check = live(&elsewhere);
-        assert!(
-            check.message.contains("where the VirtualService says"),
-            "{}",
-            check.message
-        );
-        assert!(
-            check.message.contains("no healthy endpoint"),
-            "{}",
-            check.message
-        );
+        says(&check, "where the VirtualService says");
+        says(&check, "no healthy endpoint");
 
         let unreadable = ProxyReading {
             pod: "gw-1".into(),
