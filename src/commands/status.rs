@@ -478,6 +478,13 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     // Reviewed with the rest, in the same round trip; optional.
     let gateway_config = permissions::for_gateway_config(istio_ns);
     let reviewed: Vec<_> = needs.iter().chain(&gateway_config).cloned().collect();
+    // Whether the gateway proxies may be read, as soon as the review says.
+    let (may_forward, may_forward_rx) = tokio::sync::oneshot::channel();
+    let review = async {
+        let lacking = permissions::missing(cluster, &reviewed).await?;
+        let _ = may_forward.send(!lacking.iter().any(|p| gateway_config.contains(p)));
+        Ok(lacking)
+    };
     let services: Api<Service> = Api::namespaced(client.clone(), kms_ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
     let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
@@ -492,21 +499,16 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         gateway_side,
         virtual_service,
         policy,
-        (),
     ) = tokio::try_join!(
         cluster.call("read the server version", client.apiserver_version()),
-        permissions::missing(cluster, &reviewed),
+        review,
         cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
         deployment_and_pods(cluster, istio_ns, &names.token_adapter),
         kms_side(cluster, names),
-        gateway_side(cluster, served, &at),
+        gateway_side(cluster, served, &at, may_forward_rx),
         read_owned::<VirtualService>(cluster, served, &at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
-        async {
-            cluster.open_tunnel().await;
-            Ok(())
-        },
     )?;
     let pods = |pods: Vec<Pod>| pods.into_iter().map(redact::pod).collect::<Vec<_>>();
     let GatewaySide {
@@ -742,6 +744,7 @@ async fn gateway_side(
     cluster: &Cluster,
     served: &ServedApis,
     at: &Where<'_>,
+    may_forward: tokio::sync::oneshot::Receiver<bool>,
 ) -> Result<GatewaySide> {
     let istio_ns = at.istio_namespace;
     let (certificate, gateway, destination_rule, every_gateway) = tokio::try_join!(
@@ -754,10 +757,24 @@ async fn gateway_side(
         .as_ref()
         .map(snapshot::gateway_labels)
         .unwrap_or_default();
-    let pods = if labels.is_empty() {
-        Vec::new()
+    // Where the user may port-forward, the proxies of a Gateway's pods are
+    // read: their HTTP/1.1 connection is opened while the pods are listed.
+    let has_gateway = gateway.is_some();
+    let forward = async move {
+        let allowed = has_gateway && may_forward.await == Ok(true);
+        if allowed {
+            cluster.open_tunnel().await;
+        }
+        allowed
+    };
+    let (pods, forward) = if labels.is_empty() {
+        (Vec::new(), false)
     } else {
-        rollout::pods_with_labels(cluster, istio_ns, &labels).await?
+        let (pods, forward) = tokio::join!(
+            rollout::pods_with_labels(cluster, istio_ns, &labels),
+            forward
+        );
+        (pods?, forward)
     };
     let certificate_secret_name = certificate
         .as_ref()
@@ -773,13 +790,11 @@ async fn gateway_side(
             gateway.as_ref(),
             destination_rule.as_ref(),
         ));
-    // What the gateway proxies hold is read beside the secrets, before the
-    // permission review has said whether it may be (a refusal is then
-    // set aside): it costs no round trip of its own.
+    // What the gateway proxies hold is read beside the secrets.
     let proxies = async {
         match &gateway {
-            Some(gateway) => Some(read_proxies(cluster, at, gateway, &pods).await),
-            None => None,
+            Some(gateway) if forward => Some(read_proxies(cluster, at, gateway, &pods).await),
+            _ => None,
         }
     };
     let (secrets, proxies) = tokio::join!(datapath::secrets(cluster, istio_ns, wanted), proxies);
