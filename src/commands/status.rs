@@ -458,8 +458,10 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
 }
 
 /// Reads everything the checks look at, in three concurrent batches: the
-/// objects by name (and the server's version), then the pods their
-/// selectors match, then the secrets those pods mount. An unreachable server
+/// objects by name (and the server's version, and every Gateway), then the
+/// pods their selectors match, then the secrets those pods mount beside what
+/// the gateway proxies hold (where the user may port-forward); with
+/// `--probe`, a request to each exposed host last. An unreachable server
 /// ends the run with one error, the first request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
     let client = cluster.client();
