@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::manifests::exposure::KMS_SERVICE;
 use crate::values::certificate;
 
 /// One gateway proxy's account of KMS's part of its configuration.
@@ -93,6 +94,12 @@ pub struct ClusterReading {
 /// server: `https.PORT.PORT_NAME.GATEWAY.NAMESPACE`.
 pub fn route_config_name(port: u32, port_name: &str, gateway: &str, namespace: &str) -> String {
     format!("https.{port}.{port_name}.{gateway}.{namespace}")
+}
+
+/// The end of the name Istio gives kms-api's clusters in namespace
+/// `kms_namespace`, one per port: `outbound|PORT||kms-api.NS.svc.cluster.local`.
+pub fn kms_cluster_suffix(kms_namespace: &str) -> String {
+    format!("||{KMS_SERVICE}.{kms_namespace}.svc.cluster.local")
 }
 
 /// What `config_dump` (Envoy's `/config_dump?include_eds`) holds for the

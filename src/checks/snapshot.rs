@@ -19,6 +19,7 @@ use crate::objects::schemas::{
 use crate::terminal::wording::shell_word;
 use crate::values::apikey;
 use crate::values::defaults;
+use crate::values::host::{Host, parse_host};
 use crate::values::probe::Probe;
 use crate::values::revision::ChosenBy;
 
@@ -111,6 +112,16 @@ impl Names {
         }
         format!("`{line}{}`", self.cluster_flags)
     }
+}
+
+/// The hosts the Certificate was issued for (the ones `expose` was given),
+/// as hosts; any that is neither an address nor a name is left out.
+pub fn certificate_hosts(s: &Snapshot) -> Vec<Host> {
+    s.certificate
+        .iter()
+        .flat_map(|cert| cert.spec.hosts())
+        .filter_map(|host| parse_host(host).ok())
+        .collect()
 }
 
 /// The labels a Gateway selects its pods by.

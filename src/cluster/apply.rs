@@ -196,15 +196,27 @@ impl Live {
     }
 }
 
-/// Reads the object at `place` as `K` (a typed schema, or
-/// `DynamicObject`); `None` when it does not exist.
-pub async fn read<K>(cluster: &Cluster, place: &ObjectRef) -> Result<Option<K>>
-where
+/// What the readers below read objects as: a typed schema of this plugin
+/// or `DynamicObject`, its resource given at run time.
+pub trait Readable:
+    kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Readable for K where
     K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
         + Clone
         + DeserializeOwned
-        + std::fmt::Debug,
+        + std::fmt::Debug
 {
+}
+
+/// Reads the object at `place` as `K` (a typed schema, or
+/// `DynamicObject`); `None` when it does not exist.
+pub async fn read<K: Readable>(cluster: &Cluster, place: &ObjectRef) -> Result<Option<K>> {
     let action = format!("read {}", place.display_name());
     cluster
         .call(&action, api::<K>(cluster, place).get_opt(&place.name))
@@ -213,18 +225,12 @@ where
 
 /// Reads the owned object `owned` of the run `at` as `K`; `None` when it
 /// does not exist, or the cluster does not serve its kind.
-pub async fn read_owned<K>(
+pub async fn read_owned<K: Readable>(
     cluster: &Cluster,
     served: &ServedApis,
     at: &Where<'_>,
     owned: &Owned,
-) -> Result<Option<K>>
-where
-    K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
+) -> Result<Option<K>> {
     match owned.place(served, at) {
         Some(place) => read(cluster, &place).await,
         None => Ok(None),
@@ -235,17 +241,11 @@ where
 /// empty when the cluster does not serve its kind. `expose` and `status`
 /// read all Gateways this way, since istiod merges Gateways from every
 /// namespace onto the same gateway pods.
-pub async fn list_everywhere<K>(
+pub async fn list_everywhere<K: Readable>(
     cluster: &Cluster,
     served: &ServedApis,
     owned: &Owned,
-) -> Result<Vec<K>>
-where
-    K: kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
+) -> Result<Vec<K>> {
     let Some(resource) = owned.resource(served) else {
         return Ok(Vec::new());
     };

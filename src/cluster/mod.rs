@@ -14,6 +14,7 @@
 pub mod apply;
 pub mod datapath;
 pub mod discovery;
+pub mod http1;
 pub mod injector;
 pub mod one_connection;
 pub mod permissions;

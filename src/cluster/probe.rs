@@ -11,11 +11,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
+use crate::cluster::http1;
 use crate::values::probe::{Probe, ProbeOutcome};
 
 /// The port clients reach the gateway's HTTPS server on.
@@ -95,29 +95,18 @@ async fn request(
         .connect(name, tcp)
         .await
         .map_err(|err| format!("TLS with the gateway failed: {err}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|err| err.to_string())?;
-    let connection = tokio::spawn(connection);
-    let request = http::Request::get(path)
-        .header(http::header::HOST, host)
-        .header(http::header::USER_AGENT, crate::cluster::USER_AGENT)
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .expect("a GET request is well formed");
-    let answer = sender
-        .send_request(request)
+    let answer = http1::get(tls, host, path)
         .await
         .map_err(|err| format!("the request failed: {err}"))?;
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    connection.abort();
     let header = |name: &str| {
         answer
-            .headers()
+            .headers
             .get(name)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
     };
-    let status = answer.status().as_u16();
+    let status = answer.status.as_u16();
     Ok(match header("x-envoy-upstream-service-time") {
         Some(upstream) => ProbeOutcome::Upstream {
             status,

@@ -6,13 +6,11 @@
 //! WebSocket, which the API server upgrades over HTTP/1.1 alone, hence the
 //! cluster's tunnel client.
 
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::Value;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, http1};
 use crate::error::{Error, Result};
 
 /// Where Envoy's admin interface listens in an Istio proxy's pod.
@@ -34,34 +32,18 @@ pub async fn config_dump(cluster: &Cluster, namespace: &str, pod: &str) -> Resul
         tool: "the gateway proxy's admin interface",
         detail: format!("{namespace}/{pod}: {detail}"),
     };
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|err| failed(err.to_string()))?;
-    let connection = tokio::spawn(connection);
     let path = "/config_dump?include_eds";
-    let request = http::Request::get(path)
-        .header(http::header::HOST, "localhost")
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .expect("a GET request is well formed");
-    let sent = sender.send_request(request);
+    let answer = http1::get(stream, "localhost", path);
     let answer = match cluster.request_timeout() {
-        Some(limit) => tokio::time::timeout(limit, sent)
+        Some(limit) => tokio::time::timeout(limit, answer)
             .await
             .map_err(|_| failed(format!("GET {path}: no answer in time")))?,
-        None => sent.await,
+        None => answer.await,
     }
     .map_err(|err| failed(format!("GET {path}: {err}")))?;
-    let status = answer.status();
-    let body = answer
-        .into_body()
-        .collect()
-        .await
-        .map_err(|err| failed(format!("GET {path}: {err}")))?
-        .to_bytes();
-    connection.abort();
     forward.abort();
-    if !status.is_success() {
-        return Err(failed(format!("GET {path} answered {status}")));
+    if !answer.status.is_success() {
+        return Err(failed(format!("GET {path} answered {}", answer.status)));
     }
-    serde_json::from_slice(&body).map_err(|err| failed(format!("GET {path}: {err}")))
+    serde_json::from_slice(&answer.body).map_err(|err| failed(format!("GET {path}: {err}")))
 }

@@ -74,8 +74,6 @@ pub enum TransportError {
 
 type Result<T> = std::result::Result<T, TransportError>;
 
-/// A kube client for `config`, over the TLS set up here. `user` names the
-/// kubeconfig user in messages.
 /// Which HTTP versions the client offers the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Versions {
@@ -87,6 +85,8 @@ pub enum Versions {
     Http1,
 }
 
+/// A kube client for `config`, over the TLS set up here, offering
+/// `versions`. `user` names the kubeconfig user in messages.
 pub fn client(mut config: Config, user: &str, versions: Versions) -> Result<Client> {
     if let Some(url) = &config.proxy_url {
         return Err(TransportError::ProxyUnsupported {

@@ -20,7 +20,9 @@ use serde::Serialize;
 
 use crate::checks::evaluate::Reading;
 use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
-use crate::checks::proxy_reading::{self, GatewayProxies, ProxyReading, route_config_name};
+use crate::checks::proxy_reading::{
+    self, GatewayProxies, ProxyReading, kms_cluster_suffix, route_config_name,
+};
 use crate::checks::saved::{self, Entry};
 use crate::checks::snapshot::{self, Injector, KeySecret, Names, ProbeFrom, Snapshot};
 use crate::checks::{Report, redact};
@@ -545,8 +547,9 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             ),
         },
         Some(readings) => GatewayProxies::Read(readings),
+        // Nothing read: the Gateway selects no pods by any label.
         None => GatewayProxies::Skipped {
-            reason: "there is no Gateway to compare the proxies with".into(),
+            reason: "the Gateway selects no gateway pods to read".into(),
             hint: String::new(),
         },
     };
@@ -617,18 +620,8 @@ async fn probe_hosts(
         .and_then(|secret| mounts::secret_data(secret, "ca.crt"))
         .unwrap_or_default();
     let prefix = route
-        .and_then(|vs| {
-            vs.spec
-                .http
-                .first()?
-                .matches
-                .first()?
-                .uri
-                .as_ref()?
-                .prefix
-                .clone()
-        })
-        .unwrap_or_else(|| defaults::PATH_PREFIX.to_owned());
+        .and_then(|vs| vs.spec.first_prefix())
+        .unwrap_or(defaults::PATH_PREFIX);
     let path = format!("{}/", prefix.trim_end_matches('/'));
     let timeout = cluster.request_timeout().unwrap_or(Duration::from_secs(10));
     let hosts = certificate
@@ -662,7 +655,7 @@ async fn read_proxies(
         gateway.metadata.name.as_deref().unwrap_or(owned::GATEWAY),
         at.kms_namespace,
     );
-    let upstream = format!("||{KMS_SERVICE}.{}.svc.cluster.local", at.kms_namespace);
+    let upstream = kms_cluster_suffix(at.kms_namespace);
     let ready = pods.iter().filter(|pod| snapshot::pod_ready(pod));
     futures::future::join_all(ready.map(async |pod| {
         let name = pod.metadata.name.clone().unwrap_or_default();

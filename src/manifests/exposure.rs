@@ -116,7 +116,7 @@ pub fn upstream_name(kms_namespace: &str, covers: impl Fn(&str) -> bool) -> Opti
 /// hosts makes KMS claim `*`: the gateway's default, which `expose`
 /// takes only when no other Gateway on the same pods and port has it.
 pub fn served_hosts(hosts: &[Host]) -> Vec<String> {
-    if hosts.iter().any(|host| matches!(host, Host::Ip(_))) {
+    if hosts.iter().any(Host::is_ip) {
         return vec!["*".into()];
     }
     let mut names: Vec<String> = Vec::new();
@@ -316,6 +316,12 @@ impl Exposure {
     }
 
     pub fn gateway(&self) -> Desired {
+        Desired::with_spec(self.places.gateway.clone(), &self.gateway_spec())
+    }
+
+    /// The Gateway's spec: what `gateway` writes, and what `expose` checks
+    /// against the other Gateways on the same pods before it does.
+    pub fn gateway_spec(&self) -> GatewaySpec {
         let tls = match &self.server_delivery {
             Delivery::Credential(name) => ServerTls {
                 mode: Some("SIMPLE".into()),
@@ -330,7 +336,7 @@ impl Exposure {
             },
         };
         let (label, value) = &self.gateway_selector;
-        let spec = GatewaySpec {
+        GatewaySpec {
             selector: BTreeMap::from([(label.clone(), value.clone())]),
             servers: vec![Server {
                 port: ServerPort {
@@ -344,8 +350,7 @@ impl Exposure {
                 ..Server::default()
             }],
             ..GatewaySpec::default()
-        };
-        Desired::with_spec(self.places.gateway.clone(), &spec)
+        }
     }
 
     pub fn virtual_service(&self) -> Desired {

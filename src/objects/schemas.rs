@@ -171,6 +171,12 @@ impl VirtualServiceSpec {
         let route = self.http.first()?.route.first()?;
         Some(&route.destination)
     }
+
+    /// The path prefix the first HTTP route matches.
+    pub fn first_prefix(&self) -> Option<&str> {
+        let matched = self.http.first()?.matches.first()?;
+        matched.uri.as_ref()?.prefix.as_deref()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

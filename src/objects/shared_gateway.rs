@@ -13,7 +13,7 @@
 //! name (or a name no other server claims) lands on.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
@@ -157,10 +157,9 @@ fn collision(ours: &Server, theirs: &Server) -> Option<Vec<String>> {
     }
     match (ours.tls.is_some(), theirs.tls.is_some()) {
         (true, true) => {
-            let mine = sni_hosts(ours);
-            let shared: Vec<String> = sni_hosts(theirs)
-                .into_iter()
-                .filter(|host| mine.contains(host))
+            let shared: Vec<String> = sni_hosts(ours)
+                .intersection(&sni_hosts(theirs))
+                .map(|host| (*host).to_owned())
                 .collect();
             (!shared.is_empty()).then_some(shared)
         }
@@ -177,14 +176,13 @@ fn bind(server: &Server) -> &str {
         .unwrap_or_default()
 }
 
-/// A server's hosts as the gateway matches them by SNI, without repeats.
-fn sni_hosts(server: &Server) -> Vec<String> {
-    let hosts: BTreeMap<&str, ()> = server
+/// A server's hosts as the gateway matches them by SNI.
+fn sni_hosts(server: &Server) -> BTreeSet<&str> {
+    server
         .hosts
         .iter()
-        .map(|host| (host.rsplit('/').next().unwrap_or(host), ()))
-        .collect();
-    hosts.into_keys().map(str::to_owned).collect()
+        .map(|host| host.rsplit('/').next().unwrap_or(host))
+        .collect()
 }
 
 #[cfg(test)]
@@ -263,7 +261,8 @@ mod tests {
     #[test]
     fn only_gateways_on_the_same_pods_and_never_kms_own() {
         let mut elsewhere = gateway("shop", "shop", "2026-01-01T00:00:00Z", https(&["*"]));
-        elsewhere.spec.selector = BTreeMap::from([("istio".into(), "egress".into())]);
+        elsewhere.spec.selector =
+            std::collections::BTreeMap::from([("istio".into(), "egress".into())]);
         assert_eq!(check(&["*"], &elsewhere), []);
         let itself = gateway("kube-system", "kmsgateway", KMS_CREATED, https(&["*"]));
         assert_eq!(check(&["*"], &itself), []);

@@ -29,7 +29,7 @@ use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places, UpstreamTr
 use crate::objects::apis::{self, CertManagerApi};
 use crate::objects::mounts;
 use crate::objects::owned::{self, Where};
-use crate::objects::place::Desired;
+use crate::objects::place::ObjectRef;
 use crate::objects::schemas::{Gateway, GatewaySpec};
 use crate::objects::shared_gateway::{self, Conflict, Merged};
 use crate::values::defaults;
@@ -238,7 +238,7 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
     let (Some(places), Some(port), Some(upstream)) = (found.places.clone(), port, upstream) else {
         unreachable!("every missing part was reported as unmet");
     };
-    let objects = Exposure {
+    let exposure = Exposure {
         places,
         issuer: options.issuer.clone(),
         issuer_kind: options.issuer_kind.clone(),
@@ -253,34 +253,39 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
         path_prefix: options.path_prefix.clone(),
         rewrite: options.rewrite.clone(),
         port,
-    }
-    .objects();
-    if let Some(gateway) = objects.iter().find(|o| o.place.name == owned::GATEWAY) {
-        refuse_conflicts(found, gateway, options)?;
-    }
-    Ok(apply::plan(objects, &found.live))
+    };
+    refuse_conflicts(
+        found,
+        &exposure.places.gateway,
+        &exposure.gateway_spec(),
+        options,
+    )?;
+    Ok(apply::plan(exposure.objects(), &found.live))
 }
 
 /// Refuses a Gateway whose server would collide with another
 /// application's on the same gateway pods: istiod would serve only one of
 /// them. KMS's own Gateway, as an earlier run wrote it, is the one being
 /// rewritten, not a neighbour.
-fn refuse_conflicts(found: &Found, desired: &Desired, options: &ExposeOptions) -> Result<()> {
-    let spec: GatewaySpec = serde_json::from_value(desired.object["spec"].clone())
-        .expect("the Gateway's manifest fits its schema");
-    let written = found.live.get(&desired.place);
+fn refuse_conflicts(
+    found: &Found,
+    place: &ObjectRef,
+    spec: &GatewaySpec,
+    options: &ExposeOptions,
+) -> Result<()> {
+    let written = found.live.get(place);
     let kms = Merged {
-        namespace: desired.place.namespace.as_deref().unwrap_or_default(),
-        name: &desired.place.name,
+        namespace: place.namespace.as_deref().unwrap_or_default(),
+        name: &place.name,
         created: written.and_then(|gw| gw.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-        spec: &spec,
+        spec,
     };
     let conflicts = shared_gateway::conflicts(&kms, &found.gateways, &found.gateway_pods);
     if conflicts.is_empty() {
         return Ok(());
     }
     let (label, value) = &options.gateway_selector;
-    let by_ip = options.hosts.iter().any(|host| matches!(host, Host::Ip(_)));
+    let by_ip = options.hosts.iter().any(Host::is_ip);
     let mut ways = Vec::new();
     if by_ip {
         ways.push(

@@ -12,6 +12,13 @@ pub enum Host {
     Dns(String),
 }
 
+impl Host {
+    /// An IP address: a client connecting to it names no host (no SNI).
+    pub fn is_ip(&self) -> bool {
+        matches!(self, Host::Ip(_))
+    }
+}
+
 /// Accepts an IP address or a DNS name (RFC 1123, `*.` wildcard allowed).
 pub fn parse_host(text: &str) -> Result<Host, String> {
     if let Ok(ip) = text.parse::<IpAddr>() {

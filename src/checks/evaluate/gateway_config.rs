@@ -7,14 +7,13 @@
 //! gateway does not serve yet, an upstream with no endpoints.
 
 use crate::checks::evaluate::exposure::routed_host;
-use crate::checks::proxy_reading::{GatewayProxies, ProxyReading};
-use crate::checks::snapshot::{Names, Snapshot, expose_command};
+use crate::checks::proxy_reading::{GatewayProxies, ProxyReading, kms_cluster_suffix};
+use crate::checks::snapshot::{Names, Snapshot, certificate_hosts, expose_command};
 use crate::checks::{Check, CheckId};
 use crate::manifests::exposure::{KMS_SERVICE, served_hosts};
 use crate::objects::mounts::secret_data;
 use crate::terminal::wording::count;
 use crate::values::certificate;
-use crate::values::host::parse_host;
 
 pub fn check(s: &Snapshot, names: &Names) -> Check {
     let readings = match &s.gateway_proxies {
@@ -23,6 +22,13 @@ pub fn check(s: &Snapshot, names: &Names) -> Check {
             return Check::lasting_warn(CheckId::GatewayConfig, format!("skipped: {reason}"), hint);
         }
     };
+    if readings.is_empty() {
+        return Check::fail(
+            CheckId::GatewayConfig,
+            "no ready gateway pod to ask what it holds",
+            format!("run {}", expose_command(s, names)),
+        );
+    }
     let expected = Expected::of(s, names);
     let mut problems = Vec::new();
     let mut unreadable: Vec<(&str, &str)> = Vec::new();
@@ -95,41 +101,30 @@ struct Expected {
 
 impl Expected {
     fn of(s: &Snapshot, names: &Names) -> Expected {
-        let hosts: Vec<_> = s
-            .certificate
-            .iter()
-            .flat_map(|cert| cert.spec.hosts())
-            .filter_map(|host| parse_host(host).ok())
-            .collect();
         let serial = s
             .certificate_secret
             .as_ref()
             .and_then(|secret| secret_data(secret, "tls.crt"))
             .and_then(|pem| certificate::parse(pem).ok())
             .map(|cert| cert.serial);
-        let route = s
-            .virtual_service
-            .as_ref()
-            .and_then(|vs| vs.spec.http.first());
-        let port = s
-            .virtual_service
-            .as_ref()
-            .and_then(|vs| vs.spec.first_destination())
+        let route = s.virtual_service.as_ref().map(|vs| &vs.spec);
+        let port = route
+            .and_then(|spec| spec.first_destination())
             .and_then(|destination| destination.port_number());
         let cluster = match (routed_host(s), port) {
             (Some(KMS_SERVICE), Some(port)) => Some(format!(
-                "outbound|{port}||{KMS_SERVICE}.{}.svc.cluster.local",
-                names.kms_namespace
+                "outbound|{port}{}",
+                kms_cluster_suffix(&names.kms_namespace)
             )),
             _ => None,
         };
         Expected {
-            hosts: served_hosts(&hosts),
+            hosts: served_hosts(&certificate_hosts(s)),
             serial,
             prefix: route
-                .and_then(|r| r.matches.first())
-                .and_then(|m| m.uri.as_ref()?.prefix.clone()),
-            rewrite: route.and_then(|r| r.rewrite.as_ref()?.uri.clone()),
+                .and_then(|spec| spec.first_prefix())
+                .map(str::to_owned),
+            rewrite: route.and_then(|spec| spec.http.first()?.rewrite.as_ref()?.uri.clone()),
             cluster,
             sni: s
                 .destination_rule

@@ -5,20 +5,22 @@
 //! version of the plugin, which claimed `*` for names too: it takes every
 //! request no other server names, so `expose` narrows it to KMS's hosts.
 
-use crate::checks::snapshot::{Names, Snapshot, expose_command, expose_command_for};
+use crate::checks::snapshot::{
+    Names, Snapshot, certificate_hosts, expose_command, expose_command_for,
+};
 use crate::checks::{Check, CheckId};
 use crate::manifests::exposure::served_hosts;
 use crate::objects::schemas::Gateway;
 use crate::objects::shared_gateway::{self, Merged};
 use crate::terminal::wording::count;
-use crate::values::host::{Host, parse_host};
+use crate::values::host::Host;
 
 pub fn check(s: &Snapshot, names: &Names, gateway: &Gateway) -> Check {
     let conflicts =
         shared_gateway::conflicts(&Merged::of(gateway), &s.neighbour_gateways, &s.gateway_pods);
     let expose = expose_command(s, names);
     let hosts = certificate_hosts(s);
-    let by_ip = hosts.iter().any(|host| matches!(host, Host::Ip(_)));
+    let by_ip = hosts.iter().any(Host::is_ip);
     let (lost, kept): (Vec<_>, Vec<_>) = conflicts.iter().partition(|c| !c.kms_kept);
     if !lost.is_empty() {
         let ways = if by_ip {
@@ -80,13 +82,4 @@ pub fn check(s: &Snapshot, names: &Names, gateway: &Gateway) -> Check {
             )
         ),
     )
-}
-
-/// The hosts the Certificate was issued for: the ones `expose` was given.
-fn certificate_hosts(s: &Snapshot) -> Vec<Host> {
-    s.certificate
-        .iter()
-        .flat_map(|cert| cert.spec.hosts())
-        .filter_map(|host| parse_host(host).ok())
-        .collect()
 }
