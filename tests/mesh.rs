@@ -9,9 +9,10 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    Gateways, IstioBuild, RequestLoop, TestCluster, assert_exit, cluster, fresh_namespaces,
-    gateway_request, inject, json_status, live_namespaces, plugin_as, plugin_in, received, run,
-    run_with_stdin, scratch_dir, seed_app, status_check, stderr, stdout,
+    Gateways, HeldConfig, IstioBuild, RequestLoop, TestCluster, assert_exit, cluster,
+    fresh_namespaces, gateway_request, gateway_request_for, inject, json_status, live_namespaces,
+    plugin_as, plugin_in, received, run, run_with_stdin, scratch_dir, seed_app, status_check,
+    stderr, stdout,
 };
 
 const HOSTS: [&str; 2] = ["kms.example.com", "10.20.30.40"];
@@ -86,14 +87,7 @@ fn assert_reaches_kms(ns: &(String, String), selector: &str, host: &str) -> Valu
 /// Has cert-manager issue the gateway's certificate again now, as
 /// `cmctl renew` does, and waits until the secret holds a new one.
 fn renew_gateway_certificate(test: &TestCluster, ns: &(String, String)) {
-    let secret = |test: &TestCluster| {
-        test.jsonpath(
-            &ns.1,
-            "secret/istio-ingressgateway-certs",
-            "{.data.tls\\.crt}",
-        )
-    };
-    let before = secret(test);
+    let before = gateway_certificate(test, ns);
     let out = run(test.kubectl().args([
         "patch",
         "certificates.cert-manager.io/istio-ingressgateway-certs",
@@ -105,8 +99,23 @@ fn renew_gateway_certificate(test: &TestCluster, ns: &(String, String)) {
         r#"{"status":{"conditions":[{"type":"Issuing","status":"True","reason":"ManuallyTriggered","message":"renewal requested by the test"}]}}"#,
     ]));
     assert_exit(&out, 0);
+    wait_for_new_gateway_certificate(test, ns, &before);
+}
+
+/// The gateway's certificate as its secret holds it.
+fn gateway_certificate(test: &TestCluster, ns: &(String, String)) -> String {
+    test.jsonpath(
+        &ns.1,
+        "secret/istio-ingressgateway-certs",
+        "{.data.tls\\.crt}",
+    )
+}
+
+/// Waits until cert-manager has put a certificate other than `before` in
+/// the gateway's secret.
+fn wait_for_new_gateway_certificate(test: &TestCluster, ns: &(String, String), before: &str) {
     for _ in 0..120 {
-        if secret(test) != before {
+        if gateway_certificate(test, ns) != before {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
@@ -236,6 +245,105 @@ fn credential_name_gateway_routes_to_kms_follows_renewals_and_shows_what_istiod_
     let stats = admin.get("/stats?filter=update_rejected");
     assert!(stats.contains("lds.update_rejected: 0"), "{stats}");
     assert!(stats.contains("cds.update_rejected: 0"), "{stats}");
+    drop(admin);
+
+    assert_status_follows_what_the_gateway_takes(test, &ns, &gateways.credential_name);
+}
+
+/// The names of the checks of a `status -o json` report that do not pass.
+fn not_passing(report: &Value) -> Vec<&str> {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .filter(|c| c["result"] != "pass")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect()
+}
+
+/// While istiod's updates cannot reach the gateway proxy, what it serves
+/// falls behind the objects: `expose` narrowed to a name and moved to
+/// another path gives a new certificate, a filter chain for the name and a
+/// new route, none of which the proxy takes. Every check of the objects
+/// passes; the live check fails with each difference. Once the updates
+/// arrive it passes, and a request on the new path reaches KMS.
+fn assert_status_follows_what_the_gateway_takes(
+    test: &TestCluster,
+    ns: &(String, String),
+    selector: &str,
+) {
+    let before = gateway_certificate(test, ns);
+    let served = assert_reaches_kms(ns, selector, HOSTS[0]);
+    // What is not set up in this pair fails with or without the hold.
+    let (_, report) = json_status(plugin_in(test, ns).arg("status"));
+    let unset = not_passing(&report);
+    assert!(!unset.contains(&"gateway config"), "{report:#}");
+    let held = HeldConfig::hold(&ns.1, selector);
+    let mut moved = plugin_in(test, ns);
+    moved.args([
+        "expose",
+        "--gateway-selector",
+        selector,
+        "--host",
+        HOSTS[0],
+        "--path-prefix",
+        "/kms/v2",
+    ]);
+    assert_exit(&run(&mut moved), 0);
+    wait_for_new_gateway_certificate(test, ns, &before);
+    test.wait_for_gateway_certificate(ns);
+
+    let (code, report) = json_status(plugin_in(test, ns).arg("status"));
+    let live = status_check(&report, "gateway config");
+    assert_eq!(live["result"], "fail", "{live:#}");
+    let said = live["message"].as_str().unwrap();
+    for difference in [
+        format!("no filter chain of KMS's answers {}", HOSTS[0]),
+        format!(
+            "serves certificate serial {}, the secret holds",
+            served["certificate"]["serial"].as_str().unwrap()
+        ),
+        "routes /kms/api -> ".to_owned(),
+        "where the VirtualService says /kms/v2 -> ".to_owned(),
+    ] {
+        assert!(said.contains(&difference), "{difference:?} in {live:#}");
+    }
+    assert!(
+        live["hint"]
+            .as_str()
+            .unwrap()
+            .contains("istioctl proxy-status"),
+        "{live:#}"
+    );
+    let mut failing = unset.clone();
+    failing.push("gateway config");
+    failing.sort_unstable();
+    let mut now = not_passing(&report);
+    now.sort_unstable();
+    assert_eq!(now, failing, "{report:#}");
+    assert_eq!(code, 8, "{report:#}");
+
+    drop(held);
+    // The rest of this pair is not set up, so `status --wait` would not
+    // end: the live check is read again until it passes.
+    let mut live = Value::Null;
+    for _ in 0..60 {
+        let (_, report) = json_status(plugin_in(test, ns).arg("status"));
+        live = status_check(&report, "gateway config").clone();
+        if live["result"] == "pass" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(live["result"], "pass", "{live:#}");
+    let seen = gateway_request_for(&ns.1, selector, HOSTS[0], "/kms/v2/v1/keys", "kms");
+    assert_eq!(seen["reached_kms"], true, "{seen:#}");
+    assert_eq!(seen["answer"]["path"], "/api/v1/keys", "{seen:#}");
+    assert_ne!(
+        seen["certificate"]["serial"], served["certificate"]["serial"],
+        "{seen:#}"
+    );
 }
 
 /// `kubectl port-forward` to a played pod's port, for as long as it lives.

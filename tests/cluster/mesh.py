@@ -157,6 +157,23 @@ def remove_netns(ns):
     sh("ip", "netns", "del", ns, check=False)
 
 
+def hold_config(profile, pod, hold):
+    """Stops (`hold`) or continues the pilot-agent of a played gateway pod.
+    Stopped, it passes nothing between istiod and Envoy: the proxy keeps
+    serving what it last took, and istiod's updates (routes, listeners,
+    certificates) wait, as when a proxy is cut off from its control plane.
+    Returns the process ids signalled."""
+    key = hashlib.sha256(pod["metadata"]["uid"].encode()).hexdigest()[:8]
+    netns = names(profile)["pod_prefix"] + key
+    signalled = []
+    for pid in sh("ip", "netns", "pids", netns, check=False).stdout.split():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "pilot-agent":
+                os.kill(int(pid), signal.SIGSTOP if hold else signal.SIGCONT)
+                signalled.append(int(pid))
+    return signalled
+
+
 def http_ok(url, timeout=2):
     """Whether a plain-HTTP GET of `url` is answered 200."""
     try:

@@ -42,6 +42,10 @@ checks that every form written here and in README.md parses):
                             with --while-missing, one request after another
                             (a JSON line each) until FILE exists
   received NAMESPACE        every request the played pods of NAMESPACE received
+  hold-config NAMESPACE SELECTOR [--release] [--profile P]
+                            istiod's updates held back from the played gateway
+                            pods of SELECTOR (each pod's pilot-agent stopped;
+                            Envoy serves what it has); --release lets them in
   seed-app NAMESPACE GATEWAY_NAMESPACE SELECTOR HOST...
                             another application on the same gateway, live: its
                             Gateway (HTTPS 443, HOSTs), VirtualService (/ to its
@@ -907,6 +911,23 @@ def gateway_pod(cluster, args):
     return pod, port
 
 
+def hold_config(cluster, namespace, selector, hold):
+    """`hold-config`: every Running gateway pod of `selector` in `namespace`
+    has its pilot-agent stopped (`hold`) or continued; fails when a pod has
+    no played agent."""
+    pods = json.loads(cluster.kubectl_run("get", "pods", "-n", namespace, "-l", selector,
+                                          "-o", "json").stdout)["items"]
+    pods = [p for p in pods if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")]
+    if not pods:
+        sys.exit(f"error: no Running pod in {namespace} has {selector}")
+    for pod in pods:
+        name = f"{namespace}/{pod['metadata']['name']}"
+        if not mesh.hold_config(cluster.profile, pod, hold):
+            sys.exit(f"error: {name} runs no pilot-agent (is it a played gateway pod?)")
+        print(f"{name}: istiod's updates {'held back' if hold else 'let in'}")
+
+
 def gateway_request(cluster, args):
     """An HTTPS request to `args.host` through a Running gateway pod of the
     selector, at the pod's address and the target port of the gateway
@@ -1051,6 +1072,11 @@ def build_parser():
     received.add_argument("namespace")
     received.add_argument("--profile", default="modern", choices=PROFILES)
     request.add_argument("--profile", default="modern", choices=PROFILES)
+    hold = sub.add_parser("hold-config")
+    hold.add_argument("namespace", help="the gateway's namespace")
+    hold.add_argument("selector", help="the gateway pods' label, LABEL=VALUE")
+    hold.add_argument("--release", action="store_true", help="let the updates in again")
+    hold.add_argument("--profile", default="modern", choices=PROFILES)
     play = sub.add_parser("play", help="(run by `up`) play the live namespaces' pods")
     play.add_argument("--profile", default="modern", choices=PROFILES)
     install = sub.add_parser("install-istio")
@@ -1104,6 +1130,9 @@ def main():
                  args.selector, args.hosts)
     elif args.command == "received":
         print(json.dumps(received_requests(Cluster(args.profile), args.namespace), indent=2))
+    elif args.command == "hold-config":
+        hold_config(running_cluster(args.profile), args.namespace, args.selector,
+                    hold=not args.release)
     elif args.command == "play":
         cluster = Cluster(args.profile)
         tools = tool_dirs(["istiod", "envoy"])

@@ -224,9 +224,45 @@ pub fn gateway_request(
     host: &str,
     until: &str,
 ) -> serde_json::Value {
-    let out = run_harness(&["request", namespace, selector, host, "--until", until]);
+    gateway_request_for(namespace, selector, host, "/kms/api/v1/keys", until)
+}
+
+/// `gateway_request` for `path`.
+pub fn gateway_request_for(
+    namespace: &str,
+    selector: &str,
+    host: &str,
+    path: &str,
+    until: &str,
+) -> serde_json::Value {
+    let out = run_harness(&[
+        "request", namespace, selector, host, "--path", path, "--until", until,
+    ]);
     serde_json::from_str(&out)
         .unwrap_or_else(|err| panic!("request printed no JSON ({err}): {out}"))
+}
+
+/// istiod's updates held back from the played gateway pods of `selector`
+/// in `namespace` (`tests/cluster/hold-config`) until this is dropped.
+pub struct HeldConfig {
+    namespace: String,
+    selector: String,
+}
+
+impl HeldConfig {
+    pub fn hold(namespace: &str, selector: &str) -> HeldConfig {
+        run_harness(&["hold-config", namespace, selector]);
+        HeldConfig {
+            namespace: namespace.into(),
+            selector: selector.into(),
+        }
+    }
+}
+
+impl Drop for HeldConfig {
+    fn drop(&mut self) {
+        run_harness(&["hold-config", &self.namespace, &self.selector, "--release"]);
+    }
 }
 
 /// Another application in its own live namespace `namespace`, served by the
