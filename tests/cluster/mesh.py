@@ -33,7 +33,8 @@ and Istio's control plane would:
             played pod works as the kubelet's does (a connection to the port
             on the pod's loopback, in its network namespace): KWOK serves the
             node's kubelet API and follows the PortForward object the player
-            writes for the pod, owned by it, which runs `mesh.py relay`.
+            writes for the pod, owned by it, which runs `relay.rs` (built
+            with rustc) for each connection.
 
 What differs from a production install, and why, is listed in README's
 Development section: upstream Envoy lacks Istio's own filters, so istiod is
@@ -545,6 +546,7 @@ class Player:
         self.api = api
         self.istio = istio_tools
         self.envoy = envoy_tools
+        self.relay = built_relay(cluster_dir)
         self.lock = threading.Lock()
         self.changed = threading.Event()
         self.stopping = threading.Event()
@@ -584,8 +586,8 @@ class Player:
                              "ownerReferences": [{"apiVersion": "v1", "kind": "Pod",
                                                   "name": meta["name"], "uid": meta["uid"]}]},
                 "spec": {"forwards": [{"ports": [port], "command": [
-                    "ip", "netns", "exec", netns, sys.executable, str(HERE / "mesh.py"),
-                    "relay", str(port)]} for port in ports]}}
+                    "ip", "netns", "exec", netns, str(self.relay), str(port)]}
+                    for port in ports]}}
         status, answer = self.api.call(
             "POST", f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{meta['namespace']}/portforwards",
             body)
@@ -710,24 +712,22 @@ def enter(mounts_file, cwd, argv):
     os.execvp(argv[0], argv)
 
 
-def relay(port):
-    """Joins stdin and stdout to a connection to `port` on this network
-    namespace's loopback: what a port-forward carries."""
-    conn = socket.create_connection(("127.0.0.1", port))
-
-    def upstream():
-        while data := os.read(0, 65536):
-            conn.sendall(data)
-        conn.shutdown(socket.SHUT_WR)
-    threading.Thread(target=upstream, daemon=True).start()
-    while data := conn.recv(65536):
-        os.write(1, data)
+def built_relay(cluster_dir):
+    """relay.rs built with rustc into the cluster's directory, keyed by its
+    source: what KWOK runs for each port-forwarded connection."""
+    source = HERE / "relay.rs"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    binary = cluster_dir / "bin" / f"relay-{digest}"
+    if not binary.exists():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(".partial")
+        sh("rustc", "--edition", "2024", "-O", "-o", partial, source)
+        partial.rename(binary)
+    return binary
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 4 and sys.argv[1] == "enter" and sys.argv[4] == "--":
         enter(sys.argv[2], sys.argv[3], sys.argv[5:])
-    elif len(sys.argv) == 3 and sys.argv[1] == "relay":
-        relay(int(sys.argv[2]))
     else:
-        sys.exit("usage: mesh.py enter MOUNTS CWD -- COMMAND... | mesh.py relay PORT")
+        sys.exit("usage: mesh.py enter MOUNTS CWD -- COMMAND...")
