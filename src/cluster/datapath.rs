@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, rollout};
 use crate::error::Result;
 use crate::objects::mounts;
 
@@ -34,20 +35,35 @@ pub async fn secrets(
     Ok(found.into_iter().flatten().collect())
 }
 
-/// The first `kubernetes.io/tls` secret that `pods` mount, by name: the
-/// certificate the server in those pods presents.
-pub async fn served_tls_secret(
+/// The pods of `namespace` that carry `labels`, and the first
+/// `kubernetes.io/tls` secret they mount: the certificate the server in
+/// them presents. The secrets `deployment`'s template mounts (of the
+/// Deployment that runs those pods, usually) are read along with the pods,
+/// so the certificate costs no round trip of its own; what the pods mount
+/// beyond that is read after them.
+pub async fn pods_and_served_tls_secret(
     cluster: &Cluster,
     namespace: &str,
-    pods: &[Pod],
-) -> Result<Option<(String, Secret)>> {
+    labels: &BTreeMap<String, String>,
+    deployment: Option<&Deployment>,
+) -> Result<(Vec<Pod>, Option<(String, Secret)>)> {
+    let guessed = deployment.map(mounts::template_secrets).unwrap_or_default();
+    let (pods, mut found) = tokio::try_join!(
+        rollout::pods_with_labels(cluster, namespace, labels),
+        secrets(cluster, namespace, guessed.iter().cloned()),
+    )?;
     let mounted: Vec<String> = pods.iter().flat_map(mounts::mounted_secrets).collect();
-    let found = secrets(cluster, namespace, mounted.iter().cloned()).await?;
-    Ok(first_tls_secret(&mounted, &found))
+    let unread = mounted
+        .iter()
+        .filter(|name| !guessed.contains(name))
+        .cloned();
+    found.extend(secrets(cluster, namespace, unread).await?);
+    let served = first_tls_secret(&mounted, &found);
+    Ok((pods, served))
 }
 
 /// The first of `mounted` that is a `kubernetes.io/tls` secret in `found`.
-pub fn first_tls_secret(
+fn first_tls_secret(
     mounted: &[String],
     found: &BTreeMap<String, Secret>,
 ) -> Option<(String, Secret)> {

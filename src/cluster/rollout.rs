@@ -160,12 +160,30 @@ fn observe(
 
 /// The pods a Deployment's selector matches, terminating ones included.
 pub async fn pods(cluster: &Cluster, namespace: &str, deployment: &Deployment) -> Result<Vec<Pod>> {
-    let labels = deployment
+    pods_with_labels(cluster, namespace, &selector_labels(deployment)).await
+}
+
+/// The labels a Deployment selects its pods by.
+pub fn selector_labels(deployment: &Deployment) -> BTreeMap<String, String> {
+    deployment
         .spec
         .as_ref()
         .and_then(|spec| spec.selector.match_labels.clone())
-        .unwrap_or_default();
-    pods_with_labels(cluster, namespace, &labels).await
+        .unwrap_or_default()
+}
+
+/// Those of `pods` that carry every one of `labels`, as a list by those
+/// labels would have them.
+pub fn with_labels(pods: &[Pod], labels: &BTreeMap<String, String>) -> Vec<Pod> {
+    pods.iter()
+        .filter(|pod| {
+            let carried = pod.metadata.labels.as_ref();
+            labels
+                .iter()
+                .all(|(key, value)| carried.and_then(|l| l.get(key)) == Some(value))
+        })
+        .cloned()
+        .collect()
 }
 
 /// The pods of `namespace` that carry every one of `labels` (every pod
@@ -181,11 +199,13 @@ pub async fn pods_with_labels(
         .collect::<Vec<_>>()
         .join(",");
     let api: Api<Pod> = Api::namespaced(cluster.client(), namespace);
+    let action = if selector.is_empty() {
+        format!("list pods in {namespace}")
+    } else {
+        format!("list pods {selector} in {namespace}")
+    };
     let list = cluster
-        .call(
-            &format!("list pods {selector} in {namespace}"),
-            api.list(&ListParams::default().labels(&selector)),
-        )
+        .call(&action, api.list(&ListParams::default().labels(&selector)))
         .await?;
     Ok(list.items)
 }

@@ -459,14 +459,18 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
     Ok(missing.iter().map(ToString::to_string).collect())
 }
 
-/// Reads everything the checks look at, in three concurrent batches: the
-/// objects by name (and the server's version, and every Gateway), then the
-/// pods their selectors match, then the secrets those pods mount beside what
-/// the gateway proxies hold (where the user may port-forward); with
-/// `--probe`, a request to each exposed host last. An unreachable server
-/// ends the run with one error, the first request's.
+/// Reads everything the checks look at in two concurrent batches, so that a
+/// far-away cluster costs two round trips beyond the connection: first
+/// every object by name, the server's version, every Gateway, the Istio
+/// namespace's ConfigMaps and its pods (the token adapter's and the
+/// gateway's are picked from them by their selectors, so neither waits for
+/// its owner); then KMS's pods and the certificate they serve, the secrets
+/// the gateway pods mount or the objects name, and what the gateway proxies
+/// hold, where the user may port-forward (the connection for it is opened
+/// beside the first batch). With `--probe`, a request to each exposed host
+/// last. An unreachable server ends the run with one error, the first
+/// request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
-    let client = cluster.client();
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
     let at = Where {
         policy: Some(&names.policy),
@@ -482,52 +486,95 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     // Reviewed with the rest, in the same round trip; optional.
     let gateway_config = permissions::for_gateway_config(istio_ns);
     let reviewed: Vec<_> = needs.iter().chain(&gateway_config).cloned().collect();
-    // Whether the gateway proxies may be read, as soon as the review says.
-    let (may_forward, may_forward_rx) = tokio::sync::oneshot::channel();
-    let review = async {
-        let lacking = permissions::missing(cluster, &reviewed).await?;
-        let _ = may_forward.send(!lacking.iter().any(|p| gateway_config.contains(p)));
-        Ok(lacking)
-    };
-    let services: Api<Service> = Api::namespaced(client.clone(), kms_ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
-    let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
-    let read_secret = format!("read secret {istio_ns}/{}", names.secret);
-    let (
+    let (first, ()) = tokio::join!(
+        first_batch(cluster, served, names, &at, &reviewed),
+        cluster.open_tunnel(),
+    );
+    let FirstBatch {
         version,
         missing_permissions,
         kms_service,
         apikey_secret,
-        (token_adapter, token_adapter_pods),
-        (kms, kms_pods, kms_tls_secret, injector),
-        gateway_side,
-        virtual_service,
-        policy,
-    ) = tokio::try_join!(
-        cluster.call("read the server version", client.apiserver_version()),
-        review,
-        cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
-        cluster.call(&read_secret, secrets.get_opt(&names.secret)),
-        deployment_and_pods(cluster, istio_ns, &names.token_adapter),
-        kms_side(cluster, names),
-        gateway_side(cluster, served, &at, may_forward_rx),
-        read_owned::<VirtualService>(cluster, served, &at, &owned::VIRTUAL_SERVICE_OBJECT),
-        read_owned::<IdentityMappingPolicy>(cluster, served, &at, &owned::POLICY),
-    )?;
-    let pods = |pods: Vec<Pod>| pods.into_iter().map(redact::pod).collect::<Vec<_>>();
-    let GatewaySide {
+        token_adapter,
+        kms,
+        istio_pods,
+        planes,
         certificate,
-        certificate_secret,
         gateway,
         destination_rule,
-        pods: gateway_pods,
-        neighbours,
-        proxies,
-        secrets: gateway_secrets,
-    } = gateway_side;
+        every_gateway,
+        virtual_service,
+        policy,
+    } = first?;
     let (lacking_gateway_config, missing_permissions): (Vec<_>, Vec<_>) = missing_permissions
         .into_iter()
         .partition(|lacking| gateway_config.contains(lacking));
+    let labels = gateway
+        .as_ref()
+        .map(snapshot::gateway_labels)
+        .unwrap_or_default();
+    let gateway_pods = if labels.is_empty() {
+        Vec::new()
+    } else {
+        rollout::with_labels(&istio_pods, &labels)
+    };
+    let token_adapter_pods = token_adapter
+        .as_ref()
+        .map(|adapter| rollout::with_labels(&istio_pods, &rollout::selector_labels(adapter)))
+        .unwrap_or_default();
+    // What the second batch needs none of is judged and let go first:
+    // every context in flight holds its first batch while the second runs.
+    drop(istio_pods);
+    let neighbour_gateways = match &gateway {
+        None => Vec::new(),
+        Some(kms) => {
+            let kms = Merged::of(kms);
+            every_gateway
+                .into_iter()
+                .filter(|other| kms.shares_pods_with(&Merged::of(other), &gateway_pods))
+                .map(redact::without_bookkeeping)
+                .collect()
+        }
+    };
+    let injector = injector_now(&planes, kms.as_ref(), names.revision.as_deref());
+    drop(planes);
+    let certificate_secret_name = certificate
+        .as_ref()
+        .map(|cert| cert.spec.secret_name.clone())
+        .filter(|name| !name.is_empty());
+    // Every secret the gateway may load its certificate or CA from.
+    let wanted = gateway_pods
+        .iter()
+        .flat_map(mounts::mounted_secrets)
+        .chain(certificate_secret_name.clone())
+        .chain(credentials_named(
+            gateway.as_ref(),
+            destination_rule.as_ref(),
+        ));
+    let proxies = async {
+        match &gateway {
+            Some(gateway) if lacking_gateway_config.is_empty() && !labels.is_empty() => {
+                Some(read_proxies(cluster, &at, gateway, &gateway_pods).await)
+            }
+            _ => None,
+        }
+    };
+    let kms_side = async {
+        match &kms {
+            None => Ok((Vec::new(), None)),
+            Some(kms) => {
+                let labels = rollout::selector_labels(kms);
+                datapath::pods_and_served_tls_secret(cluster, kms_ns, &labels, Some(kms)).await
+            }
+        }
+    };
+    let ((kms_pods, kms_tls_secret), gateway_secrets, proxies) = tokio::try_join!(
+        kms_side,
+        datapath::secrets(cluster, istio_ns, wanted),
+        async { Ok(proxies.await) },
+    )?;
+    let certificate_secret =
+        certificate_secret_name.and_then(|name| gateway_secrets.get(&name).cloned());
     let gateway_proxies = match proxies {
         _ if !lacking_gateway_config.is_empty() => GatewayProxies::Skipped {
             reason: format!(
@@ -547,16 +594,12 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             ),
         },
         Some(readings) => GatewayProxies::Read(readings),
-        // Nothing read: the Gateway selects no pods by any label.
+        // Nothing read: no Gateway, or one that selects no pods by any label.
         None => GatewayProxies::Skipped {
             reason: "the Gateway selects no gateway pods to read".into(),
             hint: String::new(),
         },
     };
-    let missing_permissions = missing_permissions
-        .iter()
-        .map(ToString::to_string)
-        .collect();
     let probes = match &names.probe {
         None => None,
         Some(from) => Some(
@@ -570,6 +613,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             .await,
         ),
     };
+    let pods = |pods: Vec<Pod>| pods.into_iter().map(redact::pod).collect::<Vec<_>>();
     Ok(Snapshot {
         gateway_pods: pods(gateway_pods),
         gateway_secrets: gateway_secrets
@@ -582,7 +626,10 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         server: cluster.server().to_owned(),
         server_version: version.git_version,
         permissions_needed: needs.len(),
-        missing_permissions,
+        missing_permissions: missing_permissions
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         served: served.clone(),
         kms_service: kms_service.map(redact::without_bookkeeping),
         apikey_secret: apikey_secret.map(|secret| KeySecret::of(&secret, &names.secret_key)),
@@ -595,14 +642,97 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         gateway: gateway.map(redact::without_bookkeeping),
         gateway_proxies,
         probes,
-        neighbour_gateways: neighbours
-            .into_iter()
-            .map(redact::without_bookkeeping)
-            .collect(),
+        neighbour_gateways,
         virtual_service: virtual_service.map(redact::without_bookkeeping),
         destination_rule: destination_rule.map(redact::without_bookkeeping),
         policy: policy.map(redact::without_bookkeeping),
         injector: Some(injector),
+    })
+}
+
+/// What `status` reads first: everything that needs no other answer.
+struct FirstBatch {
+    version: k8s_openapi::apimachinery::pkg::version::Info,
+    /// Of the permissions reviewed, those the user lacks.
+    missing_permissions: Vec<permissions::Permission>,
+    kms_service: Option<Service>,
+    apikey_secret: Option<Secret>,
+    token_adapter: Option<Deployment>,
+    kms: Option<Deployment>,
+    /// Every pod of the Istio namespace: the token adapter's and the
+    /// gateway's among them.
+    istio_pods: Vec<Pod>,
+    planes: ControlPlanes,
+    certificate: Option<Certificate>,
+    gateway: Option<Gateway>,
+    destination_rule: Option<DestinationRule>,
+    /// Every Gateway of the cluster, KMS's own among them.
+    every_gateway: Vec<Gateway>,
+    virtual_service: Option<VirtualService>,
+    policy: Option<IdentityMappingPolicy>,
+}
+
+/// Reads, all at once, what `status` needs no other answer to ask for.
+async fn first_batch(
+    cluster: &Cluster,
+    served: &ServedApis,
+    names: &Names,
+    at: &Where<'_>,
+    reviewed: &[permissions::Permission],
+) -> Result<FirstBatch> {
+    let client = cluster.client();
+    let (kms_ns, istio_ns) = (at.kms_namespace, at.istio_namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), kms_ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), istio_ns);
+    let read_service = format!("read service {kms_ns}/{KMS_SERVICE}");
+    let read_secret = format!("read secret {istio_ns}/{}", names.secret);
+    let no_labels = BTreeMap::new();
+    let (
+        version,
+        missing_permissions,
+        kms_service,
+        apikey_secret,
+        token_adapter,
+        kms,
+        istio_pods,
+        planes,
+        certificate,
+        gateway,
+        destination_rule,
+        every_gateway,
+        virtual_service,
+        policy,
+    ) = tokio::try_join!(
+        cluster.call("read the server version", client.apiserver_version()),
+        permissions::missing(cluster, reviewed),
+        cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
+        cluster.call(&read_secret, secrets.get_opt(&names.secret)),
+        deployment(cluster, istio_ns, &names.token_adapter),
+        deployment(cluster, kms_ns, &names.deployment),
+        rollout::pods_with_labels(cluster, istio_ns, &no_labels),
+        injector::read(cluster, istio_ns),
+        read_owned::<Certificate>(cluster, served, at, &owned::CERTIFICATE_OBJECT),
+        read_owned::<Gateway>(cluster, served, at, &owned::GATEWAY_OBJECT),
+        read_owned::<DestinationRule>(cluster, served, at, &owned::DESTINATION_RULE_OBJECT),
+        apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT),
+        read_owned::<VirtualService>(cluster, served, at, &owned::VIRTUAL_SERVICE_OBJECT),
+        read_owned::<IdentityMappingPolicy>(cluster, served, at, &owned::POLICY),
+    )?;
+    Ok(FirstBatch {
+        version,
+        missing_permissions,
+        kms_service,
+        apikey_secret,
+        token_adapter,
+        kms,
+        istio_pods,
+        planes,
+        certificate,
+        gateway,
+        destination_rule,
+        every_gateway,
+        virtual_service,
+        policy,
     })
 }
 
@@ -656,10 +786,11 @@ async fn read_proxies(
         at.kms_namespace,
     );
     let upstream = kms_cluster_suffix(at.kms_namespace);
+    let names = proxy_reading::config_names(&route, &upstream);
     let ready = pods.iter().filter(|pod| snapshot::pod_ready(pod));
     futures::future::join_all(ready.map(async |pod| {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        match proxy_admin::config_dump(cluster, at.istio_namespace, &name).await {
+        match proxy_admin::config_dump(cluster, at.istio_namespace, &name, &names).await {
             Ok(dump) => proxy_reading::extract(&name, &dump, &route, &upstream),
             Err(err) => ProxyReading {
                 pod: name,
@@ -670,26 +801,6 @@ async fn read_proxies(
     }))
     .await
 }
-
-/// KMS's side: its Deployment, its pods, the certificate they serve, and
-/// what the Istio control plane would inject into it now.
-async fn kms_side(cluster: &Cluster, names: &Names) -> Result<KmsSide> {
-    let namespace = &names.kms_namespace;
-    let ((kms, pods), planes) = tokio::try_join!(
-        deployment_and_pods(cluster, namespace, &names.deployment),
-        injector::read(cluster, &names.istio_namespace),
-    )?;
-    let tls_secret = datapath::served_tls_secret(cluster, namespace, &pods).await?;
-    let injector = injector_now(&planes, kms.as_ref(), names.revision.as_deref());
-    Ok((kms, pods, tls_secret, injector))
-}
-
-type KmsSide = (
-    Option<Deployment>,
-    Vec<Pod>,
-    Option<(String, Secret)>,
-    Injector,
-);
 
 /// The control plane KMS's sidecar is compared with: `explicit`
 /// (`--revision`), else the one its injection names, else the one
@@ -717,106 +828,6 @@ fn injector_now(
     }
 }
 
-/// What the gateway's side holds: its objects, the pods it selects and
-/// every secret those pods mount or the objects name.
-struct GatewaySide {
-    certificate: Option<Certificate>,
-    certificate_secret: Option<Secret>,
-    gateway: Option<Gateway>,
-    destination_rule: Option<DestinationRule>,
-    pods: Vec<Pod>,
-    neighbours: Vec<Gateway>,
-    /// What the ready pods' proxies hold; `None` without a Gateway.
-    proxies: Option<Vec<ProxyReading>>,
-    secrets: BTreeMap<String, Secret>,
-}
-
-/// Reads the gateway's side: its objects and every Gateway of the cluster,
-/// then the pods it selects, then every secret those pods mount or the
-/// objects name. Of the other Gateways, those merged onto the same pods
-/// are kept.
-async fn gateway_side(
-    cluster: &Cluster,
-    served: &ServedApis,
-    at: &Where<'_>,
-    may_forward: tokio::sync::oneshot::Receiver<bool>,
-) -> Result<GatewaySide> {
-    let istio_ns = at.istio_namespace;
-    let (certificate, gateway, destination_rule, every_gateway) = tokio::try_join!(
-        read_owned::<Certificate>(cluster, served, at, &owned::CERTIFICATE_OBJECT),
-        read_owned::<Gateway>(cluster, served, at, &owned::GATEWAY_OBJECT),
-        read_owned::<DestinationRule>(cluster, served, at, &owned::DESTINATION_RULE_OBJECT),
-        apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT),
-    )?;
-    let labels = gateway
-        .as_ref()
-        .map(snapshot::gateway_labels)
-        .unwrap_or_default();
-    // Where the user may port-forward, the proxies of a Gateway's pods are
-    // read: their HTTP/1.1 connection is opened while the pods are listed.
-    let has_gateway = gateway.is_some();
-    let forward = async move {
-        let allowed = has_gateway && may_forward.await == Ok(true);
-        if allowed {
-            cluster.open_tunnel().await;
-        }
-        allowed
-    };
-    let (pods, forward) = if labels.is_empty() {
-        (Vec::new(), false)
-    } else {
-        let (pods, forward) = tokio::join!(
-            rollout::pods_with_labels(cluster, istio_ns, &labels),
-            forward
-        );
-        (pods?, forward)
-    };
-    let certificate_secret_name = certificate
-        .as_ref()
-        .map(|cert| cert.spec.secret_name.clone())
-        .filter(|name| !name.is_empty());
-    // The Certificate's secret, and every secret the gateway may load its
-    // certificate or CA from, in one batch.
-    let wanted = pods
-        .iter()
-        .flat_map(mounts::mounted_secrets)
-        .chain(certificate_secret_name.clone())
-        .chain(credentials_named(
-            gateway.as_ref(),
-            destination_rule.as_ref(),
-        ));
-    // What the gateway proxies hold is read beside the secrets.
-    let proxies = async {
-        match &gateway {
-            Some(gateway) if forward => Some(read_proxies(cluster, at, gateway, &pods).await),
-            _ => None,
-        }
-    };
-    let (secrets, proxies) = tokio::join!(datapath::secrets(cluster, istio_ns, wanted), proxies);
-    let secrets = secrets?;
-    let certificate_secret = certificate_secret_name.and_then(|name| secrets.get(&name).cloned());
-    let neighbours = match &gateway {
-        None => Vec::new(),
-        Some(kms) => {
-            let kms = Merged::of(kms);
-            every_gateway
-                .into_iter()
-                .filter(|other| kms.shares_pods_with(&Merged::of(other), &pods))
-                .collect()
-        }
-    };
-    Ok(GatewaySide {
-        certificate,
-        certificate_secret,
-        gateway,
-        destination_rule,
-        pods,
-        neighbours,
-        proxies,
-        secrets,
-    })
-}
-
 /// The secrets the Gateway and the DestinationRule name by
 /// `credentialName` (and the `-cacert` companion Istio looks for).
 fn credentials_named(gateway: Option<&Gateway>, rule: Option<&DestinationRule>) -> Vec<String> {
@@ -831,22 +842,13 @@ fn credentials_named(gateway: Option<&Gateway>, rule: Option<&DestinationRule>) 
     served.chain(upstream).collect()
 }
 
-/// A Deployment and the pods its selector matches.
-async fn deployment_and_pods(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-) -> Result<(Option<Deployment>, Vec<Pod>)> {
+/// A Deployment, if it exists.
+async fn deployment(cluster: &Cluster, namespace: &str, name: &str) -> Result<Option<Deployment>> {
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    let Some(deployment) = cluster
+    cluster
         .call(
             &format!("read deployment {namespace}/{name}"),
             deployments.get_opt(name),
         )
-        .await?
-    else {
-        return Ok((None, Vec::new()));
-    };
-    let pods = rollout::pods(cluster, namespace, &deployment).await?;
-    Ok((Some(deployment), pods))
+        .await
 }

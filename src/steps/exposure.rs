@@ -27,7 +27,6 @@ use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places, UpstreamTrust};
 use crate::objects::apis::{self, CertManagerApi};
-use crate::objects::mounts;
 use crate::objects::owned::{self, Where};
 use crate::objects::place::ObjectRef;
 use crate::objects::schemas::{Gateway, GatewaySpec};
@@ -170,21 +169,9 @@ async fn kms_side(
     if labels.is_empty() {
         return Ok((service, None));
     }
-    let guessed = deployment
-        .as_ref()
-        .map(mounts::template_secrets)
-        .unwrap_or_default();
-    let (pods, mut secrets) = tokio::try_join!(
-        rollout::pods_with_labels(cluster, kms_ns, &labels),
-        datapath::secrets(cluster, kms_ns, guessed.iter().cloned()),
-    )?;
-    let mounted: Vec<String> = pods.iter().flat_map(mounts::mounted_secrets).collect();
-    let unread = mounted
-        .iter()
-        .filter(|name| !guessed.contains(name))
-        .cloned();
-    secrets.extend(datapath::secrets(cluster, kms_ns, unread).await?);
-    Ok((service, datapath::first_tls_secret(&mounted, &secrets)))
+    let (_, served) =
+        datapath::pods_and_served_tls_secret(cluster, kms_ns, &labels, deployment.as_ref()).await?;
+    Ok((service, served))
 }
 
 /// The issuer the Certificate names: an Issuer in the Certificate's
