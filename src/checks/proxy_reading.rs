@@ -102,6 +102,33 @@ pub fn kms_cluster_suffix(kms_namespace: &str) -> String {
     format!("||{KMS_SERVICE}.{kms_namespace}.svc.cluster.local")
 }
 
+/// The names of the resources `extract` reads, as one regular expression
+/// for Envoy's `config_dump?name_regex=`, so that a proxy shared by many
+/// applications sends KMS's part of its configuration (with its bootstrap)
+/// rather than every application's: every listener (KMS's filter chains are
+/// among the others' there), the route configuration `route`, the clusters
+/// (and their endpoints) whose names end in `cluster_suffix`, and the
+/// secrets gateway certificates are loaded from.
+pub fn config_names(route: &str, cluster_suffix: &str) -> String {
+    format!(
+        "(.*_[0-9]+|{}|outbound\\|[0-9]+{}|(kubernetes|file-cert|file-root):.*)",
+        regex_escaped(route),
+        regex_escaped(cluster_suffix)
+    )
+}
+
+/// `text` as a regular expression that matches it alone.
+fn regex_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 /// What `config_dump` (Envoy's `/config_dump?include_eds`) holds for the
 /// route configuration `route` and the clusters whose names end in
 /// `cluster_suffix` (`||kms-api.NS.svc.cluster.local`).
@@ -310,6 +337,37 @@ mod tests {
                 {"endpoint_config": {"cluster_name": CLUSTER, "endpoints": [{"lb_endpoints": [
                     {"health_status": "HEALTHY"}, {"health_status": "UNHEALTHY"}, {}]}]}}]},
         ]})
+    }
+
+    #[test]
+    fn envoy_is_asked_for_kms_part_and_the_listeners_and_secrets() {
+        let names = config_names(
+            &route_config_name(443, "https", "kmsgateway", "kms"),
+            &kms_cluster_suffix("kms"),
+        );
+        let asked = regex::Regex::new(&format!("^(?:{names})$")).unwrap();
+        for name in [
+            "0.0.0.0_8443",
+            "[::]_443",
+            "https.443.https.kmsgateway.kms",
+            "outbound|28674||kms-api.kms.svc.cluster.local",
+            "outbound|443||kms-api.kms.svc.cluster.local",
+            "kubernetes://istio-ingressgateway-certs",
+            "file-cert:/etc/istio/ingressgateway-certs/tls.crt~/etc/istio/ingressgateway-certs/tls.key",
+            "file-root:/etc/istio/ingressgateway-ca-certs/ca.crt",
+        ] {
+            assert!(asked.is_match(name), "{name} is not asked for by {names}");
+        }
+        for name in [
+            "https.443.https.other-app.shop",
+            "https.443.https.kmsgatewayX.kms",
+            "outbound|80||storefront.shop.svc.cluster.local",
+            "outbound|28674||kms-api.kms2.svc.cluster.local",
+            "outbound|28674||kms-api.kms.svc.cluster.localX",
+            "BlackHoleCluster",
+        ] {
+            assert!(!asked.is_match(name), "{name} is asked for by {names}");
+        }
     }
 
     #[test]
