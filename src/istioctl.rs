@@ -28,6 +28,10 @@ pub struct InjectorConfig {
     pub values: String,
     /// `istio[-REV]` ConfigMap, key `mesh`.
     pub mesh: String,
+    /// The two ConfigMaps as `NAME@RESOURCEVERSION,NAME@RESOURCEVERSION`:
+    /// while both still carry these versions, their data is unchanged, which
+    /// `status` can tell without reading it.
+    pub inputs: String,
 }
 
 impl InjectorConfig {

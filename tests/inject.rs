@@ -454,6 +454,56 @@ fn injection_records_what_it_came_from_so_undo_needs_no_backup_and_refuses_a_sta
     let recorded: serde_json::Value = serde_json::from_str(&recorded).unwrap();
     assert_eq!(recorded, template, "the never-injected template, exactly");
 
+    // The injector's two ConfigMaps are recorded by version. While they
+    // keep it, status takes the recorded fingerprint without reading their
+    // data; under a new version they are read, and the same data is still
+    // current.
+    let version = |name: &str| {
+        test.jsonpath(
+            &ns.1,
+            &format!("configmap/{name}"),
+            "{.metadata.resourceVersion}",
+        )
+    };
+    assert_eq!(
+        annotation(test, &ns.0, "kubectl-kms-sts/injector-inputs"),
+        format!(
+            "istio-sidecar-injector-canary@{},istio-canary@{}",
+            version("istio-sidecar-injector-canary"),
+            version("istio-canary")
+        )
+    );
+    let reads_of_injector_data = |offset: u64| {
+        test.audit_events_since(offset)
+            .iter()
+            .filter(|event| {
+                let uri = event["requestURI"].as_str().unwrap_or_default();
+                event["userAgent"]
+                    .as_str()
+                    .is_some_and(|agent| agent.starts_with("kubectl-kms-sts/"))
+                    && uri.contains("/configmaps?")
+                    && uri.contains("fieldSelector")
+            })
+            .count()
+    };
+    let offset = test.audit_offset();
+    let check = proxy_check(test, &ns, &[]);
+    assert_check(&check, "pass", "is what revision canary injects now");
+    assert_eq!(reads_of_injector_data(offset), 0);
+    let out = run(test.kubectl().args([
+        "label",
+        "configmap",
+        "istio-sidecar-injector-canary",
+        "-n",
+        &ns.1,
+        "touched=yes",
+    ]));
+    assert_exit(&out, 0);
+    let offset = test.audit_offset();
+    let check = proxy_check(test, &ns, &[]);
+    assert_check(&check, "pass", "is what revision canary injects now");
+    assert_eq!(reads_of_injector_data(offset), 2);
+
     // A backup that disagrees with the record is refused, and nothing is written.
     let saved = std::fs::read_dir(&backups)
         .unwrap()

@@ -5,8 +5,11 @@
 //! them the `default` tag points to, and the one to inject with or compare a
 //! sidecar against. Read in one list of the namespace's ConfigMaps (beside
 //! an optional read of the tag's webhook configuration), so `inject` and
-//! `status` spend no extra round trip on it. An injector shaped by Istio 1.0
-//! (no `values`) can be compared with but not injected with.
+//! `status` spend no extra round trip on it. `status` lists only their
+//! names and versions: when the two ConfigMaps KMS was injected from still
+//! carry the versions `inject` recorded, their data is what it was, and only
+//! otherwise are they read. An injector shaped by Istio 1.0 (no `values`)
+//! can be compared with but not injected with.
 
 use std::collections::BTreeMap;
 
@@ -60,50 +63,87 @@ const REVISION_LABEL: &str = "istio.io/rev";
 #[derive(Debug, Clone, Default)]
 pub struct ControlPlanes {
     namespace: String,
-    /// The data of every ConfigMap in the namespace, by name.
+    /// The resourceVersion of every ConfigMap in the namespace, by name.
+    versions: BTreeMap<String, String>,
+    /// The data of the ConfigMaps read whole, by name: every one after
+    /// `read`, one revision's after `read_inputs`.
     configmaps: BTreeMap<String, BTreeMap<String, String>>,
     /// The revision the `default` tag points to; `None` without the tag or
     /// the right to read it.
     default_tag: Option<String>,
 }
 
-/// Reads the control planes of `namespace`. Reading the default tag is
-/// cluster-wide and optional: a user who may not is served by the fallbacks
-/// of `choose`.
+/// Reads the control planes of `namespace`, every ConfigMap whole. Reading
+/// the default tag is cluster-wide and optional: a user who may not is
+/// served by the fallbacks of `choose`.
 pub async fn read(cluster: &Cluster, namespace: &str) -> Result<ControlPlanes> {
     let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
-    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
-    let (list_action, tag_action) = (
-        format!("list configmaps in {namespace}"),
-        format!("read mutatingwebhookconfiguration {DEFAULT_TAG_WEBHOOK}"),
-    );
+    let action = format!("list configmaps in {namespace}");
     let every = ListParams::default();
-    let (listed, tag) = tokio::join!(
-        cluster.call(&list_action, configmaps.list(&every)),
-        cluster.call(&tag_action, webhooks.get_opt(DEFAULT_TAG_WEBHOOK)),
+    let (listed, default_tag) = tokio::join!(
+        cluster.call(&action, configmaps.list(&every)),
+        default_tag(cluster),
     );
-    let default_tag = match tag {
-        Ok(webhook) => webhook.and_then(|w| w.metadata.labels?.remove(REVISION_LABEL)),
-        Err(Error::Forbidden { .. }) => None,
-        Err(other) => return Err(other),
+    let mut planes = ControlPlanes {
+        namespace: namespace.to_owned(),
+        default_tag: default_tag?,
+        ..ControlPlanes::default()
     };
+    for configmap in listed?.items {
+        planes.add(configmap);
+    }
+    Ok(planes)
+}
+
+/// `read` without the ConfigMaps' data: their names and versions alone.
+/// `read_inputs` reads a revision's data when it is needed.
+pub async fn read_index(cluster: &Cluster, namespace: &str) -> Result<ControlPlanes> {
+    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), namespace);
+    let action = format!("list configmaps in {namespace}");
+    let every = ListParams::default();
+    let (listed, default_tag) = tokio::join!(
+        cluster.call(&action, configmaps.list_metadata(&every)),
+        default_tag(cluster),
+    );
+    let versions = listed?
+        .items
+        .into_iter()
+        .filter_map(|meta| Some((meta.metadata.name?, meta.metadata.resource_version?)))
+        .collect();
     Ok(ControlPlanes {
         namespace: namespace.to_owned(),
-        configmaps: listed?
-            .items
-            .into_iter()
-            .filter_map(|cm| Some((cm.metadata.name?, cm.data.unwrap_or_default())))
-            .collect(),
-        default_tag,
+        versions,
+        configmaps: BTreeMap::new(),
+        default_tag: default_tag?,
     })
 }
 
+/// The revision the `default` tag points to; `None` without the tag or the
+/// right to read it.
+async fn default_tag(cluster: &Cluster) -> Result<Option<String>> {
+    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
+    let action = format!("read mutatingwebhookconfiguration {DEFAULT_TAG_WEBHOOK}");
+    match cluster
+        .call(&action, webhooks.get_opt(DEFAULT_TAG_WEBHOOK))
+        .await
+    {
+        Ok(webhook) => Ok(webhook.and_then(|w| w.metadata.labels?.remove(REVISION_LABEL))),
+        Err(Error::Forbidden { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 impl ControlPlanes {
-    /// The control planes `configmaps` (name, data) and `default_tag` describe.
+    /// The control planes `configmaps` (name, data) and `default_tag`
+    /// describe, each ConfigMap at version 1.
     #[cfg(test)]
     pub fn of(configmaps: &[(&str, &[(&str, &str)])], default_tag: Option<&str>) -> ControlPlanes {
         ControlPlanes {
             namespace: "istio-system".into(),
+            versions: configmaps
+                .iter()
+                .map(|(name, _)| ((*name).to_owned(), "1".to_owned()))
+                .collect(),
             configmaps: configmaps
                 .iter()
                 .map(|(name, data)| {
@@ -117,9 +157,60 @@ impl ControlPlanes {
         }
     }
 
+    /// Keeps `configmap`'s version and data.
+    fn add(&mut self, configmap: ConfigMap) {
+        let Some(name) = configmap.metadata.name else {
+            return;
+        };
+        if let Some(version) = configmap.metadata.resource_version {
+            self.versions.insert(name.clone(), version);
+        }
+        self.configmaps
+            .insert(name, configmap.data.unwrap_or_default());
+    }
+
+    /// Reads the data of `revision`'s two ConfigMaps, at once; one that is
+    /// missing stays missing, for `injects_now` to say so.
+    pub async fn read_inputs(&mut self, cluster: &Cluster, revision: &str) -> Result<()> {
+        let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), &self.namespace);
+        let namespace = &self.namespace;
+        // Listed by name rather than read: `list` is the permission the
+        // index needs already.
+        let one = async |configmap: &str| {
+            let name = configmap_of(configmap, revision);
+            let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
+            cluster
+                .call(
+                    &format!("list configmap {namespace}/{name}"),
+                    configmaps.list(&by_name),
+                )
+                .await
+        };
+        let (injector, mesh) = tokio::try_join!(one(INJECTOR_CONFIGMAP), one(MESH_CONFIGMAP))?;
+        for configmap in injector.items.into_iter().chain(mesh.items) {
+            self.add(configmap);
+        }
+        Ok(())
+    }
+
+    /// `InjectorConfig::inputs` of `revision` as the ConfigMaps are now;
+    /// `None` unless both are there.
+    pub fn inputs(&self, revision: &str) -> Option<String> {
+        let version = |configmap: &str| {
+            let name = configmap_of(configmap, revision);
+            let version = self.versions.get(&name)?;
+            Some(format!("{name}@{version}"))
+        };
+        Some(format!(
+            "{},{}",
+            version(INJECTOR_CONFIGMAP)?,
+            version(MESH_CONFIGMAP)?
+        ))
+    }
+
     /// The revisions installed, `default` for the one without a revision.
     pub fn revisions(&self) -> Vec<String> {
-        self.configmaps
+        self.versions
             .keys()
             .filter_map(|name| {
                 let rest = name.strip_prefix(INJECTOR_CONFIGMAP)?;
@@ -221,6 +312,7 @@ impl ControlPlanes {
             template,
             values,
             mesh,
+            inputs: self.inputs(revision).unwrap_or_default(),
         };
         match values {
             Ok(values) => Ok(Shaped::Current(config(values))),

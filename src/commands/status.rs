@@ -55,6 +55,7 @@ use crate::terminal::wording::count;
 use crate::values::defaults;
 use crate::values::duration;
 use crate::values::probe::Probe;
+use crate::values::sidecar;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its
@@ -461,13 +462,14 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
 
 /// Reads everything the checks look at in two concurrent batches, so that a
 /// far-away cluster costs two round trips beyond the connection: first
-/// every object by name, the server's version, every Gateway, the Istio
-/// namespace's ConfigMaps and its pods (the token adapter's and the
-/// gateway's are picked from them by their selectors, so neither waits for
-/// its owner); then KMS's pods and the certificate they serve, the secrets
-/// the gateway pods mount or the objects name, and what the gateway proxies
-/// hold, where the user may port-forward (the connection for it is opened
-/// beside the first batch). With `--probe`, a request to each exposed host
+/// every object by name, the server's version, every Gateway, the names and
+/// versions of the Istio namespace's ConfigMaps and its pods (the token
+/// adapter's and the gateway's are picked from them by their selectors, so
+/// neither waits for its owner); then KMS's pods and the certificate they
+/// serve, the secrets the gateway pods mount or the objects name, what the
+/// gateway proxies hold, where the user may port-forward (the connection
+/// for it is opened beside the first batch), and the injector's ConfigMaps
+/// if they changed since KMS was injected. With `--probe`, a request to each exposed host
 /// last. An unreachable server ends the run with one error, the first
 /// request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
@@ -536,8 +538,6 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
                 .collect()
         }
     };
-    let injector = injector_now(&planes, kms.as_ref(), names.revision.as_deref());
-    drop(planes);
     let certificate_secret_name = certificate
         .as_ref()
         .map(|cert| cert.spec.secret_name.clone())
@@ -568,10 +568,11 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             }
         }
     };
-    let ((kms_pods, kms_tls_secret), gateway_secrets, proxies) = tokio::try_join!(
+    let ((kms_pods, kms_tls_secret), gateway_secrets, proxies, injector) = tokio::try_join!(
         kms_side,
         datapath::secrets(cluster, istio_ns, wanted),
         async { Ok(proxies.await) },
+        injector_now(cluster, planes, kms.as_ref(), names.revision.as_deref()),
     )?;
     let certificate_secret =
         certificate_secret_name.and_then(|name| gateway_secrets.get(&name).cloned());
@@ -710,7 +711,7 @@ async fn first_batch(
         deployment(cluster, istio_ns, &names.token_adapter),
         deployment(cluster, kms_ns, &names.deployment),
         rollout::pods_with_labels(cluster, istio_ns, &no_labels),
-        injector::read(cluster, istio_ns),
+        injector::read_index(cluster, istio_ns),
         read_owned::<Certificate>(cluster, served, at, &owned::CERTIFICATE_OBJECT),
         read_owned::<Gateway>(cluster, served, at, &owned::GATEWAY_OBJECT),
         read_owned::<DestinationRule>(cluster, served, at, &owned::DESTINATION_RULE_OBJECT),
@@ -804,28 +805,50 @@ async fn read_proxies(
 
 /// The control plane KMS's sidecar is compared with: `explicit`
 /// (`--revision`), else the one its injection names, else the one
-/// `inject` would choose.
-fn injector_now(
-    planes: &ControlPlanes,
+/// `inject` would choose; and what it injects now. While the revision's
+/// ConfigMaps carry the versions KMS's injection recorded, that is what
+/// the injection recorded, and their data is not read.
+async fn injector_now(
+    cluster: &Cluster,
+    mut planes: ControlPlanes,
     kms: Option<&Deployment>,
     explicit: Option<&str>,
-) -> Injector {
+) -> Result<Injector> {
+    let unavailable = |err: Error| Injector::Unavailable {
+        problem: err.to_string(),
+        hint: err.hint().unwrap_or_default(),
+    };
     let injected = kms.and_then(injection_record::injected_revision);
-    let chosen = planes
-        .choose(explicit, injected.as_deref())
-        .and_then(|(revision, by)| Ok((planes.injects_now(&revision)?, by)));
-    match chosen {
-        Ok((now, chosen_by)) => Injector::Now {
+    let (revision, chosen_by) = match planes.choose(explicit, injected.as_deref()) {
+        Ok(chosen) => chosen,
+        Err(err) => return Ok(unavailable(err)),
+    };
+    let inputs = planes.inputs(&revision);
+    if let Some(kms) = kms
+        && let Some(fingerprint) =
+            injection_record::unchanged_fingerprint(kms, &revision, inputs.as_deref())
+    {
+        return Ok(Injector::Now {
+            fingerprint: fingerprint.to_owned(),
+            proxy_image: kms
+                .spec
+                .as_ref()
+                .and_then(|spec| sidecar::template_proxy_image(&spec.template))
+                .map(str::to_owned),
+            revision,
+            chosen_by,
+        });
+    }
+    planes.read_inputs(cluster, &revision).await?;
+    Ok(match planes.injects_now(&revision) {
+        Ok(now) => Injector::Now {
             fingerprint: now.fingerprint,
             proxy_image: now.proxy_image,
             revision: now.revision,
             chosen_by,
         },
-        Err(err) => Injector::Unavailable {
-            problem: err.to_string(),
-            hint: err.hint().unwrap_or_default(),
-        },
-    }
+        Err(err) => unavailable(err),
+    })
 }
 
 /// The secrets the Gateway and the DestinationRule name by

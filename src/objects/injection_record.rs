@@ -17,6 +17,7 @@ use crate::values::sidecar::{self, PROXY_CONTAINER};
 
 pub const REVISION: &str = "kubectl-kms-sts/injected-revision";
 pub const FINGERPRINT: &str = "kubectl-kms-sts/injector-fingerprint";
+pub const INPUTS: &str = "kubectl-kms-sts/injector-inputs";
 pub const ORIGINAL_TEMPLATE: &str = "kubectl-kms-sts/original-template";
 
 /// What one injection recorded.
@@ -26,6 +27,9 @@ pub struct Record {
     pub revision: String,
     /// `sha256:` of the injector's inputs.
     pub fingerprint: String,
+    /// The injector's ConfigMaps by name and resourceVersion
+    /// (`InjectorConfig::inputs`); records of earlier versions have none.
+    pub inputs: Option<String>,
     /// The pod template before injection.
     pub original: PodTemplateSpec,
 }
@@ -49,6 +53,7 @@ pub fn recorded(deployment: &Deployment) -> Result<Option<Record>, String> {
     Ok(Some(Record {
         revision: field(REVISION)?,
         fingerprint: field(FINGERPRINT)?,
+        inputs: annotations.get(INPUTS).cloned(),
         original,
     }))
 }
@@ -79,12 +84,32 @@ pub fn injected_fingerprint(deployment: &Deployment) -> Option<&str> {
         .map(String::as_str)
 }
 
+/// The fingerprint `deployment`'s injection recorded, when the injector's
+/// ConfigMaps still carry the versions it recorded for `revision` (`now`,
+/// as `ControlPlanes::inputs` gives them): then it is the fingerprint of
+/// what the revision injects now, without reading their data.
+pub fn unchanged_fingerprint<'a>(
+    deployment: &'a Deployment,
+    revision: &str,
+    now: Option<&str>,
+) -> Option<&'a str> {
+    let annotations = deployment.metadata.annotations.as_ref()?;
+    let recorded = annotations.get(INPUTS)?;
+    (annotations.get(REVISION)? == revision && Some(recorded.as_str()) == now)
+        .then(|| annotations.get(FINGERPRINT).map(String::as_str))
+        .flatten()
+}
+
 /// `injected` carrying `record`.
 pub fn with_record(mut injected: Deployment, record: &Record) -> Deployment {
     let original = serde_json::to_string(&record.original).expect("a pod template serialises");
     let annotations = injected.metadata.annotations.get_or_insert_default();
     annotations.insert(REVISION.into(), record.revision.clone());
     annotations.insert(FINGERPRINT.into(), record.fingerprint.clone());
+    match &record.inputs {
+        Some(inputs) => annotations.insert(INPUTS.into(), inputs.clone()),
+        None => annotations.remove(INPUTS),
+    };
     annotations.insert(ORIGINAL_TEMPLATE.into(), original);
     injected
 }
@@ -92,7 +117,7 @@ pub fn with_record(mut injected: Deployment, record: &Record) -> Deployment {
 /// `deployment` without any record, as it is once the sidecar is out.
 pub fn cleared(mut deployment: Deployment) -> Deployment {
     if let Some(annotations) = deployment.metadata.annotations.as_mut() {
-        for key in [REVISION, FINGERPRINT, ORIGINAL_TEMPLATE] {
+        for key in [REVISION, FINGERPRINT, INPUTS, ORIGINAL_TEMPLATE] {
             annotations.remove(key);
         }
     }
@@ -165,13 +190,32 @@ mod tests {
     fn a_record_round_trips_through_the_annotations_and_is_cleared() {
         let original = template(json!([{"name": "kms", "image": "kms:1",
             "readinessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]));
+        let inputs = "istio-sidecar-injector-canary@7,istio-canary@8";
         let record = Record {
             revision: "canary".into(),
             fingerprint: "sha256:ab".into(),
+            inputs: Some(inputs.into()),
             original: original.clone(),
         };
         let injected = with_record(Deployment::default(), &record);
         assert_eq!(recorded(&injected), Ok(Some(record)));
+        // While the ConfigMaps are at the versions recorded, the recorded
+        // fingerprint is the revision's; not once either changed, nor for
+        // another revision.
+        assert_eq!(
+            unchanged_fingerprint(&injected, "canary", Some(inputs)),
+            Some("sha256:ab")
+        );
+        let changed = "istio-sidecar-injector-canary@9,istio-canary@8";
+        assert_eq!(
+            unchanged_fingerprint(&injected, "canary", Some(changed)),
+            None
+        );
+        assert_eq!(unchanged_fingerprint(&injected, "canary", None), None);
+        assert_eq!(
+            unchanged_fingerprint(&injected, "default", Some(inputs)),
+            None
+        );
         let cleared = cleared(injected);
         assert_eq!(recorded(&cleared), Ok(None));
         assert_eq!(cleared.metadata.annotations, Some(BTreeMap::new()));

@@ -244,6 +244,7 @@ async fn inject(
     let record = Record {
         revision: config.revision.clone(),
         fingerprint: config.fingerprint(),
+        inputs: Some(config.inputs.clone()).filter(|inputs| !inputs.is_empty()),
         original: pod_template::of(original),
     };
     Ok(injection_record::with_record(
@@ -738,6 +739,7 @@ mod tests {
             template: "template".into(),
             values: values.into(),
             mesh: "mesh".into(),
+            inputs: "istio-sidecar-injector@1,istio@1".into(),
         }
     }
 
@@ -750,6 +752,7 @@ mod tests {
         let record = Record {
             revision: config.revision.clone(),
             fingerprint: config.fingerprint(),
+            inputs: Some(config.inputs.clone()),
             original: pod_template::of(&original),
         };
         injection_record::with_record(deployment(&carrying), &record)
