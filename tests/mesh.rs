@@ -316,6 +316,27 @@ fn assert_status_follows_what_the_gateway_takes(
             .contains("istioctl proxy-status"),
         "{live:#}"
     );
+    // A request from here on the new path meets the old route: the gateway
+    // answers it itself.
+    let address = served["address"].as_str().unwrap().to_owned();
+    let probe = || {
+        let (_, report) = json_status(plugin_in(test, ns).args([
+            "status",
+            "--probe",
+            "--probe-address",
+            &address,
+        ]));
+        status_check(&report, "probe").clone()
+    };
+    let probed = probe();
+    assert_eq!(probed["result"], "fail", "{probed:#}");
+    assert!(
+        probed["message"]
+            .as_str()
+            .unwrap()
+            .contains("the gateway answered HTTP 404 itself"),
+        "{probed:#}"
+    );
     let mut failing = unset.clone();
     failing.push("gateway config");
     failing.sort_unstable();
@@ -337,6 +358,8 @@ fn assert_status_follows_what_the_gateway_takes(
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     assert_eq!(live["result"], "pass", "{live:#}");
+    let probed = probe();
+    assert_eq!(probed["result"], "pass", "{probed:#}");
     let seen = gateway_request_for(&ns.1, selector, HOSTS[0], "/kms/v2/v1/keys", "kms");
     assert_eq!(seen["reached_kms"], true, "{seen:#}");
     assert_eq!(seen["answer"]["path"], "/api/v1/keys", "{seen:#}");
