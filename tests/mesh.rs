@@ -250,6 +250,13 @@ fn credential_name_gateway_routes_to_kms_follows_renewals_and_shows_what_istiod_
     assert_status_follows_what_the_gateway_takes(test, &ns, &gateways.credential_name);
 }
 
+/// The `probe` check of `status --probe --probe-address address`.
+fn probe_check(test: &TestCluster, ns: &(String, String), address: &str) -> Value {
+    let (_, report) =
+        json_status(plugin_in(test, ns).args(["status", "--probe", "--probe-address", address]));
+    status_check(&report, "probe").clone()
+}
+
 /// The names of the checks of a `status -o json` report that do not pass.
 fn not_passing(report: &Value) -> Vec<&str> {
     report["categories"]
@@ -319,15 +326,7 @@ fn assert_status_follows_what_the_gateway_takes(
     // A request from here on the new path meets the old route: the gateway
     // answers it itself.
     let address = served["address"].as_str().unwrap().to_owned();
-    let probe = || {
-        let (_, report) = json_status(plugin_in(test, ns).args([
-            "status",
-            "--probe",
-            "--probe-address",
-            &address,
-        ]));
-        status_check(&report, "probe").clone()
-    };
+    let probe = || probe_check(test, ns, &address);
     let probed = probe();
     assert_eq!(probed["result"], "fail", "{probed:#}");
     assert!(
@@ -649,15 +648,7 @@ fn beside_an_older_wildcard_gateway_kms_is_reached_by_its_name_and_a_conflict_is
         "-o",
         "jsonpath={.items[0].status.podIP}",
     ])));
-    let probe = || {
-        let (_, report) = json_status(plugin_in(test, &ns).args([
-            "status",
-            "--probe",
-            "--probe-address",
-            &gateway_address,
-        ]));
-        status_check(&report, "probe").clone()
-    };
+    let probe = || probe_check(test, &ns, &gateway_address);
     let probed = probe();
     assert_eq!(probed["result"], "pass", "{probed:#}");
     assert!(
