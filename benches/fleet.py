@@ -5,8 +5,9 @@ benches/RESULTS.md.
 
     benches/fleet.py [--rtt-ms 100] [--runs 3] [--contexts 1,10,50]
 
-The modern test cluster gets one namespace pair set up by the plugin's
-chain, so every context passes every check. A kubeconfig then holds N
+The modern test cluster gets one live namespace pair (its gateway pod
+runs a real proxy, which `status` reads) set up by the plugin's chain, so
+every context passes every check. A kubeconfig then holds N
 contexts, all reaching that cluster through benches/latency_proxy.py (each
 its own connection, as N clusters would be), and `status --context c1 ...
 --context cN` runs over them; N = 1 is the single-context run. Wall time is
@@ -27,7 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runbook import (ROOT, Harness, LatencyProxy, median, peak_rss, plugin_chain,  # noqa: E402
-                     replace_section, sh)
+                     replace_section, sh, wait_until_status_passes)
 
 HEADING = "## Many contexts in one run"
 # How many contexts status checks at once, as the source says.
@@ -91,9 +92,10 @@ def main():
     args = parser.parse_args()
     counts = [int(n) for n in args.contexts.split(",")]
     h = Harness("modern")
-    kms, istio = h.fresh_namespaces("fleet")
+    kms, istio = h.fresh_namespaces("fleet", live=True)
     workdir = Path(sh("mktemp", "-d").stdout.strip())
     plugin_chain(h, kms, istio, workdir)
+    wait_until_status_passes(h, kms, istio)
     proxy = LatencyProxy(h, args.rtt_ms)
     results = {}
     try:
