@@ -121,6 +121,8 @@ pub struct Cluster {
     config: Config,
     user: String,
     tunnels: std::sync::OnceLock<Client>,
+    /// Whether `open_tunnel` has opened the tunnel client's connection.
+    tunnel_opened: tokio::sync::OnceCell<()>,
     server: String,
     context: String,
     request_timeout: Option<Duration>,
@@ -161,6 +163,7 @@ impl Cluster {
             config,
             user,
             tunnels: std::sync::OnceLock::new(),
+            tunnel_opened: tokio::sync::OnceCell::new(),
             server,
             context,
             request_timeout,
@@ -187,12 +190,17 @@ impl Cluster {
 
     /// Opens the tunnel client's connection ahead of its first port-forward
     /// (a small read), so that the TCP and TLS handshakes overlap other
-    /// reads instead of delaying the forward. Failures are left to the
-    /// forward itself to report.
+    /// reads instead of delaying the forward; once per run (the rounds of
+    /// `status --wait` find it open). Failures are left to the forward
+    /// itself to report.
     pub async fn open_tunnel(&self) {
-        if let Ok(client) = self.tunnel_client() {
-            let _ = self.bounded(client.apiserver_version()).await;
-        }
+        self.tunnel_opened
+            .get_or_init(async || {
+                if let Ok(client) = self.tunnel_client() {
+                    let _ = self.bounded(client.apiserver_version()).await;
+                }
+            })
+            .await;
     }
 
     /// The API server's URL, for messages.

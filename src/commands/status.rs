@@ -469,9 +469,9 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
 /// serve, the secrets the gateway pods mount or the objects name, what the
 /// gateway proxies hold, where the user may port-forward (the connection
 /// for it is opened beside the first batch), and the injector's ConfigMaps
-/// if they changed since KMS was injected. With `--probe`, a request to each exposed host
-/// last. An unreachable server ends the run with one error, the first
-/// request's.
+/// if they changed since KMS was injected. With `--probe`, a request to
+/// each exposed host last. An unreachable server ends the run with one
+/// error, the first request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
     let at = Where {

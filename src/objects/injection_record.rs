@@ -96,7 +96,7 @@ pub fn unchanged_fingerprint<'a>(
     let annotations = deployment.metadata.annotations.as_ref()?;
     let recorded = annotations.get(INPUTS)?;
     (annotations.get(REVISION)? == revision && Some(recorded.as_str()) == now)
-        .then(|| annotations.get(FINGERPRINT).map(String::as_str))
+        .then(|| injected_fingerprint(deployment))
         .flatten()
 }
 

@@ -888,16 +888,22 @@ def request_loop(cluster, args):
         time.sleep(0.02)
 
 
-def gateway_pod(cluster, args):
-    """A Running gateway pod of the selector, and the target port of the
-    gateway Service's port `args.port` on it."""
-    pods = json.loads(cluster.kubectl_run("get", "pods", "-n", args.namespace, "-l",
-                                          args.selector, "-o", "json").stdout)["items"]
+def running_pods(cluster, namespace, selector):
+    """The Running pods of `selector` in `namespace` that are not going away;
+    exits with an error when there is none."""
+    pods = json.loads(cluster.kubectl_run("get", "pods", "-n", namespace, "-l", selector,
+                                          "-o", "json").stdout)["items"]
     pods = [p for p in pods if p["status"].get("phase") == "Running"
             and not p["metadata"].get("deletionTimestamp")]
     if not pods:
-        sys.exit(f"error: no Running pod in {args.namespace} has {args.selector}")
-    pod = pods[0]
+        sys.exit(f"error: no Running pod in {namespace} has {selector}")
+    return pods
+
+
+def gateway_pod(cluster, args):
+    """A Running gateway pod of the selector, and the target port of the
+    gateway Service's port `args.port` on it."""
+    pod = running_pods(cluster, args.namespace, args.selector)[0]
     services = json.loads(cluster.kubectl_run("get", "services", "-n", args.namespace,
                                               "-o", "json").stdout)["items"]
     labels = pod["metadata"].get("labels") or {}
@@ -915,13 +921,7 @@ def hold_config(cluster, namespace, selector, hold):
     """`hold-config`: every Running gateway pod of `selector` in `namespace`
     has its pilot-agent stopped (`hold`) or continued; fails when a pod has
     no played agent."""
-    pods = json.loads(cluster.kubectl_run("get", "pods", "-n", namespace, "-l", selector,
-                                          "-o", "json").stdout)["items"]
-    pods = [p for p in pods if p["status"].get("phase") == "Running"
-            and not p["metadata"].get("deletionTimestamp")]
-    if not pods:
-        sys.exit(f"error: no Running pod in {namespace} has {selector}")
-    for pod in pods:
+    for pod in running_pods(cluster, namespace, selector):
         name = f"{namespace}/{pod['metadata']['name']}"
         if not mesh.hold_config(cluster.profile, pod, hold):
             sys.exit(f"error: {name} runs no pilot-agent (is it a played gateway pod?)")
