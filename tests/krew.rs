@@ -21,8 +21,8 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 use support::{
-    actionlint_bin, assert_exit, krew_bin, kubernetes_bin, release_tools_bin, run, scratch_dir,
-    stderr, stdout,
+    actionlint_bin, assert_exit, install_as, krew_bin, kubernetes_bin, release_tools_bin, run,
+    scratch_dir, stderr, stdout,
 };
 
 fn repo() -> &'static Path {
@@ -428,7 +428,7 @@ fn release_archive_installs_and_uninstalls_with_real_krew() {
 
     // kubectl finds krew as a plugin named kubectl-krew.
     let tools = scratch_dir("krew-tools");
-    std::fs::copy(krew_bin().join("krew"), tools.join("kubectl-krew")).unwrap();
+    install_as(&krew_bin().join("krew"), &tools.join("kubectl-krew"));
     let krew_root = scratch_dir("krew-root");
     // A local, empty plugin index: krew wants one to exist, and the public
     // index cannot be fetched here; --manifest installs do not read it.

@@ -7,13 +7,14 @@ use std::path::Path;
 use std::process::Command;
 
 use support::{
-    assert_exit, cluster, kubernetes_bin, plugin_binary, run, scratch_dir, stderr, stdout,
+    assert_exit, cluster, install_as, kubernetes_bin, plugin_binary, run, scratch_dir, stderr,
+    stdout,
 };
 
 /// A PATH holding only the plugin, installed as `name`, and kubectl.
 fn path_with_plugin_as(name: &str) -> std::ffi::OsString {
     let dir = scratch_dir("path");
-    std::fs::copy(plugin_binary(), dir.join(name)).unwrap();
+    install_as(plugin_binary(), &dir.join(name));
     std::env::join_paths([
         dir.as_path(),
         kubernetes_bin(),
@@ -70,7 +71,7 @@ fn the_binary_behaves_the_same_under_any_name() {
     let canonical = run(Command::new(plugin_binary()).arg("--help"));
     let dir = scratch_dir("renamed");
     let renamed = dir.join("kms-sts-renamed");
-    std::fs::copy(plugin_binary(), &renamed).unwrap();
+    install_as(plugin_binary(), &renamed);
     let other = run(Command::new(&renamed).arg("--help"));
     assert_exit(&other, 0);
     assert_eq!(canonical.stdout, other.stdout);
@@ -117,7 +118,7 @@ fn harness_kubectl_and_deployments_work_on_the_test_cluster() {
 #[test]
 fn kubectl_completes_the_plugin_through_its_helper() {
     let dir = scratch_dir("completion");
-    std::fs::copy(plugin_binary(), dir.join("kubectl-kms_sts")).unwrap();
+    install_as(plugin_binary(), &dir.join("kubectl-kms_sts"));
     let helper = dir.join("kubectl_complete-kms_sts");
     let printed = run(Command::new(plugin_binary()).args(["completion", "kubectl"]));
     assert_exit(&printed, 0);

@@ -138,6 +138,8 @@ pub fn assert_exit(output: &Output, code: i32) {
 }
 
 /// A fresh empty directory under the target directory, unique per call.
+/// Kept after the test for reading a failure; `scripts/test` empties the
+/// target's scratch area when it starts.
 pub fn scratch_dir(label: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -149,6 +151,15 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
+}
+
+/// `binary` installed at `path` under another name: a hard link where the
+/// file system allows one (a test binary is hundreds of megabytes), a copy
+/// where it does not.
+pub fn install_as(binary: &Path, path: &Path) {
+    if std::fs::hard_link(binary, path).is_err() {
+        std::fs::copy(binary, path).expect("copy the binary");
+    }
 }
 
 /// A DNS name for KMS of its own to a namespace pair. Every pair's Gateway
