@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::objects::place::without_managed_fields;
 use crate::objects::rollout_state::{RolloutState, rollout_state};
 use crate::terminal::progress::Progress;
 use crate::values::duration;
@@ -187,7 +188,8 @@ pub fn with_labels(pods: &[Pod], labels: &BTreeMap<String, String>) -> Vec<Pod> 
 }
 
 /// The pods of `namespace` that carry every one of `labels` (every pod
-/// when there are none).
+/// when there are none), without their managed fields (nothing reads a
+/// pod's, and they are a good part of it).
 pub async fn pods_with_labels(
     cluster: &Cluster,
     namespace: &str,
@@ -207,7 +209,7 @@ pub async fn pods_with_labels(
     let list = cluster
         .call(&action, api.list(&ListParams::default().labels(&selector)))
         .await?;
-    Ok(list.items)
+    Ok(list.items.into_iter().map(without_managed_fields).collect())
 }
 
 #[cfg(test)]

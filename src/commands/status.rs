@@ -44,6 +44,7 @@ use crate::objects::apis::ServedApis;
 use crate::objects::injection_record;
 use crate::objects::mounts;
 use crate::objects::owned::{self, Where};
+use crate::objects::place::without_owned_field_sets;
 use crate::objects::schemas::{
     Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
 };
@@ -59,10 +60,10 @@ use crate::values::sidecar;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its
-/// connection and about 1 MB of responses being read, so fifty contexts go
-/// in two rounds (within about three times one context's wall time) and
-/// never open fifty connections together.
-const CONCURRENT_CONTEXTS: usize = 25;
+/// connections and up to about 1 MB of responses being read, so fifty
+/// contexts take about three times one context's wall time in under 40 MB
+/// and never open fifty connections together (benches/NOTES.md).
+const CONCURRENT_CONTEXTS: usize = 30;
 
 /// `target` is the run's cluster selection; `contexts` one target per
 /// `--context` given (none when none was).
@@ -215,7 +216,9 @@ async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> (Vec<Judged>
     let mut progress = Progress::start(&format!("checking {total} contexts"));
     let mut done = Vec::with_capacity(total);
     let mut checked = futures::stream::iter(targets.into_iter().enumerate())
-        .map(|(index, target)| async move { (index, check_context(target, args).await) })
+        // Boxed: a finished context's task may outlive it a while (a waker
+        // of it held elsewhere), and should not keep its whole state then.
+        .map(|(index, target)| async move { (index, Box::pin(check_context(target, args)).await) })
         .buffer_unordered(CONCURRENT_CONTEXTS);
     while let Some((index, run)) = checked.next().await {
         let entry = args.save.is_some().then(|| Entry::of(&run));
@@ -722,18 +725,21 @@ async fn first_batch(
     Ok(FirstBatch {
         version,
         missing_permissions,
-        kms_service,
-        apikey_secret,
-        token_adapter,
-        kms,
+        kms_service: kms_service.map(without_owned_field_sets),
+        apikey_secret: apikey_secret.map(without_owned_field_sets),
+        token_adapter: token_adapter.map(without_owned_field_sets),
+        kms: kms.map(without_owned_field_sets),
         istio_pods,
         planes,
-        certificate,
-        gateway,
-        destination_rule,
-        every_gateway,
-        virtual_service,
-        policy,
+        certificate: certificate.map(without_owned_field_sets),
+        gateway: gateway.map(without_owned_field_sets),
+        destination_rule: destination_rule.map(without_owned_field_sets),
+        every_gateway: every_gateway
+            .into_iter()
+            .map(without_owned_field_sets)
+            .collect(),
+        virtual_service: virtual_service.map(without_owned_field_sets),
+        policy: policy.map(without_owned_field_sets),
     })
 }
 

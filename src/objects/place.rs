@@ -2,7 +2,7 @@
 //! and how the plugin wants it to look (`Desired`). A step's fetch reads
 //! its objects by place before it knows their contents; its plan compares
 //! each `Desired` with what was read. Also the one way managed fields are
-//! dropped from what the plugin shows, saves or sends.
+//! dropped from what the plugin shows, saves, sends or keeps while it checks.
 
 use kube::Resource;
 use kube::core::ApiResource;
@@ -94,4 +94,38 @@ impl Desired {
 pub fn without_managed_fields<K: Resource>(mut object: K) -> K {
     object.meta_mut().managed_fields = None;
     object
+}
+
+/// `object` with its managed fields' entries (who wrote it, when) but not
+/// the fields each entry owns: the bulk of an object as read, which checks
+/// never look at and every context in flight would hold.
+pub fn without_owned_field_sets<K: Resource>(mut object: K) -> K {
+    for entry in object.meta_mut().managed_fields.iter_mut().flatten() {
+        entry.fields_v1 = None;
+    }
+    object
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Secret;
+
+    #[test]
+    fn owned_field_sets_go_and_who_wrote_when_stays() {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s", "managedFields": [{
+                "manager": "kubectl-kms-sts", "operation": "Apply",
+                "time": "2026-12-04T10:00:00Z",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:apikey": {}}},
+            }]},
+        }))
+        .unwrap();
+        let lean = without_owned_field_sets(secret);
+        let entries = lean.metadata.managed_fields.unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].manager.as_deref(), Some("kubectl-kms-sts"));
+        assert!(entries[0].time.is_some());
+        assert!(entries[0].fields_v1.is_none());
+    }
 }
