@@ -18,6 +18,7 @@ pub mod http1;
 pub mod injector;
 pub mod one_connection;
 pub mod permissions;
+pub mod pod_port;
 pub mod pod_template;
 pub mod probe;
 pub mod proxy_admin;

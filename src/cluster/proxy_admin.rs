@@ -8,14 +8,12 @@
 
 use std::borrow::Cow;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::cluster::{Cluster, http1};
+use crate::cluster::{Cluster, http1, pod_port};
 use crate::error::{Error, Result};
 
 /// Where Envoy's admin interface listens in an Istio proxy's pod.
@@ -31,14 +29,7 @@ pub async fn config_dump(
     pod: &str,
     names: &str,
 ) -> Result<Value> {
-    let pods: Api<Pod> = Api::namespaced(cluster.tunnel_client()?, namespace);
-    let action = format!("forward port {ADMIN_PORT} of pod {namespace}/{pod}");
-    let mut forward = cluster
-        .call(&action, pods.portforward(pod, &[ADMIN_PORT]))
-        .await?;
-    let stream = forward
-        .take_stream(ADMIN_PORT)
-        .expect("the port asked for is forwarded");
+    let stream = pod_port::open(cluster, namespace, pod, ADMIN_PORT).await?;
     let failed = |detail: String| Error::ToolFailed {
         tool: "the gateway proxy's admin interface",
         detail: format!("{namespace}/{pod}: {detail}"),
@@ -55,7 +46,6 @@ pub async fn config_dump(
         None => answer.await,
     }
     .map_err(|err| failed(format!("reading /config_dump: {err}")))?;
-    forward.abort();
     if !answer.status.is_success() {
         return Err(failed(format!("/config_dump answered {}", answer.status)));
     }
