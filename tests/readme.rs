@@ -146,3 +146,70 @@ fn the_test_cluster_commands_parse_every_form_their_documentation_writes() {
         "{forms:#?}"
     );
 }
+
+/// Runs the scripts' `step` helper (tests/cluster/lib.sh) on `command`,
+/// with its logs in a directory of its own; the exit code, what it printed
+/// and the directory.
+fn step(command: &str) -> (Option<i32>, String, std::path::PathBuf) {
+    let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "step-logs-{}-{}",
+        std::process::id(),
+        command.len()
+    ));
+    let _ = std::fs::remove_dir_all(&logs);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            ". tests/cluster/lib.sh && step 'compiling a tool' 0 bash -c '{command}'"
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KMS_STS_LOGS_DIR", &logs)
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        logs,
+    )
+}
+
+/// "What the builds print goes to a log, named on the step's line, and its
+/// last lines are shown only when the step fails."
+#[test]
+fn a_step_keeps_what_a_tool_prints_in_its_log_and_shows_the_end_when_it_fails() {
+    let (code, printed, logs) = step("echo busy compiling; echo warnings galore");
+    assert_eq!(code, Some(0), "{printed}");
+    let log = logs.join("compiling-a-tool.log");
+    assert!(
+        printed.contains(&format!("compiling a tool (log: {})", log.display())),
+        "{printed}"
+    );
+    assert!(printed.contains("compiling a tool: done in "), "{printed}");
+    assert!(!printed.contains("busy compiling"), "{printed}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "busy compiling\nwarnings galore\n"
+    );
+
+    let (code, printed, logs) = step("for i in $(seq 1 50); do echo line $i; done; exit 3");
+    assert_eq!(code, Some(3), "{printed}");
+    assert!(
+        printed.contains("error: compiling a tool failed after "),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "; the last lines of {}:",
+            logs.join("compiling-a-tool.log").display()
+        )),
+        "{printed}"
+    );
+    assert!(printed.contains("  | line 50\n"), "{printed}");
+    assert!(printed.contains("  | line 21\n"), "{printed}");
+    assert!(!printed.contains("  | line 20\n"), "{printed}");
+}
