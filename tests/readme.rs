@@ -3,7 +3,10 @@
 //! commands' own preflight checks (and `rbac` grants), so the two cannot
 //! drift apart. And every form of the test cluster's commands that it and
 //! the harness's own documentation write is one the commands take
-//! (`tests/cluster/check-usage`). No cluster is needed.
+//! (`tests/cluster/check-usage`). And a step of the scripts keeps what its
+//! tool prints in the log it names, as "Try it" says. No cluster is needed.
+
+mod support;
 
 use kms_sts::cluster::permissions::{Command, Scope};
 use kms_sts::objects::apis::CertManagerApi;
@@ -151,12 +154,7 @@ fn the_test_cluster_commands_parse_every_form_their_documentation_writes() {
 /// with its logs in a directory of its own; the exit code, what it printed
 /// and the directory.
 fn step(command: &str) -> (Option<i32>, String, std::path::PathBuf) {
-    let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "step-logs-{}-{}",
-        std::process::id(),
-        command.len()
-    ));
-    let _ = std::fs::remove_dir_all(&logs);
+    let logs = support::scratch_dir("step-logs");
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
