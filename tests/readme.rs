@@ -4,7 +4,8 @@
 //! drift apart. And every form of the test cluster's commands that it and
 //! the harness's own documentation write is one the commands take
 //! (`tests/cluster/check-usage`). And a step of the scripts keeps what its
-//! tool prints in the log it names, as "Try it" says. No cluster is needed.
+//! tool prints in the log it names, as "Try it" says, and one run beside the
+//! rest fails its script and stops with it. No cluster is needed.
 
 mod support;
 
@@ -150,30 +151,37 @@ fn the_test_cluster_commands_parse_every_form_their_documentation_writes() {
     );
 }
 
-/// Runs the scripts' `step` helper (tests/cluster/lib.sh) on `command`,
-/// with its logs in a directory of its own; the exit code, what it printed
-/// and the directory.
-fn step(command: &str) -> (Option<i32>, String, std::path::PathBuf) {
+/// Runs `script` in bash with the scripts' helpers (tests/cluster/lib.sh)
+/// loaded and their logs in a directory of its own; the exit code, what it
+/// printed and the directory.
+fn with_helpers(script: &str) -> (Option<i32>, String, std::path::PathBuf) {
     let logs = support::scratch_dir("step-logs");
-    let out = std::process::Command::new("bash")
+    // Into files, not pipes: a process left behind would hold a pipe open
+    // and the test would wait for it instead of failing.
+    let printed = support::scratch_dir("step-printed");
+    let stdout = printed.join("stdout");
+    let stderr = printed.join("stderr");
+    let status = std::process::Command::new("bash")
         .arg("-c")
-        .arg(format!(
-            ". tests/cluster/lib.sh && step 'compiling a tool' 0 bash -c '{command}'"
-        ))
+        .arg(format!(". tests/cluster/lib.sh && {script}"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("KMS_STS_LOGS_DIR", &logs)
-        .output()
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .status()
         .unwrap();
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let stdout = std::fs::read_to_string(stdout).unwrap();
+    assert!(stdout.is_empty(), "{stdout}");
     (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.code(),
+        std::fs::read_to_string(stderr).unwrap(),
         logs,
     )
+}
+
+/// The `step` helper running `command`.
+fn step(command: &str) -> (Option<i32>, String, std::path::PathBuf) {
+    with_helpers(&format!("step 'compiling a tool' 0 bash -c '{command}'"))
 }
 
 /// "What the builds print goes to a log, named on the step's line, and its
@@ -210,4 +218,47 @@ fn a_step_keeps_what_a_tool_prints_in_its_log_and_shows_the_end_when_it_fails() 
     assert!(printed.contains("  | line 50\n"), "{printed}");
     assert!(printed.contains("  | line 21\n"), "{printed}");
     assert!(!printed.contains("  | line 20\n"), "{printed}");
+}
+
+/// "Builds side by side": a step run beside the script keeps its log and
+/// fails the script when it fails, and a script that stops early stops what
+/// it started beside it.
+#[test]
+fn what_runs_beside_fails_the_script_and_stops_with_it() {
+    let (code, printed, logs) = with_helpers(
+        "beside step 'compiling a tool' 0 bash -c 'echo broken; exit 4'; \
+         sleep 0.5; log 'meanwhile'; await_beside",
+    );
+    assert_eq!(code, Some(4), "{printed}");
+    assert!(printed.contains("meanwhile\n"), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "; the last lines of {}:\n  | broken\n",
+            logs.join("compiling-a-tool.log").display()
+        )),
+        "{printed}"
+    );
+
+    // A pause no other process on the machine is taking.
+    let pause = format!("977.{}", std::process::id());
+    let (code, printed, _) = with_helpers(&format!(
+        "set -e; beside step 'compiling a tool' 0 sleep {pause}; sleep 0.5; false"
+    ));
+    assert_eq!(code, Some(1), "{printed}");
+    let running = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+            .filter(|cmdline| cmdline.contains(&pause))
+            .collect()
+    };
+    // A signal takes effect a moment after it is sent.
+    for _ in 0..50 {
+        if running().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(running(), Vec::<String>::new(), "still running");
 }

@@ -61,6 +61,29 @@ step() {
   log "$what: done in $(duration $((SECONDS - started)))"
 }
 
+# beside COMMAND...: runs COMMAND (usually a `step`) in the background,
+# beside what the script does next, in a process group of its own; the
+# script's exit stops the whole group. `await_beside` waits for everything
+# started so and fails when one of them failed. On two cores, a build that
+# downloads, links or compiles one crate at a time leaves a core to another.
+BESIDE=()
+beside() {
+  set -m
+  "$@" &
+  BESIDE+=("$!")
+  set +m
+  trap 'for pid in "${BESIDE[@]}"; do kill -- -"$pid" 2>/dev/null || true; done' EXIT
+}
+await_beside() {
+  local pid status=0
+  for pid in "${BESIDE[@]}"; do
+    wait "$pid" || status=$?
+  done
+  BESIDE=()
+  trap - EXIT
+  return "$status"
+}
+
 # The cache directory of one tool group: its name plus a hash of the wrapper
 # module's go.mod and go.sum (and, for groups with their own entry point, the
 # Go sources), or of the pinned requirements of a group from PyPI, so any pin
