@@ -186,6 +186,8 @@ fn after_the_chain_requests_reach_kms_through_a_gateway_that_mounts_its_certific
     // the new certificate without a restart.
     assert_serves_renewed_certificate(test, &ns, &gateways.files);
 
+    assert_status_names_a_route_the_proxy_refused(test, &ns, &gateways.files);
+
     // After uninstall the gateway no longer routes to KMS, and KMS never
     // sees the request.
     let out = run(plugin_in(test, &ns)
@@ -248,6 +250,96 @@ fn credential_name_gateway_routes_to_kms_follows_renewals_and_shows_what_istiod_
     drop(admin);
 
     assert_status_follows_what_the_gateway_takes(test, &ns, &gateways.credential_name);
+}
+
+/// An EnvoyFilter that istiod takes (it validates only the patch's shape)
+/// and whose patch makes every route of KMS's Gateway one Envoy refuses: a
+/// hash policy on a header without a name. istiod logs the refusal
+/// ("ADS:RDS: ACK ERROR") and the proxy keeps the routes it last took; a
+/// route `expose` then moves never reaches it. The live check fails naming
+/// the route it still serves; with the filter gone it passes, and a request
+/// on the moved route reaches KMS.
+fn assert_status_names_a_route_the_proxy_refused(
+    test: &TestCluster,
+    ns: &(String, String),
+    selector: &str,
+) {
+    let (label, value) = selector.split_once('=').unwrap();
+    let filter = format!(
+        r#"apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {{name: unnamed-hash-header, namespace: {istio}}}
+spec:
+  workloadSelector: {{labels: {{{label}: {value}}}}}
+  configPatches:
+  - applyTo: HTTP_ROUTE
+    match:
+      context: GATEWAY
+      routeConfiguration: {{name: https.443.https.kmsgateway.{kms}}}
+    patch:
+      operation: MERGE
+      value: {{route: {{hash_policy: [{{header: {{header_name: ""}}}}]}}}}
+"#,
+        istio = ns.1,
+        kms = ns.0,
+    );
+    let served = assert_reaches_kms(ns, selector, HOSTS[0]);
+    let (pod_namespace, pod) = served["gateway"].as_str().unwrap().split_once('/').unwrap();
+    let refused = format!("ADS:RDS: ACK ERROR {pod}.{pod_namespace}");
+    let mark = test.istiod_log_mark();
+    let out = run_with_stdin(test.kubectl().args(["apply", "-f", "-"]), filter.as_bytes());
+    assert_exit(&out, 0);
+    let mut moved = plugin_in(test, ns);
+    moved.args([
+        "expose",
+        "--gateway-selector",
+        selector,
+        "--path-prefix",
+        "/kms/v2",
+    ]);
+    for host in HOSTS {
+        moved.args(["--host", host]);
+    }
+    assert_exit(&run(&mut moved), 0);
+    for _ in 0..100 {
+        if test.istiod_logged_since(mark).contains(&refused) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        test.istiod_logged_since(mark).contains(&refused),
+        "istiod logged no {refused:?}"
+    );
+    let (_, report) = json_status(plugin_in(test, ns).arg("status"));
+    let live = status_check(&report, "gateway config");
+    assert_eq!(live["result"], "fail", "{live:#}");
+    let said = live["message"].as_str().unwrap();
+    assert!(said.contains("routes /kms/api -> "), "{live:#}");
+    assert!(
+        said.contains("where the VirtualService says /kms/v2 -> "),
+        "{live:#}"
+    );
+    // The proxy serves the route it last took.
+    assert_reaches_kms(ns, selector, HOSTS[0]);
+
+    let out =
+        run(test
+            .kubectl()
+            .args(["delete", "envoyfilter", "unnamed-hash-header", "-n", &ns.1]));
+    assert_exit(&out, 0);
+    let mut live = Value::Null;
+    for _ in 0..60 {
+        let (_, report) = json_status(plugin_in(test, ns).arg("status"));
+        live = status_check(&report, "gateway config").clone();
+        if live["result"] == "pass" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(live["result"], "pass", "{live:#}");
+    let seen = gateway_request_for(&ns.1, selector, HOSTS[0], "/kms/v2/v1/keys", "kms");
+    assert_eq!(seen["answer"]["path"], "/api/v1/keys", "{seen:#}");
 }
 
 /// The `probe` check of `status --probe --probe-address address`.

@@ -86,6 +86,27 @@ impl TestCluster {
         command
     }
 
+    /// istiod's log (the modern cluster runs it beside the API server, its
+    /// log in the cluster's directory).
+    fn istiod_log(&self) -> PathBuf {
+        self.kubeconfig.parent().unwrap().join("logs/istiod.log")
+    }
+
+    /// Where istiod's log ends now.
+    pub fn istiod_log_mark(&self) -> u64 {
+        std::fs::metadata(self.istiod_log()).unwrap().len()
+    }
+
+    /// What istiod has logged since `mark`.
+    pub fn istiod_logged_since(&self, mark: u64) -> String {
+        use std::io::{Read, Seek};
+        let mut log = std::fs::File::open(self.istiod_log()).unwrap();
+        log.seek(std::io::SeekFrom::Start(mark)).unwrap();
+        let mut logged = Vec::new();
+        log.read_to_end(&mut logged).unwrap();
+        String::from_utf8_lossy(&logged).into_owned()
+    }
+
     /// A kubeconfig for a new user whose client certificate the cluster's CA
     /// signed; the user has no permissions until a test grants some.
     pub fn user_kubeconfig(&self, name: &str) -> PathBuf {
