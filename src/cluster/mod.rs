@@ -122,8 +122,6 @@ pub struct Cluster {
     config: Config,
     user: String,
     tunnels: std::sync::OnceLock<Client>,
-    /// Whether `open_tunnel` has opened the tunnel client's connection.
-    tunnel_opened: tokio::sync::OnceCell<()>,
     server: String,
     context: String,
     request_timeout: Option<Duration>,
@@ -164,7 +162,6 @@ impl Cluster {
             config,
             user,
             tunnels: std::sync::OnceLock::new(),
-            tunnel_opened: tokio::sync::OnceCell::new(),
             server,
             context,
             request_timeout,
@@ -189,19 +186,17 @@ impl Cluster {
         Ok(self.tunnels.get_or_init(|| client).clone())
     }
 
-    /// Opens the tunnel client's connection ahead of its first port-forward
-    /// (a small read), so that the TCP and TLS handshakes overlap other
-    /// reads instead of delaying the forward; once per run (the rounds of
-    /// `status --wait` find it open). Failures are left to the forward
-    /// itself to report.
-    pub async fn open_tunnel(&self) {
-        self.tunnel_opened
-            .get_or_init(async || {
-                if let Ok(client) = self.tunnel_client() {
-                    let _ = self.bounded(client.apiserver_version()).await;
-                }
-            })
-            .await;
+    /// Reads the server's version over the tunnel client's connection, so
+    /// that the connection a port-forward needs is opened (TCP and TLS)
+    /// beside the other reads, by a request that is needed anyway, instead
+    /// of delaying the forward or costing a request of its own. The forward
+    /// that follows takes it from the client's pool.
+    pub async fn version_opening_tunnel(
+        &self,
+    ) -> Result<k8s_openapi::apimachinery::pkg::version::Info> {
+        let client = self.tunnel_client()?;
+        self.call("read the server version", client.apiserver_version())
+            .await
     }
 
     /// The API server's URL, for messages.
@@ -226,13 +221,13 @@ impl Cluster {
             .map_err(|source| self.classify(action, source))
     }
 
-    /// Classifies a failed request; the client's own connect and read
-    /// timeouts (set to the request timeout) read as the timeout they are.
     /// How long one request may take, when it is bounded.
     pub fn request_timeout(&self) -> Option<Duration> {
         self.request_timeout
     }
 
+    /// Classifies a failed request; the client's own connect and read
+    /// timeouts (set to the request timeout) read as the timeout they are.
     pub fn classify(&self, action: &str, source: kube::Error) -> Error {
         if let Some(limit) = self.request_timeout
             && timed_out(&source)

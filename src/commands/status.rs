@@ -471,9 +471,9 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
 /// neither waits for its owner); then KMS's pods and the certificate they
 /// serve, the secrets the gateway pods mount or the objects name, what the
 /// gateway proxies hold, where the user may port-forward (the connection
-/// for it is opened beside the first batch), and the injector's ConfigMaps
-/// if they changed since KMS was injected. With `--probe`, a request to
-/// each exposed host last. An unreachable server ends the run with one
+/// for it is opened by the first batch's read of the server's version), and
+/// the injector's ConfigMaps if they changed since KMS was injected. With
+/// `--probe`, a request to each exposed host last. An unreachable server ends the run with one
 /// error, the first request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
@@ -491,10 +491,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     // Reviewed with the rest, in the same round trip; optional.
     let gateway_config = permissions::for_gateway_config(istio_ns);
     let reviewed: Vec<_> = needs.iter().chain(&gateway_config).cloned().collect();
-    let (first, ()) = tokio::join!(
-        first_batch(cluster, served, names, &at, &reviewed),
-        cluster.open_tunnel(),
-    );
+    let first = first_batch(cluster, served, names, &at, &reviewed).await;
     let FirstBatch {
         version,
         missing_permissions,
@@ -707,7 +704,7 @@ async fn first_batch(
         virtual_service,
         policy,
     ) = tokio::try_join!(
-        cluster.call("read the server version", client.apiserver_version()),
+        cluster.version_opening_tunnel(),
         permissions::missing(cluster, reviewed),
         cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
         cluster.call(&read_secret, secrets.get_opt(&names.secret)),
