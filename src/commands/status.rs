@@ -473,8 +473,8 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
 /// gateway proxies hold, where the user may port-forward (the connection
 /// for it is opened by the first batch's read of the server's version), and
 /// the injector's ConfigMaps if they changed since KMS was injected. With
-/// `--probe`, a request to each exposed host last. An unreachable server ends the run with one
-/// error, the first request's.
+/// `--probe`, a request to each exposed host last. An unreachable server
+/// ends the run with one error, the first request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
     let (kms_ns, istio_ns) = (names.kms_namespace.as_str(), names.istio_namespace.as_str());
     let at = Where {
