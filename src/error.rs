@@ -231,6 +231,14 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("KMS is exposed through {current} already ({}); `expose` does not switch it to {asked}", objects.join(", "))]
+    ExposedOtherwise {
+        current: &'static str,
+        asked: &'static str,
+        objects: Vec<String>,
+        hint: String,
+    },
+
     #[error("{tool} failed: {detail}")]
     ToolFailed { tool: &'static str, detail: String },
 
@@ -521,6 +529,7 @@ impl Error {
             | Error::DataPath { .. }
             | Error::SharedGatewayConflict { .. }
             | Error::NoGatewayPods { .. } => ExitStatus::MissingPrerequisite,
+            Error::ExposedOtherwise { .. } => ExitStatus::Conflict,
             Error::ToolFailed { .. } | Error::LocalFile { .. } | Error::StandardOutput(_) => {
                 ExitStatus::Failure
             }
@@ -662,7 +671,8 @@ impl Error {
         match self {
             Error::Missing { hint, .. }
             | Error::DataPath { hint, .. }
-            | Error::SharedGatewayConflict { hint, .. } => Some(hint.clone()),
+            | Error::SharedGatewayConflict { hint, .. }
+            | Error::ExposedOtherwise { hint, .. } => Some(hint.clone()),
             Error::Istio10Injector { .. } => Some(
                 "upgrade Istio first (the README's \"Upgrading Istio\" says what to run after); \
                  until then inject KMS with Istio 1.0's own `istioctl kube-inject`, and `status` \

@@ -72,6 +72,7 @@ fn the_readmes_permission_table_is_what_the_commands_check() {
         kms: "KMS",
         istio: "ISTIO",
         cert_manager: Some(CertManagerApi::Current),
+        gateway_api: true,
     };
     let rows = table();
     assert_eq!(rows.len(), 5, "{rows:?}");

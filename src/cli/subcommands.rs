@@ -9,7 +9,7 @@ use crate::cli::{ApplyArgs, ObjectNameArgs, WriteArgs};
 use crate::cluster::permissions;
 use crate::error::{Error, Result};
 use crate::steps::apikey::{ApikeyOptions, Restart};
-use crate::steps::exposure::ExposeOptions;
+use crate::steps::exposure::{ExposeOptions, ExposureApi};
 use crate::steps::identity::MapIdentityOptions;
 use crate::steps::injection::InjectOptions;
 use crate::steps::uninstall::UninstallOptions;
@@ -180,6 +180,20 @@ pub struct ExposeArgs {
     #[arg(long = "host", value_name = "HOST", required = true, value_parser = parse_host)]
     pub hosts: Vec<Host>,
 
+    /// The API that puts KMS behind a gateway: `istio` (Gateway,
+    /// VirtualService, DestinationRule) or `gateway-api` (Gateway, HTTPRoute,
+    /// BackendTLSPolicy). Default: the one exposing KMS already; else
+    /// `istio` where the --gateway-selector pods run, `gateway-api` where
+    /// none do and the cluster serves it.
+    #[arg(long, value_name = "API")]
+    pub api: Option<ExposureApi>,
+
+    /// With the Gateway API: attach KMS's Gateway to this existing gateway
+    /// Service in the Istio namespace (for example istio-ingressgateway)
+    /// instead of having istiod deploy a gateway of its own.
+    #[arg(long, value_name = "SERVICE")]
+    pub gateway_service: Option<String>,
+
     /// The cert-manager issuer that signs the gateway's certificate.
     #[arg(long, value_name = "NAME", default_value = defaults::ISSUER)]
     pub issuer: String,
@@ -241,6 +255,8 @@ fn parse_path(text: &str) -> std::result::Result<String, String> {
 impl ExposeArgs {
     pub fn options(&self) -> ExposeOptions {
         ExposeOptions {
+            api: self.api,
+            gateway_service: self.gateway_service.clone(),
             hosts: self.hosts.clone(),
             issuer: self.issuer.clone(),
             issuer_kind: self.issuer_kind.clone(),

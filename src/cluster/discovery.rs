@@ -10,13 +10,14 @@ use kube::discovery::Discovery;
 use crate::cluster::Cluster;
 use crate::cluster::run::Run;
 use crate::error::Result;
-use crate::objects::apis::{IDENTITY_POLICY_GROUP, ISTIO_NETWORKING, ServedApis};
+use crate::objects::apis::{GATEWAY_API, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING, ServedApis};
 
 /// The groups whose versions decide what the plugin reads and writes.
-const GROUPS: [&str; 4] = [
+const GROUPS: [&str; 5] = [
     "cert-manager.io",
     "certmanager.k8s.io",
     ISTIO_NETWORKING,
+    GATEWAY_API,
     IDENTITY_POLICY_GROUP,
 ];
 

@@ -21,7 +21,9 @@ use crate::cluster::apply::{Strategy, WriteOptions};
 use crate::cluster::injector::DEFAULT_TAG_WEBHOOK;
 use crate::cluster::{Cluster, Target};
 use crate::error::Result;
-use crate::objects::apis::{CertManagerApi, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING};
+use crate::objects::apis::{
+    CertManagerApi, GATEWAY_API, IDENTITY_POLICY_GROUP, ISTIO_NETWORKING, ServedApis,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Permission {
@@ -72,21 +74,31 @@ fn need(
 
 const READ_VERBS: [&str; 2] = ["get", "list"];
 
-/// The namespaces the runbook spans.
+/// The namespaces the runbook spans, and the APIs served that change what
+/// the commands read and write.
 pub struct Scope<'a> {
     pub kms: &'a str,
     pub istio: &'a str,
     pub cert_manager: Option<CertManagerApi>,
+    /// Whether the cluster serves the Gateway API: `expose` then reads (and
+    /// may write) its objects too, and `uninstall` takes them out.
+    pub gateway_api: bool,
 }
 
 impl Scope<'_> {
-    /// The namespaces `target` names, with the cert-manager API served.
-    pub fn of(target: &Target, cert_manager: Option<CertManagerApi>) -> Scope<'_> {
+    /// The namespaces `target` names, with the APIs `served`.
+    pub fn of<'a>(target: &'a Target, served: &ServedApis) -> Scope<'a> {
         Scope {
             kms: &target.kms_namespace,
             istio: &target.istio_namespace,
-            cert_manager,
+            cert_manager: served.cert_manager(),
+            gateway_api: served.gateway_api(),
         }
+    }
+
+    /// The namespaces `target` names, for commands no served API changes.
+    pub fn namespaces(target: &Target) -> Scope<'_> {
+        Scope::of(target, &ServedApis::NONE)
     }
 }
 
@@ -197,6 +209,32 @@ pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
     // Every application's Gateways: istiod merges those of every namespace
     // onto the gateway pods they select.
     needs.extend(need(&["list"], ISTIO_NETWORKING, "gateways", None));
+    if scope.gateway_api {
+        // The Gateway API's objects, read to tell which API exposes KMS
+        // already (a run never switches silently) and written with
+        // `--api gateway-api`: the Gateway beside the certificate's Secret,
+        // the route, the CA and the policy beside kms-api.
+        needs.extend(need(
+            apply_verbs(strategy),
+            GATEWAY_API,
+            "gateways",
+            Some(scope.istio),
+        ));
+        for resource in ["httproutes", "backendtlspolicies"] {
+            needs.extend(need(
+                apply_verbs(strategy),
+                GATEWAY_API,
+                resource,
+                Some(scope.kms),
+            ));
+        }
+        needs.extend(need(
+            apply_verbs(strategy),
+            "",
+            "configmaps",
+            Some(scope.kms),
+        ));
+    }
     needs
 }
 
@@ -239,6 +277,18 @@ pub fn for_uninstall(scope: &Scope) -> Vec<Permission> {
         ));
     }
     needs.extend(need(&["get", "delete"], "", "secrets", Some(scope.istio)));
+    if scope.gateway_api {
+        needs.extend(need(
+            &["get", "delete"],
+            GATEWAY_API,
+            "gateways",
+            Some(scope.istio),
+        ));
+        for resource in ["httproutes", "backendtlspolicies"] {
+            needs.extend(need(&["get", "delete"], GATEWAY_API, resource, Some(scope.kms)));
+        }
+        needs.extend(need(&["get", "delete"], "", "configmaps", Some(scope.kms)));
+    }
     needs.extend(need(
         &["get", "update", "watch"],
         "apps",
@@ -649,6 +699,7 @@ mod tests {
             kms: "kube-system",
             istio: "istio-system",
             cert_manager: Some(CertManagerApi::Current),
+            gateway_api: true,
         };
         let all = for_everything(&scope);
         for part in [
@@ -691,6 +742,7 @@ mod tests {
             kms: "kms",
             istio: "istio",
             cert_manager: Some(CertManagerApi::Current),
+            gateway_api: true,
         };
         for command in [
             Command::SetApikey,

@@ -51,7 +51,7 @@ pub async fn run(target: &Target, args: &RbacArgs) -> Result<()> {
     // the grants name.
     let cluster = Cluster::connect(target).await?;
     let served = discovery::discover(&cluster).await?;
-    let scope = Scope::of(target, served.cert_manager());
+    let scope = Scope::of(target, &served);
     let name = args
         .name
         .clone()

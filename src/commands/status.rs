@@ -444,6 +444,7 @@ async fn permissions_only(
         kms: &names.kms_namespace,
         istio: &names.istio_namespace,
         cert_manager: served.cert_manager(),
+        gateway_api: served.gateway_api(),
     };
     let needs = permissions::for_everything(&scope);
     Ok(Snapshot {
@@ -486,6 +487,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         kms: kms_ns,
         istio: istio_ns,
         cert_manager: served.cert_manager(),
+        gateway_api: served.gateway_api(),
     };
     let needs = permissions::for_everything(&scope);
     // Reviewed with the rest, in the same round trip; optional.

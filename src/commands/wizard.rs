@@ -218,6 +218,8 @@ impl StepOptions {
         let apply = ApplyOptions::default();
         StepOptions {
             expose: ExposeOptions {
+                api: None,
+                gateway_service: None,
                 hosts: answers
                     .hosts
                     .iter()

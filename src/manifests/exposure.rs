@@ -147,7 +147,6 @@ pub fn upstream_trust(
     kms_namespace: &str,
     served: Option<(&str, &Secret)>,
     ca_secret: Option<(&str, &Secret)>,
-    delivery: Delivery,
 ) -> Result<UpstreamTrust, Unverifiable> {
     let hint = format!(
         "pass --upstream-ca-secret NAME: a Secret in {kms_namespace} whose ca.crt is the CA \
@@ -202,17 +201,15 @@ pub fn upstream_trust(
     };
     Ok(UpstreamTrust {
         ca_pem: String::from_utf8_lossy(&ca_pem).into_owned(),
-        delivery,
         name,
     })
 }
 
-/// How the gateway trusts kms-api: the CA (PEM) it verifies against, how
-/// that CA reaches the gateway, and the name it sends and checks.
+/// How the gateway trusts kms-api: the CA (PEM) it verifies against and the
+/// name it sends and checks.
 #[derive(Debug, Clone)]
 pub struct UpstreamTrust {
     pub ca_pem: String,
-    pub delivery: Delivery,
     pub name: String,
 }
 
@@ -258,22 +255,32 @@ impl Places {
 #[derive(Debug, Clone)]
 pub struct Exposure {
     pub places: Places,
-    pub issuer: String,
-    pub issuer_kind: String,
-    pub common_name: String,
-    pub hosts: Vec<Host>,
+    pub issuance: Issuance,
     pub gateway_selector: (String, String),
     pub server_delivery: Delivery,
     pub upstream: UpstreamTrust,
+    /// How the CA of `upstream` reaches the gateway.
+    pub ca_delivery: Delivery,
     pub path_prefix: String,
     pub rewrite: String,
     pub port: i32,
 }
 
-impl Exposure {
-    pub fn certificate(&self) -> Desired {
+/// What the gateway's certificate is issued for, and by whom.
+#[derive(Debug, Clone)]
+pub struct Issuance {
+    pub issuer: String,
+    /// `ClusterIssuer` or `Issuer`.
+    pub issuer_kind: String,
+    pub common_name: String,
+    pub hosts: Vec<Host>,
+}
+
+impl Issuance {
+    /// The Certificate at `place` that fills the secret `secret_name`.
+    pub fn certificate(&self, place: ObjectRef, secret_name: &str) -> Desired {
         let mut spec = CertificateSpec {
-            secret_name: self.tls_secret_name().to_owned(),
+            secret_name: secret_name.to_owned(),
             common_name: Some(self.common_name.clone()),
             issuer_ref: IssuerRef {
                 name: self.issuer.clone(),
@@ -291,7 +298,14 @@ impl Exposure {
                 list.push(text);
             }
         }
-        Desired::with_spec(self.places.certificate.clone(), &spec)
+        Desired::with_spec(place, &spec)
+    }
+}
+
+impl Exposure {
+    pub fn certificate(&self) -> Desired {
+        self.issuance
+            .certificate(self.places.certificate.clone(), self.tls_secret_name())
     }
 
     /// The secret the Certificate fills and the gateway serves.
@@ -346,7 +360,7 @@ impl Exposure {
                     ..ServerPort::default()
                 },
                 tls: Some(tls),
-                hosts: served_hosts(&self.hosts),
+                hosts: served_hosts(&self.issuance.hosts),
                 ..Server::default()
             }],
             ..GatewaySpec::default()
@@ -355,7 +369,7 @@ impl Exposure {
 
     pub fn virtual_service(&self) -> Desired {
         let spec = VirtualServiceSpec {
-            hosts: served_hosts(&self.hosts),
+            hosts: served_hosts(&self.issuance.hosts),
             gateways: vec![GATEWAY.into()],
             http: vec![HttpRoute {
                 matches: vec![HttpMatch {
@@ -395,7 +409,7 @@ impl Exposure {
             subject_alt_names: vec![trust.name.clone()],
             ..ClientTls::default()
         };
-        match &trust.delivery {
+        match &self.ca_delivery {
             Delivery::Files => tls.ca_certificates = Some(format!("{CA_CERTS_DIR}/ca.crt")),
             Delivery::Credential(name) => tls.credential_name = Some(name.clone()),
         }
@@ -434,17 +448,19 @@ mod tests {
     fn exposure(hosts: &[&str]) -> Exposure {
         Exposure {
             places: Places::new(&ServedApis::preferred(), &AT).unwrap(),
-            issuer: "icp-ca-issuer".into(),
-            issuer_kind: "ClusterIssuer".into(),
-            common_name: "istio-service".into(),
-            hosts: hosts.iter().map(|h| parse_host(h).unwrap()).collect(),
+            issuance: Issuance {
+                issuer: "icp-ca-issuer".into(),
+                issuer_kind: "ClusterIssuer".into(),
+                common_name: "istio-service".into(),
+                hosts: hosts.iter().map(|h| parse_host(h).unwrap()).collect(),
+            },
             gateway_selector: ("istio".into(), "ingressgateway".into()),
             server_delivery: Delivery::Files,
             upstream: UpstreamTrust {
                 ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),
-                delivery: Delivery::Files,
                 name: "kms-api.kube-system.svc.cluster.local".into(),
             },
+            ca_delivery: Delivery::Files,
             path_prefix: "/kms/api".into(),
             rewrite: "/api".into(),
             port: 28674,
@@ -579,7 +595,7 @@ mod tests {
                     "subjectAltNames": ["kms-api.kube-system.svc.cluster.local"],
                     "caCertificates": "/etc/istio/ingressgateway-ca-certs/ca.crt"})
         );
-        e.upstream.delivery = Delivery::Credential(CA_SECRET.into());
+        e.ca_delivery = Delivery::Credential(CA_SECRET.into());
         let tls = &e.destination_rule().object["spec"]["trafficPolicy"]["tls"].clone();
         assert_eq!(tls["credentialName"], CA_SECRET);
         assert!(tls.get("caCertificates").is_none());
@@ -603,49 +619,34 @@ mod tests {
             CA as ca, LEAF as leaf, OTHER_CA as other, secret,
         };
         let served = secret(&[("tls.crt", leaf), ("ca.crt", ca)]);
-        let trust = upstream_trust(
-            "kube-system",
-            Some(("kms-tls", &served)),
-            None,
-            Delivery::Files,
-        )
+        let trust = upstream_trust("kube-system", Some(("kms-tls", &served)), None)
         .unwrap();
         assert_eq!(trust.ca_pem, ca);
         assert_eq!(trust.name, "kms-api.kube-system.svc.cluster.local");
 
         // The certificate names no Service name in another namespace.
         let err =
-            upstream_trust("other", Some(("kms-tls", &served)), None, Delivery::Files).unwrap_err();
+            upstream_trust("other", Some(("kms-tls", &served)), None).unwrap_err();
         assert!(err.problem.contains("names none of"), "{err:?}");
 
         // An operator's CA that did not sign it is refused.
         let wrong = secret(&[("ca.crt", other)]);
-        let err = upstream_trust(
-            "kube-system",
-            Some(("kms-tls", &served)),
-            Some(("wrong-ca", &wrong)),
-            Delivery::Files,
-        )
+        let err = upstream_trust("kube-system", Some(("kms-tls", &served)), Some(("wrong-ca", &wrong)))
         .unwrap_err();
         assert!(err.problem.contains("did not sign"), "{err:?}");
         assert!(err.hint.contains("--upstream-ca-secret"), "{err:?}");
 
         // Nothing to read the CA from.
-        let err = upstream_trust("kube-system", None, None, Delivery::Files).unwrap_err();
+        let err = upstream_trust("kube-system", None, None).unwrap_err();
         assert!(err.problem.contains("mount no TLS secret"), "{err:?}");
         let no_ca = secret(&[("tls.crt", leaf)]);
-        let err = upstream_trust(
-            "kube-system",
-            Some(("kms-tls", &no_ca)),
-            None,
-            Delivery::Files,
-        )
+        let err = upstream_trust("kube-system", Some(("kms-tls", &no_ca)), None)
         .unwrap_err();
         assert!(err.problem.contains("holds no ca.crt"), "{err:?}");
 
         // The operator's CA alone: the Service's full name is checked.
         let given = secret(&[("ca.crt", ca)]);
-        let trust = upstream_trust("ns", None, Some(("kms-ca", &given)), Delivery::Files).unwrap();
+        let trust = upstream_trust("ns", None, Some(("kms-ca", &given))).unwrap();
         assert_eq!(trust.name, "kms-api.ns.svc.cluster.local");
     }
 

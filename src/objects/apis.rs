@@ -1,7 +1,8 @@
 //! Which API versions of the custom objects a cluster serves, and the
 //! choices that follow: cert-manager's current API or its legacy one, the
 //! newest Istio networking version that serves all three kinds `expose`
-//! writes, and whether the identity policy is served. Pure functions of the
+//! writes, whether the Gateway API (the three kinds `expose --api
+//! gateway-api` writes, at v1) and the identity policy are served. Pure functions of the
 //! served resources (which `cluster::discovery` reads), tested without a
 //! cluster; the set is saved in `status` snapshots.
 
@@ -35,6 +36,12 @@ impl CertManagerApi {
 }
 
 pub const ISTIO_NETWORKING: &str = "networking.istio.io";
+pub const GATEWAY_API: &str = "gateway.networking.k8s.io";
+pub const GATEWAY_API_VERSION: &str = "v1";
+/// The Gateway API kinds `expose` writes: `BackendTLSPolicy` is served at
+/// v1 from Gateway API 1.4 (Istio 1.28) on, which Istio's own translation
+/// of it needs.
+const GATEWAY_API_KINDS: [&str; 3] = ["gateways", "httproutes", "backendtlspolicies"];
 pub const IDENTITY_POLICY_GROUP: &str = "policy.ibm.com";
 pub const IDENTITY_POLICY_VERSION: &str = "v1alpha1";
 /// Newest first: the first one served is used.
@@ -66,7 +73,7 @@ impl ServedApis {
     }
 
     /// What current clusters serve: cert-manager's current API, Istio's
-    /// newest networking version and the identity policy.
+    /// newest networking version, the Gateway API and the identity policy.
     pub fn preferred() -> ServedApis {
         let mut triples = vec![(
             IDENTITY_POLICY_GROUP,
@@ -79,15 +86,19 @@ impl ServedApis {
         for plural in ["gateways", "virtualservices", "destinationrules"] {
             triples.push((ISTIO_NETWORKING, ISTIO_NETWORKING_VERSIONS[0], plural));
         }
+        for plural in GATEWAY_API_KINDS {
+            triples.push((GATEWAY_API, GATEWAY_API_VERSION, plural));
+        }
         ServedApis::from_triples(triples)
     }
 
     /// The choices the plugin makes from what is served: two sets that agree
     /// here lead to the same requests.
-    pub fn choices(&self) -> (Option<CertManagerApi>, Option<&'static str>, bool) {
+    pub fn choices(&self) -> (Option<CertManagerApi>, Option<&'static str>, bool, bool) {
         (
             self.cert_manager(),
             self.istio_networking(),
+            self.gateway_api(),
             self.identity_policy(),
         )
     }
@@ -110,6 +121,13 @@ impl ServedApis {
                 .iter()
                 .all(|plural| self.serves(ISTIO_NETWORKING, version, plural))
         })
+    }
+
+    /// Whether the Gateway API kinds `expose` writes are served at v1.
+    pub fn gateway_api(&self) -> bool {
+        GATEWAY_API_KINDS
+            .iter()
+            .all(|plural| self.serves(GATEWAY_API, GATEWAY_API_VERSION, plural))
     }
 
     pub fn identity_policy(&self) -> bool {
@@ -166,6 +184,14 @@ mod tests {
         assert_eq!(preferred.cert_manager(), Some(CertManagerApi::Current));
         assert_eq!(preferred.istio_networking(), Some("v1"));
         assert!(preferred.identity_policy());
+        assert!(preferred.gateway_api());
+        // An older Gateway API without BackendTLSPolicy at v1 does not count.
+        let older = ServedApis::from_triples([
+            (GATEWAY_API, "v1", "gateways"),
+            (GATEWAY_API, "v1", "httproutes"),
+            (GATEWAY_API, "v1alpha3", "backendtlspolicies"),
+        ]);
+        assert!(!older.gateway_api());
         let legacy = ServedApis::from_triples([("certmanager.k8s.io", "v1alpha1", "certificates")]);
         assert_ne!(legacy.choices(), preferred.choices());
     }
@@ -175,6 +201,7 @@ mod tests {
         let apis = ServedApis::from_triples([("apps", "v1", "deployments")]);
         assert_eq!(apis.cert_manager(), None);
         assert_eq!(apis.istio_networking(), None);
+        assert!(!apis.gateway_api());
         assert!(!apis.identity_policy());
     }
 }

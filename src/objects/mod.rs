@@ -10,6 +10,7 @@
 //! version.
 
 pub mod apis;
+pub mod gateway_api;
 pub mod injection_record;
 pub mod mounts;
 pub mod owned;

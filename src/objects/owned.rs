@@ -7,7 +7,8 @@
 use kube::core::ApiResource;
 
 use crate::objects::apis::{
-    self, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION, ISTIO_NETWORKING, ServedApis,
+    self, GATEWAY_API, GATEWAY_API_VERSION, IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION,
+    ISTIO_NETWORKING, ServedApis,
 };
 use crate::objects::place::ObjectRef;
 
@@ -19,6 +20,16 @@ pub const DESTINATION_RULE: &str = "kms-api-tls";
 /// The Secret holding the CA that signed kms-api's certificate, in the
 /// gateway's namespace: the name Istio's gateways mount for CA files.
 pub const CA_SECRET: &str = "istio-ingressgateway-ca-certs";
+/// The Gateway API's Gateway, in the Istio namespace: istiod deploys the
+/// gateway it asks for as `kms-gateway-istio` beside it.
+pub const KMS_GATEWAY: &str = "kms-gateway";
+/// The HTTPRoute and the BackendTLSPolicy, beside the kms-api Service they
+/// route to and verify.
+pub const KMS_ROUTE: &str = "kms-api";
+pub const KMS_BACKEND_TLS: &str = "kms-api";
+/// The ConfigMap holding the CA that signed kms-api's certificate, beside the
+/// BackendTLSPolicy that names it (the only kind of CA reference Istio reads).
+pub const CA_CONFIG_MAP: &str = "kms-api-ca";
 
 /// Which API an object belongs to; the version is the cluster's choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +40,8 @@ pub enum Api {
     CertManager,
     /// Istio's networking API at the newest version served.
     IstioNetworking,
+    /// The Kubernetes Gateway API, v1.
+    GatewayApi,
     IdentityPolicy,
 }
 
@@ -127,6 +140,40 @@ pub const GATEWAY_OBJECT: Owned = Owned {
     ..DESTINATION_RULE_OBJECT
 };
 
+/// The Gateway API's objects, which `expose --api gateway-api` writes in
+/// place of the Gateway, VirtualService, DestinationRule and CA Secret.
+pub const KMS_GATEWAY_OBJECT: Owned = Owned {
+    kind: "Gateway",
+    plural: "gateways",
+    api: Api::GatewayApi,
+    home: Home::Istio,
+    name: Name::Fixed(KMS_GATEWAY),
+    removal: Removal::WhenOnlyThePluginOwnsIt,
+};
+
+pub const HTTP_ROUTE_OBJECT: Owned = Owned {
+    kind: "HTTPRoute",
+    plural: "httproutes",
+    home: Home::Kms,
+    name: Name::Fixed(KMS_ROUTE),
+    ..KMS_GATEWAY_OBJECT
+};
+
+pub const BACKEND_TLS_POLICY_OBJECT: Owned = Owned {
+    kind: "BackendTLSPolicy",
+    plural: "backendtlspolicies",
+    name: Name::Fixed(KMS_BACKEND_TLS),
+    ..HTTP_ROUTE_OBJECT
+};
+
+pub const CA_CONFIG_MAP_OBJECT: Owned = Owned {
+    kind: "ConfigMap",
+    plural: "configmaps",
+    api: Api::Core,
+    name: Name::Fixed(CA_CONFIG_MAP),
+    ..HTTP_ROUTE_OBJECT
+};
+
 pub const CERTIFICATE_OBJECT: Owned = Owned {
     kind: "Certificate",
     plural: "certificates",
@@ -160,11 +207,15 @@ pub const API_KEY_SECRET: Owned = Owned {
 
 /// Everything the plugin writes, in the order `uninstall` takes it out: the
 /// reverse of the runbook's.
-pub const ALL: [Owned; 8] = [
+pub const ALL: [Owned; 12] = [
     POLICY,
     DESTINATION_RULE_OBJECT,
     VIRTUAL_SERVICE_OBJECT,
     GATEWAY_OBJECT,
+    HTTP_ROUTE_OBJECT,
+    BACKEND_TLS_POLICY_OBJECT,
+    CA_CONFIG_MAP_OBJECT,
+    KMS_GATEWAY_OBJECT,
     CERTIFICATE_OBJECT,
     ISSUED_SECRET,
     CA_SECRET_OBJECT,
@@ -204,6 +255,8 @@ impl Owned {
                 (api.group(), api.version())
             }
             Api::IstioNetworking => (ISTIO_NETWORKING, served.istio_networking()?),
+            Api::GatewayApi if served.gateway_api() => (GATEWAY_API, GATEWAY_API_VERSION),
+            Api::GatewayApi => return None,
             Api::IdentityPolicy if served.identity_policy() => {
                 (IDENTITY_POLICY_GROUP, IDENTITY_POLICY_VERSION)
             }
@@ -274,6 +327,14 @@ mod tests {
             Some("identitymappingpolicy.policy.ibm.com/stspolicy")
         );
         assert_eq!(place(&API_KEY_SECRET).as_deref(), Some("secret/sts-apikey"));
+        assert_eq!(
+            place(&KMS_GATEWAY_OBJECT).as_deref(),
+            Some("gateway.gateway.networking.k8s.io/kms-gateway")
+        );
+        assert_eq!(
+            place(&HTTP_ROUTE_OBJECT).as_deref(),
+            Some("httproute.gateway.networking.k8s.io/kms-api")
+        );
         assert_eq!(place(&ISSUED_SECRET), None);
         let namespaces = Where::namespaces("kube-system", "istio-system");
         assert!(POLICY.place(&served, &namespaces).is_none());
@@ -302,6 +363,7 @@ mod tests {
             Some("networking.istio.io/v1alpha3")
         );
         assert_eq!(resource(&POLICY), None);
+        assert_eq!(resource(&KMS_GATEWAY_OBJECT), None);
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub async fn fetch(run: Run<'_>, options: &ApikeyOptions) -> Result<Found> {
     let namespace = &target.istio_namespace;
     let needs = permissions::for_writes(
         &permissions::for_set_apikey(
-            &Scope::of(target, None),
+            &Scope::namespaces(target),
             options.create,
             options.restart != Restart::Never,
         ),

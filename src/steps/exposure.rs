@@ -1,6 +1,11 @@
 //! Exposure, the runbook's steps 5-12: the Certificate, the CA Secret, the
 //! Gateway, VirtualService and DestinationRule that put the KMS API behind
-//! the ingress gateway.
+//! the ingress gateway; or, through the Kubernetes Gateway API, the
+//! Certificate, a Gateway, an HTTPRoute, the CA ConfigMap and a
+//! BackendTLSPolicy (`manifests::gateway_api`). Which API is used is the
+//! operator's choice (`--api`), else the one that exposes KMS already, else
+//! Istio's where classic gateway pods run and the Gateway API where none do
+//! and it is served; a run never switches an existing setup.
 //!
 //! `fetch` reads, in three concurrent batches, everything the objects depend
 //! on and the objects themselves: the permissions, the kms-api Service, the
@@ -20,12 +25,13 @@ use kube::api::DynamicObject;
 
 use crate::cluster::apply::{self, ApplyOptions, Live, Planned};
 use crate::cluster::datapath;
-use crate::cluster::permissions::{self, Command, Permission, Scope};
+use crate::cluster::permissions::{self, Command, Scope};
 use crate::cluster::rollout;
 use crate::cluster::run::Run;
 use crate::cluster::{Cluster, Target};
 use crate::error::{Error, Result};
-use crate::manifests::exposure::{self, Exposure, KMS_SERVICE, Places, UpstreamTrust};
+use crate::manifests::exposure::{self, Exposure, Issuance, KMS_SERVICE, Places, UpstreamTrust};
+use crate::manifests::gateway_api::{ApiExposure, ApiPlaces, GatewayHome};
 use crate::objects::apis::{self, CertManagerApi};
 use crate::objects::owned::{self, Where};
 use crate::objects::place::ObjectRef;
@@ -34,9 +40,40 @@ use crate::objects::shared_gateway::{self, Conflict, Merged};
 use crate::values::defaults;
 use crate::values::host::Host;
 
+/// Which API puts KMS behind a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExposureApi {
+    /// Istio's Gateway, VirtualService and DestinationRule.
+    Istio,
+    /// The Kubernetes Gateway API: Gateway, HTTPRoute and BackendTLSPolicy.
+    GatewayApi,
+}
+
+impl ExposureApi {
+    /// As typed after `--api`.
+    pub fn flag_value(self) -> &'static str {
+        match self {
+            ExposureApi::Istio => "istio",
+            ExposureApi::GatewayApi => "gateway-api",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ExposureApi::Istio => "Istio's APIs",
+            ExposureApi::GatewayApi => "the Gateway API",
+        }
+    }
+}
+
 /// What `expose` is asked to set up.
 #[derive(Debug, Clone)]
 pub struct ExposeOptions {
+    /// The API asked for; `None` lets `plan` choose.
+    pub api: Option<ExposureApi>,
+    /// With the Gateway API: attach to this existing gateway Service in the
+    /// Istio namespace instead of having istiod deploy a gateway.
+    pub gateway_service: Option<String>,
     pub hosts: Vec<Host>,
     pub issuer: String,
     /// `ClusterIssuer` or `Issuer`.
@@ -61,6 +98,8 @@ pub struct Found {
     istio_version: Option<&'static str>,
     /// Where the objects are; `None` without cert-manager's or Istio's API.
     places: Option<Places>,
+    /// Where the Gateway API's objects are; `None` when it is not served.
+    api_places: Option<ApiPlaces>,
     service: Option<Service>,
     gateway_pods: Vec<Pod>,
     /// Every Gateway of the cluster, KMS's own among them when it exists.
@@ -71,15 +110,6 @@ pub struct Found {
     /// The TLS secret the pods behind kms-api mount, by name.
     served_tls: Option<(String, Secret)>,
     live: Live,
-}
-
-/// The permissions exposure needs with these options.
-fn needs(
-    target: &Target,
-    cert_manager: Option<CertManagerApi>,
-    options: &ExposeOptions,
-) -> Vec<Permission> {
-    permissions::for_expose(&Scope::of(target, cert_manager), options.apply.strategy)
 }
 
 /// Reads what exposure depends on. A user who lacks a permission it needs
@@ -98,8 +128,11 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         target.kms_namespace.as_str(),
         target.istio_namespace.as_str(),
     );
-    let needs = permissions::for_writes(&needs(target, cert_manager, options), write);
-    let places = Places::new(served, &Where::namespaces(kms_ns, istio_ns));
+    let needs = permissions::for_expose(&Scope::of(target, served), options.apply.strategy);
+    let needs = permissions::for_writes(&needs, write);
+    let at = Where::namespaces(kms_ns, istio_ns);
+    let places = Places::new(served, &at);
+    let api_places = ApiPlaces::new(served, &at);
 
     let kms_side = kms_side(cluster, kms_ns);
     let gateway_pods = async {
@@ -121,10 +154,13 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         }
     };
     let live = async {
-        match &places {
-            Some(places) => apply::read_live(cluster, places.all()).await,
-            None => Ok(Live::default()),
+        let mut all: Vec<ObjectRef> = places.iter().flat_map(Places::all).collect();
+        for place in api_places.iter().flat_map(ApiPlaces::all) {
+            if !all.iter().any(|read| read.key() == place.key()) {
+                all.push(place);
+            }
         }
+        apply::read_live(cluster, all).await
     };
     let gateways = apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT);
     let reads =
@@ -135,6 +171,7 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         cert_manager,
         istio_version,
         places,
+        api_places,
         service,
         gateway_pods,
         gateways,
@@ -205,9 +242,98 @@ fn issuer_place<'a>(kind: &str, istio_namespace: &'a str) -> (&'static str, Opti
     }
 }
 
-/// The five objects as they should be, each with what writing it changes;
-/// or every prerequisite that is not met.
+/// The objects as they should be, through the API chosen, each with what
+/// writing it changes; or every prerequisite that is not met.
 pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<Vec<Planned>> {
+    match chosen_api(found, target, options)? {
+        ExposureApi::Istio => plan_istio(found, target, options),
+        ExposureApi::GatewayApi => plan_gateway_api(found, target, options),
+    }
+}
+
+/// The API asked for, else the one exposing KMS now, else Istio's where
+/// its classic gateway pods run, else the Gateway API where it is served.
+/// Refuses to switch a setup made through the other API.
+fn chosen_api(found: &Found, target: &Target, options: &ExposeOptions) -> Result<ExposureApi> {
+    let existing = |places: Vec<&ObjectRef>| -> Vec<ObjectRef> {
+        places
+            .into_iter()
+            .filter(|place| found.live.get(place).is_some())
+            .cloned()
+            .collect()
+    };
+    let istio_objects = found.places.as_ref().map_or_else(Vec::new, |p| {
+        existing(vec![&p.gateway, &p.virtual_service, &p.destination_rule])
+    });
+    let api_objects = found.api_places.as_ref().map_or_else(Vec::new, |p| {
+        existing(vec![&p.gateway, &p.route, &p.backend_tls])
+    });
+    let current = if !istio_objects.is_empty() {
+        Some((ExposureApi::Istio, istio_objects))
+    } else if !api_objects.is_empty() {
+        Some((ExposureApi::GatewayApi, api_objects))
+    } else {
+        None
+    };
+    match (options.api, current) {
+        (Some(asked), Some((current, objects))) if asked != current => {
+            Err(exposed_otherwise(target, asked, current, &objects))
+        }
+        (Some(asked), _) => Ok(asked),
+        (None, Some((current, _))) => Ok(current),
+        (None, None) if found.gateway_pods.is_empty() && found.api_places.is_some() => {
+            Ok(ExposureApi::GatewayApi)
+        }
+        (None, None) => Ok(ExposureApi::Istio),
+    }
+}
+
+/// The refusal to switch KMS to `asked` while `objects` of `current` expose
+/// it: the command that keeps it as it is, and the one that takes the old
+/// objects out first.
+fn exposed_otherwise(
+    target: &Target,
+    asked: ExposureApi,
+    current: ExposureApi,
+    objects: &[ObjectRef],
+) -> Error {
+    let namespaces: Vec<&str> = objects
+        .iter()
+        .filter_map(|place| place.namespace.as_deref())
+        .collect();
+    let deletions: Vec<String> = namespaces
+        .iter()
+        .enumerate()
+        .filter(|(i, ns)| !namespaces[..*i].contains(ns))
+        .map(|(_, ns)| {
+            let names: Vec<String> = objects
+                .iter()
+                .filter(|place| place.namespace.as_deref() == Some(*ns))
+                .map(ObjectRef::display_name)
+                .collect();
+            format!(
+                "kubectl delete{} -n {ns} {}",
+                target.kubectl_flags(),
+                names.join(" ")
+            )
+        })
+        .collect();
+    Error::ExposedOtherwise {
+        current: current.describe(),
+        asked: asked.describe(),
+        objects: objects.iter().map(ObjectRef::display_name).collect(),
+        hint: format!(
+            "run expose with --api {} (or without --api) to keep it; to move KMS to {}, take \
+             those objects out first (requests to KMS fail until the new route serves): {}",
+            current.flag_value(),
+            asked.describe(),
+            deletions.join(" && ")
+        ),
+    }
+}
+
+/// Through Istio's APIs: the five objects of the runbook.
+fn plan_istio(found: &Found, target: &Target, options: &ExposeOptions) -> Result<Vec<Planned>> {
     let mut unmet = missing_apis(found);
     let port = route_port(found, target, options)
         .map_err(|err| unmet.push(err))
@@ -227,16 +353,14 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
     };
     let exposure = Exposure {
         places,
-        issuer: options.issuer.clone(),
-        issuer_kind: options.issuer_kind.clone(),
-        common_name: options.common_name.clone(),
-        hosts: options.hosts.clone(),
+        issuance: issuance(options),
         gateway_selector: options.gateway_selector.clone(),
         server_delivery: exposure::server_delivery(
             options.tls_credential_name.as_deref(),
             &found.gateway_pods,
         ),
         upstream,
+        ca_delivery: exposure::ca_delivery(&found.gateway_pods),
         path_prefix: options.path_prefix.clone(),
         rewrite: options.rewrite.clone(),
         port,
@@ -248,6 +372,71 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
         options,
     )?;
     Ok(apply::plan(exposure.objects(), &found.live))
+}
+
+/// Through the Gateway API: the Certificate, a Gateway of istiod's class,
+/// the route, the CA ConfigMap and the BackendTLSPolicy.
+fn plan_gateway_api(
+    found: &Found,
+    target: &Target,
+    options: &ExposeOptions,
+) -> Result<Vec<Planned>> {
+    let mut unmet = Vec::new();
+    if found.cert_manager.is_none() {
+        unmet.extend(missing_apis(found).into_iter().take(1));
+    }
+    if found.api_places.is_none() {
+        unmet.push(Error::Missing {
+            kind: "API",
+            namespace: "cluster".into(),
+            name: "gateway.networking.k8s.io/v1 (Gateway, HTTPRoute, BackendTLSPolicy)".into(),
+            hint: "install the Gateway API's standard CRDs, v1.4 or later (Istio 1.28 and later \
+                   read BackendTLSPolicy at v1), or expose through Istio's APIs with --api istio"
+                .into(),
+        });
+    }
+    let port = route_port(found, target, options)
+        .map_err(|err| unmet.push(err))
+        .ok();
+    unmet.extend(missing_issuer(found, target, options));
+    let upstream = upstream(found, target, options, &mut unmet);
+    Error::unmet(unmet)?;
+    let (Some(places), Some(port), Some(upstream)) = (found.api_places.clone(), port, upstream)
+    else {
+        unreachable!("every missing part was reported as unmet");
+    };
+    let exposure = ApiExposure {
+        places,
+        issuance: issuance(options),
+        tls_secret: options
+            .tls_credential_name
+            .clone()
+            .unwrap_or_else(|| owned::CERTIFICATE.to_owned()),
+        home: match &options.gateway_service {
+            Some(service) => GatewayHome::Attached(service.clone()),
+            None => GatewayHome::Deployed,
+        },
+        upstream,
+        path_prefix: options.path_prefix.clone(),
+        rewrite: options.rewrite.clone(),
+        port,
+        port_name: found.service.as_ref().and_then(|service| {
+            let spec = service.spec.as_ref()?;
+            let port = spec.ports.iter().flatten().find(|p| p.port == port)?;
+            port.name.clone()
+        }),
+    };
+    Ok(apply::plan(exposure.objects(), &found.live))
+}
+
+/// What the gateway's certificate is issued for, from the options.
+fn issuance(options: &ExposeOptions) -> Issuance {
+    Issuance {
+        issuer: options.issuer.clone(),
+        issuer_kind: options.issuer_kind.clone(),
+        common_name: options.common_name.clone(),
+        hosts: options.hosts.clone(),
+    }
 }
 
 /// Refuses a Gateway whose server would collide with another
@@ -351,7 +540,7 @@ fn missing_issuer(found: &Found, target: &Target, options: &ExposeOptions) -> Op
     })
 }
 
-/// How the gateway trusts kms-api; `None`, with the reason in `unmet`, when
+/// How the gateway must verify kms-api; `None`, with the reason in `unmet`, when
 /// it cannot be told (it can only be once kms-api and the CA secret named
 /// were found).
 fn upstream(
@@ -379,8 +568,7 @@ fn upstream(
         .served_tls
         .as_ref()
         .map(|(name, secret)| (name.as_str(), secret));
-    let delivery = exposure::ca_delivery(&found.gateway_pods);
-    exposure::upstream_trust(kms_namespace, served, given_ca, delivery)
+    exposure::upstream_trust(kms_namespace, served, given_ca)
         .map_err(|unverifiable| {
             unmet.push(Error::DataPath {
                 problem: unverifiable.problem,
@@ -402,6 +590,8 @@ mod tests {
 
     fn options() -> ExposeOptions {
         ExposeOptions {
+            api: None,
+            gateway_service: None,
             hosts: vec![parse_host("9.42.136.50").unwrap()],
             issuer: defaults::ISSUER.into(),
             issuer_kind: defaults::ISSUER_KIND.into(),
@@ -422,6 +612,7 @@ mod tests {
             cert_manager: None,
             istio_version: None,
             places: None,
+            api_places: None,
             service: None,
             gateway_pods: Vec::new(),
             gateways: Vec::new(),

@@ -63,7 +63,7 @@ pub async fn fetch(run: Run<'_>, options: &MapIdentityOptions) -> Result<Found> 
     } = run;
     let namespace = &target.istio_namespace;
     let needs = permissions::for_writes(
-        &permissions::for_map_identity(&Scope::of(target, None), options.apply.strategy),
+        &permissions::for_map_identity(&Scope::namespaces(target), options.apply.strategy),
         write,
     );
     let at = Where {

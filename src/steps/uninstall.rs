@@ -268,7 +268,7 @@ pub async fn fetch(run: Run<'_>, options: &UninstallOptions) -> Result<Found> {
     let backup =
         injection::backed_up_template(&backup_dir, &target.kms_namespace, &options.deployment)?;
     let scope_needs = permissions::for_writes(
-        &permissions::for_uninstall(&Scope::of(target, served.cert_manager())),
+        &permissions::for_uninstall(&Scope::of(target, served)),
         write,
     );
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), &target.kms_namespace);
@@ -840,7 +840,7 @@ mod tests {
     fn the_plan_names_only_the_lacking_permissions_it_needs() {
         let options = options();
         let target = Target::default();
-        let scope_needs = permissions::for_uninstall(&Scope::of(&target, None));
+        let scope_needs = permissions::for_uninstall(&Scope::namespaces(&target));
         let lacking = |verb: &str, resource: &str| {
             scope_needs
                 .iter()

@@ -21,8 +21,10 @@ and Istio's control plane would:
             namespace of its own at the pod's address, with the secrets its
             container mounts bind-mounted where the container expects them
             (a mount namespace per pod) and kept current as the kubelet
-            does: an ingress gateway pod (label `istio`, a container named
-            istio-proxy) runs pilot-agent and Envoy configured by istiod; a
+            does: an ingress gateway pod (label `istio`, or the label istiod
+            gives the gateway it deploys for a Gateway API Gateway, and a
+            container named istio-proxy) runs pilot-agent and Envoy
+            configured by istiod; a
             KMS pod (app=key-management-api) runs the KMS stand-in
             (`standin.py`); a backend pod (kms-sts.test/backend) runs the
             same stand-in for another application. A played pod stops when
@@ -75,6 +77,7 @@ LIVE_LABEL = "kms-sts.test/live"
 # makes them Ready once what plays them answers (see testcluster.kwok_stages).
 PLAYED_GATE = "kms-sts.test/played"
 BACKEND_LABEL = "kms-sts.test/backend"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 ISTIOD_PORTS = {"http": 8080, "monitoring": 15014, "grpc": 15010, "secure-grpc": 15012,
                 "webhook": 15017}
 ISTIOD_SAN = "istiod.istio-system.svc"
@@ -304,7 +307,9 @@ def role(pod):
         return "kms"
     if BACKEND_LABEL in labels:
         return "backend"
-    if "istio" in labels and "istio-proxy" in containers:
+    # A classic gateway (label `istio`), or one istiod deploys for a
+    # Gateway API Gateway (labelled with the Gateway's name).
+    if ({"istio", GATEWAY_NAME_LABEL} & labels.keys()) and "istio-proxy" in containers:
         return "gateway"
     return None
 
