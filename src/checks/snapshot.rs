@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::proxy_reading::GatewayProxies;
 use crate::objects::apis::ServedApis;
+use crate::objects::gateway_api::{ApiGateway, BackendTlsPolicy, HttpRoute};
 use crate::objects::schemas::{
     Certificate as CertificateObject, DestinationRule, Gateway, IdentityMappingPolicy,
     VirtualService,
@@ -159,6 +160,9 @@ pub fn expose_command_for(s: &Snapshot, names: &Names, hosts: &[&String]) -> Str
             args += " --issuer-kind Issuer";
         }
     }
+    if s.through_gateway_api() {
+        args += " --api gateway-api";
+    }
     let selector = s.gateway.as_ref().map(gateway_labels).unwrap_or_default();
     if let Some((label, value)) = selector.iter().next()
         && format!("{label}={value}") != defaults::GATEWAY_SELECTOR
@@ -195,6 +199,9 @@ pub struct Snapshot {
     pub virtual_service: Option<VirtualService>,
     pub destination_rule: Option<DestinationRule>,
     pub policy: Option<IdentityMappingPolicy>,
+    /// The Gateway API's objects, where `expose --api gateway-api` wrote them.
+    #[serde(default)]
+    pub gateway_api: GatewayApiObjects,
     /// The pods in the Istio namespace that the Gateway's selector matches.
     pub gateway_pods: Vec<Pod>,
     /// The other Gateways, in any namespace, that istiod merges with KMS's
@@ -220,6 +227,32 @@ pub struct Snapshot {
     pub injector: Option<Injector>,
     /// When the snapshot was taken, in seconds since the Unix epoch.
     pub now: i64,
+}
+
+impl Snapshot {
+    /// Whether KMS is exposed through the Gateway API: its objects are
+    /// there and Istio's Gateway is not.
+    pub fn through_gateway_api(&self) -> bool {
+        self.gateway.is_none() && self.gateway_api.any()
+    }
+}
+
+/// What `expose --api gateway-api` writes, as read; each `None` where it
+/// is not there (or the cluster does not serve the Gateway API).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiObjects {
+    pub gateway: Option<ApiGateway>,
+    pub route: Option<HttpRoute>,
+    pub policy: Option<BackendTlsPolicy>,
+    /// The ConfigMap holding the CA the policy names (a public certificate).
+    pub ca: Option<ConfigMap>,
+}
+
+impl GatewayApiObjects {
+    fn any(&self) -> bool {
+        self.gateway.is_some() || self.route.is_some() || self.policy.is_some()
+    }
 }
 
 /// The control plane KMS's sidecar is compared with.

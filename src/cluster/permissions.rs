@@ -800,6 +800,7 @@ mod tests {
             kms: "kms",
             istio: "istio",
             cert_manager: None,
+            gateway_api: false,
         };
         let shown = |needs: Vec<Permission>| -> Vec<String> {
             needs.iter().map(ToString::to_string).collect()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::Api;
 use serde::Serialize;
 
@@ -24,7 +24,9 @@ use crate::checks::proxy_reading::{
     self, GatewayProxies, ProxyReading, kms_cluster_suffix, route_config_name,
 };
 use crate::checks::saved::{self, Entry};
-use crate::checks::snapshot::{self, Injector, KeySecret, Names, ProbeFrom, Snapshot};
+use crate::checks::snapshot::{
+    self, GatewayApiObjects, Injector, KeySecret, Names, ProbeFrom, Snapshot,
+};
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
 use crate::cluster::apply::{self, WriteOptions, read_owned};
@@ -43,7 +45,8 @@ use crate::manifests::exposure::KMS_SERVICE;
 use crate::objects::apis::ServedApis;
 use crate::objects::injection_record;
 use crate::objects::mounts;
-use crate::objects::owned::{self, Where};
+use crate::objects::gateway_api::{ApiGateway, BackendTlsPolicy, HttpRoute};
+use crate::objects::owned::{self, CA_CONFIG_MAP, Where};
 use crate::objects::place::without_owned_field_sets;
 use crate::objects::schemas::{
     Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
@@ -509,6 +512,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         every_gateway,
         virtual_service,
         policy,
+        gateway_api,
     } = first?;
     let (lacking_gateway_config, missing_permissions): (Vec<_>, Vec<_>) = missing_permissions
         .into_iter()
@@ -649,6 +653,12 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         virtual_service: virtual_service.map(redact::without_bookkeeping),
         destination_rule: destination_rule.map(redact::without_bookkeeping),
         policy: policy.map(redact::without_bookkeeping),
+        gateway_api: GatewayApiObjects {
+            gateway: gateway_api.gateway.map(redact::without_bookkeeping),
+            route: gateway_api.route.map(redact::without_bookkeeping),
+            policy: gateway_api.policy.map(redact::without_bookkeeping),
+            ca: gateway_api.ca.map(redact::without_bookkeeping),
+        },
         injector: Some(injector),
     })
 }
@@ -673,6 +683,7 @@ struct FirstBatch {
     every_gateway: Vec<Gateway>,
     virtual_service: Option<VirtualService>,
     policy: Option<IdentityMappingPolicy>,
+    gateway_api: GatewayApiObjects,
 }
 
 /// Reads, all at once, what `status` needs no other answer to ask for.
@@ -705,6 +716,7 @@ async fn first_batch(
         every_gateway,
         virtual_service,
         policy,
+        gateway_api,
     ) = tokio::try_join!(
         cluster.version_opening_tunnel(),
         permissions::missing(cluster, reviewed),
@@ -720,6 +732,8 @@ async fn first_batch(
         apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT),
         read_owned::<VirtualService>(cluster, served, at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_owned::<IdentityMappingPolicy>(cluster, served, at, &owned::POLICY),
+        // Boxed: the batch's state would otherwise outgrow the stack.
+        Box::pin(gateway_api_objects(cluster, served, at)),
     )?;
     Ok(FirstBatch {
         version,
@@ -739,6 +753,33 @@ async fn first_batch(
             .collect(),
         virtual_service: virtual_service.map(without_owned_field_sets),
         policy: policy.map(without_owned_field_sets),
+        gateway_api,
+    })
+}
+
+/// What `expose --api gateway-api` writes, read by name at once; nothing
+/// where the cluster does not serve the Gateway API.
+async fn gateway_api_objects(
+    cluster: &Cluster,
+    served: &ServedApis,
+    at: &Where<'_>,
+) -> Result<GatewayApiObjects> {
+    if !served.gateway_api() {
+        return Ok(GatewayApiObjects::default());
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client(), at.kms_namespace);
+    let read_ca = format!("read configmap {}/{CA_CONFIG_MAP}", at.kms_namespace);
+    let (gateway, route, policy, ca) = tokio::try_join!(
+        read_owned::<ApiGateway>(cluster, served, at, &owned::KMS_GATEWAY_OBJECT),
+        read_owned::<HttpRoute>(cluster, served, at, &owned::HTTP_ROUTE_OBJECT),
+        read_owned::<BackendTlsPolicy>(cluster, served, at, &owned::BACKEND_TLS_POLICY_OBJECT),
+        cluster.call(&read_ca, config_maps.get_opt(CA_CONFIG_MAP)),
+    )?;
+    Ok(GatewayApiObjects {
+        gateway: gateway.map(without_owned_field_sets),
+        route: route.map(without_owned_field_sets),
+        policy: policy.map(without_owned_field_sets),
+        ca: ca.map(without_owned_field_sets),
     })
 }
 

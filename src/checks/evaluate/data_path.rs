@@ -356,7 +356,7 @@ fn trusted_cas(
 }
 
 /// The certificate kms-api serves, from the TLS secret its pods mount.
-fn kms_certificate(s: &Snapshot, names: &Names, describe: &str) -> Result<Certificate, Check> {
+pub(super) fn kms_certificate(s: &Snapshot, names: &Names, describe: &str) -> Result<Certificate, Check> {
     let name = CheckId::UpstreamTrust;
     let Some((secret, served)) = &s.kms_tls_secret else {
         return Err(Check::warn(
@@ -384,7 +384,7 @@ fn kms_certificate(s: &Snapshot, names: &Names, describe: &str) -> Result<Certif
 
 /// Whether the trusted CAs signed kms-api's certificate and the gateway
 /// checks a name the certificate has.
-fn upstream_names(
+pub(super) fn upstream_names(
     tls: &ClientTls,
     kms_cert: &Certificate,
     describe: &str,

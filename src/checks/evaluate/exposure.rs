@@ -28,7 +28,7 @@ pub fn missing(what: CheckId, namespace: &str, name: &str, expose: &str) -> Chec
 }
 
 /// The Certificate is Ready and its secret exists.
-fn certificate_checks(s: &Snapshot, names: &Names, expose: &str) -> Vec<Check> {
+pub(super) fn certificate_checks(s: &Snapshot, names: &Names, expose: &str) -> Vec<Check> {
     let mut checks = Vec::new();
     checks.push(match &s.certificate {
         None => missing(

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 mod apikey;
 mod data_path;
 mod exposure;
+mod gateway_api;
 mod gateway_config;
 mod identity;
 mod shared_gateway;
@@ -54,6 +55,17 @@ impl Reading {
 }
 
 pub fn report(snapshot: &Snapshot, names: &Names) -> Report {
+    let (exposure, data_path) = if snapshot.through_gateway_api() {
+        (
+            gateway_api::exposure_checks(snapshot, names),
+            gateway_api::data_path_checks(snapshot, names),
+        )
+    } else {
+        (
+            exposure::checks(snapshot, names),
+            data_path::checks(snapshot, names),
+        )
+    };
     Report::new(vec![
         Category {
             name: "cluster",
@@ -73,11 +85,11 @@ pub fn report(snapshot: &Snapshot, names: &Names) -> Report {
         },
         Category {
             name: "exposure",
-            checks: exposure::checks(snapshot, names),
+            checks: exposure,
         },
         Category {
             name: "data path",
-            checks: data_path::checks(snapshot, names),
+            checks: data_path,
         },
         Category {
             name: "identity",
