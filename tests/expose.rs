@@ -238,6 +238,33 @@ fn yaml_output_is_accepted_by_kubectl_apply() {
         assert_eq!(manifest.matches("---\n").count(), 4, "{manifest}");
         // Nothing was written by the dry run.
         assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
+        // Through the Gateway API: the modern cluster's CRDs (their schemas
+        // and validation rules) accept every object; the legacy one serves
+        // no Gateway API, and says so.
+        let out =
+            run(expose(test, &ns).args(["--api", "gateway-api", "--dry-run=client", "-o", "yaml"]));
+        if profile == "legacy" {
+            assert_exit(&out, MISSING);
+            let err = stderr(&out);
+            assert!(err.contains("gateway.networking.k8s.io/v1"), "{err}");
+            assert!(err.contains("--api istio"), "{err}");
+        } else {
+            assert_exit(&out, 0);
+            let manifest = stdout(&out);
+            for kind in [
+                "Certificate",
+                "Gateway",
+                "ConfigMap",
+                "BackendTLSPolicy",
+                "HTTPRoute",
+            ] {
+                assert!(manifest.contains(&format!("kind: {kind}\n")), "{manifest}");
+            }
+            let mut apply = test.kubectl();
+            apply.args(["apply", "--dry-run=server", "-f", "-"]);
+            let applied = support::run_with_stdin(&mut apply, manifest.as_bytes());
+            assert_exit(&applied, 0);
+        }
         let mut apply = test.kubectl();
         apply.args(["apply", "-f", "-"]);
         let applied = support::run_with_stdin(&mut apply, manifest.as_bytes());
@@ -257,6 +284,26 @@ fn yaml_output_is_accepted_by_kubectl_apply() {
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(list["kind"], "List");
         assert_eq!(list["items"].as_array().unwrap().len(), 5);
+
+        // Exposed through Istio's APIs now: a run never switches silently.
+        if profile == "modern" {
+            let out = run(expose(test, &ns).args(["--api", "gateway-api"]));
+            assert_exit(&out, CONFLICT);
+            let err = stderr(&out);
+            for says in [
+                "KMS is exposed through Istio's APIs already",
+                "gateway.networking.istio.io/kmsgateway",
+                "run expose with --api istio",
+                "kubectl delete --kubeconfig ",
+                &format!(" -n {} gateway.networking.istio.io/kmsgateway ", ns.0),
+            ] {
+                assert!(err.contains(says), "{says}: {err}");
+            }
+            assert_eq!(
+                test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io"),
+                ""
+            );
+        }
     }
 }
 

@@ -215,9 +215,10 @@ pub struct ExposeArgs {
     pub tls_credential_name: Option<String>,
 
     /// Label of the ingress gateway pods the Gateway selects, in the Istio
-    /// namespace.
-    #[arg(long, value_name = "LABEL=VALUE", default_value = defaults::GATEWAY_SELECTOR, value_parser = exposure::parse_selector)]
-    pub gateway_selector: (String, String),
+    /// namespace [default: istio=ingressgateway]. Given, it also chooses
+    /// Istio's APIs.
+    #[arg(long, value_name = "LABEL=VALUE", value_parser = exposure::parse_selector)]
+    pub gateway_selector: Option<(String, String)>,
 
     /// Secret in the KMS namespace whose ca.crt is the CA that signed
     /// kms-api's certificate (default: the ca.crt of the TLS secret kms-api's
@@ -262,7 +263,11 @@ impl ExposeArgs {
             issuer_kind: self.issuer_kind.clone(),
             common_name: self.common_name.clone(),
             tls_credential_name: self.tls_credential_name.clone(),
-            gateway_selector: self.gateway_selector.clone(),
+            gateway_selector: self.gateway_selector.clone().unwrap_or_else(|| {
+                exposure::parse_selector(defaults::GATEWAY_SELECTOR)
+                    .expect("the default selector is LABEL=VALUE")
+            }),
+            selector_given: self.gateway_selector.is_some(),
             upstream_ca_secret: self.upstream_ca_secret.clone(),
             path_prefix: self.path_prefix.clone(),
             rewrite: self.rewrite.clone(),

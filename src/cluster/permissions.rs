@@ -285,7 +285,12 @@ pub fn for_uninstall(scope: &Scope) -> Vec<Permission> {
             Some(scope.istio),
         ));
         for resource in ["httproutes", "backendtlspolicies"] {
-            needs.extend(need(&["get", "delete"], GATEWAY_API, resource, Some(scope.kms)));
+            needs.extend(need(
+                &["get", "delete"],
+                GATEWAY_API,
+                resource,
+                Some(scope.kms),
+            ));
         }
         needs.extend(need(&["get", "delete"], "", "configmaps", Some(scope.kms)));
     }

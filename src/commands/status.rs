@@ -43,9 +43,9 @@ use crate::error::{self, Error, Result};
 use crate::files::private_files::{self, Existing};
 use crate::manifests::exposure::KMS_SERVICE;
 use crate::objects::apis::ServedApis;
+use crate::objects::gateway_api::{ApiGateway, BackendTlsPolicy, HttpRoute};
 use crate::objects::injection_record;
 use crate::objects::mounts;
-use crate::objects::gateway_api::{ApiGateway, BackendTlsPolicy, HttpRoute};
 use crate::objects::owned::{self, CA_CONFIG_MAP, Where};
 use crate::objects::place::without_owned_field_sets;
 use crate::objects::schemas::{

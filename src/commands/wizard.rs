@@ -231,6 +231,7 @@ impl StepOptions {
                 tls_credential_name: None,
                 gateway_selector: values_exposure::parse_selector(&answers.gateway_selector)
                     .expect("validated answers"),
+                selector_given: true,
                 upstream_ca_secret: answers.upstream_ca_secret.clone(),
                 path_prefix: defaults::PATH_PREFIX.into(),
                 rewrite: defaults::REWRITE.into(),

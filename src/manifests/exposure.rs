@@ -619,19 +619,21 @@ mod tests {
             CA as ca, LEAF as leaf, OTHER_CA as other, secret,
         };
         let served = secret(&[("tls.crt", leaf), ("ca.crt", ca)]);
-        let trust = upstream_trust("kube-system", Some(("kms-tls", &served)), None)
-        .unwrap();
+        let trust = upstream_trust("kube-system", Some(("kms-tls", &served)), None).unwrap();
         assert_eq!(trust.ca_pem, ca);
         assert_eq!(trust.name, "kms-api.kube-system.svc.cluster.local");
 
         // The certificate names no Service name in another namespace.
-        let err =
-            upstream_trust("other", Some(("kms-tls", &served)), None).unwrap_err();
+        let err = upstream_trust("other", Some(("kms-tls", &served)), None).unwrap_err();
         assert!(err.problem.contains("names none of"), "{err:?}");
 
         // An operator's CA that did not sign it is refused.
         let wrong = secret(&[("ca.crt", other)]);
-        let err = upstream_trust("kube-system", Some(("kms-tls", &served)), Some(("wrong-ca", &wrong)))
+        let err = upstream_trust(
+            "kube-system",
+            Some(("kms-tls", &served)),
+            Some(("wrong-ca", &wrong)),
+        )
         .unwrap_err();
         assert!(err.problem.contains("did not sign"), "{err:?}");
         assert!(err.hint.contains("--upstream-ca-secret"), "{err:?}");
@@ -640,8 +642,7 @@ mod tests {
         let err = upstream_trust("kube-system", None, None).unwrap_err();
         assert!(err.problem.contains("mount no TLS secret"), "{err:?}");
         let no_ca = secret(&[("tls.crt", leaf)]);
-        let err = upstream_trust("kube-system", Some(("kms-tls", &no_ca)), None)
-        .unwrap_err();
+        let err = upstream_trust("kube-system", Some(("kms-tls", &no_ca)), None).unwrap_err();
         assert!(err.problem.contains("holds no ca.crt"), "{err:?}");
 
         // The operator's CA alone: the Service's full name is checked.

@@ -22,9 +22,8 @@ use crate::manifests::exposure::{Issuance, KMS_SERVICE, UpstreamTrust, served_ho
 use crate::objects::apis::{GATEWAY_API, ServedApis};
 use crate::objects::gateway_api::{
     AllowedRoutes, ApiGatewaySpec, BackendTlsPolicySpec, BackendTlsValidation, GatewayAddress,
-    HttpRouteSpec, LabelSelector, Listener, ListenerTls, ObjectReference, PathMatch,
-    PathModifier, RouteFilter, RouteMatch, RouteNamespaces, RouteRule, SubjectAltName,
-    UrlRewrite,
+    HttpRouteSpec, LabelSelector, Listener, ListenerTls, ObjectReference, PathMatch, PathModifier,
+    RouteFilter, RouteMatch, RouteNamespaces, RouteRule, SubjectAltName, UrlRewrite,
 };
 use crate::objects::owned::{self, Owned, Where};
 use crate::objects::place::{Desired, ObjectRef};
@@ -294,9 +293,12 @@ mod tests {
 
     #[test]
     fn a_listener_per_name_and_routes_from_the_kms_namespace_only() {
-        let gateway = exposure(&["kms.example.com", "kms.example.org"], GatewayHome::Deployed)
-            .gateway()
-            .object;
+        let gateway = exposure(
+            &["kms.example.com", "kms.example.org"],
+            GatewayHome::Deployed,
+        )
+        .gateway()
+        .object;
         assert_eq!(gateway["apiVersion"], "gateway.networking.k8s.io/v1");
         assert_eq!(gateway["metadata"]["namespace"], "istio");
         assert_eq!(gateway["spec"]["gatewayClassName"], "istio");

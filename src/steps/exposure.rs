@@ -82,6 +82,9 @@ pub struct ExposeOptions {
     /// Serve the certificate from this secret through `credentialName`.
     pub tls_credential_name: Option<String>,
     pub gateway_selector: (String, String),
+    /// Whether `gateway_selector` was chosen rather than defaulted: a
+    /// selector chosen means Istio's APIs when `api` is not given.
+    pub selector_given: bool,
     /// The secret in the KMS namespace whose `ca.crt` signed kms-api's certificate.
     pub upstream_ca_secret: Option<String>,
     pub path_prefix: String,
@@ -252,7 +255,8 @@ pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<V
 }
 
 /// The API asked for, else the one exposing KMS now, else Istio's where
-/// its classic gateway pods run, else the Gateway API where it is served.
+/// its classic gateway pods run or a gateway selector was given, else the
+/// Gateway API where it is served.
 /// Refuses to switch a setup made through the other API.
 fn chosen_api(found: &Found, target: &Target, options: &ExposeOptions) -> Result<ExposureApi> {
     let existing = |places: Vec<&ObjectRef>| -> Vec<ObjectRef> {
@@ -281,7 +285,11 @@ fn chosen_api(found: &Found, target: &Target, options: &ExposeOptions) -> Result
         }
         (Some(asked), _) => Ok(asked),
         (None, Some((current, _))) => Ok(current),
-        (None, None) if found.gateway_pods.is_empty() && found.api_places.is_some() => {
+        (None, None)
+            if found.gateway_pods.is_empty()
+                && !options.selector_given
+                && found.api_places.is_some() =>
+        {
             Ok(ExposureApi::GatewayApi)
         }
         (None, None) => Ok(ExposureApi::Istio),
@@ -598,6 +606,7 @@ mod tests {
             common_name: defaults::COMMON_NAME.into(),
             tls_credential_name: None,
             gateway_selector: ("istio".into(), "ingressgateway".into()),
+            selector_given: false,
             upstream_ca_secret: Some("kms-ca".into()),
             path_prefix: defaults::PATH_PREFIX.into(),
             rewrite: defaults::REWRITE.into(),

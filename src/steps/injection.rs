@@ -361,7 +361,8 @@ async fn read_deployment_with<T>(
     also: impl Future<Output = Result<T>>,
 ) -> Result<(Option<Deployment>, T)> {
     let namespace = &target.kms_namespace;
-    let needs = permissions::for_writes(&permissions::for_inject(&Scope::namespaces(target)), write);
+    let needs =
+        permissions::for_writes(&permissions::for_inject(&Scope::namespaces(target)), write);
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let read_deployment = format!("read deployment {namespace}/{}", options.deployment);
     let reads = async {

@@ -356,7 +356,11 @@ fn trusted_cas(
 }
 
 /// The certificate kms-api serves, from the TLS secret its pods mount.
-pub(super) fn kms_certificate(s: &Snapshot, names: &Names, describe: &str) -> Result<Certificate, Check> {
+pub(super) fn kms_certificate(
+    s: &Snapshot,
+    names: &Names,
+    describe: &str,
+) -> Result<Certificate, Check> {
     let name = CheckId::UpstreamTrust;
     let Some((secret, served)) = &s.kms_tls_secret else {
         return Err(Check::warn(

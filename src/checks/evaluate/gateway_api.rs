@@ -41,16 +41,16 @@ pub fn data_path_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
 /// when all are True. A condition istiod has not written yet counts as not
 /// True ("not reported yet").
 fn unmet(conditions: &[ApiCondition], wanted: &[&str]) -> Option<String> {
-    wanted.iter().find_map(|kind| {
-        match conditions.iter().find(|c| c.type_ == *kind) {
+    wanted
+        .iter()
+        .find_map(|kind| match conditions.iter().find(|c| c.type_ == *kind) {
             Some(c) if c.status == "True" => None,
             Some(c) => Some(format!(
                 "{kind} is {} ({}: {})",
                 c.status, c.reason, c.message
             )),
             None => Some(format!("istiod has not reported {kind} yet")),
-        }
-    })
+        })
 }
 
 fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
@@ -81,7 +81,11 @@ fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
         } else {
             format!("see {describe}; {expose} again once the cause is fixed")
         };
-        return Check::fail(CheckId::Gateway, format!("{ns}/{KMS_GATEWAY}: {problem}"), hint);
+        return Check::fail(
+            CheckId::Gateway,
+            format!("{ns}/{KMS_GATEWAY}: {problem}"),
+            hint,
+        );
     }
     for listener in &status.listeners {
         if let Some(problem) = unmet(
@@ -90,10 +94,7 @@ fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
         ) {
             return Check::fail(
                 CheckId::Gateway,
-                format!(
-                    "{ns}/{KMS_GATEWAY}: listener {}: {problem}",
-                    listener.name
-                ),
+                format!("{ns}/{KMS_GATEWAY}: listener {}: {problem}", listener.name),
                 format!("see {describe}"),
             );
         }
@@ -110,10 +111,7 @@ fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
 
 /// istiod's conditions on `attachments` (a route's parents, a policy's
 /// ancestors), each named by `what`: the first not met, or how many are.
-fn attachments(
-    attachments: &[AttachmentStatus],
-    wanted: &[&str],
-) -> Result<usize, Option<String>> {
+fn attachments(attachments: &[AttachmentStatus], wanted: &[&str]) -> Result<usize, Option<String>> {
     let mut met = 0;
     for attachment in attachments {
         if let Some(problem) = unmet(&attachment.conditions, wanted) {
@@ -149,7 +147,8 @@ fn route_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
         .map(|port| port.port)
         .collect();
     match backend {
-        Some(to) if to.name == KMS_SERVICE && to.port.is_some_and(|p| service_ports.contains(&p)) => {}
+        Some(to)
+            if to.name == KMS_SERVICE && to.port.is_some_and(|p| service_ports.contains(&p)) => {}
         _ => {
             return Check::fail(
                 id,
