@@ -12,7 +12,7 @@ use crate::checks::evaluate::exposure::certificate_checks;
 use crate::checks::snapshot::{Names, Snapshot, expose_command};
 use crate::checks::{Check, CheckId};
 use crate::manifests::exposure::KMS_SERVICE;
-use crate::objects::gateway_api::{ApiCondition, AttachmentStatus};
+use crate::objects::gateway_api::{ApiCondition, PolicyStatus};
 use crate::objects::owned::{CA_CONFIG_MAP, KMS_BACKEND_TLS, KMS_GATEWAY, KMS_ROUTE};
 use crate::objects::schemas::ClientTls;
 use crate::values::certificate;
@@ -109,12 +109,17 @@ fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
     )
 }
 
-/// istiod's conditions on `attachments` (a route's parents, a policy's
-/// ancestors), each named by `what`: the first not met, or how many are.
-fn attachments(attachments: &[AttachmentStatus], wanted: &[&str]) -> Result<usize, Option<String>> {
+/// istiod's `Accepted` and `ResolvedRefs` for each place a route or a
+/// policy is attached to (its parents, its ancestors): how many are met, or
+/// the first that is not (`None`: istiod attached it nowhere yet).
+fn attachments(status: Option<&PolicyStatus>) -> Result<usize, Option<String>> {
     let mut met = 0;
-    for attachment in attachments {
-        if let Some(problem) = unmet(&attachment.conditions, wanted) {
+    let ours = status
+        .into_iter()
+        .flat_map(|status| &status.parents)
+        .filter(|attachment| attachment.controller_name == ISTIO_GATEWAY_CONTROLLER);
+    for attachment in ours {
+        if let Some(problem) = unmet(&attachment.conditions, &["Accepted", "ResolvedRefs"]) {
             let to = &attachment.parent_ref;
             let kind = to.kind.as_deref().unwrap_or("Gateway");
             return Err(Some(format!("for {kind} {}: {problem}", to.name)));
@@ -157,18 +162,11 @@ fn route_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
             );
         }
     }
-    let parents: Vec<AttachmentStatus> = route
-        .status
-        .iter()
-        .flat_map(|status| &status.parents)
-        .filter(|parent| parent.controller_name == ISTIO_GATEWAY_CONTROLLER)
-        .cloned()
-        .collect();
     let describe = format!(
         "see `kubectl describe httproutes.gateway.networking.k8s.io {KMS_ROUTE} -n {ns}{}`",
         names.kubectl_flags
     );
-    match attachments(&parents, &["Accepted", "ResolvedRefs"]) {
+    match attachments(route.status.as_ref()) {
         Ok(_) => Check::pass(
             id,
             format!(
@@ -198,19 +196,12 @@ fn policy_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
             expose,
         );
     };
-    let ancestors: Vec<AttachmentStatus> = policy
-        .status
-        .iter()
-        .flat_map(|status| &status.parents)
-        .filter(|ancestor| ancestor.controller_name == ISTIO_GATEWAY_CONTROLLER)
-        .cloned()
-        .collect();
     let describe = format!(
         "see `kubectl describe backendtlspolicies.gateway.networking.k8s.io {KMS_BACKEND_TLS} \
          -n {ns}{}`; {expose} to write the CA again",
         names.kubectl_flags
     );
-    match attachments(&ancestors, &["Accepted", "ResolvedRefs"]) {
+    match attachments(policy.status.as_ref()) {
         Ok(_) => Check::pass(
             id,
             format!("{ns}/{KMS_BACKEND_TLS} accepted for the gateway"),
@@ -270,4 +261,157 @@ fn upstream_trust(s: &Snapshot, names: &Names, expose: &str) -> Check {
         ..ClientTls::default()
     };
     upstream_names(&tls, &kms_cert, &describe, &cas, expose)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Outcome;
+    use crate::values::certificate::fixtures::{CA, LEAF, OTHER_CA, secret};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::{Value, json};
+
+    fn ok(kind: &str) -> Value {
+        json!({"type": kind, "status": "True", "reason": kind, "message": "fine"})
+    }
+
+    /// One attachment to KMS's Gateway (`parentRef` of a route,
+    /// `ancestorRef` of a policy), `extra` in place of `ResolvedRefs`.
+    fn attached(reference: &str, extra: Value) -> Value {
+        let mut conditions = vec![ok("Accepted"), ok("ResolvedRefs")];
+        if !extra.is_null() {
+            conditions[1] = extra;
+        }
+        json!([{reference: {"name": "kms-gateway"},
+                "controllerName": ISTIO_GATEWAY_CONTROLLER, "conditions": conditions}])
+    }
+
+    /// A working setup in the runbook's namespaces, as istiod reports it.
+    fn snapshot() -> Snapshot {
+        let object = |kind: &str, spec: Value, status: Value| {
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+                   "metadata": {"name": "x"}, "spec": spec, "status": status})
+        };
+        let mut s = Snapshot::default();
+        s.kms_service = serde_json::from_value(json!({"spec": {"ports": [{"port": 28674}]}})).ok();
+        s.kms_tls_secret = Some(("kms-tls".into(), secret(&[("tls.crt", LEAF)])));
+        s.gateway_api.gateway = serde_json::from_value(object(
+            "Gateway",
+            json!({"gatewayClassName": "istio", "listeners": []}),
+            json!({"addresses": [{"value": "10.0.0.9"}],
+                   "conditions": [ok("Accepted"), ok("Programmed")],
+                   "listeners": [{"name": "https",
+                       "conditions": [ok("Accepted"), ok("ResolvedRefs"), ok("Programmed")]}]}),
+        ))
+        .unwrap();
+        s.gateway_api.route = serde_json::from_value(object(
+            "HTTPRoute",
+            json!({"parentRefs": [{"name": "kms-gateway"}],
+                   "rules": [{"matches": [], "backendRefs": [{"name": "kms-api", "port": 28674}]}]}),
+            json!({"parents": attached("parentRef", Value::Null)}),
+        ))
+        .unwrap();
+        s.gateway_api.policy = serde_json::from_value(object(
+            "BackendTLSPolicy",
+            json!({"targetRefs": [{"name": "kms-api"}], "validation": {
+                "hostname": "kms-api.kube-system.svc.cluster.local",
+                "subjectAltNames": [{"type": "Hostname",
+                                     "hostname": "kms-api.kube-system.svc.cluster.local"}]}}),
+            json!({"ancestors": attached("ancestorRef", Value::Null)}),
+        ))
+        .unwrap();
+        s.gateway_api.ca = Some(ConfigMap {
+            data: Some([("ca.crt".to_owned(), CA.to_owned())].into()),
+            ..ConfigMap::default()
+        });
+        s
+    }
+
+    fn outcome(checks: &[Check], id: CheckId) -> (Outcome, String, String) {
+        let check = checks.iter().find(|c| c.id == id).unwrap();
+        (
+            check.result,
+            check.message.clone(),
+            check.hint.clone().unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn a_setup_istiod_accepted_passes() {
+        let names = Names::runbook("");
+        let s = snapshot();
+        assert!(s.through_gateway_api());
+        let mut checks = exposure_checks(&s, &names);
+        checks.extend(data_path_checks(&s, &names));
+        for id in [
+            CheckId::Gateway,
+            CheckId::HttpRoute,
+            CheckId::BackendTlsPolicy,
+            CheckId::UpstreamTrust,
+        ] {
+            let (result, message, _) = outcome(&checks, id);
+            assert_eq!(result, Outcome::Pass, "{message}");
+        }
+        let (_, message, _) = outcome(&checks, CheckId::Gateway);
+        assert!(
+            message.ends_with("programmed by istiod at 10.0.0.9"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn each_failure_gives_istiods_reason_or_what_istiod_does_not_check() {
+        let names = Names::runbook("");
+        let mut s = snapshot();
+        let status = s
+            .gateway_api
+            .gateway
+            .as_mut()
+            .unwrap()
+            .status
+            .as_mut()
+            .unwrap();
+        status.conditions[1] = serde_json::from_value(json!({"type": "Programmed",
+            "status": "False", "reason": "AddressNotAssigned", "message": "pending"}))
+        .unwrap();
+        let (result, message, hint) = outcome(&exposure_checks(&s, &names), CheckId::Gateway);
+        assert_eq!(result, Outcome::Fail);
+        assert!(
+            message.contains("Programmed is False (AddressNotAssigned: pending)"),
+            "{message}"
+        );
+        assert!(
+            hint.contains("kubectl get service kms-gateway-istio -n istio-system"),
+            "{hint}"
+        );
+
+        let mut s = snapshot();
+        let refused = json!({"type": "ResolvedRefs", "status": "False",
+            "reason": "InvalidCACertificateRef", "message": "kms-api-ca not found"});
+        s.gateway_api.policy.as_mut().unwrap().status =
+            serde_json::from_value(json!({"ancestors": attached("ancestorRef", refused)})).unwrap();
+        let (result, message, hint) =
+            outcome(&exposure_checks(&s, &names), CheckId::BackendTlsPolicy);
+        assert_eq!(result, Outcome::Fail);
+        assert!(
+            message.contains("InvalidCACertificateRef: kms-api-ca not found"),
+            "{message}"
+        );
+        assert!(hint.contains("--api gateway-api"), "{hint}");
+
+        let mut s = snapshot();
+        s.gateway_api.route.as_mut().unwrap().status = None;
+        let (result, message, _) = outcome(&exposure_checks(&s, &names), CheckId::HttpRoute);
+        assert_eq!(result, Outcome::Fail);
+        assert!(message.contains("has not attached"), "{message}");
+
+        let mut s = snapshot();
+        s.gateway_api.ca = Some(ConfigMap {
+            data: Some([("ca.crt".to_owned(), OTHER_CA.to_owned())].into()),
+            ..ConfigMap::default()
+        });
+        let (result, message, _) = outcome(&data_path_checks(&s, &names), CheckId::UpstreamTrust);
+        assert_eq!(result, Outcome::Fail);
+        assert!(message.contains("did not sign"), "{message}");
+    }
 }
