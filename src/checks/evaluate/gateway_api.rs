@@ -292,9 +292,11 @@ mod tests {
             json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
                    "metadata": {"name": "x"}, "spec": spec, "status": status})
         };
-        let mut s = Snapshot::default();
-        s.kms_service = serde_json::from_value(json!({"spec": {"ports": [{"port": 28674}]}})).ok();
-        s.kms_tls_secret = Some(("kms-tls".into(), secret(&[("tls.crt", LEAF)])));
+        let mut s = Snapshot {
+            kms_service: serde_json::from_value(json!({"spec": {"ports": [{"port": 28674}]}})).ok(),
+            kms_tls_secret: Some(("kms-tls".into(), secret(&[("tls.crt", LEAF)]))),
+            ..Snapshot::default()
+        };
         s.gateway_api.gateway = serde_json::from_value(object(
             "Gateway",
             json!({"gatewayClassName": "istio", "listeners": []}),
