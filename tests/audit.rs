@@ -88,6 +88,23 @@ const RUNBOOK_GRANTS: [Grant; 23] = [
     ("get", "policy.ibm.com", "identitymappingpolicies"),
     ("create", "policy.ibm.com", "identitymappingpolicies"),
 ];
+/// What `expose` also needs where the cluster serves the Gateway API (the
+/// modern profile does): it reads the Gateway API's objects to tell which
+/// API exposes KMS, and may write them.
+const GATEWAY_API_GRANTS: [Grant; 12] = [
+    ("get", "gateway.networking.k8s.io", "gateways"),
+    ("create", "gateway.networking.k8s.io", "gateways"),
+    ("patch", "gateway.networking.k8s.io", "gateways"),
+    ("get", "gateway.networking.k8s.io", "httproutes"),
+    ("create", "gateway.networking.k8s.io", "httproutes"),
+    ("patch", "gateway.networking.k8s.io", "httproutes"),
+    ("get", "gateway.networking.k8s.io", "backendtlspolicies"),
+    ("create", "gateway.networking.k8s.io", "backendtlspolicies"),
+    ("patch", "gateway.networking.k8s.io", "backendtlspolicies"),
+    ("get", "", "configmaps"),
+    ("create", "", "configmaps"),
+    ("patch", "", "configmaps"),
+];
 const RUNBOOK_CLUSTER_GRANTS: [Grant; 2] = [
     ("get", "cert-manager.io", "clusterissuers"),
     // Every application's Gateways, which istiod merges with KMS's.
@@ -201,7 +218,7 @@ fn each_missing_permission_is_named_before_any_write() {
     for grant in [RUNBOOK_GRANTS[5], RUNBOOK_GRANTS[0], RUNBOOK_GRANTS[1]] {
         cases.push((&expose, grant));
     }
-    for grant in RUNBOOK_CLUSTER_GRANTS {
+    for grant in RUNBOOK_CLUSTER_GRANTS.into_iter().chain(GATEWAY_API_GRANTS) {
         cases.push((&expose, grant));
     }
     for grant in RUNBOOK_GRANTS[21..].iter().chain([&POLICY_PATCH]) {
@@ -212,7 +229,7 @@ fn each_missing_permission_is_named_before_any_write() {
     cases.push((&set_apikey, ROLLOUT_WATCH));
     cases.push((&inject, ROLLOUT_WATCH));
     cases.push((&expose, RUNBOOK_GRANTS[2]));
-    assert_eq!(cases.len(), 34);
+    assert_eq!(cases.len(), 46);
 
     let offset = test.audit_offset();
     for (index, (args, missing)) in cases.iter().enumerate() {
@@ -224,7 +241,7 @@ fn each_missing_permission_is_named_before_any_write() {
                 .filter(|grant| grant != missing)
                 .collect::<Vec<_>>()
         };
-        let grants = keep(&RUNBOOK_GRANTS);
+        let grants = keep(&[RUNBOOK_GRANTS.as_slice(), &GATEWAY_API_GRANTS].concat());
         let cluster_grants: Vec<_> = RUNBOOK_CLUSTER_GRANTS
             .iter()
             .copied()
@@ -277,6 +294,7 @@ fn exactly_the_documented_permissions_are_enough_and_a_client_dry_run_only_reads
     let ns = fresh_namespaces(test, "audit-least");
     let reader_grants: Vec<_> = RUNBOOK_GRANTS
         .iter()
+        .chain(&GATEWAY_API_GRANTS)
         .copied()
         .filter(|(verb, _, _)| ["get", "list"].contains(verb))
         .collect();
@@ -313,6 +331,7 @@ fn exactly_the_documented_permissions_are_enough_and_a_client_dry_run_only_reads
     // With exactly the grants the README lists, the whole chain runs.
     let grants: Vec<_> = RUNBOOK_GRANTS
         .iter()
+        .chain(&GATEWAY_API_GRANTS)
         .copied()
         .chain([POLICY_PATCH, ROLLOUT_WATCH])
         .collect();

@@ -20,6 +20,7 @@ use crate::cluster::Target;
 use crate::cluster::apply::{ApplyOptions, DryRun, Strategy, WriteOptions};
 use crate::cluster::permissions::Command as PermissionCommand;
 use crate::error::ExitStatus;
+use crate::steps::exposure::ExposureApi;
 use crate::terminal::output::Format;
 use crate::values::defaults;
 use crate::values::duration;
@@ -272,6 +273,10 @@ words!(Strategy {
     ServerSide => "server-side" ("Server-side apply."),
     Update => "update" ("Get, then create or replace."),
 });
+words!(ExposureApi {
+    Istio => "istio" ("Istio's Gateway, VirtualService and DestinationRule."),
+    GatewayApi => "gateway-api" ("The Kubernetes Gateway API: Gateway, HTTPRoute, BackendTLSPolicy."),
+});
 words!(PermissionCommand {
     SetApikey => "set-apikey",
     Inject => "inject",
@@ -293,6 +298,10 @@ mod tests {
                 .to_possible_value()
                 .expect("every command is offered");
             assert_eq!(offered.get_name(), command.name());
+        }
+        for api in ExposureApi::value_variants() {
+            let offered = api.to_possible_value().expect("every API is offered");
+            assert_eq!(offered.get_name(), api.flag_value());
         }
     }
 }

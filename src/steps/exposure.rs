@@ -41,7 +41,7 @@ use crate::values::defaults;
 use crate::values::host::Host;
 
 /// Which API puts KMS behind a gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExposureApi {
     /// Istio's Gateway, VirtualService and DestinationRule.
     Istio,
