@@ -969,6 +969,7 @@ fn through_the_gateway_api_requests_reach_kms_through_the_gateway_istiod_deploys
     for host in HOSTS {
         assert_reaches_kms(&ns, DEPLOYED_GATEWAY, host);
     }
+    let deployed = gateway_request(&ns.1, DEPLOYED_GATEWAY, HOSTS[0], "kms");
     // The prefix is matched by whole path segments.
     let seen = gateway_request_for(&ns.1, DEPLOYED_GATEWAY, HOSTS[0], "/kms/api", "kms");
     assert_eq!(seen["answer"]["path"], "/api", "{seen:#}");
@@ -991,6 +992,30 @@ fn through_the_gateway_api_requests_reach_kms_through_the_gateway_istiod_deploys
             .ends_with(&format!("programmed by istiod at {}", HOSTS[1])),
         "{gateway:#}"
     );
+    // A snapshot saved and checked from the file gives the same report.
+    let saved = scratch_dir("mesh-gwapi-snapshot").join("snapshot.json");
+    let (code, live) = json_status(plugin_in(test, &ns).arg("status").arg("--save").arg(&saved));
+    assert_eq!(code, 0, "{live:#}");
+    let (code, mut from_file) =
+        json_status(support::plugin().arg("status").arg("--from").arg(&saved));
+    assert_eq!(code, 0, "{from_file:#}");
+    from_file.as_object_mut().unwrap().remove("checkedAt");
+    assert_eq!(from_file, live);
+    // `--probe` from here: at the deployed gateway each host reaches KMS
+    // through the route; at the pair's classic gateway, which serves no
+    // route for them, none does.
+    let probe = probe_check(test, &ns, deployed["address"].as_str().unwrap());
+    assert_eq!(probe["result"], "pass", "{probe:#}");
+    assert!(
+        probe["message"]
+            .as_str()
+            .unwrap()
+            .contains("KMS answered HTTP 200 through the route"),
+        "{probe:#}"
+    );
+    let classic = gateway_request(&ns.1, &Gateways::of(&ns).files, HOSTS[0], "not-kms");
+    let probe = probe_check(test, &ns, classic["address"].as_str().unwrap());
+    assert_eq!(probe["result"], "fail", "{probe:#}");
 
     // A CA that did not sign kms-api's certificate: istiod takes it, and
     // status names the mismatch. (When the gateway gets it depends on

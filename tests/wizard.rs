@@ -298,6 +298,40 @@ fn answers_choose_the_gateway_and_the_ca_kms_is_verified_against() {
 }
 
 #[test]
+fn answers_choose_the_gateway_api() {
+    let test = cluster("modern");
+    let ns = own_gateway_namespaces(test, "wizard-gateway-api");
+    let dir = scratch_dir("wizard-gateway-api");
+    let file = dir.join("answers.yaml");
+    std::fs::write(&file, format!("{}api: gateway-api\n", answers(&ns))).unwrap();
+    let saved = dir.join("saved.yaml");
+    let out = run_with_stdin(
+        wizard(test, &file).arg("--save-answers").arg(&saved),
+        b"gateway-api-key",
+    );
+    // The gateway istiod deploys has no load-balancer address here, so the
+    // last status fails on the Gateway alone.
+    assert_exit(&out, 8);
+    let report = stdout(&out);
+    assert!(
+        report.contains(&format!(
+            "Gateway: {}/kms-gateway: Programmed is False",
+            ns.1
+        )),
+        "{report}"
+    );
+    assert!(report.contains("√ HTTPRoute"), "{report}");
+    assert!(report.contains("√ upstream trust"), "{report}");
+    assert_eq!(
+        test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io"),
+        "httproute.gateway.networking.k8s.io/kms-api"
+    );
+    assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
+    let saved = std::fs::read_to_string(&saved).unwrap();
+    assert!(saved.contains("api: gateway-api"), "{saved}");
+}
+
+#[test]
 fn a_missing_secret_is_met_with_a_command_the_wizard_does_not_need_flags_for() {
     let test = cluster("modern");
     let ns = own_gateway_namespaces(test, "wizard-no-secret");
@@ -409,6 +443,7 @@ fn bad_answers_are_refused_with_the_field_named_and_nothing_written() {
         ),
         (answers_selecting(&ns, "istio"), "gatewaySelector"),
         (answers_selecting(&ns, "istio=no-such-gateway"), "no pod in"),
+        (format!("{}api: gateway\n", answers(&ns)), "api"),
     ];
     for (index, (text, field)) in cases.iter().enumerate() {
         let file = dir.join(format!("answers-{index}.yaml"));

@@ -212,6 +212,10 @@ fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
         "no pod in {} has the gateway label istio=ingressgateway",
         ns.1
     ));
+    // The cluster serves the Gateway API too: Istio's APIs, the first
+    // choice, on pods named next.
+    term.wait_for("the Gateway API, on a gateway istiod deploys for KMS");
+    term.send(&["Enter"]);
     term.wait_for("Label of the ingress gateway pods");
     term.send(&["istio", "Enter"]);
     term.wait_for("is not LABEL=VALUE");

@@ -302,6 +302,11 @@ mod tests {
         for api in ExposureApi::value_variants() {
             let offered = api.to_possible_value().expect("every API is offered");
             assert_eq!(offered.get_name(), api.flag_value());
+            assert!(crate::files::answers::API_WORDS.contains(&api.flag_value()));
         }
+        assert_eq!(
+            ExposureApi::value_variants().len(),
+            crate::files::answers::API_WORDS.len()
+        );
     }
 }

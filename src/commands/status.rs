@@ -615,7 +615,10 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
                 from,
                 certificate.as_ref(),
                 certificate_secret.as_ref(),
-                virtual_service.as_ref(),
+                virtual_service
+                    .as_ref()
+                    .and_then(|vs| vs.spec.first_prefix())
+                    .or_else(|| gateway_api.route.as_ref()?.spec.first_prefix()),
             )
             .await,
         ),
@@ -785,20 +788,19 @@ async fn gateway_api_objects(
 
 /// `--probe`: a request to each host of the Certificate, at the address
 /// given or its own, trusting the CA the Certificate's secret names
-/// (`ca.crt`), for the VirtualService's path prefix; all at once.
+/// (`ca.crt`), for the route's path prefix (the VirtualService's or the
+/// HTTPRoute's); all at once.
 async fn probe_hosts(
     cluster: &Cluster,
     from: &ProbeFrom,
     certificate: Option<&Certificate>,
     secret: Option<&Secret>,
-    route: Option<&VirtualService>,
+    prefix: Option<&str>,
 ) -> Vec<Probe> {
     let ca = secret
         .and_then(|secret| mounts::secret_data(secret, "ca.crt"))
         .unwrap_or_default();
-    let prefix = route
-        .and_then(|vs| vs.spec.first_prefix())
-        .unwrap_or(defaults::PATH_PREFIX);
+    let prefix = prefix.unwrap_or(defaults::PATH_PREFIX);
     let path = format!("{}/", prefix.trim_end_matches('/'));
     let timeout = cluster.request_timeout().unwrap_or(Duration::from_secs(10));
     let hosts = certificate

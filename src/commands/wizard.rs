@@ -26,7 +26,7 @@ use crate::objects::apis::ServedApis;
 use crate::objects::owned::{self, Where};
 use crate::objects::schemas::{Certificate, IdentityMappingPolicy};
 use crate::steps::apikey::{self as apikey_step, ApikeyOptions, Restart, SecretChange};
-use crate::steps::exposure::{self, ExposeOptions};
+use crate::steps::exposure::{self, ExposeOptions, ExposureApi};
 use crate::steps::identity::{self, MapIdentityOptions};
 use crate::steps::injection::{self, InjectOptions};
 use crate::steps::uninstall::UninstallOptions;
@@ -52,6 +52,22 @@ fn answered<T>(result: dialoguer::Result<Option<T>>) -> Result<T> {
             Err(Error::Cancelled)
         }
     }
+}
+
+/// With no classic gateway pods to select, whether to expose KMS through
+/// the Gateway API (a gateway istiod deploys) rather than name other pods.
+fn choose_gateway_api() -> Result<bool> {
+    let choice = answered(
+        Select::new()
+            .with_prompt("Expose KMS through")
+            .items([
+                "Istio's Gateway and VirtualService, on ingress gateway pods I name",
+                "the Gateway API, on a gateway istiod deploys for KMS",
+            ])
+            .default(0)
+            .interact_opt(),
+    )?;
+    Ok(choice == 1)
 }
 
 /// With the setup complete, whether to take it back out instead of
@@ -218,7 +234,10 @@ impl StepOptions {
         let apply = ApplyOptions::default();
         StepOptions {
             expose: ExposeOptions {
-                api: None,
+                api: answers
+                    .api
+                    .as_deref()
+                    .map(|word| ExposureApi::from_flag_value(word).expect("validated answers")),
                 gateway_service: None,
                 hosts: answers
                     .hosts
@@ -407,7 +426,13 @@ async fn plan_exposure(
             );
             return Ok(None);
         }
-        if !ask_about_gateway(&problems, run.target, options, answers)? {
+        let asked = ask_about_gateway(
+            &problems,
+            run.target,
+            read.serves_gateway_api(),
+            (options, answers),
+        )?;
+        if !asked {
             unmet.extend(problems);
             return Ok(None);
         }
@@ -416,13 +441,14 @@ async fn plan_exposure(
 }
 
 /// Asks for what the exposure's `problems` say the cluster cannot tell: the
-/// gateway pods' label, the Secret holding kms-api's CA. Whether anything
-/// was asked.
+/// gateway pods' label (or, where the cluster serves the Gateway API,
+/// whether to use it instead), the Secret holding kms-api's CA. Whether
+/// anything was asked.
 fn ask_about_gateway(
     problems: &[Error],
     target: &Target,
-    options: &mut StepOptions,
-    answers: &mut Answers,
+    serves_gateway_api: bool,
+    (options, answers): (&mut StepOptions, &mut Answers),
 ) -> Result<bool> {
     let mut asked = false;
     for problem in problems {
@@ -432,6 +458,12 @@ fn ask_about_gateway(
                 selector,
             } => {
                 eprintln!("no pod in {namespace} has the gateway label {selector}");
+                if serves_gateway_api && choose_gateway_api()? {
+                    options.expose.api = Some(ExposureApi::GatewayApi);
+                    answers.api = Some(ExposureApi::GatewayApi.flag_value().to_owned());
+                    asked = true;
+                    continue;
+                }
                 let text = prompt_text(
                     &format!("Label of the ingress gateway pods in {namespace} (LABEL=VALUE)"),
                     None,
@@ -815,6 +847,7 @@ fn ask(
         source_crn,
         target_crns: vec![target_crn],
         gateway_selector: defaults::GATEWAY_SELECTOR.into(),
+        api: None,
         upstream_ca_secret: None,
         deployment: names.deployment.clone(),
         token_adapter: names.token_adapter.clone(),

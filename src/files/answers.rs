@@ -37,6 +37,11 @@ pub struct Answers {
     /// The label of the ingress gateway pods, `LABEL=VALUE`.
     #[serde(default = "default_gateway_selector")]
     pub gateway_selector: String,
+    /// The API that exposes KMS, as `expose --api` takes it (`istio` or
+    /// `gateway-api`); when absent, the one exposing it already, else
+    /// Istio's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
     /// A Secret in the KMS namespace whose `ca.crt` signed kms-api's
     /// certificate; read from kms-api's own TLS secret when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +102,9 @@ fn default_common_name() -> String {
     defaults::COMMON_NAME.into()
 }
 
+/// What `api` may say, as `expose --api` takes it.
+pub const API_WORDS: [&str; 2] = ["istio", "gateway-api"];
+
 /// Whether `value` is a Kubernetes object name (a DNS subdomain).
 fn is_object_name(value: &str) -> bool {
     !value.is_empty()
@@ -137,6 +145,14 @@ impl Answers {
             .map_err(|reason| invalid("commonName", reason))?;
         values_exposure::parse_selector(&self.gateway_selector)
             .map_err(|reason| invalid("gatewaySelector", reason))?;
+        if let Some(api) = &self.api
+            && !API_WORDS.contains(&api.as_str())
+        {
+            return Err(invalid(
+                "api",
+                format!("\"{api}\" is not istio or gateway-api"),
+            ));
+        }
         crn::parse(&self.source_crn).map_err(|err| invalid("sourceCrn", err.to_string()))?;
         if self.target_crns.is_empty() {
             return Err(invalid("targetCrns", "give at least one KMS CRN".into()));

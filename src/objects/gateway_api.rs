@@ -117,6 +117,14 @@ pub struct HttpRouteSpec {
     pub rest: Rest,
 }
 
+impl HttpRouteSpec {
+    /// The path prefix of the first rule's first match.
+    pub fn first_prefix(&self) -> Option<&str> {
+        let path = self.rules.first()?.matches.first()?.path.as_ref()?;
+        (path.type_ == "PathPrefix").then_some(path.value.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteRule {

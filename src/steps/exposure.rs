@@ -58,6 +58,13 @@ impl ExposureApi {
         }
     }
 
+    /// The API `--api` names by `word`.
+    pub fn from_flag_value(word: &str) -> Option<ExposureApi> {
+        [ExposureApi::Istio, ExposureApi::GatewayApi]
+            .into_iter()
+            .find(|api| api.flag_value() == word)
+    }
+
     fn describe(self) -> &'static str {
         match self {
             ExposureApi::Istio => "Istio's APIs",
@@ -113,6 +120,13 @@ pub struct Found {
     /// The TLS secret the pods behind kms-api mount, by name.
     served_tls: Option<(String, Secret)>,
     live: Live,
+}
+
+impl Found {
+    /// Whether the cluster serves the Gateway API's kinds `expose` writes.
+    pub fn serves_gateway_api(&self) -> bool {
+        self.api_places.is_some()
+    }
 }
 
 /// Reads what exposure depends on. A user who lacks a permission it needs

@@ -108,7 +108,7 @@ pub fn checks(s: &Snapshot, names: &Names) -> Vec<Check> {
 }
 
 /// `--probe`: every exposed host answered by KMS through the route.
-fn probe_check(probes: &[Probe], expose: &str) -> Check {
+pub(super) fn probe_check(probes: &[Probe], expose: &str) -> Check {
     if probes.is_empty() {
         return Check::fail(
             CheckId::Probe,

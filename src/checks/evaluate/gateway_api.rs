@@ -7,7 +7,7 @@
 //! check that last part: a CA that did not sign kms-api's certificate is
 //! accepted, and every request then fails its handshake.
 
-use crate::checks::evaluate::data_path::{kms_certificate, upstream_names};
+use crate::checks::evaluate::data_path::{kms_certificate, probe_check, upstream_names};
 use crate::checks::evaluate::exposure::certificate_checks;
 use crate::checks::snapshot::{Names, Snapshot, expose_command};
 use crate::checks::{Check, CheckId};
@@ -31,10 +31,15 @@ pub fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     checks
 }
 
-/// The data path category: the gateway trusts what kms-api serves.
+/// The data path category: the gateway trusts what kms-api serves; with
+/// `--probe`, a request to each host reached KMS.
 pub fn data_path_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     let expose = format!("run {}", expose_command(s, names));
-    vec![upstream_trust(s, names, &expose)]
+    let mut checks = vec![upstream_trust(s, names, &expose)];
+    if let Some(probes) = &s.probes {
+        checks.push(probe_check(probes, &expose));
+    }
+    checks
 }
 
 /// The first of `wanted` whose condition is not True, in words; `None`
