@@ -263,6 +263,9 @@ fn each_missing_permission_is_named_before_any_write() {
         };
         let place = match resource.as_str() {
             _ if RUNBOOK_CLUSTER_GRANTS.contains(missing) => "(cluster-wide)".to_owned(),
+            // The CA beside the BackendTLSPolicy, in the KMS namespace.
+            "configmaps" if args[0] == "expose" => format!("in {}", ns.0),
+            "gateways.gateway.networking.k8s.io" => format!("in {}", ns.1),
             "configmaps" | "secrets" | "identitymappingpolicies.policy.ibm.com" => {
                 format!("in {}", ns.1)
             }
