@@ -239,6 +239,14 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("the Gateway API's route did not serve within {timeout} ({pending}); {} kept serving KMS", kept.join(", "))]
+    NotServing {
+        timeout: String,
+        pending: String,
+        kept: Vec<String>,
+        hint: String,
+    },
+
     #[error("{tool} failed: {detail}")]
     ToolFailed { tool: &'static str, detail: String },
 
@@ -530,6 +538,7 @@ impl Error {
             | Error::SharedGatewayConflict { .. }
             | Error::NoGatewayPods { .. } => ExitStatus::MissingPrerequisite,
             Error::ExposedOtherwise { .. } => ExitStatus::Conflict,
+            Error::NotServing { .. } => ExitStatus::Failure,
             Error::ToolFailed { .. } | Error::LocalFile { .. } | Error::StandardOutput(_) => {
                 ExitStatus::Failure
             }
@@ -672,7 +681,8 @@ impl Error {
             Error::Missing { hint, .. }
             | Error::DataPath { hint, .. }
             | Error::SharedGatewayConflict { hint, .. }
-            | Error::ExposedOtherwise { hint, .. } => Some(hint.clone()),
+            | Error::ExposedOtherwise { hint, .. }
+            | Error::NotServing { hint, .. } => Some(hint.clone()),
             Error::Istio10Injector { .. } => Some(
                 "upgrade Istio first (the README's \"Upgrading Istio\" says what to run after); \
                  until then inject KMS with Istio 1.0's own `istioctl kube-inject`, and `status` \

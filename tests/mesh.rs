@@ -1129,3 +1129,98 @@ fn give_load_balancer_address(test: &TestCluster, namespace: &str, service: &str
     }
     panic!("service {namespace}/{service} never appeared");
 }
+
+#[test]
+fn a_move_to_the_gateway_api_keeps_every_request_reaching_kms() {
+    let test = cluster("modern");
+    let ns = live_namespaces(test, "mesh-move");
+    let gateways = Gateways::of(&ns);
+    // Exposed through Istio's APIs on the gateway behind the pair's
+    // `istio-ingress` Service.
+    expose(test, &ns, &gateways.credential_name);
+    assert_reaches_kms(&ns, &gateways.credential_name, HOSTS[0]);
+
+    // Without the Service clients reach KMS at, the move is refused.
+    let mut command = plugin_in(test, &ns);
+    command.args(["expose", "--api", "gateway-api"]);
+    for host in HOSTS {
+        command.args(["--host", host]);
+    }
+    let out = run(&mut command);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--gateway-service"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Moved onto the same gateway while requests keep coming: Istio's
+    // objects go only once the new route serves, and none fails.
+    let load = RequestLoop::start(&ns.1, &gateways.credential_name, HOSTS[0]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let out = run(command.args(["--gateway-service", "istio-ingress"]));
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    for object in [
+        "gateway.networking.istio.io/kmsgateway",
+        "virtualservice.networking.istio.io/kmsvservice",
+        "destinationrule.networking.istio.io/kms-api-tls",
+    ] {
+        assert!(
+            err.contains(&format!(
+                "{object} in {} deleted: the Gateway API's route serves KMS",
+                ns.0
+            )),
+            "{err}"
+        );
+    }
+    assert!(
+        err.contains("httproute.gateway.networking.k8s.io/kms-api created"),
+        "{err}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let answers = load.finish();
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|a| a["reached_kms"] != true)
+        .collect();
+    assert!(answers.len() >= 10, "only {} requests", answers.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:#?}",
+        failed.len(),
+        answers.len()
+    );
+    assert_eq!(
+        test.object_names(
+            &ns.0,
+            "gateways.networking.istio.io,virtualservices.networking.istio.io,\
+             destinationrules.networking.istio.io"
+        ),
+        ""
+    );
+    // The Gateway attached to the Service: no gateway of its own.
+    assert_eq!(
+        test.jsonpath(
+            &ns.1,
+            "gateways.gateway.networking.k8s.io/kms-gateway",
+            "{.spec.addresses[0].value}"
+        ),
+        format!("istio-ingress.{}.svc.cluster.local", ns.1)
+    );
+    for host in HOSTS {
+        assert_reaches_kms(&ns, &gateways.credential_name, host);
+    }
+    let report = status_until(
+        test,
+        &ns,
+        &[
+            ("Gateway", "pass"),
+            ("HTTPRoute", "pass"),
+            ("BackendTLSPolicy", "pass"),
+        ],
+    );
+    for name in ["Gateway", "HTTPRoute", "BackendTLSPolicy", "upstream trust"] {
+        assert_eq!(status_check(&report, name)["result"], "pass", "{report:#}");
+    }
+}

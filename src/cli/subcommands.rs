@@ -194,6 +194,12 @@ pub struct ExposeArgs {
     #[arg(long, value_name = "SERVICE")]
     pub gateway_service: Option<String>,
 
+    /// Moving KMS from Istio's APIs to the Gateway API (--api gateway-api on
+    /// a setup of Istio's): how long to wait for the new route to serve
+    /// before Istio's objects are taken out.
+    #[arg(long, value_name = "DURATION", default_value = defaults::SERVE_TIMEOUT, value_parser = duration::parse_positive)]
+    pub timeout: Duration,
+
     /// The cert-manager issuer that signs the gateway's certificate.
     #[arg(long, value_name = "NAME", default_value = defaults::ISSUER)]
     pub issuer: String,
@@ -258,6 +264,8 @@ impl ExposeArgs {
         ExposeOptions {
             api: self.api,
             gateway_service: self.gateway_service.clone(),
+            moves_between_apis: true,
+            serve_timeout: self.timeout,
             hosts: self.hosts.clone(),
             issuer: self.issuer.clone(),
             issuer_kind: self.issuer_kind.clone(),

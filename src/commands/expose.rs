@@ -3,7 +3,9 @@
 //! served; the `kms-api` Service and its port; the issuer; the gateway pods
 //! and what they mount; the certificate kms-api serves and the CA that
 //! signed it), then applies the Certificate, the CA Secret, Gateway,
-//! VirtualService and DestinationRule idempotently.
+//! VirtualService and DestinationRule idempotently, or their Gateway API
+//! counterparts; moving from the first to the second, it takes Istio's
+//! objects out once the new route serves.
 
 use crate::cli::ExposeArgs;
 use crate::cluster::discovery;
@@ -19,6 +21,6 @@ pub async fn run(target: &Target, args: &ExposeArgs) -> Result<()> {
     let run = Run::without_discovery(&cluster, target, args.write.options(), &Terminal);
     let fetch = async |run: Run<'_>| exposure::fetch(run, &options).await;
     let (served, found) = discovery::fetch_while_discovering(run, fetch).await?;
-    let planned = exposure::plan(&found, target, &options)?;
-    exposure::apply(run.serving(&served), &planned, &options).await
+    let plan = exposure::plan(&found, target, &options)?;
+    exposure::apply(run.serving(&served), &found, &plan, &options).await
 }

@@ -8,6 +8,7 @@
 //! and cancelling any prompt leaves the cluster as it was.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use dialoguer::{Confirm, Input, Password, Select};
 
@@ -239,6 +240,8 @@ impl StepOptions {
                     .as_deref()
                     .map(|word| ExposureApi::from_flag_value(word).expect("validated answers")),
                 gateway_service: None,
+                moves_between_apis: false,
+                serve_timeout: Duration::ZERO,
                 hosts: answers
                     .hosts
                     .iter()
@@ -415,7 +418,8 @@ async fn plan_exposure(
             return Ok(None);
         };
         let problems = match exposure::plan(read, run.target, &options.expose) {
-            Ok(planned) => return Ok(Some(planned)),
+            // The wizard never moves between APIs: nothing retires.
+            Ok(plan) => return Ok(Some(plan.writes)),
             Err(err) => err.into_problems(),
         };
         if !interactive {

@@ -3,7 +3,8 @@
 //! the BackendTLSPolicy (all `gateway.networking.k8s.io/v1`), with the
 //! status conditions istiod writes on them. As in `schemas`, each struct
 //! names the fields the plugin sets or checks and keeps the others in
-//! `rest`.
+//! `rest`. Also the one reading of istiod's conditions (`first_unmet`,
+//! `attachments_met`) that `status` judges and a move between APIs waits on.
 
 use std::collections::BTreeMap;
 
@@ -222,6 +223,13 @@ pub struct ApiCondition {
     pub reason: String,
     #[serde(default)]
     pub message: String,
+    /// The object's generation the condition was written for.
+    #[serde(
+        rename = "observedGeneration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub observed_generation: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -258,4 +266,125 @@ pub struct AttachmentStatus {
     pub controller_name: String,
     #[serde(default)]
     pub conditions: Vec<ApiCondition>,
+}
+
+/// The controller whose conditions count: istiod's.
+pub const ISTIO_GATEWAY_CONTROLLER: &str = "istio.io/gateway-controller";
+
+/// The first of `wanted` whose condition is not True for the object's
+/// `generation`, in words; `None` when all are. A condition istiod has not
+/// written yet, or wrote for an older generation, is not met.
+pub fn first_unmet(
+    conditions: &[ApiCondition],
+    generation: Option<i64>,
+    wanted: &[&str],
+) -> Option<String> {
+    wanted
+        .iter()
+        .find_map(|kind| match conditions.iter().find(|c| c.type_ == *kind) {
+            Some(c) if c.status != "True" => Some(format!(
+                "{kind} is {} ({}: {})",
+                c.status, c.reason, c.message
+            )),
+            Some(c)
+                if generation.is_some()
+                    && c.observed_generation
+                        .is_some_and(|seen| Some(seen) != generation) =>
+            {
+                Some(format!(
+                    "istiod has not reported {kind} for the latest change yet"
+                ))
+            }
+            Some(_) => None,
+            None => Some(format!("istiod has not reported {kind} yet")),
+        })
+}
+
+/// istiod's `Accepted` and `ResolvedRefs` for each place a route or a
+/// policy is attached to (its parents, its ancestors): how many are met,
+/// or the first that is not (`None`: istiod attached it nowhere yet).
+pub fn attachments_met(
+    status: Option<&PolicyStatus>,
+    generation: Option<i64>,
+) -> Result<usize, Option<String>> {
+    let mut met = 0;
+    let ours = status
+        .into_iter()
+        .flat_map(|status| &status.parents)
+        .filter(|attachment| attachment.controller_name == ISTIO_GATEWAY_CONTROLLER);
+    for attachment in ours {
+        if let Some(problem) = first_unmet(
+            &attachment.conditions,
+            generation,
+            &["Accepted", "ResolvedRefs"],
+        ) {
+            let to = &attachment.parent_ref;
+            let kind = to.kind.as_deref().unwrap_or("Gateway");
+            return Err(Some(format!("for {kind} {}: {problem}", to.name)));
+        }
+        met += 1;
+    }
+    if met == 0 {
+        return Err(None);
+    }
+    Ok(met)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conditions(value: serde_json::Value) -> Vec<ApiCondition> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_condition_counts_for_the_generation_it_was_written_for() {
+        let written = conditions(json!([
+            {"type": "Accepted", "status": "True", "observedGeneration": 1},
+            {"type": "Programmed", "status": "False", "reason": "AddressNotAssigned",
+             "message": "pending", "observedGeneration": 1},
+        ]));
+        assert_eq!(first_unmet(&written, Some(1), &["Accepted"]), None);
+        assert_eq!(
+            first_unmet(&written, Some(2), &["Accepted"]).as_deref(),
+            Some("istiod has not reported Accepted for the latest change yet")
+        );
+        assert_eq!(
+            first_unmet(&written, Some(1), &["Accepted", "Programmed"]).as_deref(),
+            Some("Programmed is False (AddressNotAssigned: pending)")
+        );
+        assert_eq!(
+            first_unmet(&written, None, &["ResolvedRefs"]).as_deref(),
+            Some("istiod has not reported ResolvedRefs yet")
+        );
+    }
+
+    #[test]
+    fn only_istiods_attachments_count() {
+        let status: PolicyStatus = serde_json::from_value(json!({"ancestors": [
+            {"ancestorRef": {"name": "kms-gateway"}, "controllerName": "someone.else/controller",
+             "conditions": [{"type": "Accepted", "status": "False"}]},
+            {"ancestorRef": {"name": "kms-gateway"}, "controllerName": ISTIO_GATEWAY_CONTROLLER,
+             "conditions": [{"type": "Accepted", "status": "True"},
+                            {"type": "ResolvedRefs", "status": "True"}]},
+        ]}))
+        .unwrap();
+        assert_eq!(attachments_met(Some(&status), None), Ok(1));
+        assert_eq!(attachments_met(None, None), Err(None));
+        let refused: PolicyStatus = serde_json::from_value(json!({"parents": [
+            {"parentRef": {"kind": "Gateway", "name": "kms-gateway"},
+             "controllerName": ISTIO_GATEWAY_CONTROLLER,
+             "conditions": [{"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners",
+                             "message": "no"}]},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            attachments_met(Some(&refused), None),
+            Err(Some(
+                "for Gateway kms-gateway: Accepted is False (NotAllowedByListeners: no)".into()
+            ))
+        );
+    }
 }

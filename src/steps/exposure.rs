@@ -17,6 +17,7 @@
 //! writes what the plan changes, all at once.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -33,11 +34,16 @@ use crate::error::{Error, Result};
 use crate::manifests::exposure::{self, Exposure, Issuance, KMS_SERVICE, Places, UpstreamTrust};
 use crate::manifests::gateway_api::{ApiExposure, ApiPlaces, GatewayHome};
 use crate::objects::apis::{self, CertManagerApi};
+use crate::objects::gateway_api::{
+    ApiGateway, BackendTlsPolicy, HttpRoute as ApiHttpRoute, attachments_met, first_unmet,
+};
 use crate::objects::owned::{self, Where};
 use crate::objects::place::ObjectRef;
 use crate::objects::schemas::{Gateway, GatewaySpec};
 use crate::objects::shared_gateway::{self, Conflict, Merged};
+use crate::steps::uninstall::{self, Held};
 use crate::values::defaults;
+use crate::values::duration;
 use crate::values::host::Host;
 
 /// Which API puts KMS behind a gateway.
@@ -81,6 +87,12 @@ pub struct ExposeOptions {
     /// With the Gateway API: attach to this existing gateway Service in the
     /// Istio namespace instead of having istiod deploy a gateway.
     pub gateway_service: Option<String>,
+    /// Whether a setup made through Istio's APIs may be moved to the
+    /// Gateway API when `api` asks for it: its objects are taken out once
+    /// the new route serves (`expose` may; the wizard does not).
+    pub moves_between_apis: bool,
+    /// How long a move waits for the new route to serve.
+    pub serve_timeout: Duration,
     pub hosts: Vec<Host>,
     pub issuer: String,
     /// `ClusterIssuer` or `Issuer`.
@@ -259,20 +271,37 @@ fn issuer_place<'a>(kind: &str, istio_namespace: &'a str) -> (&'static str, Opti
     }
 }
 
+/// What `expose` does: the objects it writes, and those of Istio's APIs it
+/// takes out once the Gateway API's route serves (when it moves KMS from
+/// one to the other).
+#[derive(Debug, Clone)]
+pub struct ExposurePlan {
+    pub writes: Vec<Planned>,
+    pub retiring: Vec<Held>,
+}
+
 /// The objects as they should be, through the API chosen, each with what
 /// writing it changes; or every prerequisite that is not met.
-pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<Vec<Planned>> {
-    match chosen_api(found, target, options)? {
+pub fn plan(found: &Found, target: &Target, options: &ExposeOptions) -> Result<ExposurePlan> {
+    let (api, retiring) = chosen_api(found, target, options)?;
+    let writes = match api {
         ExposureApi::Istio => plan_istio(found, target, options),
         ExposureApi::GatewayApi => plan_gateway_api(found, target, options),
-    }
+    }?;
+    Ok(ExposurePlan { writes, retiring })
 }
 
 /// The API asked for, else the one exposing KMS now, else Istio's where
 /// its classic gateway pods run or a gateway selector was given, else the
 /// Gateway API where it is served.
-/// Refuses to switch a setup made through the other API.
-fn chosen_api(found: &Found, target: &Target, options: &ExposeOptions) -> Result<ExposureApi> {
+/// Refuses to switch a setup made through the other API, but for a move
+/// from Istio's APIs to the Gateway API that `options` allow: then the
+/// objects to take out once the new route serves.
+fn chosen_api(
+    found: &Found,
+    target: &Target,
+    options: &ExposeOptions,
+) -> Result<(ExposureApi, Vec<Held>)> {
     let existing = |places: Vec<&ObjectRef>| -> Vec<ObjectRef> {
         places
             .into_iter()
@@ -293,21 +322,82 @@ fn chosen_api(found: &Found, target: &Target, options: &ExposeOptions) -> Result
     } else {
         None
     };
-    match (options.api, current) {
-        (Some(asked), Some((current, objects))) if asked != current => {
-            Err(exposed_otherwise(target, asked, current, &objects))
+    let api = match (options.api, current) {
+        (Some(ExposureApi::GatewayApi), Some((ExposureApi::Istio, _)))
+            if options.moves_between_apis =>
+        {
+            return Ok((ExposureApi::GatewayApi, retiring(found, options)?));
         }
-        (Some(asked), _) => Ok(asked),
-        (None, Some((current, _))) => Ok(current),
+        (Some(asked), Some((current, objects))) if asked != current => {
+            return Err(exposed_otherwise(target, asked, current, &objects));
+        }
+        (Some(asked), _) => asked,
+        (None, Some((current, _))) => current,
         (None, None)
             if found.gateway_pods.is_empty()
                 && !options.selector_given
                 && found.api_places.is_some() =>
         {
-            Ok(ExposureApi::GatewayApi)
+            ExposureApi::GatewayApi
         }
-        (None, None) => Ok(ExposureApi::Istio),
+        (None, None) => ExposureApi::Istio,
+    };
+    Ok((api, Vec::new()))
+}
+
+/// Istio's objects a move to the Gateway API takes out: the Gateway,
+/// VirtualService, DestinationRule and the gateway's CA Secret, as read.
+/// The move keeps KMS's address: it needs `--gateway-service`, the
+/// Service in front of the gateway pods that serve KMS now; and it takes
+/// out only objects no one but the plugin manages.
+fn retiring(found: &Found, options: &ExposeOptions) -> Result<Vec<Held>> {
+    if options.gateway_service.is_none() {
+        return Err(Error::InvalidFlag {
+            flag: "--gateway-service",
+            reason: "moving KMS from Istio's APIs to the Gateway API keeps the gateway clients \
+                     reach it at: name the Service in front of those gateway pods (for example \
+                     --gateway-service istio-ingressgateway)"
+                .into(),
+        });
     }
+    let Some(places) = &found.places else {
+        return Ok(Vec::new());
+    };
+    let rows = [
+        (&places.gateway, owned::GATEWAY_OBJECT),
+        (&places.virtual_service, owned::VIRTUAL_SERVICE_OBJECT),
+        (&places.destination_rule, owned::DESTINATION_RULE_OBJECT),
+        (&places.ca_secret, owned::CA_SECRET_OBJECT),
+    ];
+    let mut held = Vec::new();
+    for (place, row) in rows {
+        let Some(object) = found.live.get(place) else {
+            continue;
+        };
+        let others = uninstall::other_managers(object);
+        if !others.is_empty() {
+            return Err(Error::ExposedOtherwise {
+                current: ExposureApi::Istio.describe(),
+                asked: ExposureApi::GatewayApi.describe(),
+                objects: vec![place.display_name()],
+                hint: format!(
+                    "{} in {} is managed by {} too, so expose does not take it out: move it by \
+                     hand, or remove the other managers' fields first",
+                    place.display_name(),
+                    place.namespace.as_deref().unwrap_or_default(),
+                    others.join(", ")
+                ),
+            });
+        }
+        held.push(Held {
+            resource: place.resource.clone(),
+            namespace: place.namespace.clone().unwrap_or_default(),
+            name: place.name.clone(),
+            owned: row,
+            object: Some(object.clone()),
+        });
+    }
+    Ok(held)
 }
 
 /// The refusal to switch KMS to `asked` while `objects` of `current` expose
@@ -600,9 +690,123 @@ fn upstream(
         .ok()
 }
 
-/// Writes what the plan changes, as `write` says.
-pub async fn apply(run: Run<'_>, planned: &[Planned], options: &ExposeOptions) -> Result<()> {
-    apply::write_all(run.cluster, planned, options.apply, run.write, run.journal).await
+/// Writes what the plan changes, as `write` says; then, for a move, takes
+/// out Istio's objects once the Gateway API's route serves.
+pub async fn apply(
+    run: Run<'_>,
+    found: &Found,
+    plan: &ExposurePlan,
+    options: &ExposeOptions,
+) -> Result<()> {
+    apply::write_all(
+        run.cluster,
+        &plan.writes,
+        options.apply,
+        run.write,
+        run.journal,
+    )
+    .await?;
+    retire(run, found, &plan.retiring, options).await
+}
+
+/// Waits until istiod says the Gateway is programmed and the route and the
+/// policy are accepted with their references resolved, each for its
+/// current generation; then deletes each of `retiring` if it is unchanged
+/// since it was read. While the route does not serve, Istio's objects stay
+/// and keep serving KMS.
+async fn retire(
+    run: Run<'_>,
+    found: &Found,
+    retiring: &[Held],
+    options: &ExposeOptions,
+) -> Result<()> {
+    let (Some(places), false) = (&found.api_places, retiring.is_empty()) else {
+        return Ok(());
+    };
+    if run.write.dry_run.is_some() {
+        for held in retiring {
+            run.journal.done(&format!(
+                "{} would be deleted once the Gateway API's route serves (dry run)",
+                held.display_name()
+            ));
+        }
+        return Ok(());
+    }
+    let cluster = run.cluster;
+    let deadline = std::time::Instant::now() + options.serve_timeout;
+    loop {
+        let (gateway, route, policy) = tokio::try_join!(
+            apply::read::<ApiGateway>(cluster, &places.gateway),
+            apply::read::<ApiHttpRoute>(cluster, &places.route),
+            apply::read::<BackendTlsPolicy>(cluster, &places.backend_tls),
+        )?;
+        let Err(pending) = serving(gateway.as_ref(), route.as_ref(), policy.as_ref()) else {
+            break;
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::NotServing {
+                timeout: duration::display(options.serve_timeout),
+                pending,
+                kept: retiring.iter().map(Held::display_name).collect(),
+                hint: format!(
+                    "see `kubectl describe gateways.gateway.networking.k8s.io {} -n {}{}`; run \
+                     expose again once it is programmed (or with a longer --timeout)",
+                    places.gateway.name,
+                    places.gateway.namespace.as_deref().unwrap_or_default(),
+                    run.target.kubectl_flags()
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for held in retiring {
+        let object = held.object.as_ref().expect("a retiring object was read");
+        uninstall::delete(cluster, held, object, run.write).await?;
+        run.journal.done(&format!(
+            "{} deleted: the Gateway API's route serves KMS",
+            held.display_name()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether istiod says the Gateway API's objects serve: `Err` with what it
+/// has not said yet.
+fn serving(
+    gateway: Option<&ApiGateway>,
+    route: Option<&ApiHttpRoute>,
+    policy: Option<&BackendTlsPolicy>,
+) -> std::result::Result<(), String> {
+    let (Some(gateway), Some(route), Some(policy)) = (gateway, route, policy) else {
+        return Err("the Gateway API's objects are not all there".into());
+    };
+    let status = gateway.status.clone().unwrap_or_default();
+    if let Some(problem) = first_unmet(
+        &status.conditions,
+        gateway.metadata.generation,
+        &["Accepted", "Programmed"],
+    ) {
+        return Err(format!("Gateway: {problem}"));
+    }
+    for (what, status, generation) in [
+        (
+            "HTTPRoute",
+            route.status.as_ref(),
+            route.metadata.generation,
+        ),
+        (
+            "BackendTLSPolicy",
+            policy.status.as_ref(),
+            policy.metadata.generation,
+        ),
+    ] {
+        match attachments_met(status, generation) {
+            Ok(_) => {}
+            Err(Some(problem)) => return Err(format!("{what} {problem}")),
+            Err(None) => return Err(format!("istiod has not attached the {what} yet")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -614,6 +818,8 @@ mod tests {
         ExposeOptions {
             api: None,
             gateway_service: None,
+            moves_between_apis: true,
+            serve_timeout: Duration::from_secs(1),
             hosts: vec![parse_host("9.42.136.50").unwrap()],
             issuer: defaults::ISSUER.into(),
             issuer_kind: defaults::ISSUER_KIND.into(),

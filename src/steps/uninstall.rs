@@ -58,7 +58,7 @@ pub struct Held {
 
 impl Held {
     /// `kind.group/name`, as kubectl names objects.
-    fn object_name(&self) -> String {
+    pub fn object_name(&self) -> String {
         let kind = self.resource.kind.to_lowercase();
         if self.resource.group.is_empty() {
             format!("{kind}/{}", self.name)
@@ -67,7 +67,7 @@ impl Held {
         }
     }
 
-    fn display_name(&self) -> String {
+    pub fn display_name(&self) -> String {
         format!("{} in {}", self.object_name(), self.namespace)
     }
 }
@@ -684,7 +684,7 @@ pub async fn apply(run: Run<'_>, plan: Plan, options: &UninstallOptions) -> Resu
 /// resourceVersion); already gone counts as deleted. A refusal caused only
 /// by a controller writing status (cert-manager does, all the time) is
 /// retried against the fresh version; any other change keeps the object.
-async fn delete(
+pub async fn delete(
     cluster: &Cluster,
     found: &Held,
     object: &DynamicObject,

@@ -26,5 +26,7 @@ pub const PATH_PREFIX: &str = "/kms/api";
 pub const REWRITE: &str = "/api";
 /// How long a rollout may take, as `--timeout` is written.
 pub const ROLLOUT_TIMEOUT: &str = "5m";
+/// How long a move to the Gateway API waits for its route to serve.
+pub const SERVE_TIMEOUT: &str = "2m";
 /// The label of the ingress gateway pods the runbook's Gateway selects.
 pub const GATEWAY_SELECTOR: &str = "istio=ingressgateway";

@@ -12,13 +12,10 @@ use crate::checks::evaluate::exposure::certificate_checks;
 use crate::checks::snapshot::{Names, Snapshot, expose_command};
 use crate::checks::{Check, CheckId};
 use crate::manifests::exposure::KMS_SERVICE;
-use crate::objects::gateway_api::{ApiCondition, PolicyStatus};
+use crate::objects::gateway_api::{attachments_met, first_unmet};
 use crate::objects::owned::{CA_CONFIG_MAP, KMS_BACKEND_TLS, KMS_GATEWAY, KMS_ROUTE};
 use crate::objects::schemas::ClientTls;
 use crate::values::certificate;
-
-/// The controller whose conditions count: istiod's.
-const ISTIO_GATEWAY_CONTROLLER: &str = "istio.io/gateway-controller";
 
 /// The exposure category: the Certificate (as `exposure` checks it), the
 /// Gateway, the route and the policy.
@@ -42,22 +39,6 @@ pub fn data_path_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     checks
 }
 
-/// The first of `wanted` whose condition is not True, in words; `None`
-/// when all are True. A condition istiod has not written yet counts as not
-/// True ("not reported yet").
-fn unmet(conditions: &[ApiCondition], wanted: &[&str]) -> Option<String> {
-    wanted
-        .iter()
-        .find_map(|kind| match conditions.iter().find(|c| c.type_ == *kind) {
-            Some(c) if c.status == "True" => None,
-            Some(c) => Some(format!(
-                "{kind} is {} ({}: {})",
-                c.status, c.reason, c.message
-            )),
-            None => Some(format!("istiod has not reported {kind} yet")),
-        })
-}
-
 fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
     let ns = &names.istio_namespace;
     let Some(gateway) = &s.gateway_api.gateway else {
@@ -72,7 +53,9 @@ fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
         "`kubectl describe gateways.gateway.networking.k8s.io {KMS_GATEWAY} -n {ns}{}`",
         names.kubectl_flags
     );
-    if let Some(problem) = unmet(&status.conditions, &["Accepted", "Programmed"]) {
+    let generation = gateway.metadata.generation;
+    if let Some(problem) = first_unmet(&status.conditions, generation, &["Accepted", "Programmed"])
+    {
         let address_pending = status
             .conditions
             .iter()
@@ -93,8 +76,9 @@ fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
         );
     }
     for listener in &status.listeners {
-        if let Some(problem) = unmet(
+        if let Some(problem) = first_unmet(
             &listener.conditions,
+            generation,
             &["Accepted", "ResolvedRefs", "Programmed"],
         ) {
             return Check::fail(
@@ -112,29 +96,6 @@ fn gateway_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
             addresses.join(", ")
         ),
     )
-}
-
-/// istiod's `Accepted` and `ResolvedRefs` for each place a route or a
-/// policy is attached to (its parents, its ancestors): how many are met, or
-/// the first that is not (`None`: istiod attached it nowhere yet).
-fn attachments(status: Option<&PolicyStatus>) -> Result<usize, Option<String>> {
-    let mut met = 0;
-    let ours = status
-        .into_iter()
-        .flat_map(|status| &status.parents)
-        .filter(|attachment| attachment.controller_name == ISTIO_GATEWAY_CONTROLLER);
-    for attachment in ours {
-        if let Some(problem) = unmet(&attachment.conditions, &["Accepted", "ResolvedRefs"]) {
-            let to = &attachment.parent_ref;
-            let kind = to.kind.as_deref().unwrap_or("Gateway");
-            return Err(Some(format!("for {kind} {}: {problem}", to.name)));
-        }
-        met += 1;
-    }
-    if met == 0 {
-        return Err(None);
-    }
-    Ok(met)
 }
 
 fn route_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
@@ -171,7 +132,7 @@ fn route_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
         "see `kubectl describe httproutes.gateway.networking.k8s.io {KMS_ROUTE} -n {ns}{}`",
         names.kubectl_flags
     );
-    match attachments(route.status.as_ref()) {
+    match attachments_met(route.status.as_ref(), route.metadata.generation) {
         Ok(_) => Check::pass(
             id,
             format!(
@@ -206,7 +167,7 @@ fn policy_check(s: &Snapshot, names: &Names, expose: &str) -> Check {
          -n {ns}{}`; {expose} to write the CA again",
         names.kubectl_flags
     );
-    match attachments(policy.status.as_ref()) {
+    match attachments_met(policy.status.as_ref(), policy.metadata.generation) {
         Ok(_) => Check::pass(
             id,
             format!("{ns}/{KMS_BACKEND_TLS} accepted for the gateway"),
@@ -288,7 +249,7 @@ mod tests {
             conditions[1] = extra;
         }
         json!([{reference: {"name": "kms-gateway"},
-                "controllerName": ISTIO_GATEWAY_CONTROLLER, "conditions": conditions}])
+                "controllerName": "istio.io/gateway-controller", "conditions": conditions}])
     }
 
     /// A working setup in the runbook's namespaces, as istiod reports it.
