@@ -976,6 +976,21 @@ fn through_the_gateway_api_requests_reach_kms_through_the_gateway_istiod_deploys
     let seen = gateway_request_for(&ns.1, DEPLOYED_GATEWAY, HOSTS[0], "/kms/apix", "not-kms");
     assert_eq!(seen["status"], 404, "{seen:#}");
 
+    // Exposed through the Gateway API: a run never switches it back.
+    let out = run(plugin_in(test, &ns).args(["expose", "--api", "istio", "--host", HOSTS[0]]));
+    assert_exit(&out, 7);
+    let err = stderr(&out);
+    assert!(
+        err.contains("KMS is exposed through the Gateway API already"),
+        "{err}"
+    );
+    assert!(
+        err.contains("httproute.gateway.networking.k8s.io/kms-api"),
+        "{err}"
+    );
+    assert!(err.contains("run expose with --api gateway-api"), "{err}");
+    assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
+
     let passing = [
         ("Gateway", "pass"),
         ("HTTPRoute", "pass"),
@@ -1140,25 +1155,67 @@ fn a_move_to_the_gateway_api_keeps_every_request_reaching_kms() {
     expose(test, &ns, &gateways.credential_name);
     assert_reaches_kms(&ns, &gateways.credential_name, HOSTS[0]);
 
-    // Without the Service clients reach KMS at, the move is refused.
-    let mut command = plugin_in(test, &ns);
-    command.args(["expose", "--api", "gateway-api"]);
-    for host in HOSTS {
-        command.args(["--host", host]);
-    }
-    let out = run(&mut command);
+    let move_to_gateway_api = |extra: &[&str]| {
+        let mut command = plugin_in(test, &ns);
+        command.args(["expose", "--api", "gateway-api"]);
+        for host in HOSTS {
+            command.args(["--host", host]);
+        }
+        run(command.args(extra))
+    };
+    // Without the Service clients reach KMS at, the move is refused; a dry
+    // run shows both halves and writes nothing.
+    let out = move_to_gateway_api(&[]);
     assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("--gateway-service"),
         "{}",
         stderr(&out)
     );
+    let out = move_to_gateway_api(&["--gateway-service", "istio-ingress", "--dry-run=client"]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    for says in [
+        "httproute.gateway.networking.k8s.io/kms-api would be created (dry run)".to_owned(),
+        format!(
+            "gateway.networking.istio.io/kmsgateway in {} would be deleted once the Gateway \
+             API's route serves (dry run)",
+            ns.0
+        ),
+    ] {
+        assert!(err.contains(&says), "{says}: {err}");
+    }
+    assert_eq!(
+        test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io"),
+        ""
+    );
 
     // Moved onto the same gateway while requests keep coming: Istio's
-    // objects go only once the new route serves, and none fails.
+    // objects go only once the new route serves, and none fails. While the
+    // Service has no load-balancer address istiod does not program the
+    // Gateway: past --timeout, Istio's objects stay and keep serving.
     let load = RequestLoop::start(&ns.1, &gateways.credential_name, HOSTS[0]);
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let out = run(command.args(["--gateway-service", "istio-ingress"]));
+    let out = move_to_gateway_api(&["--gateway-service", "istio-ingress", "--timeout", "3s"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("httproute.gateway.networking.k8s.io/kms-api created"),
+        "{err}"
+    );
+    assert!(err.contains("did not serve within 3s"), "{err}");
+    assert!(err.contains("AddressNotAssigned"), "{err}");
+    assert!(
+        err.contains("gateway.networking.istio.io/kmsgateway in"),
+        "{err}"
+    );
+    assert_eq!(
+        test.object_names(&ns.0, "gateways.networking.istio.io")
+            .trim(),
+        "gateway.networking.istio.io/kmsgateway"
+    );
+    give_load_balancer_address(test, &ns.1, "istio-ingress", HOSTS[1]);
+    let out = move_to_gateway_api(&["--gateway-service", "istio-ingress"]);
     assert_exit(&out, 0);
     let err = stderr(&out);
     for object in [
@@ -1174,10 +1231,6 @@ fn a_move_to_the_gateway_api_keeps_every_request_reaching_kms() {
             "{err}"
         );
     }
-    assert!(
-        err.contains("httproute.gateway.networking.k8s.io/kms-api created"),
-        "{err}"
-    );
     std::thread::sleep(std::time::Duration::from_secs(3));
     let answers = load.finish();
     let failed: Vec<_> = answers

@@ -323,7 +323,8 @@ fn answers_choose_the_gateway_api() {
     assert!(report.contains("√ HTTPRoute"), "{report}");
     assert!(report.contains("√ upstream trust"), "{report}");
     assert_eq!(
-        test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io"),
+        test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io")
+            .trim(),
         "httproute.gateway.networking.k8s.io/kms-api"
     );
     assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
