@@ -17,6 +17,25 @@ use support::{
 
 const HOSTS: [&str; 2] = ["kms.example.com", "10.20.30.40"];
 
+/// The runbook's first steps for the pair: the API key, then the sidecar,
+/// with the backup kept in a scratch directory named `label`, returned.
+fn set_apikey_and_inject(
+    test: &TestCluster,
+    ns: &(String, String),
+    label: &str,
+) -> std::path::PathBuf {
+    assert_exit(
+        &run_with_stdin(
+            plugin_in(test, ns).args(["set-apikey", "--from-stdin"]),
+            b"mesh-test-key",
+        ),
+        0,
+    );
+    let backups = scratch_dir(label);
+    assert_exit(&run(inject(test, ns).arg("--backup-dir").arg(&backups)), 0);
+    backups
+}
+
 /// `expose` for HOSTS on the gateway of `selector`; it must succeed.
 fn expose(test: &TestCluster, ns: &(String, String), selector: &str) {
     let mut command = plugin_in(test, ns);
@@ -163,15 +182,7 @@ fn after_the_chain_requests_reach_kms_through_a_gateway_that_mounts_its_certific
     let test = cluster("modern");
     let ns = live_namespaces(test, "mesh-files");
     let gateways = Gateways::of(&ns);
-    assert_exit(
-        &run_with_stdin(
-            plugin_in(test, &ns).args(["set-apikey", "--from-stdin"]),
-            b"mesh-test-key",
-        ),
-        0,
-    );
-    let backups = scratch_dir("mesh-files");
-    assert_exit(&run(inject(test, &ns).arg("--backup-dir").arg(&backups)), 0);
+    let backups = set_apikey_and_inject(test, &ns, "mesh-files");
     expose_and_reach_kms(
         test,
         &ns,
@@ -914,15 +925,7 @@ fn status_until(test: &TestCluster, ns: &(String, String), wanted: &[(&str, &str
 fn through_the_gateway_api_requests_reach_kms_through_the_gateway_istiod_deploys() {
     let test = cluster("modern");
     let ns = live_namespaces(test, "mesh-gwapi");
-    assert_exit(
-        &run_with_stdin(
-            plugin_in(test, &ns).args(["set-apikey", "--from-stdin"]),
-            b"mesh-test-key",
-        ),
-        0,
-    );
-    let backups = scratch_dir("mesh-gwapi");
-    assert_exit(&run(inject(test, &ns).arg("--backup-dir").arg(&backups)), 0);
+    let backups = set_apikey_and_inject(test, &ns, "mesh-gwapi");
     // No pod of the pair has the classic gateway's label (its gateways
     // carry labels of their own) and the cluster serves the Gateway API:
     // `expose` without --api chooses it.
