@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use base64::Engine;
 use support::{
-    TestCluster, assert_exit, cluster, istioctl_binary, own_gateway_namespaces, plugin, plugin_in,
-    run, run_with_stdin, scratch_dir, stderr, stdout,
+    TestCluster, assert_exit, cluster, give_load_balancer_address, istioctl_binary,
+    own_gateway_namespaces, plugin, plugin_in, run, run_with_stdin, scratch_dir, stderr, stdout,
 };
 
 const USAGE: i32 = 2;
@@ -305,23 +305,35 @@ fn answers_choose_the_gateway_api() {
     let file = dir.join("answers.yaml");
     std::fs::write(&file, format!("{}api: gateway-api\n", answers(&ns))).unwrap();
     let saved = dir.join("saved.yaml");
+    // What a cloud's load balancer does for the Service istiod makes for
+    // the Gateway, once it is there.
+    let istio_namespace = ns.1.clone();
+    let load_balancer = std::thread::spawn(move || {
+        give_load_balancer_address(
+            cluster("modern"),
+            &istio_namespace,
+            "kms-gateway-istio",
+            "10.9.8.7",
+        );
+    });
     let out = run_with_stdin(
         wizard(test, &file).arg("--save-answers").arg(&saved),
         b"gateway-api-key",
     );
-    // The gateway istiod deploys has no load-balancer address here, so the
-    // last status fails on the Gateway alone.
-    assert_exit(&out, 8);
+    load_balancer.join().unwrap();
+    assert_exit(&out, 0);
     let report = stdout(&out);
-    assert!(
-        report.contains(&format!(
-            "Gateway: {}/kms-gateway: Programmed is False",
+    for passed in [
+        format!(
+            "√ Gateway: {}/kms-gateway programmed by istiod at 10.9.8.7",
             ns.1
-        )),
-        "{report}"
-    );
-    assert!(report.contains("√ HTTPRoute"), "{report}");
-    assert!(report.contains("√ upstream trust"), "{report}");
+        ),
+        "√ HTTPRoute".to_owned(),
+        "√ BackendTLSPolicy".to_owned(),
+        "√ upstream trust".to_owned(),
+    ] {
+        assert!(report.contains(&passed), "{passed}: {report}");
+    }
     assert_eq!(
         test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io")
             .trim(),

@@ -60,10 +60,10 @@ impl ApiPlaces {
     pub fn all(&self) -> Vec<ObjectRef> {
         vec![
             self.certificate.clone(),
-            self.gateway.clone(),
             self.ca_config_map.clone(),
             self.backend_tls.clone(),
             self.route.clone(),
+            self.gateway.clone(),
         ]
     }
 }
@@ -248,15 +248,17 @@ impl ApiExposure {
         Desired::with_spec(self.places.backend_tls.clone(), &spec)
     }
 
-    /// All of them, in the order they are applied: what the route and the
-    /// policy name exists before them.
+    /// All of them, in the order they are applied: the Gateway last, so
+    /// that what it serves (its certificate, the route, the policy and its
+    /// CA) is in place when istiod first programs it; a route whose
+    /// Gateway is not there yet just waits for it.
     pub fn objects(&self) -> Vec<Desired> {
         vec![
             self.certificate(),
-            self.gateway(),
             self.ca_config_map(),
             self.backend_tls(),
             self.route(),
+            self.gateway(),
         ]
     }
 }
@@ -390,10 +392,10 @@ mod tests {
             kinds,
             [
                 "Certificate",
-                "Gateway",
                 "ConfigMap",
                 "BackendTLSPolicy",
-                "HTTPRoute"
+                "HTTPRoute",
+                "Gateway"
             ]
         );
     }

@@ -884,6 +884,7 @@ def request_loop(cluster, args):
     while not Path(args.while_missing).exists():
         result = one_request(cluster, pod["status"]["podIP"], port, args.host, args.path)
         result["gateway"] = f"{args.namespace}/{pod['metadata']['name']}"
+        result["time"] = round(time.time(), 3)
         print(json.dumps(result), flush=True)
         time.sleep(0.02)
 
@@ -957,16 +958,20 @@ def one_request(cluster, address, port, host, path):
               "reached": None, "reached_kms": False}
     conn = http.client.HTTPSConnection(address, port, timeout=5)
 
+    peer = {}
+
     def connect():
         sock = socket.create_connection((address, port), 5)
         conn.sock = context.wrap_socket(sock, server_hostname=host)
+        # Kept now: a response that closes the connection takes the socket.
+        peer["certificate"] = conn.sock.getpeercert()
     conn.connect = connect
     try:
         started = time.monotonic()
         conn.request("GET", path, headers={"Host": host})
         response = conn.getresponse()
         body = response.read().decode(errors="replace")
-        certificate = conn.sock.getpeercert()
+        certificate = peer["certificate"]
         result.update({"status": response.status,
                        "seconds": round(time.monotonic() - started, 3),
                        "server": response.getheader("server"),

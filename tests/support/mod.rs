@@ -983,3 +983,33 @@ impl TestCluster {
         )
     }
 }
+
+/// Gives the LoadBalancer Service `service` the ingress address `address`,
+/// as a cloud's controller would, once it exists.
+pub fn give_load_balancer_address(
+    test: &TestCluster,
+    namespace: &str,
+    service: &str,
+    address: &str,
+) {
+    let patch =
+        serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": address}]}}}).to_string();
+    for _ in 0..60 {
+        let out = run(test.kubectl().args([
+            "patch",
+            "service",
+            service,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]));
+        if out.status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    panic!("service {namespace}/{service} never appeared");
+}
