@@ -5,7 +5,9 @@
 //! BackendTLSPolicy (`manifests::gateway_api`). Which API is used is the
 //! operator's choice (`--api`), else the one that exposes KMS already, else
 //! Istio's where classic gateway pods run and the Gateway API where none do
-//! and it is served; a run never switches an existing setup.
+//! and it is served; a run switches an existing setup only from Istio's
+//! APIs to the Gateway API when asked, and then takes Istio's objects out
+//! only once istiod says the new route serves.
 //!
 //! `fetch` reads, in three concurrent batches, everything the objects depend
 //! on and the objects themselves: the permissions, the kms-api Service, the
