@@ -212,10 +212,6 @@ fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
         "no pod in {} has the gateway label istio=ingressgateway",
         ns.1
     ));
-    // The cluster serves the Gateway API too: Istio's APIs, the first
-    // choice, on pods named next.
-    term.wait_for("the Gateway API, on a gateway istiod deploys for KMS");
-    term.send(&["Enter"]);
     term.wait_for("Label of the ingress gateway pods");
     term.send(&["istio", "Enter"]);
     term.wait_for("is not LABEL=VALUE");
@@ -232,6 +228,56 @@ fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
     let screen = term.wait_for("EXIT=");
     assert!(screen.contains("EXIT=130"), "{screen}");
     assert_eq!(test.object_names(&ns.0, "gateways.networking.istio.io"), "");
+}
+
+#[test]
+fn with_no_classic_gateway_pods_the_gateway_api_is_offered() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-ask-api");
+    let out = support::run(test.kubectl().args([
+        "scale",
+        "deployment/istio-ingressgateway",
+        "--replicas=0",
+        "-n",
+        &ns.1,
+    ]));
+    support::assert_exit(&out, 0);
+    let out = support::run(test.kubectl().args([
+        "wait",
+        "--for=delete",
+        "pod",
+        "-l",
+        "istio=ingressgateway",
+        "-n",
+        &ns.1,
+        "--timeout=60s",
+    ]));
+    support::assert_exit(&out, 0);
+    let term = Terminal::start(test, &ns, "ask-api");
+    answer_the_questions(&term, &host_of(&ns));
+    term.wait_for(&format!(
+        "no pod in {} has the gateway label istio=ingressgateway",
+        ns.1
+    ));
+    term.wait_for("the Gateway API, on a gateway istiod deploys for KMS");
+    term.send(&["Down", "Enter"]);
+    let screen = term.wait_for("Apply this plan?");
+    let plan = &screen[screen.find("Plan for context").expect("a plan")..];
+    for object in [
+        "(Gateway API), httproute and backendtlspolicy in",
+        "httproute.gateway.networking.k8s.io/kms-api: create",
+        "gateway.gateway.networking.k8s.io/kms-gateway: create",
+    ] {
+        assert!(plan.contains(object), "{object}: {plan}");
+    }
+    assert!(!plan.contains("virtualservice"), "{plan}");
+    term.send(&["C-c"]);
+    let screen = term.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    assert_eq!(
+        test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io"),
+        ""
+    );
 }
 
 #[test]

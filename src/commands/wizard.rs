@@ -731,8 +731,16 @@ fn plan_text(
         }
         None => lines.push("  2. inject: already done".to_owned()),
     }
+    let routing = if answers.api.as_deref() == Some(ExposureApi::GatewayApi.flag_value()) {
+        format!(
+            "gateway {istio}/{} (Gateway API), httproute and backendtlspolicy in {kms}",
+            owned::KMS_GATEWAY
+        )
+    } else {
+        format!("gateway, virtualservice and destinationrule in {kms}")
+    };
     lines.push(format!(
-        "  3. expose: certificate {istio}/{} for {} issued by {} {}; gateway, virtualservice and destinationrule in {kms}",
+        "  3. expose: certificate {istio}/{} for {} issued by {} {}; {routing}",
         owned::CERTIFICATE,
         answers.hosts.join(", "),
         answers.issuer_kind,
