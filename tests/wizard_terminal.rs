@@ -158,6 +158,24 @@ fn ctrl_c_at_the_plan_changes_nothing() {
     assert_eq!(test.kms_generation(&ns.0), "1");
 }
 
+/// No pod of the pair carries the runbook's gateway label any more.
+fn without_classic_gateway_pods(test: &support::TestCluster, ns: &(String, String)) {
+    for args in [
+        vec!["scale", "deployment/istio-ingressgateway", "--replicas=0"],
+        vec![
+            "wait",
+            "--for=delete",
+            "pod",
+            "-l",
+            "istio=ingressgateway",
+            "--timeout=60s",
+        ],
+    ] {
+        let out = support::run(test.kubectl().args(args).args(["-n", &ns.1]));
+        support::assert_exit(&out, 0);
+    }
+}
+
 #[test]
 fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
     // Legacy: kms-api's TLS secret is the harness's, not a controller's, so
@@ -169,24 +187,7 @@ fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
         support::assert_exit(&out, 0);
         support::stdout(&out)
     };
-    // No pod carries the runbook's gateway label any more.
-    kubectl(&[
-        "scale",
-        "deployment/istio-ingressgateway",
-        "--replicas=0",
-        "-n",
-        &ns.1,
-    ]);
-    kubectl(&[
-        "wait",
-        "--for=delete",
-        "pod",
-        "-l",
-        "istio=ingressgateway",
-        "-n",
-        &ns.1,
-        "--timeout=60s",
-    ]);
+    without_classic_gateway_pods(test, &ns);
     // kms-api's CA is kept in another secret; the one its pods mount is gone.
     let ca = kubectl(&[
         "get",
@@ -234,25 +235,7 @@ fn what_the_cluster_cannot_tell_about_the_gateway_is_asked_for() {
 fn with_no_classic_gateway_pods_the_gateway_api_is_offered() {
     let test = cluster("modern");
     let ns = fresh_namespaces(test, "wizard-ask-api");
-    let out = support::run(test.kubectl().args([
-        "scale",
-        "deployment/istio-ingressgateway",
-        "--replicas=0",
-        "-n",
-        &ns.1,
-    ]));
-    support::assert_exit(&out, 0);
-    let out = support::run(test.kubectl().args([
-        "wait",
-        "--for=delete",
-        "pod",
-        "-l",
-        "istio=ingressgateway",
-        "-n",
-        &ns.1,
-        "--timeout=60s",
-    ]));
-    support::assert_exit(&out, 0);
+    without_classic_gateway_pods(test, &ns);
     let term = Terminal::start(test, &ns, "ask-api");
     answer_the_questions(&term, &host_of(&ns));
     term.wait_for(&format!(
