@@ -264,8 +264,7 @@ impl ExposeArgs {
         ExposeOptions {
             api: self.api,
             gateway_service: self.gateway_service.clone(),
-            moves_between_apis: true,
-            serve_timeout: self.timeout,
+            move_timeout: Some(self.timeout),
             hosts: self.hosts.clone(),
             issuer: self.issuer.clone(),
             issuer_kind: self.issuer_kind.clone(),

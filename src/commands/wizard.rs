@@ -8,7 +8,6 @@
 //! and cancelling any prompt leaves the cluster as it was.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use dialoguer::{Confirm, Input, Password, Select};
 
@@ -240,8 +239,7 @@ impl StepOptions {
                     .as_deref()
                     .map(|word| ExposureApi::from_flag_value(word).expect("validated answers")),
                 gateway_service: None,
-                moves_between_apis: false,
-                serve_timeout: Duration::ZERO,
+                move_timeout: None,
                 hosts: answers
                     .hosts
                     .iter()

@@ -90,11 +90,10 @@ pub struct ExposeOptions {
     /// Istio namespace instead of having istiod deploy a gateway.
     pub gateway_service: Option<String>,
     /// Whether a setup made through Istio's APIs may be moved to the
-    /// Gateway API when `api` asks for it: its objects are taken out once
-    /// the new route serves (`expose` may; the wizard does not).
-    pub moves_between_apis: bool,
-    /// How long a move waits for the new route to serve.
-    pub serve_timeout: Duration,
+    /// Gateway API when `api` asks for it, and how long the move waits for
+    /// the new route to serve before Istio's objects are taken out
+    /// (`expose` may move; the wizard, `None`, does not).
+    pub move_timeout: Option<Duration>,
     pub hosts: Vec<Host>,
     pub issuer: String,
     /// `ClusterIssuer` or `Issuer`.
@@ -326,7 +325,7 @@ fn chosen_api(
     };
     let api = match (options.api, current) {
         (Some(ExposureApi::GatewayApi), Some((ExposureApi::Istio, _)))
-            if options.moves_between_apis =>
+            if options.move_timeout.is_some() =>
         {
             return Ok((ExposureApi::GatewayApi, retiring(found, options)?));
         }
@@ -722,7 +721,9 @@ async fn retire(
     retiring: &[Held],
     options: &ExposeOptions,
 ) -> Result<()> {
-    let (Some(places), false) = (&found.api_places, retiring.is_empty()) else {
+    let (Some(places), Some(timeout), false) =
+        (&found.api_places, options.move_timeout, retiring.is_empty())
+    else {
         return Ok(());
     };
     if run.write.dry_run.is_some() {
@@ -735,7 +736,7 @@ async fn retire(
         return Ok(());
     }
     let cluster = run.cluster;
-    let deadline = std::time::Instant::now() + options.serve_timeout;
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         let (gateway, route, policy) = tokio::try_join!(
             apply::read::<ApiGateway>(cluster, &places.gateway),
@@ -747,7 +748,7 @@ async fn retire(
         };
         if std::time::Instant::now() >= deadline {
             return Err(Error::NotServing {
-                timeout: duration::display(options.serve_timeout),
+                timeout: duration::display(timeout),
                 pending,
                 kept: retiring.iter().map(Held::display_name).collect(),
                 hint: format!(
@@ -820,8 +821,7 @@ mod tests {
         ExposeOptions {
             api: None,
             gateway_service: None,
-            moves_between_apis: true,
-            serve_timeout: Duration::from_secs(1),
+            move_timeout: Some(Duration::from_secs(1)),
             hosts: vec![parse_host("9.42.136.50").unwrap()],
             issuer: defaults::ISSUER.into(),
             issuer_kind: defaults::ISSUER_KIND.into(),
