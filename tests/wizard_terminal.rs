@@ -65,9 +65,11 @@ impl Terminal {
         Terminal { socket }
     }
 
+    /// The pane's text, lines the terminal wrapped joined again (`-J`), so a
+    /// check reads what the program printed whatever the names' lengths.
     fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-S", "-200"])
+            .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-200"])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
