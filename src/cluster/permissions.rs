@@ -162,16 +162,19 @@ pub fn for_default_tag() -> Vec<Permission> {
 
 /// Reading what istiod sent the gateway proxies, from their own admin
 /// interface through a port-forward (the WebSocket upgrade is a `get`, and
-/// the API server also asks for `create`). Optional, like the default tag:
-/// without it `status` names the check it skipped; `rbac
-/// --read-gateway-config` grants it.
+/// the API server also asks for `create`), and the gateway Services (a
+/// Gateway API Gateway attached to one is served by the pods its selector
+/// names). Optional, like the default tag: without it `status` names the
+/// check it skipped; `rbac --read-gateway-config` grants it.
 pub fn for_gateway_config(istio_namespace: &str) -> Vec<Permission> {
-    need(
+    let mut needs = need(
         &["get", "create"],
         "",
         "pods/portforward",
         Some(istio_namespace),
-    )
+    );
+    needs.extend(need(&["get"], "", "services", Some(istio_namespace)));
+    needs
 }
 
 pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::checks::evaluate::Reading;
 use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
 use crate::checks::proxy_reading::{
-    self, GatewayProxies, ProxyReading, kms_cluster_suffix, route_config_name,
+    self, GatewayProxies, KmsPart, ProxyReading, kms_cluster_suffix, route_config_name,
 };
 use crate::checks::saved::{self, Entry};
 use crate::checks::snapshot::{
@@ -43,7 +43,9 @@ use crate::error::{self, Error, Result};
 use crate::files::private_files::{self, Existing};
 use crate::manifests::exposure::KMS_SERVICE;
 use crate::objects::apis::ServedApis;
-use crate::objects::gateway_api::{ApiGateway, BackendTlsPolicy, HttpRoute};
+use crate::objects::gateway_api::{
+    ApiGateway, BackendTlsPolicy, DEPLOYED_GATEWAY_LABEL, HttpRoute,
+};
 use crate::objects::injection_record;
 use crate::objects::mounts;
 use crate::objects::owned::{self, CA_CONFIG_MAP, Where};
@@ -58,6 +60,7 @@ use crate::terminal::progress::Progress;
 use crate::terminal::wording::count;
 use crate::values::defaults;
 use crate::values::duration;
+use crate::values::host::{Host, parse_host};
 use crate::values::probe::Probe;
 use crate::values::sidecar;
 
@@ -521,10 +524,25 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         .as_ref()
         .map(snapshot::gateway_labels)
         .unwrap_or_default();
-    let gateway_pods = if labels.is_empty() {
-        Vec::new()
-    } else {
-        rollout::with_labels(&istio_pods, &labels)
+    // The pods serving KMS's gateway, and the route configurations of
+    // KMS's there.
+    let (gateway_pods, kms_routes) = match (&gateway, &gateway_api.gateway) {
+        (Some(gateway), _) => (
+            rollout::with_labels(&istio_pods, &labels),
+            vec![classic_route_config(gateway, kms_ns)],
+        ),
+        (None, Some(api_gateway)) => (
+            gateway_api_pods(
+                cluster,
+                istio_ns,
+                api_gateway,
+                &istio_pods,
+                lacking_gateway_config.is_empty(),
+            )
+            .await?,
+            proxy_reading::gateway_api_route_config_names(api_gateway),
+        ),
+        (None, None) => (Vec::new(), Vec::new()),
     };
     let token_adapter_pods = token_adapter
         .as_ref()
@@ -557,12 +575,21 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             gateway.as_ref(),
             destination_rule.as_ref(),
         ));
+    let kms_part = KmsPart {
+        routes: kms_routes,
+        cluster_suffix: kms_cluster_suffix(kms_ns),
+        hosts: certificate
+            .iter()
+            .flat_map(|cert| cert.spec.hosts())
+            .filter(|host| !matches!(parse_host(host), Ok(Host::Ip(_))))
+            .cloned()
+            .collect(),
+    };
     let proxies = async {
-        match &gateway {
-            Some(gateway) if lacking_gateway_config.is_empty() && !labels.is_empty() => {
-                Some(read_proxies(cluster, &at, gateway, &gateway_pods).await)
-            }
-            _ => None,
+        if lacking_gateway_config.is_empty() && !gateway_pods.is_empty() {
+            Some(read_proxies(cluster, at.istio_namespace, &kms_part, &gateway_pods).await)
+        } else {
+            None
         }
     };
     let kms_side = async {
@@ -601,9 +628,9 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             ),
         },
         Some(readings) => GatewayProxies::Read(readings),
-        // Nothing read: no Gateway, or one that selects no pods by any label.
+        // Nothing read: no Gateway, or no pod serves it.
         None => GatewayProxies::Skipped {
-            reason: "the Gateway selects no gateway pods to read".into(),
+            reason: "no gateway pod serves KMS's Gateway to read".into(),
             hint: String::new(),
         },
     };
@@ -816,31 +843,69 @@ async fn probe_hosts(
     .await
 }
 
-/// What each ready gateway pod's proxy holds for KMS's Gateway, read from
-/// its admin interface, all pods at once; a proxy that cannot be read says
-/// why.
-async fn read_proxies(
-    cluster: &Cluster,
-    at: &Where<'_>,
-    gateway: &Gateway,
-    pods: &[Pod],
-) -> Vec<ProxyReading> {
+/// The route configuration of a classic Gateway's HTTPS server in
+/// `kms_namespace`.
+fn classic_route_config(gateway: &Gateway, kms_namespace: &str) -> String {
     let server = gateway.spec.https_server();
-    let route = route_config_name(
+    route_config_name(
         server.and_then(|s| s.port.number).unwrap_or(443),
         server
             .and_then(|s| s.port.name.as_deref())
             .unwrap_or("https"),
         gateway.metadata.name.as_deref().unwrap_or(owned::GATEWAY),
-        at.kms_namespace,
-    );
-    let upstream = kms_cluster_suffix(at.kms_namespace);
-    let names = proxy_reading::config_names(&route, &upstream);
+        kms_namespace,
+    )
+}
+
+/// The pods (of `istio_pods`) that serve KMS's Gateway API Gateway: those
+/// istiod deployed for it, labelled with its name, or, for a Gateway
+/// attached to a gateway Service, those the Service selects. Reading the
+/// Service is part of reading the gateway configuration: without that
+/// permission (`may_read_service`), no pod is named.
+async fn gateway_api_pods(
+    cluster: &Cluster,
+    istio_namespace: &str,
+    gateway: &ApiGateway,
+    istio_pods: &[Pod],
+    may_read_service: bool,
+) -> Result<Vec<Pod>> {
+    let Some(service) = gateway.spec.attached_service(istio_namespace) else {
+        let name = gateway.metadata.name.clone().unwrap_or_default();
+        let labels = BTreeMap::from([(DEPLOYED_GATEWAY_LABEL.to_owned(), name)]);
+        return Ok(rollout::with_labels(istio_pods, &labels));
+    };
+    if !may_read_service {
+        return Ok(Vec::new());
+    }
+    let services: Api<Service> = Api::namespaced(cluster.client(), istio_namespace);
+    let read = format!("read service {istio_namespace}/{service}");
+    let selector = cluster
+        .call(&read, services.get_opt(service))
+        .await?
+        .and_then(|service| service.spec?.selector)
+        .unwrap_or_default();
+    Ok(if selector.is_empty() {
+        Vec::new()
+    } else {
+        rollout::with_labels(istio_pods, &selector)
+    })
+}
+
+/// What each ready gateway pod (in `istio_namespace`) holds of KMS's part
+/// of its configuration, read from its proxy's admin interface, all pods at
+/// once; a proxy that cannot be read says why.
+async fn read_proxies(
+    cluster: &Cluster,
+    istio_namespace: &str,
+    kms_part: &KmsPart,
+    pods: &[Pod],
+) -> Vec<ProxyReading> {
+    let names = kms_part.config_names();
     let ready = pods.iter().filter(|pod| snapshot::pod_ready(pod));
     futures::future::join_all(ready.map(async |pod| {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        match proxy_admin::config_dump(cluster, at.istio_namespace, &name, &names).await {
-            Ok(dump) => proxy_reading::extract(&name, &dump, &route, &upstream),
+        match proxy_admin::config_dump(cluster, istio_namespace, &name, &names).await {
+            Ok(dump) => kms_part.extract(&name, &dump),
             Err(err) => ProxyReading {
                 pod: name,
                 unreadable: Some(err.to_string()),

@@ -149,13 +149,10 @@ impl ApiExposure {
         };
         let addresses = match &self.home {
             GatewayHome::Deployed => Vec::new(),
-            GatewayHome::Attached(service) => vec![GatewayAddress {
-                type_: Some("Hostname".into()),
-                value: format!(
-                    "{service}.{}.svc.cluster.local",
-                    Self::namespace(&self.places.gateway)
-                ),
-            }],
+            GatewayHome::Attached(service) => vec![GatewayAddress::of_service(
+                service,
+                &Self::namespace(&self.places.gateway),
+            )],
         };
         let spec = ApiGatewaySpec {
             gateway_class_name: GATEWAY_CLASS.into(),

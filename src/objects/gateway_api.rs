@@ -32,6 +32,32 @@ pub struct ApiGatewaySpec {
     pub rest: Rest,
 }
 
+/// The label istiod puts on the pods of the gateway it deploys for a
+/// Gateway, with the Gateway's name.
+pub const DEPLOYED_GATEWAY_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+impl ApiGatewaySpec {
+    /// The Service in `namespace` the Gateway is attached to by its
+    /// address; `None` for a gateway istiod deploys.
+    pub fn attached_service(&self, namespace: &str) -> Option<&str> {
+        let suffix = format!(".{namespace}.svc.cluster.local");
+        self.addresses
+            .iter()
+            .filter(|address| address.type_.as_deref() == Some("Hostname"))
+            .find_map(|address| address.value.strip_suffix(&suffix))
+    }
+}
+
+impl GatewayAddress {
+    /// The address that attaches a Gateway to Service `namespace/service`.
+    pub fn of_service(service: &str, namespace: &str) -> GatewayAddress {
+        GatewayAddress {
+            type_: Some("Hostname".into()),
+            value: format!("{service}.{namespace}.svc.cluster.local"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GatewayAddress {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +149,24 @@ impl HttpRouteSpec {
     pub fn first_prefix(&self) -> Option<&str> {
         let path = self.rules.first()?.matches.first()?.path.as_ref()?;
         (path.type_ == "PathPrefix").then_some(path.value.as_str())
+    }
+
+    /// What the first rule replaces the matched prefix with.
+    pub fn first_prefix_rewrite(&self) -> Option<&str> {
+        self.rules
+            .first()?
+            .filters
+            .iter()
+            .find_map(|filter| filter.url_rewrite.as_ref()?.path.as_ref())
+            .filter(|path| path.type_ == "ReplacePrefixMatch")?
+            .replace_prefix_match
+            .as_deref()
+    }
+
+    /// The Service and port the first rule sends requests to.
+    pub fn first_backend(&self) -> Option<(&str, i32)> {
+        let backend = self.rules.first()?.backend_refs.first()?;
+        Some((backend.name.as_str(), backend.port?))
     }
 }
 

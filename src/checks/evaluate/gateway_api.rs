@@ -9,6 +9,7 @@
 
 use crate::checks::evaluate::data_path::{kms_certificate, probe_check, upstream_names};
 use crate::checks::evaluate::exposure::certificate_checks;
+use crate::checks::evaluate::gateway_config;
 use crate::checks::snapshot::{Names, Snapshot, expose_command};
 use crate::checks::{Check, CheckId};
 use crate::manifests::exposure::KMS_SERVICE;
@@ -28,11 +29,15 @@ pub fn exposure_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     checks
 }
 
-/// The data path category: the gateway trusts what kms-api serves; with
-/// `--probe`, a request to each host reached KMS.
+/// The data path category: the gateway trusts what kms-api serves, the
+/// gateway's proxies hold what the objects say; with `--probe`, a request
+/// to each host reached KMS.
 pub fn data_path_checks(s: &Snapshot, names: &Names) -> Vec<Check> {
     let expose = format!("run {}", expose_command(s, names));
-    let mut checks = vec![upstream_trust(s, names, &expose)];
+    let mut checks = vec![
+        upstream_trust(s, names, &expose),
+        gateway_config::check(s, names),
+    ];
     if let Some(probes) = &s.probes {
         checks.push(probe_check(probes, &expose));
     }

@@ -1,10 +1,12 @@
 //! The gateway proxies' own account: what istiod sent each ready gateway pod
 //! and what its proxy took (read from Envoy's admin interface, as
 //! `istioctl proxy-config` reads it), compared with what the objects say.
-//! The other data path checks judge the objects; this one catches what only
-//! the running gateway knows: KMS's server dropped in a merge, a route or
-//! cluster the proxy rejected or was never sent, a renewed certificate the
-//! gateway does not serve yet, an upstream with no endpoints.
+//! The other data path checks judge the objects (for the Gateway API, with
+//! istiod's conditions); this one catches what only the running gateway
+//! knows: KMS's server dropped in a merge, another application's filter
+//! chain answering KMS's name first, a route or cluster the proxy rejected
+//! or was never sent, a renewed certificate the gateway does not serve yet,
+//! an upstream with no endpoints.
 
 use crate::checks::evaluate::exposure::routed_host;
 use crate::checks::proxy_reading::{GatewayProxies, ProxyReading, kms_cluster_suffix};
@@ -97,6 +99,9 @@ struct Expected {
     rewrite: Option<String>,
     cluster: Option<String>,
     sni: Option<String>,
+    /// The objects the route and the upstream TLS come from, for messages.
+    route_source: &'static str,
+    tls_source: &'static str,
 }
 
 impl Expected {
@@ -107,29 +112,59 @@ impl Expected {
             .and_then(|secret| secret_data(secret, "tls.crt"))
             .and_then(|pem| certificate::parse(pem).ok())
             .map(|cert| cert.serial);
-        let route = s.virtual_service.as_ref().map(|vs| &vs.spec);
-        let port = route
-            .and_then(|spec| spec.first_destination())
-            .and_then(|destination| destination.port_number());
-        let cluster = match (routed_host(s), port) {
+        let kms_cluster = |host: Option<&str>, port: Option<u32>| match (host, port) {
             (Some(KMS_SERVICE), Some(port)) => Some(format!(
                 "outbound|{port}{}",
                 kms_cluster_suffix(&names.kms_namespace)
             )),
             _ => None,
         };
+        let hosts = served_hosts(&certificate_hosts(s));
+        if s.through_gateway_api() {
+            let route = s.gateway_api.route.as_ref().map(|route| &route.spec);
+            let backend = route.and_then(|spec| spec.first_backend());
+            return Expected {
+                hosts,
+                serial,
+                // Istio matches a PathPrefix as whole segments, without a
+                // trailing `/`.
+                prefix: route
+                    .and_then(|spec| spec.first_prefix())
+                    .map(|prefix| prefix.trim_end_matches('/').to_owned()),
+                rewrite: route
+                    .and_then(|spec| spec.first_prefix_rewrite())
+                    .map(str::to_owned),
+                cluster: kms_cluster(
+                    backend.map(|(service, _)| service),
+                    backend.and_then(|(_, port)| u32::try_from(port).ok()),
+                ),
+                sni: s
+                    .gateway_api
+                    .policy
+                    .as_ref()
+                    .map(|policy| policy.spec.validation.hostname.clone()),
+                route_source: "the HTTPRoute",
+                tls_source: "the BackendTLSPolicy",
+            };
+        }
+        let route = s.virtual_service.as_ref().map(|vs| &vs.spec);
+        let port = route
+            .and_then(|spec| spec.first_destination())
+            .and_then(|destination| destination.port_number());
         Expected {
-            hosts: served_hosts(&certificate_hosts(s)),
+            hosts,
             serial,
             prefix: route
                 .and_then(|spec| spec.first_prefix())
                 .map(str::to_owned),
             rewrite: route.and_then(|spec| spec.http.first()?.rewrite.as_ref()?.uri.clone()),
-            cluster,
+            cluster: kms_cluster(routed_host(s), port),
             sni: s
                 .destination_rule
                 .as_ref()
                 .and_then(|rule| rule.spec.tls()?.sni.clone()),
+            route_source: "the VirtualService",
+            tls_source: "the DestinationRule",
         }
     }
 
@@ -151,6 +186,13 @@ impl Expected {
             .iter()
             .map(|rejected| format!("rejected {rejected}"))
             .collect::<Vec<_>>();
+        for taken in &reading.taken {
+            found.push(format!(
+                "another application's filter chain ({}) answers {} on listener {} before KMS's: \
+                 its requests go there",
+                taken.by, taken.host, taken.listener
+            ));
+        }
         if reading.chains.is_empty() {
             found.push(
                 "holds no filter chain for KMS's Gateway server (istiod dropped it, or has not \
@@ -186,7 +228,7 @@ impl Expected {
             }
         }
         if self.cluster.is_none() {
-            // No VirtualService routing to kms-api: its own check says so.
+            // No route to kms-api: its own check says so.
             return found;
         }
         if !reading.route_config {
@@ -209,12 +251,13 @@ impl Expected {
                 })
                 .collect();
             found.push(format!(
-                "routes {} where the VirtualService says {} -> {} rewritten to {}",
+                "routes {} where {} says {} -> {} rewritten to {}",
                 if held.is_empty() {
                     "nothing".to_owned()
                 } else {
                     held.join(", ")
                 },
+                self.route_source,
                 self.prefix.as_deref().unwrap_or("unset"),
                 self.cluster.as_deref().unwrap_or("unset"),
                 self.rewrite.as_deref().unwrap_or("unset"),
@@ -232,8 +275,9 @@ impl Expected {
             Some(cluster) => {
                 if cluster.sni != self.sni {
                     found.push(format!(
-                        "speaks TLS to kms-api as {} where the DestinationRule says {}",
+                        "speaks TLS to kms-api as {} where {} says {}",
                         cluster.sni.as_deref().unwrap_or("(no TLS of its own)"),
+                        self.tls_source,
                         self.sni.as_deref().unwrap_or("unset")
                     ));
                 }
