@@ -108,8 +108,13 @@ impl Drop for Terminal {
     }
 }
 
+/// Every question of a fresh setup on the modern cluster, where the pair's
+/// classic gateway pods run and the Gateway API is served: Istio's APIs
+/// (the first choice) are kept.
 fn answer_everything(term: &Terminal, host: &str) {
     answer_the_questions(term, host);
+    term.wait_for("Expose KMS through");
+    term.send(&["Enter"]);
     term.wait_for("Apply this plan?");
 }
 
@@ -261,6 +266,37 @@ fn with_no_classic_gateway_pods_the_gateway_api_is_offered() {
     assert!(screen.contains("EXIT=130"), "{screen}");
     assert_eq!(
         test.object_names(&ns.0, "httproutes.gateway.networking.k8s.io"),
+        ""
+    );
+}
+
+#[test]
+fn where_both_apis_can_serve_the_wizard_asks_which() {
+    let test = cluster("modern");
+    let ns = fresh_namespaces(test, "wizard-either-api");
+    let term = Terminal::start(test, &ns, "either-api");
+    answer_the_questions(&term, &host_of(&ns));
+    let screen = term.wait_for("Expose KMS through");
+    assert!(
+        screen.contains(&format!(
+            "Istio's Gateway and VirtualService, on the 1 gateway pod in {} labelled \
+             istio=ingressgateway",
+            ns.1
+        )),
+        "{screen}"
+    );
+    term.send(&["Down", "Enter"]);
+    let screen = term.wait_for("Apply this plan?");
+    let plan = &screen[screen.find("Plan for context").expect("a plan")..];
+    assert!(
+        plan.contains("gateway.gateway.networking.k8s.io/kms-gateway: create"),
+        "{plan}"
+    );
+    assert!(!plan.contains("virtualservice"), "{plan}");
+    term.send(&["C-c"]);
+    assert!(term.wait_for("EXIT=").contains("EXIT=130"));
+    assert_eq!(
+        test.object_names(&ns.1, "gateways.gateway.networking.k8s.io"),
         ""
     );
 }

@@ -54,20 +54,25 @@ fn answered<T>(result: dialoguer::Result<Option<T>>) -> Result<T> {
     }
 }
 
-/// With no classic gateway pods to select, whether to expose KMS through
-/// the Gateway API (a gateway istiod deploys) rather than name other pods.
-fn choose_gateway_api() -> Result<bool> {
+/// Which API to expose KMS through, the first item being Istio's on
+/// `istio_pods` (the gateway pods that would serve it, or those still to
+/// be named).
+fn choose_api(istio_pods: &str) -> Result<ExposureApi> {
     let choice = answered(
         Select::new()
             .with_prompt("Expose KMS through")
             .items([
-                "Istio's Gateway and VirtualService, on ingress gateway pods I name",
-                "the Gateway API, on a gateway istiod deploys for KMS",
+                format!("Istio's Gateway and VirtualService, on {istio_pods}"),
+                "the Gateway API, on a gateway istiod deploys for KMS".to_owned(),
             ])
             .default(0)
             .interact_opt(),
     )?;
-    Ok(choice == 1)
+    Ok(if choice == 1 {
+        ExposureApi::GatewayApi
+    } else {
+        ExposureApi::Istio
+    })
 }
 
 /// With the setup complete, whether to take it back out instead of
@@ -415,6 +420,18 @@ async fn plan_exposure(
         let Some(read) = &found else {
             return Ok(None);
         };
+        if interactive
+            && options.expose.api.is_none()
+            && let Some(pods) = read.either_api()
+        {
+            let (label, value) = &options.expose.gateway_selector;
+            let on = format!(
+                "the {} in {} labelled {label}={value}",
+                wording::count(pods as i64, "gateway pod", "gateway pods"),
+                run.target.istio_namespace
+            );
+            chosen_api(choose_api(&on)?, (options, answers));
+        }
         let problems = match exposure::plan(read, run.target, &options.expose) {
             // The wizard never moves between APIs: nothing retires.
             Ok(plan) => return Ok(Some(plan.writes)),
@@ -460,9 +477,10 @@ fn ask_about_gateway(
                 selector,
             } => {
                 eprintln!("no pod in {namespace} has the gateway label {selector}");
-                if serves_gateway_api && choose_gateway_api()? {
-                    options.expose.api = Some(ExposureApi::GatewayApi);
-                    answers.api = Some(ExposureApi::GatewayApi.flag_value().to_owned());
+                if serves_gateway_api
+                    && choose_api("ingress gateway pods I name")? == ExposureApi::GatewayApi
+                {
+                    chosen_api(ExposureApi::GatewayApi, (options, answers));
                     asked = true;
                     continue;
                 }
@@ -500,6 +518,12 @@ fn ask_about_gateway(
         }
     }
     Ok(asked)
+}
+
+/// Records the API chosen, for this run and the answers file.
+fn chosen_api(api: ExposureApi, (options, answers): (&mut StepOptions, &mut Answers)) {
+    options.expose.api = Some(api);
+    answers.api = Some(api.flag_value().to_owned());
 }
 
 fn save_answers(answers: &Answers, context: &str, path: &std::path::Path) -> Result<()> {

@@ -140,6 +140,40 @@ impl Found {
     pub fn serves_gateway_api(&self) -> bool {
         self.api_places.is_some()
     }
+
+    /// Whether a first exposure may go either way: nothing exposes KMS yet,
+    /// the gateway selector's pods run, and the cluster serves the Gateway
+    /// API. The number of those pods, then.
+    pub fn either_api(&self) -> Option<usize> {
+        (self.current_api().is_none() && self.serves_gateway_api())
+            .then_some(self.gateway_pods.len())
+            .filter(|pods| *pods > 0)
+    }
+
+    /// The API whose objects expose KMS now, with those of its objects
+    /// that exist (Istio's first: a move leaves none of them behind).
+    fn current_api(&self) -> Option<(ExposureApi, Vec<ObjectRef>)> {
+        let existing = |places: Vec<&ObjectRef>| -> Vec<ObjectRef> {
+            places
+                .into_iter()
+                .filter(|place| self.live.get(place).is_some())
+                .cloned()
+                .collect()
+        };
+        let istio_objects = self.places.as_ref().map_or_else(Vec::new, |p| {
+            existing(vec![&p.gateway, &p.virtual_service, &p.destination_rule])
+        });
+        let api_objects = self.api_places.as_ref().map_or_else(Vec::new, |p| {
+            existing(vec![&p.gateway, &p.route, &p.backend_tls])
+        });
+        if !istio_objects.is_empty() {
+            Some((ExposureApi::Istio, istio_objects))
+        } else if !api_objects.is_empty() {
+            Some((ExposureApi::GatewayApi, api_objects))
+        } else {
+            None
+        }
+    }
 }
 
 /// Reads what exposure depends on. A user who lacks a permission it needs
@@ -303,26 +337,7 @@ fn chosen_api(
     target: &Target,
     options: &ExposeOptions,
 ) -> Result<(ExposureApi, Vec<Held>)> {
-    let existing = |places: Vec<&ObjectRef>| -> Vec<ObjectRef> {
-        places
-            .into_iter()
-            .filter(|place| found.live.get(place).is_some())
-            .cloned()
-            .collect()
-    };
-    let istio_objects = found.places.as_ref().map_or_else(Vec::new, |p| {
-        existing(vec![&p.gateway, &p.virtual_service, &p.destination_rule])
-    });
-    let api_objects = found.api_places.as_ref().map_or_else(Vec::new, |p| {
-        existing(vec![&p.gateway, &p.route, &p.backend_tls])
-    });
-    let current = if !istio_objects.is_empty() {
-        Some((ExposureApi::Istio, istio_objects))
-    } else if !api_objects.is_empty() {
-        Some((ExposureApi::GatewayApi, api_objects))
-    } else {
-        None
-    };
+    let current = found.current_api();
     let api = match (options.api, current) {
         (Some(ExposureApi::GatewayApi), Some((ExposureApi::Istio, _)))
             if options.move_timeout.is_some() =>
@@ -410,20 +425,18 @@ fn exposed_otherwise(
     current: ExposureApi,
     objects: &[ObjectRef],
 ) -> Error {
-    let namespaces: Vec<&str> = objects
+    let mut by_namespace: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for place in objects {
+        if let Some(ns) = place.namespace.as_deref() {
+            by_namespace
+                .entry(ns)
+                .or_default()
+                .push(place.display_name());
+        }
+    }
+    let deletions: Vec<String> = by_namespace
         .iter()
-        .filter_map(|place| place.namespace.as_deref())
-        .collect();
-    let deletions: Vec<String> = namespaces
-        .iter()
-        .enumerate()
-        .filter(|(i, ns)| !namespaces[..*i].contains(ns))
-        .map(|(_, ns)| {
-            let names: Vec<String> = objects
-                .iter()
-                .filter(|place| place.namespace.as_deref() == Some(*ns))
-                .map(ObjectRef::display_name)
-                .collect();
+        .map(|(ns, names)| {
             format!(
                 "kubectl delete{} -n {ns} {}",
                 target.kubectl_flags(),
