@@ -367,6 +367,33 @@ fn bad_input_and_missing_prerequisites_write_nothing() {
         "{}",
         stderr(&out)
     );
+    // A gateway Service that is not there: nothing is attached to it.
+    let out = run(plugin_in(test, &ns).args([
+        "expose",
+        "--host",
+        "10.0.0.1",
+        "--api",
+        "gateway-api",
+        "--gateway-service",
+        "istio-ingresgateway",
+    ]));
+    assert_exit(&out, MISSING);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "Service {}/istio-ingresgateway does not exist",
+            ns.1
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("`kubectl get services -n {}", ns.1)),
+        "{err}"
+    );
+    assert_eq!(
+        test.object_names(&ns.1, "gateways.gateway.networking.k8s.io"),
+        ""
+    );
 
     assert_exit(
         &run(test

@@ -237,6 +237,9 @@ pub fn for_expose(scope: &Scope, strategy: Strategy) -> Vec<Permission> {
             "configmaps",
             Some(scope.kms),
         ));
+        // The gateway Service `--gateway-service` names, checked before
+        // a Gateway is attached to it.
+        needs.extend(need(&["get"], "", "services", Some(scope.istio)));
     }
     needs
 }

@@ -130,6 +130,8 @@ pub struct Found {
     issuer_exists: bool,
     /// The CA secret `upstream_ca_secret` names, when it names one and it exists.
     given_ca: Option<Secret>,
+    /// Whether the Service `--gateway-service` names exists, when it names one.
+    gateway_service_exists: bool,
     /// The TLS secret the pods behind kms-api mount, by name.
     served_tls: Option<(String, Secret)>,
     live: Live,
@@ -211,6 +213,14 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         let found = datapath::secrets(cluster, kms_ns, [name.clone()]).await?;
         Ok(found.into_values().next())
     };
+    let gateway_service = async {
+        let Some(name) = &options.gateway_service else {
+            return Ok(false);
+        };
+        let services: Api<Service> = Api::namespaced(cluster.client(), istio_ns);
+        let read = format!("read service {istio_ns}/{name}");
+        Ok(cluster.call(&read, services.get_opt(name)).await?.is_some())
+    };
     let issuer = async {
         match cert_manager {
             Some(api) => issuer(cluster, api, istio_ns, options).await,
@@ -227,10 +237,26 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         apply::read_live(cluster, all).await
     };
     let gateways = apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT);
-    let reads =
-        async { tokio::try_join!(kms_side, gateway_pods, gateways, given_ca, issuer, live) };
-    let ((service, served_tls), gateway_pods, gateways, given_ca, issuer, live) =
-        permissions::reads_allowed(cluster, Command::Expose, &needs, reads).await?;
+    let reads = async {
+        tokio::try_join!(
+            kms_side,
+            gateway_pods,
+            gateways,
+            given_ca,
+            gateway_service,
+            issuer,
+            live
+        )
+    };
+    let (
+        (service, served_tls),
+        gateway_pods,
+        gateways,
+        given_ca,
+        gateway_service_exists,
+        issuer,
+        live,
+    ) = permissions::reads_allowed(cluster, Command::Expose, &needs, reads).await?;
     Ok(Found {
         cert_manager,
         istio_version,
@@ -241,6 +267,7 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         gateways,
         issuer_exists: issuer.is_some(),
         given_ca,
+        gateway_service_exists,
         served_tls,
         live,
     })
@@ -525,6 +552,22 @@ fn plan_gateway_api(
         .map_err(|err| unmet.push(err))
         .ok();
     unmet.extend(missing_issuer(found, target, options));
+    if let Some(name) = &options.gateway_service
+        && !found.gateway_service_exists
+    {
+        let ns = &target.istio_namespace;
+        unmet.push(Error::Missing {
+            kind: "Service",
+            namespace: ns.clone(),
+            name: name.clone(),
+            hint: format!(
+                "name the Service in front of the gateway pods clients reach KMS at with \
+                 --gateway-service (`kubectl get services -n {ns}{}` lists them), or leave the \
+                 flag out for a gateway of KMS's own",
+                target.kubectl_flags()
+            ),
+        });
+    }
     let upstream = upstream(found, target, options, &mut unmet);
     Error::unmet(unmet)?;
     let (Some(places), Some(port), Some(upstream)) = (found.api_places.clone(), port, upstream)
@@ -862,6 +905,7 @@ mod tests {
             gateways: Vec::new(),
             issuer_exists: false,
             given_ca: None,
+            gateway_service_exists: false,
             served_tls: None,
             live: Live::default(),
         };
