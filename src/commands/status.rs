@@ -478,8 +478,10 @@ async fn missing(cluster: &Cluster, needs: &[permissions::Permission]) -> Result
 /// neither waits for its owner); then KMS's pods and the certificate they
 /// serve, the secrets the gateway pods mount or the objects name, what the
 /// gateway proxies hold, where the user may port-forward (the connection
-/// for it is opened by the first batch's read of the server's version), and
-/// the injector's ConfigMaps if they changed since KMS was injected. With
+/// for it is opened by the first batch's read of the server's version), the
+/// injector's ConfigMaps if they changed since KMS was injected, and, where
+/// Istio's Gateway is not there, the Gateway API's route, policy and CA
+/// (the first batch reads its Gateway, which says which pods serve it). With
 /// `--probe`, a request to each exposed host last. An unreachable server
 /// ends the run with one error, the first request's.
 async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Snapshot> {
@@ -515,7 +517,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         every_gateway,
         virtual_service,
         policy,
-        gateway_api,
+        api_gateway,
     } = first?;
     let (lacking_gateway_config, missing_permissions): (Vec<_>, Vec<_>) = missing_permissions
         .into_iter()
@@ -526,7 +528,7 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         .unwrap_or_default();
     // The pods serving KMS's gateway, and the route configurations of
     // KMS's there.
-    let (gateway_pods, kms_routes) = match (&gateway, &gateway_api.gateway) {
+    let (gateway_pods, kms_routes) = match (&gateway, &api_gateway) {
         (Some(gateway), _) => (
             rollout::with_labels(&istio_pods, &labels),
             vec![classic_route_config(gateway, kms_ns)],
@@ -601,12 +603,17 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
             }
         }
     };
-    let ((kms_pods, kms_tls_secret), gateway_secrets, proxies, injector) = tokio::try_join!(
+    let ((kms_pods, kms_tls_secret), gateway_secrets, proxies, injector, gateway_api) = tokio::try_join!(
         kms_side,
         datapath::secrets(cluster, istio_ns, wanted),
         async { Ok(proxies.await) },
         injector_now(cluster, planes, kms.as_ref(), names.revision.as_deref()),
+        gateway_api_rest(cluster, served, &at, gateway.is_none()),
     )?;
+    let gateway_api = GatewayApiObjects {
+        gateway: api_gateway,
+        ..gateway_api
+    };
     let certificate_secret =
         certificate_secret_name.and_then(|name| gateway_secrets.get(&name).cloned());
     let gateway_proxies = match proxies {
@@ -713,7 +720,9 @@ struct FirstBatch {
     every_gateway: Vec<Gateway>,
     virtual_service: Option<VirtualService>,
     policy: Option<IdentityMappingPolicy>,
-    gateway_api: GatewayApiObjects,
+    /// The Gateway API's Gateway; the rest of its objects are read in the
+    /// second batch, only where Istio's Gateway is not there.
+    api_gateway: Option<ApiGateway>,
 }
 
 /// Reads, all at once, what `status` needs no other answer to ask for.
@@ -746,7 +755,7 @@ async fn first_batch(
         every_gateway,
         virtual_service,
         policy,
-        gateway_api,
+        api_gateway,
     ) = tokio::try_join!(
         cluster.version_opening_tunnel(),
         permissions::missing(cluster, reviewed),
@@ -763,7 +772,13 @@ async fn first_batch(
         read_owned::<VirtualService>(cluster, served, at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_owned::<IdentityMappingPolicy>(cluster, served, at, &owned::POLICY),
         // Boxed: the batch's state would otherwise outgrow the stack.
-        Box::pin(gateway_api_objects(cluster, served, at)),
+        Box::pin(async {
+            if served.gateway_api() {
+                read_owned::<ApiGateway>(cluster, served, at, &owned::KMS_GATEWAY_OBJECT).await
+            } else {
+                Ok(None)
+            }
+        }),
     )?;
     Ok(FirstBatch {
         version,
@@ -783,30 +798,32 @@ async fn first_batch(
             .collect(),
         virtual_service: virtual_service.map(without_owned_field_sets),
         policy: policy.map(without_owned_field_sets),
-        gateway_api,
+        api_gateway: api_gateway.map(without_owned_field_sets),
     })
 }
 
-/// What `expose --api gateway-api` writes, read by name at once; nothing
-/// where the cluster does not serve the Gateway API.
-async fn gateway_api_objects(
+/// The rest of what `expose --api gateway-api` writes (the route, the
+/// policy and the CA's ConfigMap), read by name at once; nothing where
+/// Istio's Gateway exposes KMS (`wanted` false) or the cluster does not
+/// serve the Gateway API.
+async fn gateway_api_rest(
     cluster: &Cluster,
     served: &ServedApis,
     at: &Where<'_>,
+    wanted: bool,
 ) -> Result<GatewayApiObjects> {
-    if !served.gateway_api() {
+    if !wanted || !served.gateway_api() {
         return Ok(GatewayApiObjects::default());
     }
     let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client(), at.kms_namespace);
     let read_ca = format!("read configmap {}/{CA_CONFIG_MAP}", at.kms_namespace);
-    let (gateway, route, policy, ca) = tokio::try_join!(
-        read_owned::<ApiGateway>(cluster, served, at, &owned::KMS_GATEWAY_OBJECT),
+    let (route, policy, ca) = tokio::try_join!(
         read_owned::<HttpRoute>(cluster, served, at, &owned::HTTP_ROUTE_OBJECT),
         read_owned::<BackendTlsPolicy>(cluster, served, at, &owned::BACKEND_TLS_POLICY_OBJECT),
         cluster.call(&read_ca, config_maps.get_opt(CA_CONFIG_MAP)),
     )?;
     Ok(GatewayApiObjects {
-        gateway: gateway.map(without_owned_field_sets),
+        gateway: None,
         route: route.map(without_owned_field_sets),
         policy: policy.map(without_owned_field_sets),
         ca: ca.map(without_owned_field_sets),
