@@ -558,9 +558,22 @@ fn show_plan(
         .as_ref()
         .filter(|plan| inject_needed && !matches!(plan, injection::Plan::AlreadyInjected(_)))
         .map(|plan| (plan.refresh(), plan.changes()));
+    // Which API the exposure planned for, as the plan says (an answers file
+    // may leave the choice to the cluster).
+    let through_gateway_api = plans
+        .objects
+        .iter()
+        .any(|object| object.desired.place.resource.kind == owned::HTTP_ROUTE_OBJECT.kind);
     eprintln!(
         "{}",
-        plan_text(answers, key_summary, injection, names, &previews)
+        plan_text(
+            answers,
+            key_summary,
+            injection,
+            names,
+            &previews,
+            through_gateway_api
+        )
     );
 }
 
@@ -714,6 +727,7 @@ fn plan_text(
     injection: Option<(Option<String>, Vec<FieldChange>)>,
     names: &Names,
     previews: &[(String, Preview)],
+    through_gateway_api: bool,
 ) -> String {
     let (kms, istio) = (&names.kms_namespace, &names.istio_namespace);
     let mut lines = Vec::new();
@@ -753,7 +767,7 @@ fn plan_text(
         }
         None => lines.push("  2. inject: already done".to_owned()),
     }
-    let routing = if answers.api.as_deref() == Some(ExposureApi::GatewayApi.flag_value()) {
+    let routing = if through_gateway_api {
         format!(
             "gateway {istio}/{} (Gateway API), httproute and backendtlspolicy in {kms}",
             owned::KMS_GATEWAY
