@@ -213,8 +213,14 @@ pub async fn fetch(run: Run<'_>, options: &ExposeOptions) -> Result<Found> {
         let found = datapath::secrets(cluster, kms_ns, [name.clone()]).await?;
         Ok(found.into_values().next())
     };
+    // Only where the Gateway API is served: elsewhere `--gateway-service`
+    // is refused with the API that is missing.
     let gateway_service = async {
-        let Some(name) = &options.gateway_service else {
+        let Some(name) = options
+            .gateway_service
+            .as_ref()
+            .filter(|_| api_places.is_some())
+        else {
             return Ok(false);
         };
         let services: Api<Service> = Api::namespaced(cluster.client(), istio_ns);
