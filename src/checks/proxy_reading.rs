@@ -7,8 +7,8 @@
 //! configuration are kept: a gateway shared by many applications holds
 //! theirs too, and a snapshot must stay small and hold nothing of theirs
 //! beyond what the checks need (of a chain that takes KMS's name, the name
-//! of its route). The certificates
-//! kept are public (a serial number); Envoy redacts private keys itself.
+//! of its route). The certificates kept are public (a serial number); Envoy
+//! redacts private keys itself.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -177,6 +177,7 @@ impl KmsPart {
     fn is_route(&self, name: Option<&str>) -> bool {
         name.is_some_and(|name| self.routes.iter().any(|route| route == name))
     }
+
     /// What `config_dump` (Envoy's `/config_dump?include_eds`) of gateway
     /// pod `pod` holds of KMS's part.
     pub fn extract(&self, pod: &str, config_dump: &Value) -> ProxyReading {
