@@ -173,18 +173,33 @@ pub fn selector_labels(deployment: &Deployment) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Those of `pods` that carry every one of `labels`, as a list by those
-/// labels would have them.
-pub fn with_labels(pods: &[Pod], labels: &BTreeMap<String, String>) -> Vec<Pod> {
-    pods.iter()
-        .filter(|pod| {
-            let carried = pod.metadata.labels.as_ref();
+/// The pods each selector selects (those carrying every one of its labels,
+/// as a list by those labels would have them; `None` selects none), in the
+/// selectors' order. Each pod is moved to where it is selected, copied only
+/// when two selectors select it; the rest are dropped.
+pub fn select<const N: usize>(
+    pods: Vec<Pod>,
+    selectors: [Option<&BTreeMap<String, String>>; N],
+) -> [Vec<Pod>; N] {
+    let mut selected: [Vec<Pod>; N] = std::array::from_fn(|_| Vec::new());
+    for pod in pods {
+        let carried = pod.metadata.labels.as_ref();
+        let carries = |labels: &BTreeMap<String, String>| {
             labels
                 .iter()
                 .all(|(key, value)| carried.and_then(|l| l.get(key)) == Some(value))
-        })
-        .cloned()
-        .collect()
+        };
+        let by: Vec<usize> = (0..N)
+            .filter(|&index| selectors[index].is_some_and(carries))
+            .collect();
+        if let Some((&last, others)) = by.split_last() {
+            for &index in others {
+                selected[index].push(pod.clone());
+            }
+            selected[last].push(pod);
+        }
+    }
+    selected
 }
 
 /// The pods of `namespace` that carry every one of `labels` (every pod
@@ -222,5 +237,55 @@ mod tests {
         let second = first + jiff::SignedDuration::from_millis(1);
         assert_eq!(restart_stamp(first), "2026-11-29T10:36:14.001Z");
         assert_eq!(restart_stamp(second), "2026-11-29T10:36:14.002Z");
+    }
+
+    fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(name.to_owned());
+        pod.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        );
+        pod
+    }
+
+    fn names(pods: &[Pod]) -> Vec<&str> {
+        pods.iter()
+            .map(|pod| pod.metadata.name.as_deref().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn selected_pods_go_where_every_label_matches_and_a_pod_both_select_goes_to_both() {
+        let pods = vec![
+            pod("gateway", &[("istio", "ingressgateway"), ("app", "gw")]),
+            pod("adapter", &[("app", "tokenadapter")]),
+            pod("other", &[("istio", "ingressgateway")]),
+            pod(
+                "shared",
+                &[("istio", "ingressgateway"), ("app", "tokenadapter")],
+            ),
+        ];
+        let gateway = BTreeMap::from([
+            ("istio".to_owned(), "ingressgateway".to_owned()),
+            ("app".to_owned(), "gw".to_owned()),
+        ]);
+        let adapter = BTreeMap::from([("app".to_owned(), "tokenadapter".to_owned())]);
+        let [gateway_pods, adapter_pods] = select(pods.clone(), [Some(&gateway), Some(&adapter)]);
+        assert_eq!(names(&gateway_pods), ["gateway"]);
+        assert_eq!(names(&adapter_pods), ["adapter", "shared"]);
+
+        let wide = BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]);
+        let [wide_pods, adapter_pods] = select(pods.clone(), [Some(&wide), Some(&adapter)]);
+        assert_eq!(names(&wide_pods), ["gateway", "other", "shared"]);
+        assert_eq!(names(&adapter_pods), ["adapter", "shared"]);
+
+        // No labels select every pod, as a list without a selector does;
+        // no selector selects none.
+        let [every, none] = select(pods, [Some(&BTreeMap::new()), None]);
+        assert_eq!(every.len(), 4);
+        assert!(none.is_empty());
     }
 }

@@ -522,37 +522,33 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     let (lacking_gateway_config, missing_permissions): (Vec<_>, Vec<_>) = missing_permissions
         .into_iter()
         .partition(|lacking| gateway_config.contains(lacking));
-    let labels = gateway
-        .as_ref()
-        .map(snapshot::gateway_labels)
-        .unwrap_or_default();
-    // The pods serving KMS's gateway, and the route configurations of
-    // KMS's there.
-    let (gateway_pods, kms_routes) = match (&gateway, &api_gateway) {
+    // The labels of the pods serving KMS's gateway, and the route
+    // configurations of KMS's there.
+    let (gateway_selector, kms_routes) = match (&gateway, &api_gateway) {
         (Some(gateway), _) => (
-            rollout::with_labels(&istio_pods, &labels),
+            Some(snapshot::gateway_labels(gateway)),
             vec![classic_route_config(gateway, kms_ns)],
         ),
         (None, Some(api_gateway)) => (
-            gateway_api_pods(
+            gateway_api_selector(
                 cluster,
                 istio_ns,
                 api_gateway,
-                &istio_pods,
                 lacking_gateway_config.is_empty(),
             )
             .await?,
             proxy_reading::gateway_api_route_config_names(api_gateway),
         ),
-        (None, None) => (Vec::new(), Vec::new()),
+        (None, None) => (None, Vec::new()),
     };
-    let token_adapter_pods = token_adapter
-        .as_ref()
-        .map(|adapter| rollout::with_labels(&istio_pods, &rollout::selector_labels(adapter)))
-        .unwrap_or_default();
-    // What the second batch needs none of is judged and let go first:
-    // every context in flight holds its first batch while the second runs.
-    drop(istio_pods);
+    let adapter_selector = token_adapter.as_ref().map(rollout::selector_labels);
+    // The Istio namespace's pods are sorted out of their list, the rest let
+    // go: every context in flight holds its first batch while the second
+    // runs.
+    let [gateway_pods, token_adapter_pods] = rollout::select(
+        istio_pods,
+        [gateway_selector.as_ref(), adapter_selector.as_ref()],
+    );
     let neighbour_gateways = match &gateway {
         None => Vec::new(),
         Some(kms) => {
@@ -874,25 +870,27 @@ fn classic_route_config(gateway: &Gateway, kms_namespace: &str) -> String {
     )
 }
 
-/// The pods (of `istio_pods`) that serve KMS's Gateway API Gateway: those
-/// istiod deployed for it, labelled with its name, or, for a Gateway
-/// attached to a gateway Service, those the Service selects. Reading the
-/// Service is part of reading the gateway configuration: without that
-/// permission (`may_read_service`), no pod is named.
-async fn gateway_api_pods(
+/// The labels of the pods that serve KMS's Gateway API Gateway: those
+/// istiod deployed for it carry its name; for a Gateway attached to a
+/// gateway Service, those the Service selects. Reading the Service is part
+/// of reading the gateway configuration: without that permission
+/// (`may_read_service`), or where the Service selects nothing, no pod is
+/// named.
+async fn gateway_api_selector(
     cluster: &Cluster,
     istio_namespace: &str,
     gateway: &ApiGateway,
-    istio_pods: &[Pod],
     may_read_service: bool,
-) -> Result<Vec<Pod>> {
+) -> Result<Option<BTreeMap<String, String>>> {
     let Some(service) = gateway.spec.attached_service(istio_namespace) else {
         let name = gateway.metadata.name.clone().unwrap_or_default();
-        let labels = BTreeMap::from([(DEPLOYED_GATEWAY_LABEL.to_owned(), name)]);
-        return Ok(rollout::with_labels(istio_pods, &labels));
+        return Ok(Some(BTreeMap::from([(
+            DEPLOYED_GATEWAY_LABEL.to_owned(),
+            name,
+        )])));
     };
     if !may_read_service {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let services: Api<Service> = Api::namespaced(cluster.client(), istio_namespace);
     let read = format!("read service {istio_namespace}/{service}");
@@ -900,12 +898,8 @@ async fn gateway_api_pods(
         .call(&read, services.get_opt(service))
         .await?
         .and_then(|service| service.spec?.selector)
-        .unwrap_or_default();
-    Ok(if selector.is_empty() {
-        Vec::new()
-    } else {
-        rollout::with_labels(istio_pods, &selector)
-    })
+        .filter(|selector| !selector.is_empty());
+    Ok(selector)
 }
 
 /// What each ready gateway pod (in `istio_namespace`) holds of KMS's part
