@@ -19,6 +19,7 @@ use kube::Resource;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::cluster::Cluster;
 use crate::error::Result;
@@ -26,6 +27,9 @@ use crate::error::Result;
 /// The channel of a port's data, and of what goes wrong with it.
 const DATA: u8 = 0;
 const ERROR: u8 = 1;
+
+/// How much of the WebSocket is read at a time.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// A forwarded port of a pod, read and written like a TCP connection to it.
 pub struct PodPort {
@@ -52,8 +56,15 @@ pub async fn open(cluster: &Cluster, namespace: &str, pod: &str, port: u16) -> R
         .expect("a forward of one port other than 0 is a well-formed request");
     let client = cluster.tunnel_client()?;
     let connection = cluster.call(&action, client.connect(request)).await?;
+    // kube's WebSocket reads through a 128 KiB buffer of its own; a gateway
+    // proxy's answer needs far less, and `status` over many contexts holds
+    // one per context in flight. Nothing was read through it yet, so the
+    // connection is taken back and read through a smaller one.
+    let upgraded = connection.into_stream().into_inner();
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await;
     Ok(PodPort {
-        socket: connection.into_stream(),
+        socket,
         frames: Frames {
             port,
             announced: [false; 2],
