@@ -11,62 +11,92 @@ It listens on 127.0.0.1 (a free port unless --port is given) and prints
 `127.0.0.1:PORT` on stdout once it accepts connections. TLS passes through
 untouched, so a kubeconfig whose server is the proxy's address verifies the
 API server's own certificate (its 127.0.0.1 address matches any port).
+
+The proxy shares the machine's cores with the API server it stands in
+front of, so it is built on asyncio's transports and callbacks: a chunk
+costs one timer, not the tasks, queues and stream buffers of asyncio's
+streams (which took 0.27 s of CPU where 50 contexts' `status` took 1.7 s).
 """
 
 import argparse
 import asyncio
 import sys
-import time
 
 
-async def pipe(reader, writer, delay):
-    """Copies reader to writer, each chunk delivered `delay` seconds after it
-    was read; a reader task and a writer task keep reading unblocked."""
-    queue = asyncio.Queue()
+class Side(asyncio.Protocol):
+    """One end of a proxied connection: what arrives here is written to the
+    other end `delay` seconds later, in the order it arrived."""
 
-    async def read():
-        while True:
-            chunk = await reader.read(65536)
-            await queue.put((time.monotonic() + delay, chunk))
-            if not chunk:
-                return
+    def __init__(self, delay):
+        self.delay = delay
+        self.transport = None
+        self.peer = None
+        self.last_due = 0.0
 
-    async def write():
-        while True:
-            due, chunk = await queue.get()
-            wait = due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if not chunk:
-                if writer.can_write_eof():
-                    writer.write_eof()
-                return
-            writer.write(chunk)
-            await writer.drain()
+    def connection_made(self, transport):
+        self.transport = transport
+        # Nothing is read until both ends are connected (see `join`).
+        transport.pause_reading()
 
-    try:
-        await asyncio.gather(read(), write())
-    except (ConnectionError, OSError):
-        pass
+    def later(self, callback, *args):
+        """Runs `callback` a delay from now, after everything this side
+        scheduled before (timers due at the same instant keep no order)."""
+        loop = asyncio.get_running_loop()
+        self.last_due = max(loop.time() + self.delay, self.last_due + 1e-6)
+        loop.call_at(self.last_due, callback, *args)
+
+    def data_received(self, data):
+        self.later(self.peer.transport.write, data)
+
+    def eof_received(self):
+        self.later(self.peer.write_eof)
+        return True
+
+    def write_eof(self):
+        if not self.transport.is_closing() and self.transport.can_write_eof():
+            try:
+                self.transport.write_eof()
+            except OSError:
+                # The other end is gone already; its close follows.
+                pass
+
+    def connection_lost(self, exc):
+        if self.peer is not None:
+            self.later(self.peer.transport.close)
+
+    # Flow control: when this end cannot take more, the other stops reading.
+    def pause_writing(self):
+        self.peer.transport.pause_reading()
+
+    def resume_writing(self):
+        self.peer.transport.resume_reading()
 
 
 async def serve(upstream_host, upstream_port, port, delay):
-    async def handle(client_reader, client_writer):
+    loop = asyncio.get_running_loop()
+
+    async def join(client):
         try:
-            server_reader, server_writer = await asyncio.open_connection(upstream_host, upstream_port)
+            _, server = await loop.create_connection(lambda: Side(delay), upstream_host, upstream_port)
         except OSError:
-            client_writer.close()
+            client.transport.close()
+            return
+        client.peer, server.peer = server, client
+        if client.transport.is_closing():
+            server.transport.close()
             return
         # The TCP handshake to the far server costs a round trip too.
         await asyncio.sleep(2 * delay)
-        await asyncio.gather(
-            pipe(client_reader, server_writer, delay),
-            pipe(server_reader, client_writer, delay),
-        )
-        for writer in (client_writer, server_writer):
-            writer.close()
+        for side in (client, server):
+            if not side.transport.is_closing():
+                side.transport.resume_reading()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    def accept():
+        client = Side(delay)
+        loop.call_soon(lambda: loop.create_task(join(client)))
+        return client
+
+    server = await loop.create_server(accept, "127.0.0.1", port)
     print(f"127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
