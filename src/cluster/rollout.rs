@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::objects::place::without_managed_fields;
+use crate::objects::place::{carries_labels, without_managed_fields};
 use crate::objects::rollout_state::{RolloutState, rollout_state};
 use crate::terminal::progress::Progress;
 use crate::values::duration;
@@ -183,14 +183,8 @@ pub fn select<const N: usize>(
 ) -> [Vec<Pod>; N] {
     let mut selected: [Vec<Pod>; N] = std::array::from_fn(|_| Vec::new());
     for pod in pods {
-        let carried = pod.metadata.labels.as_ref();
-        let carries = |labels: &BTreeMap<String, String>| {
-            labels
-                .iter()
-                .all(|(key, value)| carried.and_then(|l| l.get(key)) == Some(value))
-        };
         let by: Vec<usize> = (0..N)
-            .filter(|&index| selectors[index].is_some_and(carries))
+            .filter(|&index| selectors[index].is_some_and(|labels| carries_labels(&pod, labels)))
             .collect();
         if let Some((&last, others)) = by.split_last() {
             for &index in others {

@@ -2,7 +2,10 @@
 //! and how the plugin wants it to look (`Desired`). A step's fetch reads
 //! its objects by place before it knows their contents; its plan compares
 //! each `Desired` with what was read. Also the one way managed fields are
-//! dropped from what the plugin shows, saves, sends or keeps while it checks.
+//! dropped from what the plugin shows, saves, sends or keeps while it checks,
+//! and the one way an object is matched against a label selector.
+
+use std::collections::BTreeMap;
 
 use kube::Resource;
 use kube::core::ApiResource;
@@ -87,6 +90,15 @@ impl Desired {
     pub fn display_name(&self) -> String {
         self.place.display_name()
     }
+}
+
+/// Whether `object` carries every one of `labels`, as a label selector
+/// matches it (no labels match every object).
+pub fn carries_labels<K: Resource>(object: &K, labels: &BTreeMap<String, String>) -> bool {
+    let carried = object.meta().labels.as_ref();
+    labels
+        .iter()
+        .all(|(key, value)| carried.and_then(|l| l.get(key)) == Some(value))
 }
 
 /// `object` without its managed fields: the server's record of who set

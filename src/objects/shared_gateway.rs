@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::objects::place::carries_labels;
 use crate::objects::schemas::{Gateway, GatewaySpec, Server};
 
 /// A server of another Gateway that collides with one of KMS's.
@@ -111,14 +112,8 @@ impl<'a> Merged<'a> {
         if pods.is_empty() {
             return other.spec.selector == self.spec.selector;
         }
-        pods.iter().any(|pod| {
-            let labels = pod.metadata.labels.clone().unwrap_or_default();
-            other
-                .spec
-                .selector
-                .iter()
-                .all(|(key, value)| labels.get(key) == Some(value))
-        })
+        pods.iter()
+            .any(|pod| carries_labels(pod, &other.spec.selector))
     }
 }
 
