@@ -160,7 +160,7 @@ impl KmsPart {
     /// The names of the resources `extract` reads, as one regular
     /// expression for Envoy's `config_dump?name_regex=`, so that a proxy
     /// shared by many applications sends KMS's part of its configuration
-    /// (with its bootstrap) rather than every application's: every listener
+    /// rather than every application's: every listener
     /// (KMS's filter chains are among the others' there), KMS's route
     /// configurations, the kms-api clusters (and their endpoints), and the
     /// secrets gateway certificates are loaded from (`kubernetes-gateway:`
@@ -178,8 +178,9 @@ impl KmsPart {
         name.is_some_and(|name| self.routes.iter().any(|route| route == name))
     }
 
-    /// What `config_dump` (Envoy's `/config_dump?include_eds`) of gateway
-    /// pod `pod` holds of KMS's part.
+    /// What `config_dump` (the sections of Envoy's `/config_dump` that
+    /// `cluster::proxy_admin` reads) of gateway pod `pod` holds of KMS's
+    /// part.
     pub fn extract(&self, pod: &str, config_dump: &Value) -> ProxyReading {
         let section = |kind: &str| {
             config_dump["configs"]

@@ -1,6 +1,6 @@
-//! One HTTP/1.1 GET over a connection the caller opened: a port-forward's
-//! stream to a gateway proxy's admin interface, or a TLS connection to the
-//! gateway itself. Neither is a request to the API server, so neither goes
+//! One HTTP/1.1 GET over a connection the caller opened: `status --probe`'s
+//! TLS connection to the gateway itself, as a client of the exposed host
+//! speaks to it. It is not a request to the API server, so it does not go
 //! through the kube client.
 
 use http::{HeaderMap, StatusCode};
