@@ -1,18 +1,18 @@
 //! What a `status` snapshot keeps of the objects it reads. A snapshot may be
 //! saved and sent to someone without access to the cluster, so it never
 //! holds secret material: the API key only as its fingerprint (see
-//! `KeySecret`), TLS secrets only as their certificates, no literal
-//! environment values of a pod spec, and no `last-applied-configuration`
+//! `KeySecret`), TLS secrets only as their certificates, no environment
+//! of a pod spec, and no `last-applied-configuration`
 //! (which repeats an object's whole content, a Secret's data included).
 //! Applied when the snapshot is taken, so a live report and a report from the
 //! saved file are decided on the same data.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Resource;
 
-use crate::objects::injection_record;
 use crate::objects::place::without_managed_fields;
+use crate::objects::{injection_record, mounts};
 
 /// The data keys of a TLS secret the checks read (the `kubernetes.io/tls`
 /// keys and Istio's generic-secret keys), all of them certificates.
@@ -36,17 +36,18 @@ fn holds_private_key(pem: &[u8]) -> bool {
     String::from_utf8_lossy(pem).contains("PRIVATE KEY-----")
 }
 
-/// A pod without literal environment values.
+/// A pod without its environment (`mounts::without_unread_parts`).
 pub fn pod(mut pod: Pod) -> Pod {
     if let Some(spec) = pod.spec.as_mut() {
-        without_literal_env(spec);
+        mounts::without_unread_parts(spec);
     }
     without_bookkeeping(pod)
 }
 
-/// A Deployment whose pod template has no literal environment values, and
-/// without the never-injected template `inject` recorded on it (which
-/// holds the literal values the pod template had).
+/// A Deployment whose pod template has no environment
+/// (`mounts::without_unread_parts`), and without the never-injected
+/// template `inject` recorded on it (which holds the literal values the pod
+/// template had).
 pub fn deployment(mut deployment: Deployment) -> Deployment {
     if let Some(annotations) = deployment.metadata.annotations.as_mut() {
         annotations.remove(injection_record::ORIGINAL_TEMPLATE);
@@ -56,7 +57,7 @@ pub fn deployment(mut deployment: Deployment) -> Deployment {
         .as_mut()
         .and_then(|spec| spec.template.spec.as_mut())
     {
-        without_literal_env(spec);
+        mounts::without_unread_parts(spec);
     }
     without_bookkeeping(deployment)
 }
@@ -70,25 +71,6 @@ pub fn without_bookkeeping<K: Resource>(object: K) -> K {
         annotations.remove(LAST_APPLIED);
     }
     object
-}
-
-/// Drops every `env[].value` (a variable's literal value may be a
-/// credential); the names and `valueFrom` references stay.
-fn without_literal_env(spec: &mut PodSpec) {
-    let envs = spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten())
-        .map(|container| &mut container.env)
-        .chain(
-            spec.ephemeral_containers
-                .iter_mut()
-                .flatten()
-                .map(|container| &mut container.env),
-        );
-    for var in envs.flatten().flatten() {
-        var.value = None;
-    }
 }
 
 #[cfg(test)]
@@ -121,24 +103,34 @@ mod tests {
     }
 
     #[test]
-    fn pod_specs_lose_literal_environment_values_but_keep_references() {
+    fn pod_specs_lose_their_environment_and_every_volume_but_secrets() {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "p", "managedFields": [{"manager": "m"}]},
             "spec": {
                 "containers": [{"name": "c", "env": [
                     {"name": "TOKEN", "value": "s3cret"},
-                    {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "v"}}}]}],
-                "initContainers": [{"name": "i", "env": [{"name": "PASSWORD", "value": "p4ss"}]}]
+                    {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "k", "key": "v"}}}],
+                    "volumeMounts": [{"name": "tls", "mountPath": "/etc/tls"}]}],
+                "initContainers": [{"name": "i", "env": [{"name": "PASSWORD", "value": "p4ss"}]}],
+                "ephemeralContainers": [{"name": "e", "env": [{"name": "X", "value": "d3bug"}]}],
+                "volumes": [{"name": "tls", "secret": {"secretName": "kms-tls"}},
+                            {"name": "scratch", "emptyDir": {}}]
             }
         }))
         .unwrap();
         let text = serde_json::to_string(&super::pod(pod)).unwrap();
-        for secret in ["s3cret", "p4ss", "managedFields"] {
-            assert!(!text.contains(secret), "{secret} in {text}");
+        for gone in [
+            "s3cret",
+            "p4ss",
+            "d3bug",
+            "TOKEN",
+            "managedFields",
+            "scratch",
+        ] {
+            assert!(!text.contains(gone), "{gone} in {text}");
         }
-        assert!(
-            text.contains("TOKEN") && text.contains("secretKeyRef"),
-            "{text}"
-        );
+        for kept in ["kms-tls", "/etc/tls"] {
+            assert!(text.contains(kept), "{kept} not in {text}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::objects::mounts;
 use crate::objects::place::{carries_labels, without_managed_fields};
 use crate::objects::rollout_state::{RolloutState, rollout_state};
 use crate::terminal::progress::Progress;
@@ -197,8 +198,7 @@ pub fn select<const N: usize>(
 }
 
 /// The pods of `namespace` that carry every one of `labels` (every pod
-/// when there are none), without their managed fields (nothing reads a
-/// pod's, and they are a good part of it).
+/// when there are none), as the plugin reads them (`as_read`).
 pub async fn pods_with_labels(
     cluster: &Cluster,
     namespace: &str,
@@ -218,7 +218,17 @@ pub async fn pods_with_labels(
     let list = cluster
         .call(&action, api.list(&ListParams::default().labels(&selector)))
         .await?;
-    Ok(list.items.into_iter().map(without_managed_fields).collect())
+    Ok(list.items.into_iter().map(as_read).collect())
+}
+
+/// `pod` without what the plugin never reads of a pod: its managed fields
+/// and the parts `mounts::without_unread_parts` drops.
+fn as_read(pod: Pod) -> Pod {
+    let mut pod = without_managed_fields(pod);
+    if let Some(spec) = pod.spec.as_mut() {
+        mounts::without_unread_parts(spec);
+    }
+    pod
 }
 
 #[cfg(test)]

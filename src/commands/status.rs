@@ -673,9 +673,9 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
         served: served.clone(),
         kms_service: kms_service.map(redact::without_bookkeeping),
         apikey_secret: apikey_secret.map(|secret| KeySecret::of(&secret, &names.secret_key)),
-        token_adapter: token_adapter.map(redact::deployment),
+        token_adapter,
         token_adapter_pods: pods(token_adapter_pods),
-        kms: kms.map(redact::deployment),
+        kms,
         kms_pods: pods(kms_pods),
         certificate: certificate.map(redact::without_bookkeeping),
         certificate_secret: certificate_secret.map(redact::certificates_only),
@@ -781,8 +781,12 @@ async fn first_batch(
         missing_permissions,
         kms_service: kms_service.map(without_owned_field_sets),
         apikey_secret: apikey_secret.map(without_owned_field_sets),
-        token_adapter: token_adapter.map(without_owned_field_sets),
-        kms: kms.map(without_owned_field_sets),
+        // Reduced to what the snapshot keeps as soon as they are read: the
+        // second batch needs no more of them (their selectors, templates'
+        // secrets and containers, and injection record), and every context
+        // in flight holds them until its checks run.
+        token_adapter: token_adapter.map(redact::deployment),
+        kms: kms.map(redact::deployment),
         istio_pods,
         planes,
         certificate: certificate.map(without_owned_field_sets),
