@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
-use kube::Api;
+use kube::{Api, Resource};
 use serde::Serialize;
 
 use crate::checks::evaluate::Reading;
@@ -29,7 +29,7 @@ use crate::checks::snapshot::{
 };
 use crate::checks::{Report, redact};
 use crate::cli::{ObjectNameArgs, StatusArgs};
-use crate::cluster::apply::{self, WriteOptions, read_owned};
+use crate::cluster::apply::{self, Readable, WriteOptions, read_owned};
 use crate::cluster::datapath;
 use crate::cluster::discovery::{self};
 use crate::cluster::injector::{self, ControlPlanes};
@@ -48,7 +48,7 @@ use crate::objects::gateway_api::{
 };
 use crate::objects::injection_record;
 use crate::objects::mounts;
-use crate::objects::owned::{self, CA_CONFIG_MAP, Where};
+use crate::objects::owned::{self, CA_CONFIG_MAP, Owned, Where};
 use crate::objects::place::without_owned_field_sets;
 use crate::objects::schemas::{
     Certificate, DestinationRule, Gateway, IdentityMappingPolicy, VirtualService,
@@ -66,10 +66,10 @@ use crate::values::sidecar;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its
-/// connections and up to about 1 MB of responses being read, so fifty
-/// contexts take about three times one context's wall time in under 40 MB
-/// and never open fifty connections together (benches/NOTES.md).
-const CONCURRENT_CONTEXTS: usize = 30;
+/// connections, its requests and what it read (about half a megabyte), so
+/// fifty contexts take under three times one context's wall time in about
+/// 34 MB (benches/NOTES.md).
+const CONCURRENT_CONTEXTS: usize = 40;
 
 /// `target` is the run's cluster selection; `contexts` one target per
 /// `--context` given (none when none was).
@@ -501,7 +501,9 @@ async fn snapshot(cluster: &Cluster, served: &ServedApis, names: &Names) -> Resu
     // Reviewed with the rest, in the same round trip; optional.
     let gateway_config = permissions::for_gateway_config(istio_ns);
     let reviewed: Vec<_> = needs.iter().chain(&gateway_config).cloned().collect();
-    let first = first_batch(cluster, served, names, &at, &reviewed).await;
+    // Boxed: fifteen reads at once make a large state, which would
+    // otherwise sit on the stack with the rest of the run's.
+    let first = Box::pin(first_batch(cluster, served, names, &at, &reviewed)).await;
     let FirstBatch {
         version,
         missing_permissions,
@@ -755,22 +757,29 @@ async fn first_batch(
     ) = tokio::try_join!(
         cluster.version_opening_tunnel(),
         permissions::missing(cluster, reviewed),
-        cluster.call(&read_service, services.get_opt(KMS_SERVICE)),
-        cluster.call(&read_secret, secrets.get_opt(&names.secret)),
+        lean(cluster.call(&read_service, services.get_opt(KMS_SERVICE))),
+        lean(cluster.call(&read_secret, secrets.get_opt(&names.secret))),
         deployment(cluster, istio_ns, &names.token_adapter),
         deployment(cluster, kms_ns, &names.deployment),
         rollout::pods_with_labels(cluster, istio_ns, &no_labels),
         injector::read_index(cluster, istio_ns),
-        read_owned::<Certificate>(cluster, served, at, &owned::CERTIFICATE_OBJECT),
-        read_owned::<Gateway>(cluster, served, at, &owned::GATEWAY_OBJECT),
-        read_owned::<DestinationRule>(cluster, served, at, &owned::DESTINATION_RULE_OBJECT),
-        apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT),
-        read_owned::<VirtualService>(cluster, served, at, &owned::VIRTUAL_SERVICE_OBJECT),
-        read_owned::<IdentityMappingPolicy>(cluster, served, at, &owned::POLICY),
+        read_lean::<Certificate>(cluster, served, at, &owned::CERTIFICATE_OBJECT),
+        read_lean::<Gateway>(cluster, served, at, &owned::GATEWAY_OBJECT),
+        read_lean::<DestinationRule>(cluster, served, at, &owned::DESTINATION_RULE_OBJECT),
+        async {
+            let every = apply::list_everywhere::<Gateway>(cluster, served, &owned::GATEWAY_OBJECT);
+            Ok(every
+                .await?
+                .into_iter()
+                .map(without_owned_field_sets)
+                .collect::<Vec<_>>())
+        },
+        read_lean::<VirtualService>(cluster, served, at, &owned::VIRTUAL_SERVICE_OBJECT),
+        read_lean::<IdentityMappingPolicy>(cluster, served, at, &owned::POLICY),
         // Boxed: the batch's state would otherwise outgrow the stack.
         Box::pin(async {
             if served.gateway_api() {
-                read_owned::<ApiGateway>(cluster, served, at, &owned::KMS_GATEWAY_OBJECT).await
+                read_lean::<ApiGateway>(cluster, served, at, &owned::KMS_GATEWAY_OBJECT).await
             } else {
                 Ok(None)
             }
@@ -779,27 +788,37 @@ async fn first_batch(
     Ok(FirstBatch {
         version,
         missing_permissions,
-        kms_service: kms_service.map(without_owned_field_sets),
-        apikey_secret: apikey_secret.map(without_owned_field_sets),
-        // Reduced to what the snapshot keeps as soon as they are read: the
-        // second batch needs no more of them (their selectors, templates'
-        // secrets and containers, and injection record), and every context
-        // in flight holds them until its checks run.
-        token_adapter: token_adapter.map(redact::deployment),
-        kms: kms.map(redact::deployment),
+        kms_service,
+        apikey_secret,
+        token_adapter,
+        kms,
         istio_pods,
         planes,
-        certificate: certificate.map(without_owned_field_sets),
-        gateway: gateway.map(without_owned_field_sets),
-        destination_rule: destination_rule.map(without_owned_field_sets),
-        every_gateway: every_gateway
-            .into_iter()
-            .map(without_owned_field_sets)
-            .collect(),
-        virtual_service: virtual_service.map(without_owned_field_sets),
-        policy: policy.map(without_owned_field_sets),
-        api_gateway: api_gateway.map(without_owned_field_sets),
+        certificate,
+        gateway,
+        destination_rule,
+        every_gateway,
+        virtual_service,
+        policy,
+        api_gateway,
     })
+}
+
+/// `read`'s object without its owned field sets, dropped as soon as it is
+/// parsed: a batch ends with its last answer, and every context in flight
+/// would hold them until then.
+async fn lean<K: Resource>(read: impl Future<Output = Result<Option<K>>>) -> Result<Option<K>> {
+    Ok(read.await?.map(without_owned_field_sets))
+}
+
+/// The owned object `owned` where `at` puts it, `lean`.
+async fn read_lean<K: Readable>(
+    cluster: &Cluster,
+    served: &ServedApis,
+    at: &Where<'_>,
+    owned: &Owned,
+) -> Result<Option<K>> {
+    lean(read_owned::<K>(cluster, served, at, owned)).await
 }
 
 /// The rest of what `expose --api gateway-api` writes (the route, the
@@ -818,15 +837,15 @@ async fn gateway_api_rest(
     let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client(), at.kms_namespace);
     let read_ca = format!("read configmap {}/{CA_CONFIG_MAP}", at.kms_namespace);
     let (route, policy, ca) = tokio::try_join!(
-        read_owned::<HttpRoute>(cluster, served, at, &owned::HTTP_ROUTE_OBJECT),
-        read_owned::<BackendTlsPolicy>(cluster, served, at, &owned::BACKEND_TLS_POLICY_OBJECT),
-        cluster.call(&read_ca, config_maps.get_opt(CA_CONFIG_MAP)),
+        read_lean::<HttpRoute>(cluster, served, at, &owned::HTTP_ROUTE_OBJECT),
+        read_lean::<BackendTlsPolicy>(cluster, served, at, &owned::BACKEND_TLS_POLICY_OBJECT),
+        lean(cluster.call(&read_ca, config_maps.get_opt(CA_CONFIG_MAP))),
     )?;
     Ok(GatewayApiObjects {
         gateway: None,
-        route: route.map(without_owned_field_sets),
-        policy: policy.map(without_owned_field_sets),
-        ca: ca.map(without_owned_field_sets),
+        route,
+        policy,
+        ca,
     })
 }
 
@@ -993,13 +1012,18 @@ fn credentials_named(gateway: Option<&Gateway>, rule: Option<&DestinationRule>) 
     served.chain(upstream).collect()
 }
 
-/// A Deployment, if it exists.
+/// A Deployment, if it exists, reduced to what the snapshot keeps of it as
+/// soon as it is parsed (`redact::deployment`): the second batch reads no
+/// more of it (its selector, its template's secrets and containers, its
+/// injection record), and every context in flight holds it until its
+/// checks run.
 async fn deployment(cluster: &Cluster, namespace: &str, name: &str) -> Result<Option<Deployment>> {
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
-    cluster
+    let found = cluster
         .call(
             &format!("read deployment {namespace}/{name}"),
             deployments.get_opt(name),
         )
-        .await
+        .await?;
+    Ok(found.map(redact::deployment))
 }
