@@ -2,8 +2,9 @@
 //! saved and sent to someone without access to the cluster, so it never
 //! holds secret material: the API key only as its fingerprint (see
 //! `KeySecret`), TLS secrets only as their certificates, no environment
-//! of a pod spec, and no `last-applied-configuration`
-//! (which repeats an object's whole content, a Secret's data included).
+//! (and no volume but secrets) of a pod spec, and no
+//! `last-applied-configuration` (which repeats an object's whole content, a
+//! Secret's data included).
 //! Applied when the snapshot is taken, so a live report and a report from the
 //! saved file are decided on the same data.
 
@@ -36,7 +37,8 @@ fn holds_private_key(pem: &[u8]) -> bool {
     String::from_utf8_lossy(pem).contains("PRIVATE KEY-----")
 }
 
-/// A pod without its environment (`mounts::without_unread_parts`).
+/// A pod without its environment or any volume but secrets
+/// (`mounts::without_unread_parts`).
 pub fn pod(mut pod: Pod) -> Pod {
     if let Some(spec) = pod.spec.as_mut() {
         mounts::without_unread_parts(spec);
@@ -44,8 +46,8 @@ pub fn pod(mut pod: Pod) -> Pod {
     without_bookkeeping(pod)
 }
 
-/// A Deployment whose pod template has no environment
-/// (`mounts::without_unread_parts`), and without the never-injected
+/// A Deployment whose pod template has no environment and no volume but
+/// secrets (`mounts::without_unread_parts`), and without the never-injected
 /// template `inject` recorded on it (which holds the literal values the pod
 /// template had).
 pub fn deployment(mut deployment: Deployment) -> Deployment {
