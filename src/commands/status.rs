@@ -67,7 +67,7 @@ use crate::values::sidecar;
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
 /// How many contexts are checked at once: a context in flight holds its
 /// connections, its requests and what it read (about half a megabyte), so
-/// fifty contexts take under three times one context's wall time in about
+/// fifty contexts take about three times one context's wall time in about
 /// 34 MB (benches/NOTES.md).
 const CONCURRENT_CONTEXTS: usize = 40;
 
@@ -776,14 +776,13 @@ async fn first_batch(
         },
         read_lean::<VirtualService>(cluster, served, at, &owned::VIRTUAL_SERVICE_OBJECT),
         read_lean::<IdentityMappingPolicy>(cluster, served, at, &owned::POLICY),
-        // Boxed: the batch's state would otherwise outgrow the stack.
-        Box::pin(async {
+        async {
             if served.gateway_api() {
                 read_lean::<ApiGateway>(cluster, served, at, &owned::KMS_GATEWAY_OBJECT).await
             } else {
                 Ok(None)
             }
-        }),
+        },
     )?;
     Ok(FirstBatch {
         version,
