@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
+use k8s_openapi::apimachinery::pkg::version::Info;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
@@ -122,6 +123,8 @@ pub struct Cluster {
     config: Config,
     user: String,
     tunnels: std::sync::OnceLock<Client>,
+    /// The server's version, read once (see `version_opening_tunnel`).
+    version: tokio::sync::OnceCell<Info>,
     server: String,
     context: String,
     request_timeout: Option<Duration>,
@@ -162,6 +165,7 @@ impl Cluster {
             config,
             user,
             tunnels: std::sync::OnceLock::new(),
+            version: tokio::sync::OnceCell::new(),
             server,
             context,
             request_timeout,
@@ -190,13 +194,16 @@ impl Cluster {
     /// that the connection a port-forward needs is opened (TCP and TLS)
     /// beside the other reads, by a request that is needed anyway, instead
     /// of delaying the forward or costing a request of its own. The forward
-    /// that follows takes it from the client's pool.
-    pub async fn version_opening_tunnel(
-        &self,
-    ) -> Result<k8s_openapi::apimachinery::pkg::version::Info> {
-        let client = self.tunnel_client()?;
-        self.call("read the server version", client.apiserver_version())
-            .await
+    /// that follows takes it from the client's pool. The version is read
+    /// once: a second call, while the first is in flight or after it, takes
+    /// its answer.
+    pub async fn version_opening_tunnel(&self) -> Result<Info> {
+        let read = async || {
+            let client = self.tunnel_client()?;
+            self.call("read the server version", client.apiserver_version())
+                .await
+        };
+        self.version.get_or_try_init(read).await.cloned()
     }
 
     /// The API server's URL, for messages.

@@ -17,6 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::{Api, Resource};
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::checks::evaluate::Reading;
 use crate::checks::fleet::{self, ContextError, ContextResult, ContextRun, FleetReport, Judged};
@@ -65,11 +66,13 @@ use crate::values::probe::Probe;
 use crate::values::sidecar;
 
 const WAIT_INTERVAL: Duration = Duration::from_secs(2);
-/// How many contexts are checked at once: a context in flight holds its
-/// connections, its requests and what it read (about half a megabyte), so
-/// fifty contexts take about three times one context's wall time in about
-/// 34 MB (benches/NOTES.md).
-const CONCURRENT_CONTEXTS: usize = 40;
+/// How many contexts read their objects at once: a context reading holds
+/// its connections, its requests and what it read (about half a megabyte).
+const CONCURRENT_CONTEXTS: usize = 30;
+/// How many contexts more may open their connections while they wait for
+/// their turn to read, so that a turn, when it comes, does not begin with
+/// the connection's round trips (benches/NOTES.md).
+const OPENING_AHEAD: usize = 20;
 
 /// `target` is the run's cluster selection; `contexts` one target per
 /// `--context` given (none when none was).
@@ -123,7 +126,7 @@ async fn one_context(target: &Target, args: &StatusArgs) -> Result<()> {
         probe: probe_from(args),
         ..names_in(target, &args.names)
     };
-    let (context, reading) = read_context(target, &names, args.wait, None).await?;
+    let (context, reading) = read_context(target, &names, args.wait, None, None).await?;
     let report = reading.report(&names);
     if let Some(path) = &args.save {
         let run = ContextRun {
@@ -213,19 +216,24 @@ fn check_known(target: &Target, targets: &[Target]) -> Result<()> {
 }
 
 /// Checks every target, `CONCURRENT_CONTEXTS` at a time: as soon as one
-/// is done the next starts, so a slow context holds up no other. Of each
-/// context only its judgement is kept, and, with `--save`, the file's text
-/// for it: never every snapshot at once. Both come back in the targets'
-/// order.
+/// is done the next starts, so a slow context holds up no other. Up to
+/// `OPENING_AHEAD` more contexts are connected ahead of their turn (see
+/// `read_context`). Of each context only its judgement is kept, and, with
+/// `--save`, the file's text for it: never every snapshot at once. Both come
+/// back in the targets' order.
 async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> (Vec<Judged>, Vec<Entry>) {
     let total = targets.len();
     let mut progress = Progress::start(&format!("checking {total} contexts"));
     let mut done = Vec::with_capacity(total);
+    let turns = Semaphore::new(CONCURRENT_CONTEXTS);
+    let turns = &turns;
     let mut checked = futures::stream::iter(targets.into_iter().enumerate())
         // Boxed: a finished context's task may outlive it a while (a waker
         // of it held elsewhere), and should not keep its whole state then.
-        .map(|(index, target)| async move { (index, Box::pin(check_context(target, args)).await) })
-        .buffer_unordered(CONCURRENT_CONTEXTS);
+        .map(|(index, target)| async move {
+            (index, Box::pin(check_context(target, args, turns)).await)
+        })
+        .buffer_unordered(CONCURRENT_CONTEXTS + OPENING_AHEAD);
     while let Some((index, run)) = checked.next().await {
         let entry = args.save.is_some().then(|| Entry::of(&run));
         done.push((index, run.judge(), entry));
@@ -243,8 +251,8 @@ async fn check_contexts(targets: Vec<Target>, args: &StatusArgs) -> (Vec<Judged>
 }
 
 /// One context of several: its reading, or its error as a person reads
-/// it, within the context's own deadline.
-async fn check_context(target: Target, args: &StatusArgs) -> ContextRun {
+/// it, within the context's own deadline from its turn of `turns`.
+async fn check_context(target: Target, args: &StatusArgs, turns: &Semaphore) -> ContextRun {
     let names = Names {
         revision: args.revision.clone(),
         probe: probe_from(args),
@@ -252,7 +260,7 @@ async fn check_context(target: Target, args: &StatusArgs) -> ContextRun {
     };
     let context = target.context.clone().unwrap_or_default();
     let deadline = context_deadline(&target, args.wait);
-    let result = match read_context(&target, &names, args.wait, deadline).await {
+    let result = match read_context(&target, &names, args.wait, deadline, Some(turns)).await {
         Ok((_, reading)) => ContextResult::Read(Box::new(reading)),
         Err(err) => {
             let report = error::Report {
@@ -273,50 +281,77 @@ async fn check_context(target: Target, args: &StatusArgs) -> ContextRun {
     }
 }
 
-/// How long one of several contexts may take in all: its request timeout
-/// (each batch of reads is concurrent, so a healthy cluster needs a few
-/// round trips), plus the `--wait`; no limit when requests have none.
+/// How long one of several contexts may take from its turn: its request
+/// timeout (each batch of reads is concurrent, so a healthy cluster needs a
+/// few round trips), plus the `--wait`; no limit when requests have none.
 fn context_deadline(target: &Target, wait: Option<Duration>) -> Option<Duration> {
     let limit = target.request_timeout;
     (!limit.is_zero()).then(|| limit + wait.unwrap_or_default())
 }
 
 /// Connects to `target` and reads it, waiting for every check to pass when
-/// asked, all within `deadline` when one is given. Returns the context's
-/// name and the last reading.
+/// asked. What needs nothing else starts at once: discovery and the
+/// server's version, which open the context's two connections. The reads
+/// of the checks wait for the context's turn, when `turns` are given, and
+/// must end within `deadline` from it, when one is given. Returns the
+/// context's name and the last reading.
 async fn read_context(
     target: &Target,
     names: &Names,
     wait: Option<Duration>,
     deadline: Option<Duration>,
+    turns: Option<&Semaphore>,
 ) -> Result<(String, Reading)> {
     let cluster = Cluster::connect(target).await?;
-    let reading = async {
-        match wait {
-            None => {
-                let run =
-                    Run::without_discovery(&cluster, target, WriteOptions::default(), &Terminal);
-                let read = async |run: Run<'_>| read(run.cluster, run.served, names).await;
-                Ok(discovery::fetch_while_discovering(run, read).await?.1)
-            }
-            Some(limit) => {
-                let served = discovery::discover(&cluster).await?;
-                read_until_passing(&cluster, &served, names, limit, deadline.is_none()).await
-            }
+    let reading = match wait {
+        None => {
+            let run = Run::without_discovery(&cluster, target, WriteOptions::default(), &Terminal);
+            let read = async |run: Run<'_>| {
+                let reads = async || read(run.cluster, run.served, names).await;
+                in_turn(run.cluster, turns, deadline, reads).await
+            };
+            let (fetched, _) = tokio::join!(
+                discovery::fetch_while_discovering(run, read),
+                cluster.version_opening_tunnel()
+            );
+            fetched?.1
         }
-    };
-    let reading = match deadline {
-        None => reading.await?,
         Some(limit) => {
-            tokio::time::timeout(limit, reading)
-                .await
-                .map_err(|_| Error::Timeout {
-                    server: cluster.server().to_owned(),
-                    timeout: duration::display(limit),
-                })??
+            let (served, _) = tokio::join!(
+                discovery::discover(&cluster),
+                cluster.version_opening_tunnel()
+            );
+            let served = served?;
+            let reads = async || {
+                read_until_passing(&cluster, &served, names, limit, deadline.is_none()).await
+            };
+            in_turn(&cluster, turns, deadline, reads).await?
         }
     };
     Ok((cluster.context().to_owned(), reading))
+}
+
+/// Waits for a turn of `turns` (when given), then runs `reads` within
+/// `deadline` (when given).
+async fn in_turn<T>(
+    cluster: &Cluster,
+    turns: Option<&Semaphore>,
+    deadline: Option<Duration>,
+    reads: impl AsyncFnOnce() -> Result<T>,
+) -> Result<T> {
+    let _turn = match turns {
+        Some(turns) => Some(turns.acquire().await.expect("the turns are never closed")),
+        None => None,
+    };
+    match deadline {
+        None => reads().await,
+        Some(limit) => tokio::time::timeout(limit, reads())
+            .await
+            .map_err(|_| Error::Timeout {
+                server: cluster.server().to_owned(),
+                timeout: duration::display(limit),
+            })?,
+    }
 }
 
 /// Writes the contexts to `path`, replacing what was there.
