@@ -31,9 +31,11 @@ from runbook import (ROOT, Harness, LatencyProxy, median, peak_rss, plugin_chain
                      replace_section, sh, wait_until_status_passes)
 
 HEADING = "## Many contexts in one run"
-# How many contexts status checks at once, as the source says.
-CONCURRENT = re.search(r"const CONCURRENT_CONTEXTS: usize = (\d+);",
-                       (ROOT / "src/commands/status.rs").read_text()).group(1)
+# How many contexts status reads at once, and how many more open their
+# connections ahead of their turn, as the source says.
+STATUS_SOURCE = (ROOT / "src/commands/status.rs").read_text()
+CONCURRENT = re.search(r"const CONCURRENT_CONTEXTS: usize = (\d+);", STATUS_SOURCE).group(1)
+AHEAD = re.search(r"const OPENING_AHEAD: usize = (\d+);", STATUS_SOURCE).group(1)
 # Targets, as multiples of one context's wall time, and the peak RSS at 50.
 TIME_TARGETS = {10: 1.5, 50: 3.0}
 RSS_TARGET_MB = 40
@@ -122,7 +124,8 @@ def main():
         f"one run, every one reaching the modern test cluster through `benches/latency_proxy.py` at "
         f"{args.rtt_ms:.0f} ms round trip, each context its own connection, the same set-up namespace pair "
         f"in all (every context passes every check). Wall time is the median of {args.runs} runs; N = 1 is "
-        f"the single-context run. Contexts are checked {CONCURRENT} at a time. Plugin CPU is the plugin "
+        f"the single-context run. Contexts read {CONCURRENT} at a time, {AHEAD} more opening their connections "
+        f"ahead of their turn. Plugin CPU is the plugin "
         f"process's user and system time in one run; the API server and the proxy every context reaches "
         f"run on the same {os.cpu_count()} cores.",
         "",
