@@ -475,12 +475,8 @@ async fn permissions_only(
     served: &ServedApis,
     names: &Names,
 ) -> Result<Snapshot> {
-    let version = cluster
-        .call(
-            "read the server version",
-            cluster.client().apiserver_version(),
-        )
-        .await?;
+    // The refused batch's answer, when it came before the refusal.
+    let version = cluster.version_opening_tunnel().await?;
     let scope = Scope {
         kms: &names.kms_namespace,
         istio: &names.istio_namespace,
