@@ -123,8 +123,8 @@ pub struct Cluster {
     config: Config,
     user: String,
     tunnels: std::sync::OnceLock<Client>,
-    /// The server's version, read once (see `version_opening_tunnel`).
-    version: tokio::sync::OnceCell<Info>,
+    /// The server's version, once read (see `version_opening_tunnel`).
+    version: tokio::sync::Mutex<Option<Info>>,
     server: String,
     context: String,
     request_timeout: Option<Duration>,
@@ -165,7 +165,7 @@ impl Cluster {
             config,
             user,
             tunnels: std::sync::OnceLock::new(),
-            version: tokio::sync::OnceCell::new(),
+            version: tokio::sync::Mutex::new(None),
             server,
             context,
             request_timeout,
@@ -194,16 +194,25 @@ impl Cluster {
     /// that the connection a port-forward needs is opened (TCP and TLS)
     /// beside the other reads, by a request that is needed anyway, instead
     /// of delaying the forward or costing a request of its own. The forward
-    /// that follows takes it from the client's pool. The version is read
-    /// once: a second call, while the first is in flight or after it, takes
-    /// its answer.
+    /// that follows takes it from the client's pool. A call while a read is
+    /// in flight, or after it, takes its answer, until `forget_version`.
     pub async fn version_opening_tunnel(&self) -> Result<Info> {
-        let read = async || {
-            let client = self.tunnel_client()?;
-            self.call("read the server version", client.apiserver_version())
-                .await
-        };
-        self.version.get_or_try_init(read).await.cloned()
+        let mut version = self.version.lock().await;
+        if let Some(known) = version.as_ref() {
+            return Ok(known.clone());
+        }
+        let client = self.tunnel_client()?;
+        let read = self
+            .call("read the server version", client.apiserver_version())
+            .await?;
+        Ok(version.insert(read).clone())
+    }
+
+    /// Lets the next `version_opening_tunnel` read the version again, and so
+    /// open a connection for the next port-forward: a forward takes the
+    /// connection it is given for good.
+    pub async fn forget_version(&self) {
+        *self.version.lock().await = None;
     }
 
     /// The API server's URL, for messages.

@@ -457,7 +457,7 @@ pub async fn check(cluster: &Cluster, served: &ServedApis, names: &Names) -> Res
 /// One round of reads: the whole snapshot, or what a user refused one of
 /// them can still be told.
 async fn read(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<Reading> {
-    match snapshot(cluster, served, names).await {
+    let reading = match snapshot(cluster, served, names).await {
         Ok(snapshot) => Ok(Reading::Complete(snapshot)),
         Err(Error::Forbidden { action, source }) => Ok(Reading::Refused {
             snapshot: permissions_only(cluster, served, names).await?,
@@ -465,7 +465,10 @@ async fn read(cluster: &Cluster, served: &ServedApis, names: &Names) -> Result<R
             refusal: error::for_people(&source),
         }),
         Err(other) => Err(other),
-    }
+    };
+    // The next reading opens a connection for its port-forward again.
+    cluster.forget_version().await;
+    reading
 }
 
 /// What a user who may not read everything can still be told: the server,
